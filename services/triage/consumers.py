@@ -1,0 +1,15 @@
+"""Topic → handler wiring of the triage service."""
+
+from __future__ import annotations
+
+from services.triage.handlers import TriageHandlers
+from shared.runtime import Runtime
+
+
+def register(rt: Runtime, h: TriageHandlers) -> None:
+    """Subscribe the triage consumer group."""
+    rt.on_events([rt.topics.reports, rt.topics.mediation], "triage", {
+        "report.received": h.report_received,
+        "report.repeated": h.report_repeated,
+        "case.returned": h.case_returned,
+    })

@@ -1,0 +1,336 @@
+"""The bus port, an in-memory adapter for unit tests, and the aiokafka adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger("fengqiao.bus")
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record as a consumer sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One record to publish."""
+
+    topic: str
+    key: str | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+MessageHandler = Callable[[Message], Awaitable[None]]
+
+# What the producer and consumers must run with; a test checks the adapter really uses these.
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+}
+CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "isolation_level": "read_committed",
+}
+
+
+class Bus(Protocol):
+    """The port every service talks to; adapters: InMemoryBus, KafkaBus."""
+
+    async def start(self) -> None:
+        """Connect the producer and start every subscribed consumer."""
+
+    async def stop(self) -> None:
+        """Stop consumers, flush and close the producer."""
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish in order and return once the broker acknowledged all of them."""
+
+    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
+        """Register a handler for a consumer group; call before start()."""
+
+    async def ping(self) -> bool:
+        """Whether the broker answers."""
+
+
+@dataclass
+class _Subscription:
+    topics: list[str]
+    group: str
+    handler: MessageHandler
+
+
+class DeadLetterPolicy:
+    """Retry a failing message a few times, then send it to `<topic>.dlq` and move on."""
+
+    def __init__(self, bus: Bus, max_attempts: int = 3, backoff_s: float = 0.05) -> None:
+        self.bus, self.max_attempts, self.backoff_s = bus, max_attempts, backoff_s
+
+    async def run(self, msg: Message, handler: MessageHandler) -> None:
+        """Call the handler; after max_attempts failures dead-letter the raw message."""
+        from shared.events import EventDecodeError
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await handler(msg)
+                return
+            except EventDecodeError as exc:  # retrying cannot fix bad bytes
+                await self.dead_letter(msg, exc, attempt)
+                return
+            except Exception as exc:
+                if attempt == self.max_attempts:
+                    await self.dead_letter(msg, exc, attempt)
+                    return
+                log.warning(
+                    "handler failed, retrying",
+                    extra={"topic": msg.topic, "offset": msg.offset, "attempt": attempt,
+                           "error": type(exc).__name__},
+                )
+                await asyncio.sleep(self.backoff_s * attempt)
+
+    async def dead_letter(self, msg: Message, exc: BaseException, attempts: int) -> None:
+        """Publish the raw bytes with the error and origin; never the payload in a header."""
+        from shared.pii import redact_text
+
+        reason = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+        headers: Headers = [
+            ("dlq.error", reason.encode()),
+            ("dlq.origin.topic", msg.topic.encode()),
+            ("dlq.origin.partition", str(msg.partition).encode()),
+            ("dlq.origin.offset", str(msg.offset).encode()),
+            ("dlq.attempts", str(attempts).encode()),
+        ]
+        from shared.topics import Topics
+
+        key = msg.key.decode(errors="replace") if msg.key else None
+        await self.bus.publish([OutgoingMessage(Topics.dlq(msg.topic), key, msg.value, headers)])
+        log.error(
+            "message dead-lettered",
+            extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                   "reason": reason},
+        )
+
+
+class InMemoryBus:
+    """A bus in process memory: each group gets every message of its topics, in order."""
+
+    def __init__(self, max_attempts: int = 3) -> None:
+        self.log: dict[str, list[Message]] = defaultdict(list)
+        self._subs: list[_Subscription] = []
+        self._queues: dict[int, asyncio.Queue[Message]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts, backoff_s=0)
+
+    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
+        """Register a handler."""
+        self._subs.append(_Subscription(topics, group, handler))
+
+    async def start(self) -> None:
+        """Start one worker per subscription."""
+        for i, sub in enumerate(self._subs):
+            if i in self._queues:
+                continue
+            q: asyncio.Queue[Message] = asyncio.Queue()
+            self._queues[i] = q
+            for topic in sub.topics:  # replay what was published before start
+                for m in self.log[topic]:
+                    self._enqueue(q, m)
+            self._tasks.append(asyncio.create_task(self._work(sub, q)))
+
+    def _enqueue(self, q: asyncio.Queue[Message], m: Message) -> None:
+        self._pending += 1
+        self._idle.clear()
+        q.put_nowait(m)
+
+    async def _work(self, sub: _Subscription, q: asyncio.Queue[Message]) -> None:
+        while True:
+            m = await q.get()
+            try:
+                await self.dlq.run(m, sub.handler)
+            finally:
+                self._pending -= 1
+                if self._pending == 0:
+                    self._idle.set()
+
+    async def stop(self) -> None:
+        """Cancel the workers."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        self._queues.clear()
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Append to the topic logs and hand to subscribers."""
+        for om in messages:
+            m = Message(
+                om.topic, 0, len(self.log[om.topic]),
+                om.key.encode() if om.key is not None else None, om.value, list(om.headers),
+            )
+            self.log[om.topic].append(m)
+            for i, sub in enumerate(self._subs):
+                if om.topic in sub.topics and i in self._queues:
+                    self._enqueue(self._queues[i], m)
+
+    async def ping(self) -> bool:
+        """Always reachable."""
+        return True
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every delivered message was handled (tests)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+
+class KafkaBus:
+    """aiokafka adapter: idempotent acks=all producer; consumers commit after processing."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        max_attempts: int = 3,
+        extra_topics: Sequence[str] = (),
+        partitions: int = 3,
+    ) -> None:
+        self.bootstrap, self.client_id = bootstrap, client_id
+        self._subs: list[_Subscription] = []
+        self._extra_topics = list(extra_topics)
+        self._partitions = partitions
+        self.producer: Any = None
+        self.consumers: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts)
+
+    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
+        """Register a handler for a consumer group."""
+        self._subs.append(_Subscription(topics, group, handler))
+
+    def producer_config(self) -> dict[str, Any]:
+        """The producer's settings (checked by a test)."""
+        return {"bootstrap_servers": self.bootstrap, "client_id": self.client_id,
+                **PRODUCER_SETTINGS}
+
+    def consumer_config(self, group: str) -> dict[str, Any]:
+        """A consumer's settings (checked by a test)."""
+        return {"bootstrap_servers": self.bootstrap, "group_id": group,
+                "client_id": f"{self.client_id}-{group}", **CONSUMER_SETTINGS}
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create topics (and their dead-letter topics) that do not exist yet."""
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = sorted({t for t in topics} | {f"{t}.dlq" for t in topics if
+                                                   not t.endswith(".dlq")})
+            new = [NewTopic(t, self._partitions, 1) for t in wanted if t not in existing]
+            if new:
+                with contextlib.suppress(Exception):  # a racing creator is fine
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+
+    async def start(self) -> None:
+        """Create topics, start the producer and one consumer task per subscription."""
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        topics = [t for s in self._subs for t in s.topics] + self._extra_topics
+        if topics:
+            await self.ensure_topics(topics)
+        self.producer = AIOKafkaProducer(**self.producer_config())
+        await self.producer.start()
+        for sub in self._subs:
+            consumer = AIOKafkaConsumer(*sub.topics, **self.consumer_config(sub.group))
+            await consumer.start()
+            self.consumers.append(consumer)
+            self._tasks.append(asyncio.create_task(self._consume(consumer, sub)))
+
+    async def _consume(self, consumer: Any, sub: _Subscription) -> None:
+        from aiokafka import TopicPartition
+
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                for tp, records in batches.items():
+                    done = None
+                    try:
+                        for r in records:
+                            msg = Message(r.topic, r.partition, r.offset, r.key,
+                                          r.value or b"", list(r.headers or []))
+                            await self.dlq.run(msg, sub.handler)
+                            done = r.offset
+                    finally:
+                        if done is not None:
+                            # commit only what was processed and persisted
+                            await consumer.commit({TopicPartition(tp.topic, tp.partition):
+                                                   done + 1})
+                        if done != records[-1].offset:  # rewind: the rest is read again
+                            consumer.seek(tp, records[0].offset if done is None else done + 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker hiccup: keep consuming, never die silently
+                log.error("consumer loop error", extra={"group": sub.group,
+                                                        "error": type(exc).__name__})
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        """Stop consumers first (no new work), then flush the producer."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for c in self.consumers:
+            with contextlib.suppress(Exception):
+                await c.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        self._tasks.clear()
+        self.consumers.clear()
+        self.producer = None
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send in order, then wait for every acknowledgement."""
+        futures = []
+        for m in messages:
+            futures.append(await self.producer.send(
+                m.topic, m.value, key=m.key.encode() if m.key is not None else None,
+                headers=m.headers or None))
+        for f in futures:
+            await f
+
+    async def ping(self) -> bool:
+        """Whether the broker answers a metadata request."""
+        if self.producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
+            return True
+        except Exception:
+            return False

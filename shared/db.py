@@ -1,0 +1,270 @@
+"""Database plumbing: engines, the outbox/inbox/trail tables, the unit of work, the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, Column, DateTime, Index, event, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import Bus, OutgoingMessage
+from shared.contracts import REGISTRY, TrailAppended
+from shared.events import Envelope, utcnow
+
+log = logging.getLogger("fengqiao.db")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        memory = url.endswith("://") or ":memory:" in url
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def tz(column_name: str | None = None, **kw: Any) -> Any:
+    """A timezone-aware timestamp column."""
+    return Field(sa_column=Column(column_name, DateTime(timezone=True), **kw))
+
+
+def json_column(**kw: Any) -> Any:
+    """A JSON column."""
+    return Field(default_factory=dict, sa_column=Column(JSON, **kw))
+
+
+@dataclass(frozen=True)
+class DeliveryTables:
+    """The outbox, inbox and trail tables of one service (each service has its own)."""
+
+    outbox: Any
+    inbox: Any
+    trail: Any
+
+
+def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
+    """Declare outbox, inbox and trail tables on a service's own SQLModel base."""
+
+    class OutboxRow(base, table=True):  # type: ignore[misc, valid-type]
+        __tablename__ = "outbox"
+        __table_args__ = (Index("ix_outbox_unpublished", "published_at", "id"),)
+        id: int | None = Field(default=None, primary_key=True)
+        event_id: str = Field(unique=True, max_length=64)
+        topic: str = Field(max_length=200)
+        key: str | None = Field(default=None, max_length=200)
+        value: bytes
+        created_at: datetime = tz(nullable=False)
+        published_at: datetime | None = tz(nullable=True)
+
+    class InboxRow(base, table=True):  # type: ignore[misc, valid-type]
+        __tablename__ = "inbox"
+        consumer: str = Field(primary_key=True, max_length=100)
+        event_id: str = Field(primary_key=True, max_length=64)
+        processed_at: datetime = tz(nullable=False)
+
+    class TrailRow(base, table=True):  # type: ignore[misc, valid-type]
+        __tablename__ = "trail"
+        id: int | None = Field(default=None, primary_key=True)
+        case_id: str = Field(index=True, max_length=64)
+        at: datetime = tz(nullable=False)
+        actor: str = Field(max_length=100)
+        actor_role: str = Field(max_length=40)
+        action: str = Field(max_length=40)
+        from_status: str | None = Field(default=None, max_length=40)
+        to_status: str = Field(max_length=40)
+        reason: str = ""
+        details: dict[str, Any] = json_column()
+        event_id: str = Field(max_length=64)
+
+    return DeliveryTables(OutboxRow, InboxRow, TrailRow)
+
+
+class Tx:
+    """One business transaction: state changes, trail entries and outgoing events together."""
+
+    def __init__(self, session: AsyncSession, delivery: Delivery, cause: Envelope | None) -> None:
+        self.session, self.delivery, self.cause = session, delivery, cause
+        self.emitted: list[Envelope] = []
+
+    def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
+        """Queue an event in the outbox (published by the relay after commit)."""
+        env = REGISTRY.event(payload, event_type=event_type, producer=self.delivery.producer,
+                             case_id=case_id, cause=self.cause)
+        self.session.add(self.delivery.tables.outbox(
+            event_id=env.event_id, topic=topic, key=case_id, value=env.to_bytes(),
+            created_at=utcnow()))
+        self.emitted.append(env)
+        return env
+
+    def transition(
+        self,
+        case_id: str,
+        *,
+        action: str,
+        to_status: str,
+        from_status: str | None,
+        actor: str,
+        actor_role: str = "system",
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Envelope:
+        """Append a trail entry locally and publish it to the shared trail topic."""
+        entry = TrailAppended(case_id=case_id, at=at or utcnow(), actor=actor,
+                              actor_role=actor_role, action=action, from_status=from_status,
+                              to_status=to_status, reason=reason, details=details or {})
+        env = self.emit(self.delivery.trail_topic, "trail.appended", entry, case_id)
+        self.session.add(self.delivery.tables.trail(
+            case_id=case_id, at=entry.at, actor=actor, actor_role=actor_role, action=action,
+            from_status=from_status, to_status=to_status, reason=reason,
+            details=entry.details, event_id=env.event_id))
+        return env
+
+
+class Delivery:
+    """Transactions with outbox and inbox for one service, and the relay's wake-up signal."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: DeliveryTables,
+                 producer: str, trail_topic: str) -> None:
+        self.sessions, self.tables = sessions, tables
+        self.producer, self.trail_topic = producer, trail_topic
+        self.wakeup = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Tx]:
+        """Open a transaction; commits on success, wakes the relay if events were queued."""
+        async with self.sessions() as session, session.begin():
+            tx = Tx(session, self, cause)
+            yield tx
+        if tx.emitted:
+            self.wakeup.set()
+
+    async def handle_once(self, consumer: str, env: Envelope,
+                          fn: Callable[[Tx], Awaitable[None]]) -> bool:
+        """Run fn in a transaction unless this consumer already processed env (inbox)."""
+        try:
+            async with self.transaction(cause=env) as tx:
+                seen = await tx.session.get(self.tables.inbox, (consumer, env.event_id))
+                if seen is not None:
+                    return False
+                tx.session.add(self.tables.inbox(consumer=consumer, event_id=env.event_id,
+                                                 processed_at=utcnow()))
+                await tx.session.flush()
+                await fn(tx)
+            return True
+        except IntegrityError:
+            # A concurrent delivery of the same event won the race: that one counts.
+            async with self.sessions() as session:
+                if await session.get(self.tables.inbox, (consumer, env.event_id)) is not None:
+                    return False
+            raise
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order with the idempotent producer, then marks them."""
+
+    def __init__(self, delivery: Delivery, bus: Bus, interval_s: float = 0.5,
+                 batch: int = 500) -> None:
+        self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; return how many were sent."""
+        outbox = self.delivery.tables.outbox
+        async with self.delivery.sessions() as session, session.begin():
+            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
+            stmt = stmt.limit(self.batch)
+            if session.bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = (await session.execute(stmt)).scalars().all()
+            if not rows:
+                return 0
+            await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value) for r in rows])
+            now = utcnow()
+            for r in rows:
+                r.published_at = now
+        return len(rows)
+
+    async def run(self) -> None:
+        """Loop until cancelled: publish, then wait for a wake-up or the interval."""
+        while True:
+            try:
+                while await self.publish_pending() >= self.batch:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("outbox relay failed; will retry", extra={"error": type(exc).__name__})
+                await asyncio.sleep(1)
+            self.delivery.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.delivery.wakeup.wait(), self.interval_s)
+
+    def start(self) -> None:
+        """Start the relay task."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Publish what is left, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.publish_pending()
+
+
+def run_migrations(sync_conn: Any, migrations_dir: Path) -> None:
+    """Apply a service's Alembic history on an open connection (called via run_sync)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine, migrations_dir: Path) -> None:
+    """Bring a service's database to the newest schema."""
+    async with engine.begin() as conn:
+        await conn.run_sync(run_migrations, migrations_dir)
+
+
+async def ping_db(engine: AsyncEngine) -> bool:
+    """Whether the database answers."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False

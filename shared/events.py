@@ -1,0 +1,128 @@
+"""Event envelope, payload registry with versions, and upcasters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Return a new random identifier (UUID4, hex)."""
+    return uuid.uuid4().hex
+
+
+class Envelope(BaseModel):
+    """Every event on the bus travels in this envelope; `case_id` is the Kafka key."""
+
+    event_id: str = Field(default_factory=new_id)
+    event_type: str
+    schema_version: int = 1
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str
+    case_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    payload: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        """Serialise to UTF-8 JSON."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        """Parse UTF-8 JSON bytes; raise EventDecodeError when they are not an envelope."""
+        try:
+            return cls.model_validate_json(raw)
+        except (ValidationError, ValueError) as exc:
+            raise EventDecodeError(f"not an event envelope: {_short(exc)}") from None
+
+
+class EventDecodeError(ValueError):
+    """Raised when bytes on a topic are not a valid envelope or payload."""
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)[:200]
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EventRegistry:
+    """Maps (event_type, version) to payload models; upcasts old versions to the current one."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, tuple[int, type[BaseModel]]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, event_type: str, model: type[BaseModel], version: int = 1) -> None:
+        """Register the current payload model of an event type."""
+        self._models[event_type] = (version, model)
+
+    def register_upcaster(self, event_type: str, from_version: int, fn: Upcaster) -> None:
+        """Register a function turning payload version N into N+1."""
+        self._upcasters[(event_type, from_version)] = fn
+
+    def current_version(self, event_type: str) -> int:
+        """Current schema version of an event type."""
+        return self._models[event_type][0]
+
+    def known(self, event_type: str) -> bool:
+        """Whether the event type is registered."""
+        return event_type in self._models
+
+    def parse(self, env: Envelope) -> BaseModel:
+        """Validate an envelope's payload, upcasting older versions first."""
+        if env.event_type not in self._models:
+            raise EventDecodeError(f"unknown event_type {env.event_type!r}")
+        version, model = self._models[env.event_type]
+        payload, v = env.payload, env.schema_version
+        if v > version:
+            raise EventDecodeError(f"{env.event_type} v{v} is newer than supported v{version}")
+        while v < version:
+            up = self._upcasters.get((env.event_type, v))
+            if up is None:
+                raise EventDecodeError(f"no upcaster for {env.event_type} v{v}")
+            payload, v = up(payload), v + 1
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise EventDecodeError(f"{env.event_type} payload: {_short(exc)}") from None
+
+    def event(
+        self,
+        payload: BaseModel,
+        *,
+        event_type: str,
+        producer: str,
+        case_id: str,
+        cause: Envelope | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        """Build an envelope for a payload, carrying correlation from its cause."""
+        version, model = self._models[event_type]
+        if not isinstance(payload, model):
+            raise TypeError(f"{event_type} expects {model.__name__}")
+        return Envelope(
+            event_type=event_type,
+            schema_version=version,
+            producer=producer,
+            case_id=case_id,
+            correlation_id=correlation_id or (cause.correlation_id if cause else new_id()),
+            causation_id=cause.event_id if cause else None,
+            payload=json.loads(payload.model_dump_json()),
+        )

@@ -1,0 +1,88 @@
+"""What every service's lifespan starts and stops: engine, bus, consumers, outbox relay."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import Bus, InMemoryBus, KafkaBus, Message
+from shared.contracts import REGISTRY
+from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
+from shared.events import Envelope
+from shared.pii import PiiCipher
+from shared.settings import ServiceSettings
+from shared.topics import Topics
+
+log = logging.getLogger("fengqiao.runtime")
+
+EventHandler = Callable[[Envelope, Any], Awaitable[None]]
+
+
+class Runtime:
+    """One service's plumbing. Built in create_app(), started in the lifespan."""
+
+    def __init__(self, settings: ServiceSettings, tables: DeliveryTables, migrations_dir: Path,
+                 bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.engine = make_engine(settings.database_url)
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession,
+                                           expire_on_commit=False)
+        self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
+        self.bus: Bus = bus or self._make_bus()
+        self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
+        self.cipher = PiiCipher(settings.pii_key)
+        self.migrations_dir = migrations_dir
+        self._started = False
+
+    def _make_bus(self) -> Bus:
+        s = self.settings
+        if s.bus == "memory":
+            return InMemoryBus(max_attempts=s.max_attempts)
+        return KafkaBus(s.kafka_bootstrap, client_id=s.service_name, max_attempts=s.max_attempts,
+                        extra_topics=self.topics.all_internal())
+
+    def on_events(self, topics: list[str], group: str,
+                  handlers: dict[str, EventHandler]) -> None:
+        """Subscribe a consumer group; route each event type to its handler, skip others."""
+
+        async def dispatch(msg: Message) -> None:
+            env = Envelope.from_bytes(msg.value)
+            handler = handlers.get(env.event_type)
+            if handler is None:
+                return
+            payload: BaseModel = REGISTRY.parse(env)
+            await handler(env, payload)
+
+        self.bus.subscribe(topics, self.settings.group(group), dispatch)
+
+    def on_messages(self, topics: list[str], group: str,
+                    handler: Callable[[Message], Awaitable[None]]) -> None:
+        """Subscribe a consumer group to raw (non-envelope) records, e.g. source systems."""
+        self.bus.subscribe(topics, self.settings.group(group), handler)
+
+    async def start(self) -> None:
+        """Migrate the database, start the bus and the relay."""
+        await migrate(self.engine, self.migrations_dir)
+        await self.bus.start()
+        self.relay.start()
+        self._started = True
+        log.info("service started", extra={"service": self.settings.service_name})
+
+    async def stop(self) -> None:
+        """Stop the relay (flushing), the bus, then dispose of the engine."""
+        if self._started:
+            await self.relay.stop()
+            await self.bus.stop()
+        await self.engine.dispose()
+        self._started = False
+
+    async def checks(self) -> dict[str, bool]:
+        """Readiness: database and broker reachable."""
+        return {"database": await ping_db(self.engine), "broker": await self.bus.ping()}

@@ -1,0 +1,132 @@
+"""HTTP edge shared by the services: clear 4xx errors, body limits, health routes, auth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.auth import AuthError, StaffPrincipal, verify_token
+
+log = logging.getLogger("fengqiao.http")
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422 names each field and reason without echoing the input; no 500 leaks details."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _loc(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", extra={"path": req.url.path, "error": type(exc).__name__})
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+class BodyLimitMiddleware:
+    """Answer 413 for bodies larger than the limit, before they are read whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = (f'{{"detail":"request body too large","errors":[{{"field":"body",'
+            f'"reason":"larger than {limit} bytes"}}]}}').encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def health_router(checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter:
+    """GET /healthz (alive) and GET /readyz (database and broker reachable)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = await checks()
+        ok = all(results.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
+                            status_code=200 if ok else 503)
+
+    return router
+
+
+def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
+    """A dependency returning the StaffPrincipal of a valid Bearer token, else 401."""
+
+    async def current_staff(request: Request) -> StaffPrincipal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, "bearer token required",
+                                headers={"WWW-Authenticate": "Bearer"})
+        secret, audience = get_secret(request)
+        try:
+            return verify_token(secret, audience, token.strip())
+        except AuthError as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+    return Depends(current_staff)
+
+
+def app_state_secret(request: Request) -> tuple[str, str]:
+    """Read the JWT secret and audience from app.state.settings."""
+    s = request.app.state.settings
+    return s.jwt_secret, s.jwt_audience
+
+
+CurrentStaff = Annotated[StaffPrincipal, staff_dependency(app_state_secret)]
