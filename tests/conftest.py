@@ -1,0 +1,66 @@
+"""Fixtures shared by every test layer.
+
+- `kafka_bootstrap`: the real broker, started once per session by scripts/kafka.sh.
+- `topic_prefix`: fresh topic names (and consumer groups) for each test.
+- `memory_bus`: the in-memory bus for unit tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.bus import InMemoryBus
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SAMPLES = SHARED / "samples" / "reports.jsonl"
+BOOTSTRAP = os.environ.get("FENGQIAO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def _port_open(hostport: str) -> bool:
+    host, port = hostport.rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Apache Kafka broker; started here unless one already answers."""
+    started = False
+    if not _port_open(BOOTSTRAP):
+        subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "start"], check=True)
+        started = True
+    yield BOOTSTRAP
+    if started and os.environ.get("FENGQIAO_KEEP_BROKER") != "1":
+        subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "stop"], check=False)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique prefix so each test gets its own topics and consumer groups."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def memory_bus() -> AsyncIterator[InMemoryBus]:
+    """The in-memory bus, stopped after the test."""
+    bus = InMemoryBus()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture
+def samples() -> list[dict[str, object]]:
+    """The labelled sample reports from ../shared/samples."""
+    import json
+
+    return [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
