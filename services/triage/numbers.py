@@ -1,0 +1,212 @@
+"""Chinese number and quantity parsing: amounts of money, head counts, ages, repeat counts.
+
+Vague quantities resolve to a lower bound ("二十多" → 20, "上百" → 100, "十几" → 11),
+except "几/数" standing for a digit, which takes ``vague_digit`` (default 3: "几十人" → 30).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DIGITS: dict[str, int] = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "壹": 1,
+    "二": 2,
+    "两": 2,
+    "贰": 2,
+    "三": 3,
+    "叁": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+SMALL_UNITS: dict[str, int] = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+BIG_UNITS: dict[str, int] = {"万": 10_000, "亿": 100_000_000}
+PREFIX_MEANING: dict[str, int] = {"上百": 100, "上千": 1000, "上万": 10_000, "成百": 100}
+
+_CN = "零〇一壹二两贰三叁四五六七八九十拾百佰千仟万亿几数"
+# One quantity expression: optional approximators, digits/Chinese numerals, optional 多/余/来.
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+QTY = rf"(?:上百|上千|上万|成百|好|近|约|大约)?(?:{_DIGITS}[{_CN}]*|[{_CN}]+)(?:多|余|来)?"
+_QTY_RE = re.compile(QTY)
+
+MONEY_RE = re.compile(
+    rf"(?P<per>每人|人均|每户|每个人|每名|一人)?[^，。；！？,;]{{0,3}}?"
+    rf"(?P<num>{QTY})(?:(?:至|到|~|-|—)(?:{QTY}))?"
+    rf"(?P<unit>万元|万块|万(?![人亩平斤公吨户名个株棵头只米次天年])|元|块钱|块(?![地砖石板头])|圆)"
+)
+PEOPLE_RE = re.compile(
+    rf"(?P<other>另外|另|其他)?(?P<num>{QTY})"
+    r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人))"
+)
+AGE_RE = re.compile(rf"(?P<num>{QTY})(?:周)?岁")
+REPEAT_RE = re.compile(
+    rf"第(?P<num>{QTY})次|(?P<num2>[二两三四五六七八九十\d]+)次(?=报警|来电|投诉|反映|求助|举报|上报)"
+)
+
+
+def parse_number(token: str, vague_digit: int = 3) -> int | None:
+    """Parse a quantity like "十二万", "3.5万", "二十多", "上百" to a lower-bound int."""
+    s = token.strip().replace(",", "").replace("，", "")
+    for word in ("大约", "约", "近", "好"):
+        if s.startswith(word):
+            s = s[len(word) :]
+    s = s.rstrip("多余来")
+    if not s:
+        return None
+    for prefix, value in PREFIX_MEANING.items():
+        if s.startswith(prefix):
+            rest = s[len(prefix) :]
+            return value * (BIG_UNITS.get(rest[:1], 1) if rest else 1)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(.*)", s)
+    if m:
+        base = float(m.group(1))
+        scale = _unit_scale(m.group(2))
+        return None if scale is None else int(round(base * scale))
+    return _parse_chinese(s, vague_digit)
+
+
+def _unit_scale(units: str) -> int | None:
+    """Multiply the units following Arabic digits ("万", "千", "百万")."""
+    scale = 1
+    for ch in units:
+        if ch in SMALL_UNITS:
+            scale *= SMALL_UNITS[ch]
+        elif ch in BIG_UNITS:
+            scale *= BIG_UNITS[ch]
+        else:
+            return None
+    return scale
+
+
+def _parse_chinese(s: str, vague_digit: int) -> int | None:
+    chars = _drop_reduplication(list(s))
+    total = 0
+    section = 0
+    number: int | None = None
+    last_unit = 0
+    for i, ch in enumerate(chars):
+        if ch in DIGITS:
+            number = DIGITS[ch]
+        elif ch in "几数":
+            # "十几" → 十 + 1 (lower bound); "几十"/"几百" → vague_digit x unit
+            number = 1 if i > 0 and chars[i - 1] in SMALL_UNITS else vague_digit
+        elif ch in SMALL_UNITS:
+            unit = SMALL_UNITS[ch]
+            section += (1 if number is None else number) * unit
+            number = None
+            last_unit = unit
+        elif ch in BIG_UNITS:
+            big = BIG_UNITS[ch]
+            section += number or 0
+            total += (section or 1) * big
+            section = 0
+            number = None
+            last_unit = big
+        else:
+            return None
+    if number is not None:
+        # colloquial "一万二" = 12000, "三千五" = 3500, "一百二" = 120
+        prev = chars[-2] if len(chars) >= 2 else ""
+        if last_unit >= 100 and (prev in SMALL_UNITS or prev in BIG_UNITS):
+            section += number * (last_unit // 10)
+        else:
+            section += number
+    return total + section
+
+
+def _drop_reduplication(chars: list[str]) -> list[str]:
+    """ "五六十" → "五十", "三四万" → "三万": keep the lower of two adjacent digits."""
+    out: list[str] = []
+    for ch in chars:
+        if out and ch in DIGITS and out[-1] in DIGITS and DIGITS[ch] == DIGITS[out[-1]] + 1:
+            continue
+        out.append(ch)
+    return out
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number found in text with the words it came from."""
+
+    value: int
+    evidence: str
+
+
+def find_people_counts(text: str, vague_digit: int = 3) -> list[Quantity]:
+    """Head counts: "二十多名工人", "30余人", "上百人", "十七名司机" (+1 for "另外")."""
+    found: list[Quantity] = []
+    for m in PEOPLE_RE.finditer(text):
+        start = m.start("num")
+        if start > 0 and text[start - 1] in "第每":
+            continue
+        value = parse_number(m.group("num"), vague_digit)
+        if value is None or value <= 0:
+            continue
+        if m.group("other"):
+            value += 1
+        found.append(Quantity(value, text[m.start() : m.end() + 3]))
+    return found
+
+
+def find_money(
+    text: str, people: int | None, vague_digit: int = 3
+) -> tuple[int | None, list[Quantity]]:
+    """Largest knowable amount in yuan; per-person amounts count only with a known head count."""
+    best: int | None = None
+    found: list[Quantity] = []
+    for m in MONEY_RE.finditer(text):
+        value = parse_number(m.group("num"), vague_digit)
+        if value is None:
+            continue
+        unit = m.group("unit")
+        if unit.startswith("万") and not m.group("num").endswith("万"):
+            value *= 10_000
+        evidence = text[m.start("num") : m.end()]
+        if m.group("per"):
+            if people is None:
+                continue
+            value *= people
+            evidence = f"{m.group(0)}×{people}人"
+        found.append(Quantity(value, evidence))
+        best = value if best is None else max(best, value)
+    return best, found
+
+
+def find_ages(text: str, vague_digit: int = 3) -> list[Quantity]:
+    """Ages stated in years: "70岁", "三岁", "六七十岁"."""
+    out: list[Quantity] = []
+    for m in AGE_RE.finditer(text):
+        value = parse_number(m.group("num"), vague_digit)
+        if value is not None and value < 130:
+            out.append(Quantity(value, m.group(0)))
+    return out
+
+
+def find_repeat_count(text: str, report_words: tuple[str, ...]) -> Quantity | None:
+    """How many times the same matter has been reported, from "第三次报警" or "三次来电"."""
+    best: Quantity | None = None
+    for m in REPEAT_RE.finditer(text):
+        clause = _clause(text, m.start(), m.end())
+        if not any(w in clause for w in report_words):
+            continue
+        value = parse_number(m.group("num") or m.group("num2"), vague_digit=3)
+        if value is not None and 1 < value < 50 and (best is None or value > best.value):
+            best = Quantity(value, m.group(0))
+    return best
+
+
+_CLAUSE_STOPS = "，。；！？,;!?\n"
+
+
+def _clause(text: str, start: int, end: int) -> str:
+    """The clause (between punctuation marks) containing text[start:end]."""
+    left = max(text.rfind(ch, 0, start) for ch in _CLAUSE_STOPS)
+    rights = [i for i in (text.find(ch, end) for ch in _CLAUSE_STOPS) if i >= 0]
+    return text[left + 1 : min(rights) if rights else len(text)]

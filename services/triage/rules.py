@@ -1,0 +1,254 @@
+"""The triage rules file: its model, loading with clear errors, and a reloadable store."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "rules.yaml"
+
+Severity = Literal["low", "medium", "high", "critical"]
+Channel = Literal["police", "court", "labour", "medical", "people"]
+Tier = Literal["grid", "town", "county"]
+DisputeType = Literal[
+    "marriage_family",
+    "neighbour",
+    "labour",
+    "medical",
+    "debt_contract",
+    "property_mgmt",
+    "land",
+    "traffic",
+    "consumer",
+    "public_order",
+    "other",
+]
+SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+CHANNELS: tuple[Channel, ...] = ("police", "court", "labour", "medical", "people")
+
+
+class RulesError(ValueError):
+    """The rules file is missing, unreadable or invalid; the message names the bad key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Model):
+    money_medium_yuan: int = Field(gt=0)
+    money_court_yuan: int = Field(gt=0)
+    people_high: int = Field(gt=0)
+    people_critical_gathering: int = Field(gt=0)
+    repeat_medium: int = Field(ge=2)
+    repeat_high: int = Field(ge=2)
+    elderly_age: int = Field(gt=0)
+    minor_age: int = Field(gt=0)
+    vague_digit: int = Field(ge=1, le=9)
+    min_type_score: float = Field(ge=0)
+
+
+class Negation(_Model):
+    cues: tuple[str, ...]
+    non_negating: tuple[str, ...] = ()
+    window: int = Field(ge=0, le=30)
+    stops: str
+    scope_breakers: tuple[str, ...] = ()
+
+
+class Vulnerable(_Model):
+    elderly: tuple[str, ...]
+    minor: tuple[str, ...]
+    minor_not: tuple[str, ...] = ()
+    disabled: tuple[str, ...]
+    pregnant: tuple[str, ...]
+
+
+class FactorSpec(_Model):
+    """A severity factor found by regular expressions in the report text."""
+
+    factor: str
+    level: Severity
+    patterns: tuple[str, ...] = Field(min_length=1)
+    negatable: bool = True
+    not_for_types: tuple[DisputeType, ...] = ()
+    _regex: re.Pattern[str] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _compile(self) -> FactorSpec:
+        for i, pattern in enumerate(self.patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"patterns[{i}] is not a valid regex: {exc}") from exc
+        self._regex = re.compile("|".join(f"(?:{p})" for p in self.patterns))
+        return self
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """All patterns compiled into one alternation."""
+        return self._regex
+
+
+class TypeSpec(_Model):
+    label: str
+    channel: Channel
+    negatable: bool = False
+    terms: dict[str, float] = Field(min_length=1)
+
+
+class Categories(_Model):
+    weight: float = Field(ge=0)
+    map: dict[str, DisputeType]
+
+
+class AnyOf(_Model):
+    min_amount_yuan: int | None = None
+    company_party: bool | None = None
+
+
+class RouteWhen(_Model):
+    severity: tuple[Severity, ...] | None = None
+    dispute_type: tuple[DisputeType, ...] | None = None
+    source: tuple[str, ...] | None = None
+    any_of: AnyOf | None = None
+
+
+class RouteRule(_Model):
+    id: str
+    description: str
+    when: RouteWhen
+    channel: Channel
+    co_channel_from_type: bool = False
+
+
+class Deadlines(_Model):
+    sign_for_minutes: dict[Severity, int]
+    mediation_days: dict[Channel, int]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Deadlines:
+        missing = [s for s in SEVERITIES if s not in self.sign_for_minutes]
+        if missing:
+            raise ValueError(f"sign_for_minutes lacks {missing}")
+        missing_c = [c for c in CHANNELS if c not in self.mediation_days]
+        if missing_c:
+            raise ValueError(f"mediation_days lacks {missing_c}")
+        return self
+
+
+class Rules(_Model):
+    """Everything the triage engine decides with, loaded from rules.yaml."""
+
+    version: str = Field(min_length=1)
+    thresholds: Thresholds
+    negation: Negation
+    company_markers: tuple[str, ...]
+    company_not: tuple[str, ...] = ()
+    report_words: tuple[str, ...]
+    wage_words: tuple[str, ...]
+    gathering_words: tuple[str, ...]
+    crowd_words: dict[str, int] = {}
+    vulnerable: Vulnerable
+    severity_factors: tuple[FactorSpec, ...]
+    dispute_types: dict[DisputeType, TypeSpec]
+    categories: Categories
+    type_priority: tuple[DisputeType, ...]
+    routing: tuple[RouteRule, ...] = Field(min_length=1)
+    last_resort_channel: Channel
+    manual_rule_id: str
+    manual_after_returns: int = Field(ge=1)
+    manual_tier: Tier
+    tiers: dict[Severity, Tier]
+    deadlines: Deadlines
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rules:
+        ids = [r.id for r in self.routing]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"routing: duplicate rule ids in {ids}")
+        missing = [s for s in SEVERITIES if s not in self.tiers]
+        if missing:
+            raise ValueError(f"tiers lacks {missing}")
+        if "other" in self.dispute_types:
+            raise ValueError("dispute_types: 'other' is the fallback and takes no lexicon")
+        return self
+
+
+def _format_validation(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def parse_rules(data: Any, origin: str = "<rules>") -> Rules:
+    """Validate already-parsed YAML content into Rules, or raise RulesError."""
+    if not isinstance(data, dict):
+        raise RulesError(f"{origin}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError(f"{origin}: invalid rules: {_format_validation(exc)}") from exc
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """Load and validate the rules file (default: the packaged rules.yaml)."""
+    path = path or DEFAULT_RULES_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read rules file: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path}: invalid YAML: {exc}") from exc
+    return parse_rules(data, str(path))
+
+
+class RulesStore:
+    """Holds the current Rules; reload() swaps in a new file's rules, keeping the old on error."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path or DEFAULT_RULES_PATH
+        self._lock = threading.Lock()
+        self._rules = load_rules(self._path)
+        self._mtime = self._stat()
+
+    def _stat(self) -> float:
+        try:
+            return self._path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    @property
+    def current(self) -> Rules:
+        """The rules in force now."""
+        return self._rules
+
+    @property
+    def version(self) -> str:
+        """Version string of the rules in force."""
+        return self._rules.version
+
+    def reload(self) -> Rules:
+        """Re-read the file; on RulesError the previous rules stay in force and it is raised."""
+        rules = load_rules(self._path)
+        with self._lock:
+            self._rules = rules
+            self._mtime = self._stat()
+        return rules
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the file's modification time changed; True when new rules were loaded."""
+        if self._stat() == self._mtime:
+            return False
+        self.reload()
+        return True

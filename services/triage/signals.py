@@ -1,0 +1,238 @@
+"""What the report text says: dispute-type scores and severity factors, driven by Rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from services.triage.numbers import (
+    find_ages,
+    find_money,
+    find_people_counts,
+    find_repeat_count,
+)
+from services.triage.rules import SEVERITY_ORDER, Rules
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One severity factor with the words that raised it."""
+
+    level: str
+    factor: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class TypeChoice:
+    """The chosen dispute type and why."""
+
+    code: str
+    score: float
+    evidence: str
+
+
+@dataclass
+class Signals:
+    """Everything extracted from one report before routing."""
+
+    type_choice: TypeChoice
+    factors: list[Factor] = field(default_factory=list)
+    amount_yuan: int | None = None
+    people_count: int | None = None
+    company_party: str | None = None
+
+    @property
+    def severity(self) -> str:
+        """The highest factor level, or low."""
+        best = "low"
+        for f in self.factors:
+            if SEVERITY_ORDER[f.level] > SEVERITY_ORDER[best]:
+                best = f.level
+        return best
+
+
+def is_negated(text: str, start: int, end: int, rules: Rules) -> bool:
+    """True when a negation cue sits shortly before (or inside) text[start:end] in one clause."""
+    neg = rules.negation
+    left = max(0, start - neg.window)
+    segment_start = left
+    for i in range(start - 1, left - 1, -1):
+        if text[i] in neg.stops:
+            segment_start = i + 1
+            break
+    segment = text[segment_start:end]
+    trigger_at = start - segment_start
+    for cue in neg.cues:
+        pos = segment.find(cue)
+        while pos >= 0:
+            if not any(_inside(segment, pos, n) for n in neg.non_negating) and not any(
+                b in segment[pos + len(cue) : trigger_at] for b in neg.scope_breakers
+            ):
+                return True
+            pos = segment.find(cue, pos + 1)
+    return False
+
+
+def _inside(segment: str, pos: int, compound: str) -> bool:
+    """True when position pos falls inside an occurrence of compound (e.g. 无 in 毫无)."""
+    lo = max(0, pos - len(compound) + 1)
+    hit = segment.find(compound, lo, pos + len(compound))
+    return 0 <= hit <= pos < hit + len(compound)
+
+
+def _context(text: str, start: int, end: int, pad: int = 4) -> str:
+    return text[max(0, start - pad) : min(len(text), end + pad)]
+
+
+def score_types(
+    text: str, category: str | None, party_names: tuple[str, ...], rules: Rules
+) -> TypeChoice:
+    """Weighted lexicon vote over the text, with the source category and party names as hints."""
+    scores: dict[str, float] = {}
+    evidence: dict[str, list[str]] = {}
+    names = " ".join(party_names)
+    for code, spec in rules.dispute_types.items():
+        total = 0.0
+        hits: list[str] = []
+        for term, weight in spec.terms.items():
+            if term in text and not (spec.negatable and _all_negated(text, term, rules)):
+                total += weight
+                hits.append(term)
+            elif weight > 0 and names and term in names:
+                total += weight / 2
+                hits.append(f"当事人:{term}")
+        scores[code] = total
+        evidence[code] = hits
+    if category:
+        for key, code in rules.categories.map.items():
+            if key in category:
+                scores[code] = scores.get(code, 0.0) + rules.categories.weight
+                evidence.setdefault(code, []).append(f"类别:{category}")
+                break
+    priority = {code: i for i, code in enumerate(rules.type_priority)}
+    best = max(scores, key=lambda c: (scores[c], -priority.get(c, 99)), default="other")
+    if scores.get(best, 0.0) < rules.thresholds.min_type_score:
+        return TypeChoice("other", 0.0, "未命中任何纠纷类型词")
+    return TypeChoice(best, scores[best], "、".join(evidence[best]))
+
+
+def find_company(text: str, party_names: tuple[str, ...], rules: Rules) -> str | None:
+    """A company/factory/enterprise among the parties, or named as counterparty in the text."""
+    for name in party_names:
+        if _has_company_marker(name, rules):
+            return name
+    for marker in rules.company_markers:
+        for m in re.finditer(re.escape(marker), text):
+            if not any(_inside(text, m.start(), n) for n in rules.company_not):
+                return _context(text, m.start(), m.end(), 6)
+    return None
+
+
+def _has_company_marker(name: str, rules: Rules) -> bool:
+    for marker in rules.company_markers:
+        pos = name.find(marker)
+        if pos >= 0 and not any(_inside(name, pos, n) for n in rules.company_not):
+            return True
+    return False
+
+
+def _all_negated(text: str, term: str, rules: Rules) -> bool:
+    pos = text.find(term)
+    while pos >= 0:
+        if not is_negated(text, pos, pos + len(term), rules):
+            return False
+        pos = text.find(term, pos + 1)
+    return True
+
+
+def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
+    """Severity factors found by the rules' regular expressions, skipping negated mentions."""
+    out: list[Factor] = []
+    for spec in rules.severity_factors:
+        if dispute_type in spec.not_for_types:
+            continue
+        for m in spec.regex.finditer(text):
+            if spec.negatable and is_negated(text, m.start(), m.end(), rules):
+                continue
+            out.append(Factor(spec.level, spec.factor, _context(text, m.start(), m.end())))
+            break
+    return out
+
+
+def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
+    """Elderly, minor, disabled or pregnant people directly involved (words or stated ages)."""
+    t = rules.thresholds
+    vul = rules.vulnerable
+    for q in find_ages(text, t.vague_digit):
+        if q.value >= t.elderly_age:
+            return Factor("medium", "vulnerable", f"老人：{q.evidence}")
+        if q.value < t.minor_age:
+            return Factor("medium", "vulnerable", f"未成年人：{q.evidence}")
+    groups = (("老人", vul.elderly), ("残疾人", vul.disabled), ("孕产妇", vul.pregnant))
+    for label, words in groups:
+        for w in words:
+            if w in text:
+                return Factor("medium", "vulnerable", f"{label}：{w}")
+    for w in vul.minor:
+        pos = text.find(w)
+        if pos >= 0 and not any(_inside(text, pos, n) for n in vul.minor_not):
+            return Factor("medium", "vulnerable", f"未成年人：{w}")
+    return None
+
+
+def extract(
+    text: str,
+    category: str | None,
+    party_names: tuple[str, ...],
+    repeat_count: int,
+    rules: Rules,
+) -> Signals:
+    """Type, amounts, head count and all severity factors of one report."""
+    t = rules.thresholds
+    choice = score_types(text, category, party_names, rules)
+    counts = find_people_counts(text, t.vague_digit)
+    people = max((q.value for q in counts), default=None)
+    people_ev = next((q.evidence for q in counts if q.value == people), "")
+    for word, value in rules.crowd_words.items():
+        if word in text and (people is None or value > people):
+            people, people_ev = value, word
+    amount, _money = find_money(text, people, t.vague_digit)
+    sig = Signals(choice, amount_yuan=amount, people_count=people)
+    sig.factors.extend(pattern_factors(text, choice.code, rules))
+
+    gathering = _first_unnegated(text, rules.gathering_words, rules)
+    if gathering and people is not None and people >= t.people_critical_gathering:
+        sig.factors.append(Factor("critical", "crowd", f"{people_ev}…{gathering}"))
+    elif gathering and people is not None and people >= t.people_high:
+        sig.factors.append(Factor("high", "crowd", f"{people_ev}…{gathering}"))
+    elif people is not None and people >= t.people_high:
+        sig.factors.append(Factor("high", "many_people", f"涉及{people}人：{people_ev}"))
+    if choice.code == "labour" and people is not None and people >= t.people_high:
+        wage = next((w for w in rules.wage_words if w in text), None)
+        if wage:
+            sig.factors.append(Factor("high", "wage_arrears_group", f"{people}名劳动者被欠{wage}"))
+
+    text_repeat = find_repeat_count(text, rules.report_words)
+    repeats = max(repeat_count, text_repeat.value if text_repeat else 1)
+    rep_ev = text_repeat.evidence if text_repeat and text_repeat.value >= repeats else "并单次数"
+    if repeats >= t.repeat_high:
+        sig.factors.append(Factor("high", "repeat", f"第{repeats}次反映（{rep_ev}）"))
+    elif repeats >= t.repeat_medium:
+        sig.factors.append(Factor("medium", "repeat", f"第{repeats}次反映（{rep_ev}）"))
+
+    if amount is not None and amount >= t.money_medium_yuan:
+        sig.factors.append(Factor("medium", "money", f"涉及金额约{amount}元"))
+    vulnerable = vulnerable_factor(text, rules)
+    if vulnerable:
+        sig.factors.append(vulnerable)
+    sig.company_party = find_company(text, party_names, rules)
+    return sig
+
+
+def _first_unnegated(text: str, words: tuple[str, ...], rules: Rules) -> str | None:
+    for w in words:
+        pos = text.find(w)
+        if pos >= 0 and not is_negated(text, pos, pos + len(w), rules):
+            return w
+    return None
