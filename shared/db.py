@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, DateTime, Index, event, select, text
+from sqlalchemy import JSON, Column, DateTime, Index, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus, OutgoingMessage
@@ -204,7 +204,7 @@ class OutboxRelay:
             stmt = stmt.limit(self.batch)
             if session.bind.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.execute(stmt)).scalars().all()
+            rows = (await session.exec(stmt)).all()
             if not rows:
                 return 0
             await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value) for r in rows])

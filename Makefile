@@ -1,0 +1,52 @@
+# Fengqiao — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-unit eval bench lint broker-start broker-stop clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## setup: virtual environment, Python packages and the Kafka broker jars
+setup: $(STAMP)
+	bash scripts/kafka.sh fetch
+
+## run: broker + the four services on SQLite with a seeded demo county; Ctrl-C stops all
+run: setup
+	$(PY) scripts/run.py
+
+## test: the whole suite (unit, contract, integration, e2e) against the real broker
+test: setup
+	bash scripts/test.sh
+
+## test-unit: the fast layers only, no broker
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit tests/contract
+
+## eval: triage accuracy on ../shared/samples/reports.jsonl, confusion table per label
+eval: $(STAMP)
+	$(PY) -m services.triage.evaluate
+
+## bench: throughput and latency figures (nothing asserted); results in bench/results/
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shared services tests bench scripts
+	$(VENV)/bin/mypy shared services
+
+broker-start: setup
+	bash scripts/kafka.sh start
+
+broker-stop:
+	bash scripts/kafka.sh stop
+
+clean:
+	bash scripts/kafka.sh stop || true
+	rm -rf .run

@@ -1,0 +1,121 @@
+"""The aiokafka adapter on the real broker: settings in force, commit after processing, DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.bus import KafkaBus, Message, OutgoingMessage
+
+pytestmark = pytest.mark.kafka
+
+
+async def _wait(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_producer_and_consumers_run_with_the_required_settings(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    bus = KafkaBus(kafka_bootstrap, "settings-test")
+
+    async def noop(_m: Message) -> None:
+        return None
+
+    bus.subscribe([f"{topic_prefix}a"], f"{topic_prefix}g", noop)
+    await bus.start()
+    try:
+        p = bus.producer
+        # the live producer object, not our dict: idempotence creates a transaction manager
+        # with a producer id from the broker, and acks="all" is stored as -1
+        assert p._txn_manager is not None and p._txn_manager.producer_id >= 0
+        assert p._sender._acks == -1
+        [c] = bus.consumers
+        assert c._enable_auto_commit is False
+        assert c._group_id == f"{topic_prefix}g"
+    finally:
+        await bus.stop()
+
+
+async def test_offsets_are_committed_only_after_processing(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    topic, group = f"{topic_prefix}work", f"{topic_prefix}workers"
+    done: list[bytes] = []
+    block = asyncio.Event()
+
+    async def slow(msg: Message) -> None:
+        if msg.value == b"2":
+            await block.wait()  # "crash" while processing message 2
+        done.append(msg.value)
+
+    bus = KafkaBus(kafka_bootstrap, "commit-test", extra_topics=[topic], partitions=1)
+    bus.subscribe([topic], group, slow)
+    await bus.start()
+    await bus.publish([OutgoingMessage(topic, "k", b"1"), OutgoingMessage(topic, "k", b"2"),
+                       OutgoingMessage(topic, "k", b"3")])
+    await _wait(lambda: done == [b"1"])
+    await asyncio.sleep(1)
+    await bus.stop()  # cancelled mid-message: 2 was never processed
+
+    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    await check.start()
+    try:
+        committed = await check.committed(TopicPartition(topic, 0))
+    finally:
+        await check.stop()
+    assert committed in (None, 1)  # never past the unprocessed message
+
+    again: list[bytes] = []
+
+    async def fine(msg: Message) -> None:
+        again.append(msg.value)
+
+    bus2 = KafkaBus(kafka_bootstrap, "commit-test-2")
+    bus2.subscribe([topic], group, fine)
+    await bus2.start()
+    try:
+        await _wait(lambda: again[-2:] == [b"2", b"3"])
+    finally:
+        await bus2.stop()
+    assert b"2" in again and b"3" in again
+
+
+async def test_poison_message_goes_to_dlq_with_origin_and_partition_moves_on(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    topic = f"{topic_prefix}in"
+    good: list[bytes] = []
+
+    async def handler(msg: Message) -> None:
+        if msg.value.startswith(b"bad"):
+            raise ValueError("cannot adapt record")
+        good.append(msg.value)
+
+    bus = KafkaBus(kafka_bootstrap, "dlq-test", max_attempts=2, extra_topics=[topic],
+                   partitions=1)
+    bus.subscribe([topic], f"{topic_prefix}g", handler)
+    await bus.start()
+    try:
+        await bus.publish([OutgoingMessage(topic, "k", b"bad \x00 bytes"),
+                           OutgoingMessage(topic, "k", b"fine")])
+        await _wait(lambda: good == [b"fine"])
+    finally:
+        await bus.stop()
+    dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=kafka_bootstrap,
+                           auto_offset_reset="earliest", group_id=f"{topic_prefix}dlq-reader")
+    await dlq.start()
+    try:
+        rec = await asyncio.wait_for(dlq.getone(), 20)
+    finally:
+        await dlq.stop()
+    headers = dict(rec.headers)
+    assert rec.value == b"bad \x00 bytes"
+    assert headers["dlq.origin.topic"] == topic.encode()
+    assert headers["dlq.origin.partition"] == b"0" and headers["dlq.origin.offset"] == b"0"
+    assert headers["dlq.attempts"] == b"2"
+    assert b"ValueError: cannot adapt record" in headers["dlq.error"]

@@ -1,0 +1,133 @@
+"""Outbox, inbox, trail and dead letters on the in-memory bus and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import InMemoryBus, Message
+from shared.contracts import CaseClosed
+from shared.db import Delivery, OutboxRelay, Tx, delivery_tables, make_engine
+from shared.events import Envelope
+from shared.topics import Topics
+
+
+class Base(SQLModel, registry=registry()):
+    pass
+
+
+TABLES = delivery_tables(Base)
+TOPICS = Topics("u.")
+
+
+@pytest.fixture
+async def delivery(tmp_path: Path) -> AsyncIterator[Delivery]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield Delivery(async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+                   TABLES, "test", TOPICS.trail)
+    await engine.dispose()
+
+
+async def test_state_trail_and_outbox_commit_together_or_not_at_all(delivery: Delivery) -> None:
+    async with delivery.transaction() as tx:
+        tx.transition("c1", action="close", from_status="follow_up", to_status="closed",
+                      actor="system:test", reason="honoured")
+        tx.emit(TOPICS.followup, "case.closed", CaseClosed(case_id="c1", outcome="ok"), "c1")
+    with pytest.raises(RuntimeError):
+        async with delivery.transaction() as tx:
+            tx.emit(TOPICS.followup, "case.closed", CaseClosed(case_id="c2", outcome="x"), "c2")
+            raise RuntimeError("handler failed after emitting")
+    async with delivery.sessions() as s:
+        outbox = (await s.exec(select(TABLES.outbox))).all()
+        trail = (await s.exec(select(TABLES.trail))).all()
+    assert [(r.topic, r.key) for r in outbox] == [("u.cases.trail", "c1"),
+                                                   ("u.cases.followup", "c1")]
+    assert [(t.case_id, t.from_status, t.to_status) for t in trail] == [
+        ("c1", "follow_up", "closed")]
+
+
+async def test_relay_publishes_in_order_once_and_marks_rows(delivery: Delivery) -> None:
+    bus = InMemoryBus()
+    for i in range(3):
+        async with delivery.transaction() as tx:
+            tx.emit(TOPICS.followup, "case.closed", CaseClosed(case_id=f"c{i}", outcome="ok"),
+                    f"c{i}")
+    relay = OutboxRelay(delivery, bus)
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0
+    got = [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]]
+    assert got == ["c0", "c1", "c2"]
+    assert [m.key for m in bus.log[TOPICS.followup]] == [b"c0", b"c1", b"c2"]
+
+
+async def test_inbox_skips_an_event_seen_before(delivery: Delivery) -> None:
+    env = Envelope(event_type="case.closed", producer="x", case_id="c", correlation_id="k",
+                   payload={"case_id": "c", "outcome": "ok"})
+    calls: list[str] = []
+
+    async def work(tx: Tx) -> None:
+        calls.append(env.event_id)
+        tx.transition("c", action="close", from_status="follow_up", to_status="closed",
+                      actor="system:test")
+
+    assert await delivery.handle_once("svc", env, work) is True
+    assert await delivery.handle_once("svc", env, work) is False
+    assert await delivery.handle_once("other-consumer", env, work) is True
+    async with delivery.sessions() as s:
+        trail = (await s.exec(select(TABLES.trail))).all()
+    assert len(trail) == 2 and len(calls) == 2
+
+
+async def test_failing_handler_goes_to_dead_letter_and_the_topic_moves_on() -> None:
+    bus = InMemoryBus(max_attempts=3)
+    handled: list[bytes] = []
+    attempts = {"n": 0}
+
+    async def handler(msg: Message) -> None:
+        if msg.value == b"poison":
+            attempts["n"] += 1
+            raise ValueError("cannot handle 13912345678")
+        handled.append(msg.value)
+
+    bus.subscribe(["in"], "g", handler)
+    await bus.start()
+    from shared.bus import OutgoingMessage
+
+    await bus.publish([OutgoingMessage("in", "k", b"poison"), OutgoingMessage("in", "k", b"ok")])
+    await bus.drain()
+    await bus.stop()
+    assert attempts["n"] == 3 and handled == [b"ok"]
+    [dead] = bus.log["in.dlq"]
+    headers = dict(dead.headers)
+    assert dead.value == b"poison"
+    assert headers["dlq.origin.topic"] == b"in" and headers["dlq.origin.offset"] == b"0"
+    assert b"ValueError" in headers["dlq.error"] and b"13912345678" not in headers["dlq.error"]
+
+
+async def test_undecodable_event_is_dead_lettered_without_retries() -> None:
+    from shared.events import EventDecodeError
+
+    bus = InMemoryBus(max_attempts=5)
+    attempts = {"n": 0}
+
+    async def handler(msg: Message) -> None:
+        attempts["n"] += 1
+        Envelope.from_bytes(msg.value)
+
+    bus.subscribe(["in"], "g", handler)
+    await bus.start()
+    from shared.bus import OutgoingMessage
+
+    await bus.publish([OutgoingMessage("in", None, b"{not json")])
+    await bus.drain()
+    await bus.stop()
+    assert attempts["n"] == 1 and len(bus.log["in.dlq"]) == 1
+    assert EventDecodeError.__name__.encode() in dict(bus.log["in.dlq"][0].headers)["dlq.error"]
