@@ -195,9 +195,14 @@ class OutboxRelay:
                  batch: int = 500) -> None:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows; return how many were sent."""
+        async with self._lock:
+            return await self._publish_batch()
+
+    async def _publish_batch(self) -> int:
         outbox = self.delivery.tables.outbox
         async with self.delivery.sessions() as session, session.begin():
             stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
