@@ -97,10 +97,40 @@ class FactorSpec(_Model):
 
 
 class TypeSpec(_Model):
+    """Lexicon of one dispute type: plain terms, or regular expressions written "re:…"."""
+
     label: str
     channel: Channel
     negatable: bool = False
     terms: dict[str, float] = Field(min_length=1)
+    _plain: tuple[tuple[str, float], ...] = PrivateAttr()
+    _patterns: tuple[tuple[re.Pattern[str], float], ...] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _split(self) -> TypeSpec:
+        plain: list[tuple[str, float]] = []
+        patterns: list[tuple[re.Pattern[str], float]] = []
+        for term, weight in self.terms.items():
+            if term.startswith("re:"):
+                try:
+                    patterns.append((re.compile(term[3:]), weight))
+                except re.error as exc:
+                    raise ValueError(f"term {term!r} is not a valid regex: {exc}") from exc
+            else:
+                plain.append((term, weight))
+        self._plain = tuple(plain)
+        self._patterns = tuple(patterns)
+        return self
+
+    @property
+    def plain_terms(self) -> tuple[tuple[str, float], ...]:
+        """Terms matched as substrings."""
+        return self._plain
+
+    @property
+    def pattern_terms(self) -> tuple[tuple[re.Pattern[str], float], ...]:
+        """Terms matched as regular expressions."""
+        return self._patterns
 
 
 class Categories(_Model):

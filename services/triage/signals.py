@@ -93,15 +93,21 @@ def score_types(
     evidence: dict[str, list[str]] = {}
     names = " ".join(party_names)
     for code, spec in rules.dispute_types.items():
-        total = 0.0
-        hits: list[str] = []
-        for term, weight in spec.terms.items():
+        matched: list[tuple[str, float]] = []
+        from_names: list[tuple[str, float]] = []
+        for term, weight in spec.plain_terms:
             if term in text and not (spec.negatable and _all_negated(text, term, rules)):
-                total += weight
-                hits.append(term)
+                matched.append((term, weight))
             elif weight > 0 and names and term in names:
-                total += weight / 2
-                hits.append(f"当事人:{term}")
+                from_names.append((term, weight / 2))
+        # a term inside a longer matched term ("物业" in "物业公司") is not counted twice
+        kept = [(t, w) for t, w in matched if not any(t != u and t in u for u, _ in matched)]
+        for regex, weight in spec.pattern_terms:
+            m = regex.search(text)
+            if m:
+                kept.append((m.group(0), weight))
+        total = sum(w for _, w in kept) + sum(w for _, w in from_names)
+        hits = [t for t, _ in kept] + [f"当事人:{t}" for t, _ in from_names]
         scores[code] = total
         evidence[code] = hits
     if category:
@@ -110,7 +116,7 @@ def score_types(
                 scores[code] = scores.get(code, 0.0) + rules.categories.weight
                 evidence.setdefault(code, []).append(f"类别:{category}")
                 break
-    priority = {code: i for i, code in enumerate(rules.type_priority)}
+    priority: dict[str, int] = {code: i for i, code in enumerate(rules.type_priority)}
     best = max(scores, key=lambda c: (scores[c], -priority.get(c, 99)), default="other")
     if scores.get(best, 0.0) < rules.thresholds.min_type_score:
         return TypeChoice("other", 0.0, "未命中任何纠纷类型词")

@@ -1,0 +1,128 @@
+"""`python -m services.triage.evaluate [FILE]`: accuracy of triage against labelled reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.triage.domain import decide, input_from_report
+from services.triage.rules import Rules, load_rules
+
+LABELS = ("dispute_type", "severity", "channel", "tier")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "reports.jsonl"
+
+
+@dataclass
+class Miss:
+    """A report where at least one label differs from the expected one."""
+
+    source_ref: str
+    text: str
+    wrong: dict[str, tuple[str, str]]
+    why: str
+    reasons: str
+
+
+@dataclass
+class Report:
+    """Evaluation figures over one labelled file."""
+
+    total: int = 0
+    correct: Counter[str] = field(default_factory=Counter)
+    confusion: dict[str, Counter[tuple[str, str]]] = field(
+        default_factory=lambda: {k: Counter() for k in LABELS}
+    )
+    critical_expected: int = 0
+    critical_found: int = 0
+    misses: list[Miss] = field(default_factory=list)
+
+    def accuracy(self, label: str) -> float:
+        """Share of reports whose label matched."""
+        return self.correct[label] / self.total if self.total else 0.0
+
+    @property
+    def critical_recall(self) -> float:
+        """Share of expected-critical reports that were found critical."""
+        return self.critical_found / self.critical_expected if self.critical_expected else 1.0
+
+
+def evaluate(rows: list[dict[str, Any]], rules: Rules) -> Report:
+    """Decide every labelled row and compare with its `expected` labels."""
+    rep = Report()
+    now = datetime.now(UTC)
+    for row in rows:
+        expected = row["expected"]
+        got = decide(input_from_report(row), rules, now).to_dict()
+        rep.total += 1
+        wrong: dict[str, tuple[str, str]] = {}
+        for label in LABELS:
+            rep.confusion[label][(expected[label], got[label])] += 1
+            if got[label] == expected[label]:
+                rep.correct[label] += 1
+            else:
+                wrong[label] = (expected[label], got[label])
+        if expected["severity"] == "critical":
+            rep.critical_expected += 1
+            rep.critical_found += got["severity"] == "critical"
+        if wrong:
+            reasons = " | ".join(f"{r['code']}: {r['evidence']}" for r in got["reasons"][:3])
+            rep.misses.append(
+                Miss(str(row.get("source_ref")), row["text"], wrong, row.get("why", ""), reasons)
+            )
+    return rep
+
+
+def _confusion_table(label: str, counts: Counter[tuple[str, str]]) -> list[str]:
+    codes = sorted({e for e, _ in counts} | {g for _, g in counts})
+    width = max(len(c) for c in codes) + 1
+    lines = [f"  {label}: rows = expected, columns = decided"]
+    lines.append("  " + " " * width + "".join(f"{c[:7]:>8}" for c in codes))
+    for e in codes:
+        cells = "".join(f"{counts.get((e, g), 0) or '.':>8}" for g in codes)
+        lines.append(f"  {e:<{width}}{cells}")
+    return lines
+
+
+def render(rep: Report, source: Path) -> str:
+    """The report as text."""
+    out = [f"triage evaluation on {source} ({rep.total} reports)"]
+    for label in LABELS:
+        out.append(f"  {label:<13} {rep.accuracy(label):6.1%}  ({rep.correct[label]}/{rep.total})")
+    out.append(
+        f"  critical recall {rep.critical_recall:6.1%}  "
+        f"({rep.critical_found}/{rep.critical_expected})"
+    )
+    out.append("")
+    for label in LABELS:
+        out.extend(_confusion_table(label, rep.confusion[label]))
+        out.append("")
+    out.append(f"misses ({len(rep.misses)}):")
+    for m in rep.misses:
+        wrong = ", ".join(f"{k}: expected {e}, got {g}" for k, (e, g) in m.wrong.items())
+        out.append(f"- {m.source_ref}: {wrong}\n    text: {m.text}\n    why:  {m.why}")
+        out.append(f"    ours: {m.reasons}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print accuracy, critical recall, confusion tables and misses; always exit 0."""
+    parser = argparse.ArgumentParser(prog="python -m services.triage.evaluate")
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_SAMPLES)
+    parser.add_argument("--rules", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        rows = [json.loads(x) for x in args.file.read_text(encoding="utf-8").splitlines() if x]
+        print(render(evaluate(rows, load_rules(args.rules)), args.file))
+    except (OSError, ValueError) as exc:
+        print(f"cannot evaluate {args.file}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

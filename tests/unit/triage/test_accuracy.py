@@ -1,0 +1,28 @@
+"""Accuracy targets on the shared labelled samples and on our own unseen reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.triage.evaluate import DEFAULT_SAMPLES, evaluate
+from services.triage.rules import Rules
+
+UNSEEN = Path(__file__).parent / "unseen.jsonl"
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@pytest.mark.parametrize("path", [DEFAULT_SAMPLES, UNSEEN], ids=["samples", "unseen"])
+def test_accuracy_targets(rules: Rules, path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} not present in this checkout")
+    rep = evaluate(_rows(path), rules)
+    assert rep.accuracy("channel") >= 0.95
+    assert rep.accuracy("dispute_type") >= 0.90
+    assert rep.accuracy("tier") >= 0.90
+    assert rep.critical_found == rep.critical_expected

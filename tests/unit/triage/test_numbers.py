@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from services.triage.numbers import (
+    find_ages,
+    find_money,
+    find_people_counts,
+    find_repeat_count,
+    parse_number,
+)
+
+
+@pytest.mark.parametrize(
+    ("token", "value"),
+    [
+        ("十二万", 120_000),
+        ("3.5万", 35_000),
+        ("120000", 120_000),
+        ("1.2万", 12_000),
+        ("二十多", 20),
+        ("上百", 100),
+        ("30余", 30),
+        ("几十", 30),
+        ("两千", 2000),
+        ("八千", 8000),
+        ("五六十", 50),
+        ("十几", 11),
+        ("一万二", 12_000),
+        ("三千五", 3500),
+        ("两万三千", 23_000),
+        ("二十五万", 250_000),
+        ("十七", 17),
+        ("百余", 100),
+        ("2,000", 2000),
+    ],
+)
+def test_parse_number(token: str, value: int) -> None:
+    assert parse_number(token) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("欠款3.5万元未还", 35_000),
+        ("拖欠工资120000元", 120_000),
+        ("借了两千块", 2000),
+        ("损失八千元", 8000),
+        ("借给他十二万", 120_000),
+        ("一千多块的服装费", 1000),
+        ("借了二十五万元，只还了三万元", 250_000),
+    ],
+)
+def test_money(text: str, amount: int) -> None:
+    assert find_money(text, None)[0] == amount
+
+
+def test_money_per_person_needs_a_head_count() -> None:
+    assert find_money("每人几百块", None)[0] is None
+    people = max(q.value for q in find_people_counts("20名工人每人欠3000元"))
+    assert find_money("20名工人每人欠3000元", people)[0] == 60_000
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("二十多名工人", 20),
+        ("上百人聚集", 100),
+        ("30余人", 30),
+        ("几十人围堵", 30),
+        ("五六十人", 50),
+        ("其与另外十七名司机", 18),
+        ("20户村民", 20),
+    ],
+)
+def test_people(text: str, count: int) -> None:
+    assert max(q.value for q in find_people_counts(text)) == count
+
+
+def test_no_people_in_months_floors_or_ages() -> None:
+    assert find_people_counts("拖了三个月，住在12楼，70岁") == []
+
+
+def test_ages_and_repeats() -> None:
+    assert [q.value for q in find_ages("70岁的大爷和三岁的孩子")] == [70, 3]
+    repeat = find_repeat_count("这是本月第三次报警", ("报警",))
+    assert repeat is not None and repeat.value == 3
+    assert find_repeat_count("第二次手术后", ("报警",)) is None

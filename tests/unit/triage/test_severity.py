@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+
+from services.triage.rules import Rules
+
+from .conftest import triage
+
+
+def factors(rules: Rules, text: str, **kw: object) -> set[str]:
+    return {f.factor for f in triage(rules, text, **kw).factors}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "factor", "severity"),
+    [
+        ("对方说不给钱就从楼上跳下去", "extreme_threat", "critical"),
+        ("扬言要和老板同归于尽", "extreme_threat", "critical"),
+        ("他说再不赔就一把火烧了他家", "extreme_threat", "critical"),
+        ("男子拿着菜刀站在门口", "weapon", "critical"),
+        ("一村民提着一桶汽油来到村委会", "weapon", "critical"),
+        ("带了一瓶农药来到工地", "weapon", "critical"),
+        ("两人正在门口打，请速来", "ongoing_violence", "critical"),
+        ("现场两家人已经打起来了", "ongoing_violence", "critical"),
+        ("三十多名工人聚集在工地门口", "crowd", "critical"),
+        ("村民堵路，约上百人", "crowd", "critical"),
+        ("家属在医院大厅停尸，要求赔偿", "body_pressure", "critical"),
+        ("被打伤住院", "injury", "high"),
+        ("摔成骨折", "injury", "high"),
+        ("工人在工地上摔下死亡", "death", "high"),
+        ("手术后瘫痪在床", "injury", "high"),
+        ("十五名业主代表去物业办公室", "many_people", "high"),
+        ("对方说给我等着", "revenge_threat", "high"),
+        ("欠款两万元", "money", "medium"),
+        ("70岁的老人", "vulnerable", "medium"),
+        ("孩子才三岁", "vulnerable", "medium"),
+        ("女方怀孕五个月", "vulnerable", "medium"),
+        ("其儿子是残疾人", "vulnerable", "medium"),
+        ("双方发生推搡", "scuffle", "medium"),
+    ],
+)
+def test_factor_found(rules: Rules, text: str, factor: str, severity: str) -> None:
+    d = triage(rules, text)
+    assert factor in {f.factor for f in d.factors}
+    assert d.severity == severity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "双方争吵，无人受伤",
+        "经检查未受伤",
+        "对方未携带凶器",
+        "两人吵了几句，没有动手",
+        "双方没有打架，只是口角",
+        "没人受伤，已经散了",
+        "均未受伤",
+    ],
+)
+def test_negations_leave_severity_low(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "low"
+
+
+def test_negation_stops_at_punctuation(rules: Rules) -> None:
+    assert triage(rules, "对方没有道歉，还打伤了他").severity == "high"
+
+
+def test_negation_does_not_cross_a_noun_phrase(rules: Rules) -> None:
+    assert "injury" in factors(rules, "被邻居家没拴绳的狗咬伤腿部")
+
+
+def test_background_death_in_inheritance_is_not_harm(rules: Rules) -> None:
+    d = triage(rules, "父亲去世后兄弟两人为分遗产争执")
+    assert d.dispute_type == "marriage_family"
+    assert d.severity == "low"
+
+
+def test_repeat_from_text_and_from_merged_count(rules: Rules) -> None:
+    assert triage(rules, "邻居噪音扰民，本月第二次来电").severity == "medium"
+    assert triage(rules, "邻居噪音扰民，这是第三次报警").severity == "high"
+    assert triage(rules, "邻居噪音扰民", repeat_count=3).severity == "high"
+    assert triage(rules, "邻居噪音扰民，已多次协商").severity == "low"
+
+
+def test_wage_arrears_for_ten_workers(rules: Rules) -> None:
+    d = triage(rules, "包工头拖欠12名农民工工资")
+    assert d.dispute_type == "labour"
+    assert "wage_arrears_group" in {f.factor for f in d.factors}
+    assert d.severity == "high"
+
+
+def test_gathering_under_thirty_is_high(rules: Rules) -> None:
+    assert triage(rules, "二十多名村民聚集在村委会").severity == "high"
+
+
+def test_big_money_alone_is_medium(rules: Rules) -> None:
+    d = triage(rules, "朋友借了十二万元不还")
+    assert d.amount_yuan == 120_000
+    assert d.severity == "medium"
