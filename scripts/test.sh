@@ -8,7 +8,15 @@ if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start
   started=1
 fi
-cleanup() { if [[ $started == 1 ]]; then bash scripts/kafka.sh stop || true; fi; }
+pg_started=0
+if ! bash scripts/pg.sh status >/dev/null 2>&1; then
+  bash scripts/pg.sh start
+  pg_started=1
+fi
+cleanup() {
+  if [[ $started == 1 ]]; then bash scripts/kafka.sh stop || true; fi
+  if [[ $pg_started == 1 ]]; then bash scripts/pg.sh stop || true; fi
+}
 trap cleanup EXIT
-export FENGQIAO_KEEP_BROKER=1
+export FENGQIAO_KEEP_BROKER=1 FENGQIAO_KEEP_PG=1
 .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"

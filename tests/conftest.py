@@ -43,6 +43,34 @@ def kafka_bootstrap() -> Iterator[str]:
         subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "stop"], check=False)
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A local PostgreSQL server (scripts/pg.sh); yields its admin URL."""
+    script = str(REPO / "scripts" / "pg.sh")
+    was_running = subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0
+    subprocess.run(["bash", script, "start"], check=True)
+    url = subprocess.run(["bash", script, "url"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    yield url
+    if not was_running and os.environ.get("FENGQIAO_KEEP_PG") != "1":
+        subprocess.run(["bash", script, "stop"], check=False)
+
+
+@pytest.fixture
+async def pg_url(pg_server: str) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    dsn = pg_server.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A unique prefix so each test gets its own topics and consumer groups."""
