@@ -5,6 +5,7 @@ Ctrl-C (or SIGTERM) stops the services, then the broker this script started.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
-SERVICES = {"intake": 8001, "triage": 8002, "mediation": 8003, "followup": 8004}
+SERVICES = ("intake", "triage", "mediation", "followup")
 sys.path.insert(0, str(ROOT))
 
 
@@ -29,8 +30,9 @@ def kafka(cmd: str) -> int:
 async def seed() -> dict[str, object]:
     """Seed integrators (intake) and the demo county (mediation); return the credentials."""
     from services.intake.seed import seed_demo as seed_intake
-    from services.intake.settings import IntakeSettings
     from services.mediation.seed import seed_demo as seed_mediation
+
+    from services.intake.settings import IntakeSettings
     from services.mediation.settings import MediationSettings
 
     integrators = await seed_intake(IntakeSettings())
@@ -51,23 +53,44 @@ def wait_ready(port: int, timeout: float = 60) -> bool:
     return False
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Options for tests and benchmarks; `make run` uses the defaults."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--port-base", type=int, default=8001, help="intake's port; others follow")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="SQLite files and logs here instead of .run/ (default: .run/)")
+    p.add_argument("--topic-prefix", default="", help="isolate topics and consumer groups")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Start everything and wait for Ctrl-C."""
+    args = parse_args(argv)
     RUN.mkdir(exist_ok=True)
+    data = args.data_dir or RUN
+    data.mkdir(parents=True, exist_ok=True)
+    ports = {name: args.port_base + i for i, name in enumerate(SERVICES)}
+    os.environ.update({"FENGQIAO_TOPIC_PREFIX": args.topic_prefix,
+                       "FENGQIAO_GROUP_PREFIX": args.topic_prefix})
+    for name, port in ports.items():
+        os.environ[f"{name.upper()}_HTTP_PORT"] = str(port)
+        if args.data_dir is not None:
+            os.environ[f"{name.upper()}_DATABASE_URL"] = (
+                f"sqlite+aiosqlite:///{data.resolve() / (name + '.db')}")
     broker_was_running = kafka("status") == 0
     if kafka("start") != 0:
         print("the Kafka broker did not start; see .run/kafka/broker.log", file=sys.stderr)
         return 1
     creds = asyncio.run(seed())
-    cred_file = RUN / "demo-credentials.json"
+    cred_file = data / "demo-credentials.json"
     cred_file.write_text(json.dumps(creds, ensure_ascii=False, indent=2), encoding="utf-8")
     os.chmod(cred_file, 0o600)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = RUN / "logs"
+    logs = data / "logs"
     logs.mkdir(exist_ok=True)
-    for name, port in SERVICES.items():
+    for name, port in ports.items():
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
@@ -88,19 +111,20 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             ok = wait_ready(port)
             print(f"  {name:<10} http://127.0.0.1:{port}  {'ready' if ok else 'NOT READY'}"
-                  f"  (docs: /docs, log: .run/logs/{name}.log)")
+                  f"  (docs: /docs, log: {logs / (name + '.log')})", flush=True)
         print(f"\nDemo credentials: {cred_file}")
-        print("Dashboards poll the ledger: http://127.0.0.1:8004/v1/cases and /v1/stats")
-        print("Post a report:  curl -X POST http://127.0.0.1:8001/v1/reports "
-              "-H 'X-API-Key: <key of the source>' -H 'Content-Type: application/json' -d @report.json")
-        print("Ctrl-C stops everything.")
+        print(f"Dashboards poll the ledger: http://127.0.0.1:{ports['followup']}/v1/cases "
+              "and /v1/stats")
+        print(f"Post a report:  curl -X POST http://127.0.0.1:{ports['intake']}/v1/reports "
+              "-H 'X-API-Key: <key>' -H 'Content-Type: application/json' -d @report.json")
+        print("Ctrl-C stops everything.", flush=True)
         while True:
             for name, p in procs.items():
                 if p.poll() is not None:
-                    print(f"{name} exited with {p.returncode}; see .run/logs/{name}.log")
+                    print(f"{name} exited with {p.returncode}; see {logs / (name + '.log')}")
                     raise KeyboardInterrupt
             time.sleep(1)
     except KeyboardInterrupt:

@@ -158,7 +158,7 @@ class TrailAppended(BaseModel):
 
 
 REGISTRY = EventRegistry()
-for _type, _model in {
+_CURRENT: dict[str, type[BaseModel]] = {
     "report.received": ReportReceived,
     "report.repeated": ReportRepeated,
     "case.triaged": CaseTriaged,
@@ -168,5 +168,6 @@ for _type, _model in {
     "case.closed": CaseClosed,
     "supervision.raised": SupervisionRaised,
     "trail.appended": TrailAppended,
-}.items():
+}
+for _type, _model in _CURRENT.items():
     REGISTRY.register(_type, _model)

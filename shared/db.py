@@ -73,7 +73,7 @@ class DeliveryTables:
 def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
     """Declare outbox, inbox and trail tables on a service's own SQLModel base."""
 
-    class OutboxRow(base, table=True):  # type: ignore[misc, valid-type]
+    class OutboxRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
         __tablename__ = "outbox"
         __table_args__ = (Index("ix_outbox_unpublished", "published_at", "id"),)
         id: int | None = Field(default=None, primary_key=True)
@@ -84,13 +84,13 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         created_at: datetime = tz(nullable=False)
         published_at: datetime | None = tz(nullable=True)
 
-    class InboxRow(base, table=True):  # type: ignore[misc, valid-type]
+    class InboxRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
         __tablename__ = "inbox"
         consumer: str = Field(primary_key=True, max_length=100)
         event_id: str = Field(primary_key=True, max_length=64)
         processed_at: datetime = tz(nullable=False)
 
-    class TrailRow(base, table=True):  # type: ignore[misc, valid-type]
+    class TrailRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
         __tablename__ = "trail"
         id: int | None = Field(default=None, primary_key=True)
         case_id: str = Field(index=True, max_length=64)
@@ -207,7 +207,7 @@ class OutboxRelay:
         async with self.delivery.sessions() as session, session.begin():
             stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
             stmt = stmt.limit(self.batch)
-            if session.bind.dialect.name == "postgresql":
+            if self.delivery.sessions.kw["bind"].dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = (await session.exec(stmt)).all()
             if not rows:

@@ -63,4 +63,5 @@ async def get_case(session: AsyncSession, case_id: str) -> TriageCase | None:
 async def decisions_of(session: AsyncSession, case_id: str) -> list[TriageDecisionRow]:
     """All decisions of a case, oldest first."""
     stmt = select(TriageDecisionRow).where(TriageDecisionRow.case_id == case_id)
-    return list((await session.exec(stmt.order_by(TriageDecisionRow.id))).all())
+    stmt = stmt.order_by(TriageDecisionRow.id)  # type: ignore[arg-type]
+    return list((await session.exec(stmt)).all())
