@@ -45,6 +45,13 @@ PEOPLE_RE = re.compile(
     rf"(?P<other>另外|另|其他)?(?P<num>{QTY})"
     r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人))"
 )
+MONTHLY_RE = re.compile(
+    rf"(?:月薪|月工资|每月工资|每个月工资|每月|每个月|月租|一个月)[^，。；！？\d]{{0,4}}?"
+    rf"(?P<num>{QTY})(?:元|块钱|块)"
+)
+MONTHS_RE = re.compile(
+    rf"(?:拖欠|欠|欠了|拖了|共|已有|已经|累计)[^，。；！？\d]{{0,3}}?(?P<num>{QTY})个?月"
+)
 AGE_RE = re.compile(rf"(?P<num>{QTY})(?:周)?岁")
 REPEAT_RE = re.compile(
     rf"第(?P<num>{QTY})次|(?P<num2>[二两三四五六七八九十\d]+)次(?=报警|来电|投诉|反映|求助|举报|上报)"
@@ -176,7 +183,24 @@ def find_money(
             evidence = f"{m.group(0)}×{people}人"
         found.append(Quantity(value, evidence))
         best = value if best is None else max(best, value)
+    monthly = _monthly_total(text, vague_digit)
+    if monthly is not None:
+        found.append(monthly)
+        best = monthly.value if best is None else max(best, monthly.value)
     return best, found
+
+
+def _monthly_total(text: str, vague_digit: int) -> Quantity | None:
+    """A monthly sum times the months owed: "月薪5000元，拖欠三个月" → 15000."""
+    per_month = MONTHLY_RE.search(text)
+    months = MONTHS_RE.search(text)
+    if not per_month or not months:
+        return None
+    value = parse_number(per_month.group("num"), vague_digit)
+    count = parse_number(months.group("num"), vague_digit)
+    if value is None or count is None or not 0 < count < 120:
+        return None
+    return Quantity(value * count, f"{per_month.group(0)}×{months.group(0)}")
 
 
 def find_ages(text: str, vague_digit: int = 3) -> list[Quantity]:

@@ -182,6 +182,7 @@ class Rules(_Model):
     company_markers: tuple[str, ...]
     company_not: tuple[str, ...] = ()
     report_words: tuple[str, ...]
+    repeat_phrases: dict[str, int] = {}
     wage_words: tuple[str, ...]
     gathering_words: tuple[str, ...]
     crowd_words: dict[str, int] = {}

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from services.triage.numbers import (
+    Quantity,
     find_ages,
     find_money,
     find_people_counts,
@@ -220,6 +221,10 @@ def extract(
             sig.factors.append(Factor("high", "wage_arrears_group", f"{people}名劳动者被欠{wage}"))
 
     text_repeat = find_repeat_count(text, rules.report_words)
+    for phrase, count in rules.repeat_phrases.items():
+        m = re.search(phrase, text)
+        if m and (text_repeat is None or count > text_repeat.value):
+            text_repeat = Quantity(count, m.group(0))
     repeats = max(repeat_count, text_repeat.value if text_repeat else 1)
     rep_ev = text_repeat.evidence if text_repeat and text_repeat.value >= repeats else "并单次数"
     if repeats >= t.repeat_high:

@@ -86,3 +86,15 @@ def test_ages_and_repeats() -> None:
     repeat = find_repeat_count("这是本月第三次报警", ("报警",))
     assert repeat is not None and repeat.value == 3
     assert find_repeat_count("第二次手术后", ("报警",)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("月薪5000元，老板拖欠了三个月", 15_000),
+        ("每月房租2500元，已经欠了5个月", 12_500),
+        ("每月工资3000元", 3000),
+    ],
+)
+def test_monthly_sum_times_months_owed(text: str, amount: int) -> None:
+    assert find_money(text, None)[0] == amount

@@ -97,3 +97,36 @@ def test_big_money_alone_is_medium(rules: Rules) -> None:
     d = triage(rules, "朋友借了十二万元不还")
     assert d.amount_yuan == 120_000
     assert d.severity == "medium"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "老板再不给钱就跟他拼了",
+        "他说要开车撞死对方",
+        "扬言要去镇政府门口自焚",
+        "称再不解决就喝药死在村委会",
+    ],
+)
+def test_indirect_extreme_threats(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "critical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "医生说需要开刀，手术后恢复不好",
+        "儿子还在打工，儿媳要离婚",
+        "他拿了汽油卡去加油站加油，被多扣了钱",
+        "店家说这把菜刀质量没问题，不给退",
+        "邻居喷农药飘到我家菜地",
+        "楼上装修吵死了",
+        "对方还在打官司",
+    ],
+)
+def test_trigger_words_in_harmless_senses_are_not_critical(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity != "critical"
+
+
+def test_repeat_phrase_without_number(rules: Rules) -> None:
+    assert triage(rules, "市民再次来电反映楼上噪音").severity == "medium"
