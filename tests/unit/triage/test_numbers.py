@@ -94,6 +94,8 @@ def test_ages_and_repeats() -> None:
         ("月薪5000元，老板拖欠了三个月", 15_000),
         ("每月房租2500元，已经欠了5个月", 12_500),
         ("每月工资3000元", 3000),
+        ("一个月工资4000元，欠了三个月", 12_000),
+        ("拖欠其两个月工资共计9000元", 9000),
     ],
 )
 def test_monthly_sum_times_months_owed(text: str, amount: int) -> None:
