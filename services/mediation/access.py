@@ -1,0 +1,84 @@
+"""Who may see and do what on a case (pure rules, table-tested).
+
+- mediator: cases of their own organisation (and channel); acts on those assigned to them or
+  waiting in the organisation's queue; co-channel organisations read a masked copy.
+- coordinator: cases of their tier inside their area (grid prefixes); reassigns and acts on
+  escalations, failures, transfers and returns.
+- viewer: reads masked, never acts.
+- admin: everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import IntEnum
+
+from services.mediation.domain import in_area
+from shared.auth import StaffPrincipal
+
+MEDIATOR_ACTIONS = frozenset({"accept", "return", "note", "agree", "fail", "escalate", "transfer"})
+COORDINATOR_ACTIONS = frozenset({"reassign", "return", "fail", "escalate", "transfer"})
+
+
+class Access(IntEnum):
+    """How much of a case a member of staff gets."""
+
+    none = 0  # answered as 404: the case does not exist for them
+    read_masked = 1
+    read_clear = 2
+    act = 3
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """The facts of a case that decide access."""
+
+    channel: str
+    tier: str
+    organisation_id: str | None
+    mediator_id: str | None
+    area_code: str
+    reader_organisations: Collection[str] = ()
+
+
+def access_to(p: StaffPrincipal, c: CaseScope) -> Access:
+    """How much of the case the principal may see or do."""
+    if p.role == "admin":
+        return Access.act
+    if p.role == "mediator":
+        if p.organisation and p.organisation == c.organisation_id and p.channel == c.channel:
+            if c.mediator_id in (None, p.subject):
+                return Access.act
+            return Access.read_masked  # a colleague's case: read, not act
+        if p.organisation and p.organisation in c.reader_organisations:
+            return Access.read_masked
+        return Access.none
+    if p.role == "coordinator":
+        if p.tier == c.tier and in_area(c.area_code, p.grid_codes):
+            return Access.act
+        return Access.none
+    if p.role == "viewer":
+        return Access.read_masked if in_area(c.area_code, p.grid_codes) else Access.none
+    return Access.none
+
+
+def may_perform(p: StaffPrincipal, action: str) -> bool:
+    """Whether the role may perform an action at all (403 otherwise)."""
+    if p.role == "admin":
+        return True
+    if p.role == "mediator":
+        return action in MEDIATOR_ACTIONS
+    if p.role == "coordinator":
+        return action in COORDINATOR_ACTIONS
+    return False
+
+
+def manages_staff(p: StaffPrincipal) -> bool:
+    """Admins and coordinators manage organisations and mediators."""
+    return p.role in ("admin", "coordinator")
+
+
+def actor_of(p: StaffPrincipal) -> str:
+    """How a person appears in the trail."""
+    return f"user:{p.subject}"

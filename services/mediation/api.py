@@ -1,0 +1,414 @@
+"""Mediation HTTP routes: the work list, a case, the actions on it, supervisions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.mediation.access import Access, access_to
+from services.mediation.actions import (
+    ActionForbidden,
+    CaseActions,
+    CaseNotFound,
+    InvalidTarget,
+    scope_of,
+)
+from services.mediation.assignment import Context
+from services.mediation.documents import mask_contact, redact_with_contact, render_agreement
+from services.mediation.domain import TransitionRefused, allowed_actions, aware
+from services.mediation.repository import (
+    MediationCase,
+    Organisation,
+    StaffMember,
+    agreement_of,
+    list_cases,
+    list_supervisions,
+    notes_of,
+    trail_of,
+)
+from shared.auth import StaffPrincipal
+from shared.web import CurrentStaff
+
+router = APIRouter(prefix="/v1", tags=["mediation"])
+
+
+def context(request: Request) -> Context:
+    """The service context built in the lifespan."""
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def case_actions(request: Request) -> CaseActions:
+    """The action handlers built in the lifespan."""
+    actions: CaseActions = request.app.state.actions
+    return actions
+
+
+Ctx = Annotated[Context, Depends(context)]
+Actions = Annotated[CaseActions, Depends(case_actions)]
+
+
+# --- request models ---------------------------------------------------------------------------
+
+
+class ReasonIn(BaseModel):
+    """Why (退单, failure, escalation)."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class NoteIn(BaseModel):
+    """A progress note."""
+
+    text: str = Field(min_length=1, max_length=10000)
+
+
+class AgreementIn(BaseModel):
+    """An agreement reached by mediation."""
+
+    terms: str = Field(min_length=1, max_length=20000)
+    amount_yuan: int | None = Field(default=None, ge=0, le=10_000_000_000)
+    performance_due: datetime | None = None
+
+
+class TransferIn(BaseModel):
+    """Where a failed case goes."""
+
+    target: Literal["litigation", "arbitration"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AssignIn(BaseModel):
+    """A coordinator's manual assignment."""
+
+    organisation_id: str = Field(min_length=1, max_length=64)
+    mediator_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="协调员指派", max_length=2000)
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+def _contact(ctx: Context, case: MediationCase, clear: bool) -> dict[str, Any] | None:
+    if not case.sealed_contact:
+        return None
+    try:
+        contact = ctx.cipher.unseal(case.sealed_contact)
+    except Exception:
+        return None  # sealed with another key: nothing to show
+    return contact if clear else mask_contact(contact)
+
+
+def case_body(
+    ctx: Context, case: MediationCase, level: Access, p: StaffPrincipal, readers: list[str]
+) -> dict[str, Any]:
+    """A case as the caller may see it."""
+    clear = level >= Access.read_clear and (p.role != "mediator" or case.mediator_id == p.subject)
+    return {
+        "case_id": case.case_id,
+        "status": case.status,
+        "source": case.source,
+        "source_ref": case.source_ref,
+        "dispute_type": case.dispute_type,
+        "severity": case.severity,
+        "channel": case.channel,
+        "co_channels": case.co_channels,
+        "tier": case.tier,
+        "first_tier": case.first_tier,
+        "rule_id": case.rule_id,
+        "grid_code": case.grid_code,
+        "organisation_id": case.organisation_id,
+        "mediator_id": case.mediator_id,
+        "reader_organisations": readers,
+        "sign_for_due": aware(case.sign_for_due) if case.sign_for_due else None,
+        "mediation_due": aware(case.mediation_due) if case.mediation_due else None,
+        "sign_for_overdue": case.sign_for_overdue,
+        "mediation_overdue": case.mediation_overdue,
+        "return_count": case.return_count,
+        "escalations": case.escalations,
+        "outcome": case.outcome,
+        "transfer_target": case.transfer_target,
+        "accepted_at": aware(case.accepted_at) if case.accepted_at else None,
+        "updated_at": aware(case.updated_at),
+        "text": case.text,
+        "parties": case.parties,
+        "contact": _contact(ctx, case, clear),
+        "personal_data": "clear" if clear else "masked",
+        "read_only": level < Access.act,
+        "allowed_actions": allowed_actions(case.status) if level >= Access.act else [],
+    }
+
+
+async def _load(
+    session: AsyncSession, p: StaffPrincipal, case_id: str
+) -> tuple[MediationCase, Access, list[str]]:
+    """The case and the caller's access to it; 404 when it does not exist for them."""
+    case = await session.get(MediationCase, case_id)
+    if case is None:
+        raise HTTPException(404, "no such case")
+    scope = await scope_of(session, case)
+    level = access_to(p, scope)
+    if level is Access.none:
+        raise HTTPException(404, "no such case")
+    return case, level, list(scope.reader_organisations)
+
+
+async def _run(awaitable: Awaitable[Any]) -> Any:
+    """Turn action errors into 404 / 403 / 409 / 422."""
+    try:
+        return await awaitable
+    except CaseNotFound:
+        raise HTTPException(404, "no such case") from None
+    except ActionForbidden as exc:
+        raise HTTPException(403, str(exc)) from None
+    except TransitionRefused as exc:
+        raise HTTPException(
+            409, {"detail": exc.reason, "action": exc.action, "status": exc.status}
+        ) from None
+    except InvalidTarget as exc:
+        raise HTTPException(
+            422,
+            {"detail": "invalid request", "errors": [{"field": exc.field, "reason": exc.reason}]},
+        ) from None
+
+
+async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str, Any]:
+    """The case after an action, as the caller now sees it."""
+    async with ctx.delivery.sessions() as session:
+        try:
+            case, level, readers = await _load(session, p, case_id)
+        except HTTPException:  # e.g. escalated out of the caller's tier: the action stood
+            return {"case_id": case_id, "visible": False}
+        return case_body(ctx, case, level, p, readers)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+@router.get("/mediation/cases")
+async def work_list(
+    ctx: Ctx,
+    staff: CurrentStaff,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """The caller's work list: only cases their role and scope reach, never a foreign one."""
+    async with ctx.delivery.sessions() as session:
+        rows = await list_cases(
+            session, staff, status=status, overdue=overdue, limit=limit, after=after
+        )
+        items = []
+        for case in rows:
+            scope = await scope_of(session, case)
+            level = access_to(staff, scope)
+            if level is Access.none:  # belt and braces: the query already scoped it
+                continue
+            items.append(case_body(ctx, case, level, staff, list(scope.reader_organisations)))
+    next_after = rows[-1].case_id if len(rows) == limit else None
+    return {"items": items, "next_after": next_after}
+
+
+@router.get("/mediation/cases/{case_id}")
+async def read_case(case_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
+    """One case with its notes, agreement and this service's trail entries."""
+    async with ctx.delivery.sessions() as session:
+        case, level, readers = await _load(session, staff, case_id)
+        body = case_body(ctx, case, level, staff, readers)
+        clear = body["personal_data"] == "clear"
+        body["notes"] = [
+            {
+                "id": n.id,
+                "author": n.author,
+                "at": aware(n.at),
+                "text": _private_text(ctx, n.text, clear, case),
+            }
+            for n in await notes_of(session, case_id)
+        ]
+        agreement = await agreement_of(session, case_id)
+        body["agreement"] = (
+            None
+            if agreement is None
+            else {
+                "agreement_id": agreement.id,
+                "amount_yuan": agreement.amount_yuan,
+                "performance_due": agreement.performance_due,
+                "agreed_at": aware(agreement.agreed_at),
+                "terms": _private_text(ctx, agreement.terms, clear, case),
+            }
+        )
+        body["trail"] = [
+            {
+                "at": aware(t.at),
+                "actor": t.actor,
+                "actor_role": t.actor_role,
+                "action": t.action,
+                "from_status": t.from_status,
+                "to_status": t.to_status,
+                "reason": t.reason,
+            }
+            for t in await trail_of(session, case_id)
+        ]
+    return body
+
+
+def _private_text(ctx: Context, stored: str, clear: bool, case: MediationCase) -> str:
+    """Notes and terms are stored encrypted; masked readers get them redacted."""
+    try:
+        text = ctx.cipher.decrypt(stored) or ""
+    except ValueError:
+        return ""
+    return text if clear else redact_with_contact(text, _contact(ctx, case, True))
+
+
+@router.get("/cases/{case_id}/agreement/document", response_class=PlainTextResponse)
+async def agreement_document(case_id: str, ctx: Ctx, staff: CurrentStaff) -> PlainTextResponse:
+    """The agreement document (调解协议书) as plain text."""
+    async with ctx.delivery.sessions() as session:
+        case, level, readers = await _load(session, staff, case_id)
+        agreement = await agreement_of(session, case_id)
+        if agreement is None:
+            raise HTTPException(404, "no agreement for this case")
+        body = case_body(ctx, case, level, staff, readers)
+        clear = body["personal_data"] == "clear"
+        org = await session.get(Organisation, agreement.organisation_id or "")
+        mediator = await session.get(StaffMember, agreement.mediator_id or "")
+    plugin = ctx.channel(agreement.channel)
+    text = render_agreement(
+        title=plugin.document_title if plugin else "调解协议书",
+        case_id=case_id,
+        agreement_id=agreement.id,
+        organisation=org.name if org else "—",
+        mediator=mediator.name if mediator else "—",
+        dispute_type=case.dispute_type,
+        terms=_private_text(ctx, agreement.terms, clear, case),
+        amount_yuan=agreement.amount_yuan,
+        performance_due=aware(agreement.performance_due) if agreement.performance_due else None,
+        agreed_at=aware(agreement.agreed_at),
+        contact=body["contact"] if clear else None,
+        parties=case.parties,
+        tz=ctx.settings.timezone,
+    )
+    return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+@router.post("/cases/{case_id}/accept")
+async def accept(case_id: str, ctx: Ctx, actions: Actions, staff: CurrentStaff) -> dict[str, Any]:
+    """签收."""
+    await _run(actions.accept(staff, case_id))
+    return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/return")
+async def return_case(
+    case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """退单: triage routes the case again without this channel."""
+    await _run(actions.return_case(staff, case_id, body.reason))
+    return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/notes", status_code=201)
+async def add_note(
+    case_id: str, body: NoteIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """A progress note; the first one starts mediation."""
+    note_id = await _run(actions.note(staff, case_id, body.text))
+    return {"note_id": note_id, **await _case_after(ctx, staff, case_id)}
+
+
+@router.post("/cases/{case_id}/agreement", status_code=201)
+async def agreement(
+    case_id: str, body: AgreementIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """调解成功: the agreement and its document."""
+    agreement_id = await _run(
+        actions.agree(staff, case_id, body.terms, body.amount_yuan, body.performance_due)
+    )
+    return {
+        "agreement_id": agreement_id,
+        "document_url": f"/v1/cases/{case_id}/agreement/document",
+        **await _case_after(ctx, staff, case_id),
+    }
+
+
+@router.post("/cases/{case_id}/failure")
+async def failure(
+    case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """调解不成."""
+    await _run(actions.fail(staff, case_id, body.reason))
+    return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/escalate")
+async def escalate(
+    case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """Up one tier; the county cannot escalate (409)."""
+    await _run(actions.escalate(staff, case_id, body.reason))
+    return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/transfer")
+async def transfer(
+    case_id: str, body: TransferIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """To litigation or arbitration; closes the case as transferred."""
+    await _run(actions.transfer(staff, case_id, body.target, body.reason))
+    return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/assign")
+async def assign_case(
+    case_id: str, body: AssignIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """A coordinator assigns or reassigns a case not yet signed for."""
+    await _run(
+        actions.reassign(staff, case_id, body.organisation_id, body.mediator_id, body.reason)
+    )
+    return await _case_after(ctx, staff, case_id)
+
+
+# --- supervision and channels -----------------------------------------------------------------
+
+
+@router.get("/supervisions")
+async def supervisions(
+    ctx: Ctx, staff: CurrentStaff, limit: Annotated[int, Query(ge=1, le=500)] = 200
+) -> dict[str, Any]:
+    """Supervision notices (督办) for the caller's tier and area."""
+    async with ctx.delivery.sessions() as session:
+        rows = await list_supervisions(session, staff, limit)
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "case_id": r.case_id,
+                "kind": r.kind,
+                "tier": r.tier,
+                "channel": r.channel,
+                "organisation_id": r.organisation_id,
+                "mediator_id": r.mediator_id,
+                "due_at": aware(r.due_at),
+                "raised_at": aware(r.raised_at),
+            }
+            for r in rows
+        ]
+    }
+
+
+@router.get("/mediation/channels")
+async def channels(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
+    """The channel plugins of this deployment."""
+    return {"items": [c.describe() for c in ctx.channels.all()]}

@@ -1,0 +1,230 @@
+"""Assignment of a case to an organisation and an on-duty mediator, and the service context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.mediation.channels import CaseView, ChannelRegistry, MediationChannel
+from services.mediation.domain import (
+    Clock,
+    DutyHours,
+    OrgFacts,
+    area_code,
+    aware,
+    next_status,
+    pick_coordination,
+    pick_mediator,
+    pick_organisation,
+)
+from services.mediation.repository import (
+    CaseReader,
+    MediationCase,
+    Organisation,
+    StaffMember,
+    open_case_counts,
+    organisations,
+    staff_of,
+)
+from services.mediation.settings import MediationSettings
+from shared.contracts import CaseStatus as S
+from shared.db import Delivery, Tx
+from shared.pii import PiiCipher
+from shared.topics import Topics
+
+log = logging.getLogger("fengqiao.mediation")
+
+SYSTEM = "system:mediation"
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Context:
+    """What handlers, actions and the scanner share."""
+
+    settings: MediationSettings
+    delivery: Delivery
+    topics: Topics
+    clock: Clock
+    channels: ChannelRegistry
+    cipher: PiiCipher
+
+    @property
+    def hours(self) -> DutyHours:
+        """Duty hours from settings."""
+        s = self.settings
+        return DutyHours(s.timezone, s.day_shift_start_hour, s.day_shift_end_hour)
+
+    def channel(self, code: str) -> MediationChannel | None:
+        """The plugin of a channel, or None when the code is not registered."""
+        return self.channels.get(code) if code in self.channels else None
+
+
+def case_view(case: MediationCase) -> CaseView:
+    """The non-personal view of a case that channel plugins get."""
+    return CaseView(
+        case.case_id,
+        case.channel,
+        case.tier,
+        case.dispute_type,
+        case.severity,
+        case.status,
+        case.organisation_id,
+        case.mediator_id,
+        case.source,
+        case.source_ref,
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return aware(when).isoformat() if when is not None else None
+
+
+def trail_details(case: MediationCase, **extra: Any) -> dict[str, Any]:
+    """Non-personal attributes the ledger projects from each trail entry."""
+    out: dict[str, Any] = {
+        "source": case.source,
+        "source_ref": case.source_ref,
+        "dispute_type": case.dispute_type,
+        "severity": case.severity,
+        "channel": case.channel,
+        "tier": case.tier,
+        "grid_code": case.grid_code,
+        "organisation_id": case.organisation_id,
+        "mediator_id": case.mediator_id,
+        "sign_for_due": _iso(case.sign_for_due),
+        "mediation_due": _iso(case.mediation_due),
+    }
+    return out | extra
+
+
+async def run_after_commit(callbacks: list[AfterCommit]) -> None:
+    """Tell channel plugins after the state is safely stored; a plugin error is logged only."""
+    for cb in callbacks:
+        try:
+            await cb()
+        except Exception as exc:  # the case is committed; the plugin may retry on its side
+            log.error("channel plugin failed", extra={"error": type(exc).__name__})
+
+
+def notify_assigned(ctx: Context, case: MediationCase) -> list[AfterCommit]:
+    """A callback telling the case's channel about the assignment."""
+    plugin, view = ctx.channel(case.channel), case_view(case)
+    if plugin is None:
+        return []
+
+    async def cb() -> None:
+        await plugin.on_assigned(view)
+
+    return [cb]
+
+
+async def assign(
+    ctx: Context,
+    tx: Tx,
+    case: MediationCase,
+    *,
+    now: datetime,
+    action: str = "assign",
+    actor: str = SYSTEM,
+    actor_role: str = "system",
+    manual: bool = False,
+    organisation: Organisation | None = None,
+    mediator: StaffMember | None = None,
+    reason: str = "",
+) -> list[AfterCommit]:
+    """Give the case to an organisation and, if one is on duty, a mediator; write the trail.
+
+    `manual` sends it to the coordination centre of its tier for a person to assign;
+    `organisation`/`mediator` are a coordinator's explicit choice.
+    """
+    orgs = await organisations(tx.session)
+    facts = [o.facts() for o in orgs]
+    by_id = {o.id: o for o in orgs}
+    why: list[str] = [reason] if reason else []
+    chosen: OrgFacts | None
+    if organisation is not None:
+        chosen = organisation.facts()
+        why.append(f"指派至{organisation.name}")
+    elif manual:
+        chosen = pick_coordination(facts, case.tier, case.grid_code)
+        why.append(f"已退单{case.return_count}次，交{case.tier}级矛调中心人工指派")
+    else:
+        chosen, org_why = pick_organisation(facts, case.channel, case.tier, case.grid_code)
+        why.append(org_why)
+
+    if chosen is None:
+        # Nobody can take it: it stays triaged and waits for a coordinator.
+        case.organisation_id, case.mediator_id, case.updated_at = None, None, now
+        case.area_code = area_code(case.grid_code, None)
+        tx.session.add(case)
+        why.append("暂无可指派机构，等待协调员指派")
+        tx.transition(
+            case.case_id,
+            action="unassigned",
+            from_status=case.status,
+            to_status=case.status,
+            actor=actor,
+            actor_role=actor_role,
+            reason="；".join(why),
+            details=trail_details(case),
+            at=now,
+        )
+        return []
+
+    to_status = next_status(action, case.status)
+    from_status = case.status
+    picked: str | None = None
+    if mediator is not None:
+        picked = mediator.id
+        why.append("协调员指定调解员")
+    elif chosen.kind == "mediation" and not manual:
+        counts = await open_case_counts(tx.session, chosen.id)
+        mediators = [m.facts() for m in await staff_of(tx.session, chosen.id, role="mediator")]
+        m = pick_mediator(mediators, chosen.id, counts, now, ctx.hours)
+        if m is None:
+            why.append("当前无值班调解员，进入机构待办队列")
+        else:
+            picked = m.id
+            why.append(f"值班调解员在办{counts.get(m.id, 0)}件，最少")
+    else:
+        why.append("进入协调中心待办队列")
+
+    if chosen.kind == "mediation" and chosen.channel:
+        case.channel = chosen.channel
+    case.organisation_id, case.mediator_id = chosen.id, picked
+    case.area_code = area_code(case.grid_code, chosen)
+    case.status, case.updated_at = to_status, now
+    if from_status == S.escalated and case.sign_for_window_s:
+        case.sign_for_due = now + timedelta(seconds=case.sign_for_window_s)
+    tx.session.add(case)
+    await _share_with_co_channels(tx, case, facts, by_id)
+    tx.transition(
+        case.case_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        actor_role=actor_role,
+        reason="；".join(w for w in why if w),
+        details=trail_details(case, organisation_kind=chosen.kind, queued=picked is None),
+        at=now,
+    )
+    return notify_assigned(ctx, case)
+
+
+async def _share_with_co_channels(
+    tx: Tx, case: MediationCase, facts: list[OrgFacts], by_id: dict[str, Organisation]
+) -> None:
+    """A read-only copy for an organisation of each co-channel (same tier, covering the area)."""
+    for co in case.co_channels:
+        if co == case.channel:
+            continue
+        org, _ = pick_organisation(facts, co, case.tier, case.grid_code)
+        if org is None or org.id not in by_id:
+            continue
+        if await tx.session.get(CaseReader, (case.case_id, org.id)) is None:
+            tx.session.add(CaseReader(case_id=case.case_id, organisation_id=org.id, channel=co))

@@ -1,0 +1,315 @@
+"""Mediation tables and the only queries on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, String, UniqueConstraint, func, or_
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.mediation.domain import WORKLOAD_STATUSES, MediatorFacts, OrgFacts
+from shared.auth import StaffPrincipal
+from shared.db import delivery_tables, json_column, tz
+
+
+class MediationBase(SQLModel, registry=registry()):
+    """Base of the mediation service's own tables."""
+
+
+class Organisation(MediationBase, table=True):
+    """A mediation organisation of one channel and tier, or a coordination centre (no channel)."""
+
+    __tablename__ = "organisations"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(default="mediation", max_length=20)  # mediation | coordination
+    channel: str | None = Field(default=None, max_length=20, index=True)
+    tier: str = Field(max_length=10, index=True)
+    grid_codes: list[str] = json_column()
+    active: bool = True
+    created_at: datetime = tz(nullable=False)
+
+    def facts(self) -> OrgFacts:
+        """The organisation as assignment sees it."""
+        return OrgFacts(self.id, self.kind, self.channel, self.tier, tuple(self.grid_codes))
+
+
+class StaffMember(MediationBase, table=True):
+    """A mediator, coordinator or viewer; mediators have duty shifts (坐班) and on-call (值守)."""
+
+    __tablename__ = "staff"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    role: str = Field(default="mediator", max_length=20)
+    channel: str | None = Field(default=None, max_length=20)
+    tier: str | None = Field(default=None, max_length=10)
+    organisation_id: str | None = Field(
+        default=None, foreign_key="organisations.id", max_length=64, index=True
+    )
+    day_shift: bool = True
+    night_on_call: bool = False
+    active: bool = True
+    created_at: datetime = tz(nullable=False)
+
+    def facts(self) -> MediatorFacts:
+        """The mediator as assignment sees it."""
+        return MediatorFacts(
+            self.id, self.organisation_id or "", self.day_shift, self.night_on_call, self.active
+        )
+
+
+class MediationCase(MediationBase, table=True):
+    """A case as mediation works it: routing, assignment, deadlines and outcome."""
+
+    __tablename__ = "mediation_cases"
+    case_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=20, index=True)
+    source: str = Field(max_length=10)
+    source_ref: str = Field(max_length=128)
+    dispute_type: str = Field(max_length=40)
+    severity: str = Field(max_length=10)
+    channel: str = Field(max_length=20, index=True)
+    co_channels: list[str] = json_column()
+    tier: str = Field(max_length=10, index=True)
+    rule_id: str = Field(max_length=40)
+    attempt: int = 1
+    grid_code: str | None = Field(default=None, max_length=64)
+    area_code: str = Field(default="", sa_column=Column(String(64), index=True, nullable=False))
+    organisation_id: str | None = Field(default=None, max_length=64, index=True)
+    mediator_id: str | None = Field(default=None, max_length=64, index=True)
+    text: str = ""  # redacted narrative from triage
+    parties: list[dict[str, Any]] = json_column()  # masked PartyRefs
+    sealed_contact: str | None = None  # encrypted contact details, unsealed on read
+    sign_for_due: datetime | None = tz(nullable=True)
+    mediation_due: datetime | None = tz(nullable=True)
+    sign_for_window_s: int = 0  # how long signing for may take, for re-assignments
+    sign_for_overdue: bool = False
+    mediation_overdue: bool = False
+    return_count: int = 0
+    excluded_channels: list[str] = json_column()
+    escalations: int = 0
+    first_tier: str = Field(default="", max_length=10)
+    outcome: str | None = Field(default=None, max_length=40)
+    transfer_target: str | None = Field(default=None, max_length=20)
+    accepted_at: datetime | None = tz(nullable=True)
+    created_at: datetime = tz(nullable=False)
+    updated_at: datetime = tz(nullable=False)
+
+
+class CaseReader(MediationBase, table=True):
+    """A read-only copy for a co-channel organisation (its mediators read, never act)."""
+
+    __tablename__ = "case_readers"
+    case_id: str = Field(primary_key=True, max_length=64)
+    organisation_id: str = Field(primary_key=True, max_length=64, index=True)
+    channel: str = Field(max_length=20)
+
+
+class CaseNote(MediationBase, table=True):
+    """A progress note of a mediator."""
+
+    __tablename__ = "case_notes"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=64)
+    author: str = Field(max_length=64)
+    text: str
+    at: datetime = tz(nullable=False)
+
+
+class Agreement(MediationBase, table=True):
+    """A mediation agreement (调解协议); the document is rendered from it on request."""
+
+    __tablename__ = "agreements"
+    id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    terms: str
+    amount_yuan: int | None = None
+    performance_due: datetime | None = tz(nullable=True)
+    agreed_at: datetime = tz(nullable=False)
+    channel: str = Field(max_length=20)
+    tier: str = Field(max_length=10)
+    organisation_id: str | None = Field(default=None, max_length=64)
+    mediator_id: str | None = Field(default=None, max_length=64)
+
+
+class Supervision(MediationBase, table=True):
+    """A supervision notice (督办): raised once per case and kind."""
+
+    __tablename__ = "supervisions"
+    __table_args__ = (UniqueConstraint("case_id", "kind", name="uq_supervision_case_kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=30)
+    tier: str = Field(max_length=10, index=True)
+    channel: str = Field(max_length=20)
+    organisation_id: str | None = Field(default=None, max_length=64)
+    mediator_id: str | None = Field(default=None, max_length=64)
+    area_code: str = Field(default="", max_length=64)
+    due_at: datetime = tz(nullable=False)
+    raised_at: datetime = tz(nullable=False)
+
+
+TABLES = delivery_tables(MediationBase)
+metadata = MediationBase.metadata
+TrailRow = TABLES.trail
+
+
+# --- organisations and staff ------------------------------------------------------------------
+
+
+async def organisations(session: AsyncSession, active_only: bool = True) -> list[Organisation]:
+    """Every organisation, by id."""
+    stmt = select(Organisation)
+    if active_only:
+        stmt = stmt.where(col(Organisation.active).is_(True))
+    return list((await session.exec(stmt.order_by(col(Organisation.id)))).all())
+
+
+async def staff_of(
+    session: AsyncSession, organisation_id: str | None = None, role: str | None = None
+) -> list[StaffMember]:
+    """Staff, optionally of one organisation and one role."""
+    stmt = select(StaffMember)
+    if organisation_id is not None:
+        stmt = stmt.where(StaffMember.organisation_id == organisation_id)
+    if role is not None:
+        stmt = stmt.where(StaffMember.role == role)
+    return list((await session.exec(stmt.order_by(col(StaffMember.id)))).all())
+
+
+async def open_case_counts(session: AsyncSession, organisation_id: str) -> dict[str, int]:
+    """Open cases per mediator of an organisation."""
+    stmt = (
+        select(MediationCase.mediator_id, func.count())
+        .where(MediationCase.organisation_id == organisation_id)
+        .where(col(MediationCase.mediator_id).is_not(None))
+        .where(col(MediationCase.status).in_(sorted(WORKLOAD_STATUSES)))
+        .group_by(col(MediationCase.mediator_id))
+    )
+    return {m: int(n) for m, n in (await session.exec(stmt)).all() if m is not None}
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+async def get_case(session: AsyncSession, case_id: str) -> MediationCase | None:
+    """One case."""
+    return await session.get(MediationCase, case_id)
+
+
+async def reader_orgs(session: AsyncSession, case_id: str) -> list[str]:
+    """Organisations holding a read-only copy of a case."""
+    stmt = select(CaseReader.organisation_id).where(CaseReader.case_id == case_id)
+    return list((await session.exec(stmt)).all())
+
+
+def _area_clause(column: Any, prefixes: Sequence[str]) -> Any:
+    return or_(*[column.startswith(p, autoescape=True) for p in prefixes])
+
+
+def scoped_cases_stmt(p: StaffPrincipal) -> Any:
+    """The cases a member of staff may list (mirrors access.access_to)."""
+    stmt = select(MediationCase)
+    c = MediationCase
+    if p.role == "admin":
+        return stmt
+    if p.role == "mediator":
+        if not p.organisation:
+            return stmt.where(False)
+        readers = select(CaseReader.case_id).where(CaseReader.organisation_id == p.organisation)
+        own = (c.organisation_id == p.organisation) & (c.channel == p.channel)
+        return stmt.where(or_(own, col(c.case_id).in_(readers)))
+    if p.role == "coordinator":
+        stmt = stmt.where(c.tier == p.tier)
+        return stmt.where(_area_clause(col(c.area_code), p.grid_codes)) if p.grid_codes else stmt
+    if p.role == "viewer":
+        return stmt.where(_area_clause(col(c.area_code), p.grid_codes)) if p.grid_codes else stmt
+    return stmt.where(False)
+
+
+async def list_cases(
+    session: AsyncSession,
+    p: StaffPrincipal,
+    *,
+    status: str | None,
+    overdue: bool | None,
+    limit: int,
+    after: str | None,
+) -> list[MediationCase]:
+    """A page of the work list, newest activity first, by case id cursor within it."""
+    stmt = scoped_cases_stmt(p)
+    if status:
+        stmt = stmt.where(MediationCase.status == status)
+    if overdue is True:
+        stmt = stmt.where(
+            or_(
+                col(MediationCase.sign_for_overdue).is_(True),
+                col(MediationCase.mediation_overdue).is_(True),
+            )
+        )
+    if after:
+        stmt = stmt.where(col(MediationCase.case_id) > after)
+    stmt = stmt.order_by(col(MediationCase.case_id)).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def notes_of(session: AsyncSession, case_id: str) -> list[CaseNote]:
+    """Progress notes of a case, oldest first."""
+    stmt = select(CaseNote).where(CaseNote.case_id == case_id).order_by(col(CaseNote.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def agreement_of(session: AsyncSession, case_id: str) -> Agreement | None:
+    """The latest agreement of a case."""
+    stmt = select(Agreement).where(Agreement.case_id == case_id)
+    stmt = stmt.order_by(col(Agreement.agreed_at).desc()).limit(1)
+    return (await session.exec(stmt)).first()
+
+
+async def trail_of(session: AsyncSession, case_id: str) -> list[Any]:
+    """This service's trail entries of a case, in order."""
+    stmt = select(TrailRow).where(TrailRow.case_id == case_id).order_by(TrailRow.id)
+    return list((await session.exec(stmt)).all())
+
+
+async def cases_to_scan(session: AsyncSession, statuses: Sequence[str]) -> list[MediationCase]:
+    """Cases whose deadlines may still be missed and are not yet all flagged."""
+    stmt = select(MediationCase).where(col(MediationCase.status).in_(list(statuses)))
+    stmt = stmt.where(
+        or_(
+            col(MediationCase.sign_for_overdue).is_(False),
+            col(MediationCase.mediation_overdue).is_(False),
+        )
+    )
+    return list((await session.exec(stmt.order_by(col(MediationCase.case_id)))).all())
+
+
+async def supervision_exists(session: AsyncSession, case_id: str, kind: str) -> bool:
+    """Whether a supervision of this kind was already raised for the case."""
+    stmt = select(Supervision.id).where(Supervision.case_id == case_id, Supervision.kind == kind)
+    return (await session.exec(stmt)).first() is not None
+
+
+async def list_supervisions(
+    session: AsyncSession, p: StaffPrincipal, limit: int = 200
+) -> list[Supervision]:
+    """Supervision notices the member of staff may see, newest first."""
+    stmt = select(Supervision)
+    s = Supervision
+    if p.role == "coordinator":
+        stmt = stmt.where(s.tier == p.tier)
+        if p.grid_codes:
+            stmt = stmt.where(_area_clause(col(s.area_code), p.grid_codes))
+    elif p.role == "mediator":
+        stmt = stmt.where(s.organisation_id == p.organisation)
+    elif p.role == "viewer":
+        if p.grid_codes:
+            stmt = stmt.where(_area_clause(col(s.area_code), p.grid_codes))
+    elif p.role != "admin":
+        stmt = stmt.where(False)
+    stmt = stmt.order_by(col(s.raised_at).desc(), col(s.id).desc()).limit(limit)
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,64 @@
+"""Staff tokens: what the admin command (`fengqiao`) calls to sign someone in for the demo."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.mediation.repository import Organisation, StaffMember
+from services.mediation.settings import MediationSettings
+from shared.auth import StaffPrincipal, issue_token
+from shared.db import make_engine
+
+TOKEN_TTL = timedelta(days=30)
+
+
+def principal_of(member: StaffMember, org: Organisation | None) -> StaffPrincipal:
+    """The token claims of a member of staff: role, channel, tier, organisation and area."""
+    return StaffPrincipal(
+        subject=member.id,
+        role=member.role,
+        channel=member.channel,
+        tier=member.tier or (org.tier if org else None),
+        organisation=member.organisation_id,
+        grid_codes=tuple(org.grid_codes) if org else (),
+    )
+
+
+def token_for(
+    settings: MediationSettings, principal: StaffPrincipal, ttl: timedelta = TOKEN_TTL
+) -> str:
+    """Sign a bearer token with the deployment's JWT secret and audience."""
+    return issue_token(settings.jwt_secret, settings.jwt_audience, principal, ttl=ttl)
+
+
+async def principal_for(session: AsyncSession, staff_id: str) -> StaffPrincipal:
+    """The principal of a stored member of staff; LookupError when unknown or inactive."""
+    member = await session.get(StaffMember, staff_id)
+    if member is None or not member.active:
+        raise LookupError(f"no active staff member {staff_id!r}")
+    org = await session.get(Organisation, member.organisation_id or "")
+    return principal_of(member, org)
+
+
+async def issue_staff_token(
+    settings: MediationSettings, staff_id: str, ttl: timedelta = TOKEN_TTL
+) -> str:
+    """Issue a bearer token for a mediator, coordinator or viewer stored in the database."""
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        async with sessions() as session:
+            principal = await principal_for(session, staff_id)
+    finally:
+        await engine.dispose()
+    return token_for(settings, principal, ttl)
+
+
+def issue_admin_token(
+    settings: MediationSettings, subject: str = "admin", ttl: timedelta = TOKEN_TTL
+) -> str:
+    """Issue an admin token (no scope: admins see and do everything)."""
+    return token_for(settings, StaffPrincipal(subject=subject, role="admin"), ttl)

@@ -1,0 +1,119 @@
+"""Deadlines: mark overdue cases and raise a supervision notice (督办) once per case and kind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.mediation.assignment import SYSTEM, Context, trail_details
+from services.mediation.domain import (
+    MEDIATION_PENDING,
+    SIGN_FOR_PENDING,
+    SUPERVISION_REASONS,
+    Deadlines,
+    overdue_kinds,
+)
+from services.mediation.repository import (
+    MediationCase,
+    Supervision,
+    cases_to_scan,
+    supervision_exists,
+)
+from shared.contracts import SupervisionRaised
+
+log = logging.getLogger("fengqiao.mediation.supervision")
+
+
+async def scan_overdue(ctx: Context) -> list[Supervision]:
+    """One pass over open cases at the clock's now; returns the notices raised in this pass."""
+    now = ctx.clock.now()
+    async with ctx.delivery.sessions() as session:
+        candidates = [
+            c.case_id
+            for c in await cases_to_scan(session, sorted(SIGN_FOR_PENDING | MEDIATION_PENDING))
+        ]
+    raised: list[Supervision] = []
+    for case_id in candidates:  # one transaction per case: a failure touches only that case
+        async with ctx.delivery.transaction() as tx:
+            case = await tx.session.get(MediationCase, case_id)
+            if case is None:
+                continue
+            kinds = overdue_kinds(
+                Deadlines(case.status, case.sign_for_due, case.mediation_due), now
+            )
+            for kind in kinds:
+                flag = "sign_for_overdue" if kind == "sign_for_overdue" else "mediation_overdue"
+                if getattr(case, flag):
+                    continue
+                setattr(case, flag, True)
+                if await supervision_exists(tx.session, case.case_id, kind):
+                    continue  # once per case and kind, even after a reopened case runs late
+                due = case.sign_for_due if kind == "sign_for_overdue" else case.mediation_due
+                assert due is not None  # overdue_kinds only names deadlines that exist
+                row = Supervision(
+                    case_id=case.case_id,
+                    kind=kind,
+                    tier=case.tier,
+                    channel=case.channel,
+                    organisation_id=case.organisation_id,
+                    mediator_id=case.mediator_id,
+                    area_code=case.area_code,
+                    due_at=due,
+                    raised_at=now,
+                )
+                tx.session.add(row)
+                tx.emit(
+                    ctx.topics.mediation,
+                    "supervision.raised",
+                    SupervisionRaised(
+                        case_id=case.case_id,
+                        kind=kind,  # type: ignore[arg-type]
+                        tier=case.tier,
+                        channel=case.channel,
+                        due_at=due,
+                        raised_at=now,
+                    ),
+                    case.case_id,
+                )
+                tx.transition(
+                    case.case_id,
+                    action="supervise",
+                    from_status=case.status,
+                    to_status=case.status,
+                    actor=SYSTEM,
+                    reason=SUPERVISION_REASONS[kind],
+                    details=trail_details(case, supervision=kind),
+                    at=now,
+                )
+                raised.append(row)
+            tx.session.add(case)
+    return raised
+
+
+async def run_scanner(ctx: Context, interval_s: float) -> None:
+    """Scan forever at an interval (the lifespan's background task)."""
+    while True:
+        try:
+            found = await scan_overdue(ctx)
+            if found:
+                log.info("supervision raised", extra={"count": len(found)})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("overdue scan failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(interval_s)
+
+
+def start_scanner(ctx: Context, interval_s: float) -> asyncio.Task[None]:
+    """Start the scanner task."""
+    return asyncio.create_task(run_scanner(ctx, interval_s))
+
+
+async def stop_scanner(task: asyncio.Task[None] | None) -> None:
+    """Cancel the scanner task."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
