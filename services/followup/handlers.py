@@ -1,0 +1,310 @@
+"""Follow-up handlers: one transaction each (ledger append, visit schedule, visit record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from services.followup import repository as repo
+from services.followup.domain import (
+    Clock,
+    Scope,
+    as_utc,
+    in_scope,
+    visit_outcome,
+    visit_schedule,
+)
+from services.followup.ledger import (
+    GENESIS_HASH,
+    CaseProjection,
+    EntryContent,
+    clean_details,
+    entry_hash,
+    project,
+)
+from services.followup.repository import FollowupCase, LedgerCase, LedgerEntry, Visit
+from shared.contracts import CaseAgreed, CaseClosed, CaseReopened, TrailAppended
+from shared.contracts import CaseStatus as S
+from shared.db import Delivery, Tx
+from shared.events import Envelope, new_id
+from shared.pii import PiiCipher, redact_text
+from shared.topics import Topics
+
+ACTOR = "system:followup"
+LEDGER_CONSUMER = "followup.ledger"
+AGREED_CONSUMER = "followup.agreed"
+
+
+class CaseNotFound(Exception):
+    """The case does not exist for this member of staff."""
+
+
+class NotInFollowUp(Exception):
+    """The case is not in follow-up, so no visit can be recorded."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the case is {status}, not in follow-up")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class VisitReport:
+    """What a member of staff records about one visit."""
+
+    method: str
+    honoured: bool
+    satisfaction: int | None
+    note: str | None
+
+
+class LedgerHandlers:
+    """Appends every trail entry of every service to the chained ledger and projects the case."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+
+    async def trail_appended(self, env: Envelope, ev: TrailAppended) -> None:
+        """Chain the entry after the case's newest one and update the case projection."""
+
+        async def work(tx: Tx) -> None:
+            await self.append(tx, env, ev)
+
+        await self.delivery.handle_once(LEDGER_CONSUMER, env, work)
+
+    async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> LedgerEntry:
+        """Append one entry (inside the caller's transaction)."""
+        s = tx.session
+        row = await repo.append_target(s, ev.case_id)
+        seq = (row.entries if row else 0) + 1
+        prev = row.last_hash if row else GENESIS_HASH
+        at = as_utc(ev.at)
+        assert at is not None
+        content = EntryContent(
+            case_id=ev.case_id,
+            seq=seq,
+            at=at,
+            actor=ev.actor[:100],
+            actor_role=ev.actor_role[:40],
+            action=ev.action[:40],
+            from_status=ev.from_status,
+            to_status=ev.to_status,
+            reason=redact_text(ev.reason),
+            details=clean_details(ev.details),
+        )
+        digest = entry_hash(prev, content)
+        entry = LedgerEntry(
+            case_id=content.case_id,
+            seq=seq,
+            event_id=env.event_id,
+            producer=env.producer[:40],
+            at=at,
+            actor=content.actor,
+            actor_role=content.actor_role,
+            action=content.action,
+            from_status=content.from_status,
+            to_status=content.to_status,
+            reason=content.reason,
+            details=dict(content.details),
+            prev_hash=prev,
+            hash=digest,
+            recorded_at=as_utc(env.occurred_at),
+        )
+        s.add(entry)
+        await s.flush()  # the entry's id is the ledger sequence
+        assert entry.id is not None
+        before = row.projection() if row else CaseProjection(case_id=ev.case_id)
+        after = project(before, content)
+        if row is None:
+            row = LedgerCase(
+                case_id=ev.case_id,
+                version=entry.id,
+                entries=seq,
+                last_hash=digest,
+                status=after.status,
+            )
+        row.take(after)
+        row.version, row.entries, row.last_hash = entry.id, seq, digest
+        s.add(row)
+        return entry
+
+
+class FollowupHandlers:
+    """Schedules visits after an agreement and records them (回访)."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        topics: Topics,
+        cipher: PiiCipher,
+        clock: Clock,
+        offsets_days: list[int],
+    ) -> None:
+        self.delivery, self.topics, self.cipher = delivery, topics, cipher
+        self.clock, self.offsets_days = clock, offsets_days
+
+    async def case_agreed(self, env: Envelope, ev: CaseAgreed) -> None:
+        """An agreement was reached: schedule the visits and move the case to follow-up."""
+
+        async def work(tx: Tx) -> None:
+            s = tx.session
+            now = self.clock.now()
+            fc = await s.get(FollowupCase, ev.case_id)
+            if fc is not None and fc.agreement_id == ev.agreement_id:
+                return  # the same agreement announced twice
+            if fc is None:
+                fc = FollowupCase(
+                    case_id=ev.case_id,
+                    status=S.follow_up,
+                    agreement_id=ev.agreement_id,
+                    round=1,
+                    agreed_at=as_utc(ev.agreed_at),
+                    channel=ev.channel,
+                    tier=ev.tier,
+                    updated_at=now,
+                )
+            else:  # agreed again after a reopening: a new round of visits
+                for v in await repo.open_visits(s, ev.case_id, fc.round):
+                    v.state = "cancelled"
+                    s.add(v)
+                fc.round += 1
+                fc.agreement_id, fc.agreed_at = ev.agreement_id, as_utc(ev.agreed_at)  # type: ignore[assignment]
+                fc.channel, fc.tier, fc.status = ev.channel, ev.tier, S.follow_up
+            fc.honoured_visits = 0
+            fc.organisation_id, fc.mediator_id, fc.updated_at = (
+                ev.organisation_id,
+                ev.mediator_id,
+                now,
+            )
+            s.add(fc)
+            dues = visit_schedule(ev.agreed_at, self.offsets_days)
+            for number, due in enumerate(dues, start=1):
+                s.add(
+                    Visit(
+                        id=new_id(),
+                        case_id=ev.case_id,
+                        round=fc.round,
+                        number=number,
+                        agreement_id=ev.agreement_id,
+                        state="scheduled",
+                        due_at=due,
+                    )
+                )
+            tx.transition(
+                ev.case_id,
+                action="follow_up",
+                from_status=S.agreed,
+                to_status=S.follow_up,
+                actor=ACTOR,
+                reason=f"agreement reached; {len(dues)} visits scheduled",
+                details={
+                    "agreement_id": ev.agreement_id,
+                    "round": fc.round,
+                    "channel": ev.channel,
+                    "tier": ev.tier,
+                    "organisation_id": ev.organisation_id,
+                    "mediator_id": ev.mediator_id,
+                    "visits_due": [d.isoformat() for d in dues],
+                },
+                at=now,
+            )
+
+        await self.delivery.handle_once(AGREED_CONSUMER, env, work)
+
+    async def record_visit(
+        self, case_id: str, scope: Scope, actor: str, actor_role: str, report: VisitReport
+    ) -> tuple[Visit, str]:
+        """Record a visit; reopen or close the case as the outcome says. Returns (visit, status).
+
+        Raises CaseNotFound outside the caller's scope and NotInFollowUp when no visit is due.
+        """
+        async with self.delivery.transaction() as tx:
+            s = tx.session
+            fc = await s.get(FollowupCase, case_id)
+            ledger = await s.get(LedgerCase, case_id)
+            grid = ledger.grid_code if ledger else None
+            if fc is None or not in_scope(scope, fc.channel, fc.organisation_id, fc.tier, grid):
+                raise CaseNotFound(case_id)
+            if fc.status != S.follow_up:
+                raise NotInFollowUp(fc.status)
+            now = self.clock.now()
+            outcome = visit_outcome(report.honoured, fc.honoured_visits)
+            # the case row changes only if nobody recorded a visit meanwhile
+            changed = await s.exec(
+                update(FollowupCase)
+                .where(  # type: ignore[call-overload]
+                    col(FollowupCase.case_id) == case_id,
+                    col(FollowupCase.status) == S.follow_up,
+                    col(FollowupCase.honoured_visits) == fc.honoured_visits,
+                )
+                .values(
+                    status=outcome.to_status,
+                    updated_at=now,
+                    honoured_visits=fc.honoured_visits + int(report.honoured),
+                )
+            )
+            if changed.rowcount != 1:
+                raise NotInFollowUp("being updated by another visit")
+            pending = await repo.open_visits(s, case_id, fc.round)
+            if pending:
+                visit = pending[0]
+            else:  # an extra visit beyond the schedule
+                done = [v for v in await repo.visits_of(s, case_id) if v.round == fc.round]
+                visit = Visit(
+                    id=new_id(),
+                    case_id=case_id,
+                    round=fc.round,
+                    number=len(done) + 1,
+                    agreement_id=fc.agreement_id,
+                    state="scheduled",
+                    due_at=None,
+                )
+            visit.state, visit.method, visit.honoured = "done", report.method, report.honoured
+            visit.satisfaction, visit.recorded_at, visit.recorded_by = (
+                report.satisfaction,
+                now,
+                actor,
+            )
+            visit.note_sealed = self.cipher.encrypt(report.note) if report.note else None
+            s.add(visit)
+            if outcome.closes or outcome.reopens:
+                for v in pending[1:]:
+                    v.state = "cancelled"
+                    s.add(v)
+            details: dict[str, Any] = {
+                "visit_id": visit.id,
+                "visit_number": visit.number,
+                "round": fc.round,
+                "agreement_id": fc.agreement_id,
+                "method": report.method,
+                "honoured": report.honoured,
+                "satisfaction": report.satisfaction,
+            }
+            tx.transition(
+                case_id,
+                action=outcome.action,
+                from_status=S.follow_up,
+                to_status=outcome.to_status,
+                actor=actor,
+                actor_role=actor_role,
+                reason=outcome.reason,
+                details=details,
+                at=now,
+            )
+            if outcome.reopens:
+                tx.emit(
+                    self.topics.followup,
+                    "case.reopened",
+                    CaseReopened(case_id=case_id, reason=outcome.reason, visit_id=visit.id),
+                    case_id,
+                )
+            if outcome.closes:
+                tx.emit(
+                    self.topics.followup,
+                    "case.closed",
+                    CaseClosed(case_id=case_id, outcome="agreement honoured"),
+                    case_id,
+                )
+            return visit, outcome.to_status
