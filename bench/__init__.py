@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency figures printed as a table; nothing timed is asserted."""

@@ -1,0 +1,317 @@
+"""`python -m bench.run`: every benchmark in one go; one table printed, one JSON file written.
+
+Stages: ceiling (raw aiokafka), triage (decisions/s), e2e (full speed and steady rate),
+read (ledger queries on a million cases), scaleout (one vs two triage processes).
+A stage that fails is reported as failed; the others still run. Nothing timed is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, broker_settings, ensure_broker, machine, versions
+
+STAGES = ("ceiling", "triage", "e2e", "read", "scaleout")
+RESULTS = ROOT / "bench" / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    ap.add_argument(
+        "--reports", type=int, default=20_000, help="reports per end-to-end run (default 20000)"
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offered rate of the steady run, reports/s "
+        "(default: half the measured full-speed throughput)",
+    )
+    ap.add_argument(
+        "--cases",
+        type=int,
+        default=1_000_000,
+        help="cases in the ledger for the read side (default 1000000)",
+    )
+    ap.add_argument(
+        "--ceiling-messages",
+        type=int,
+        default=50_000,
+        help="messages for the broker ceiling (default 50000)",
+    )
+    ap.add_argument(
+        "--triage-decisions",
+        type=int,
+        default=None,
+        help="decisions for triage alone (default: --reports)",
+    )
+    ap.add_argument(
+        "--read-requests", type=int, default=30, help="timed requests per read query (default 30)"
+    )
+    ap.add_argument("--skip", default="", help=f"comma-separated stages to skip: {STAGES}")
+    ap.add_argument(
+        "--stall",
+        type=float,
+        default=120,
+        help="give up an e2e run after this many seconds without trail progress",
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=3600, help="upper bound of one e2e run, seconds"
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the services of the full-speed e2e run under pyinstrument "
+        "(figures are then slower; profiles in bench/results/profile-*/)",
+    )
+    return ap.parse_args(argv)
+
+
+def stage(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
+    """Run one stage; a failure is recorded, never raised."""
+    print(f"[bench] {name} …", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    try:
+        results[name] = {"ok": True, **fn()}
+    except BaseException as exc:  # noqa: BLE001 - a failed stage must not stop the others
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        results[name] = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}"[:1500],
+            "traceback": traceback.format_exc()[-3000:],
+        }
+    results[name]["stage_s"] = round(time.monotonic() - t0, 1)
+    status = "ok" if results[name]["ok"] else "FAILED: " + results[name]["error"][:300]
+    print(f"[bench] {name} {status} ({results[name]['stage_s']}s)", file=sys.stderr, flush=True)
+
+
+def _e2e(
+    args: argparse.Namespace, triage_instances: int, steady: bool, profile_dir: Path | None = None
+) -> dict[str, Any]:
+    from bench import e2e
+    from bench.reports import generate
+
+    with tempfile.TemporaryDirectory(prefix="fq-bench-e2e-") as d:
+        return e2e.run_stack(
+            generate,
+            args.reports,
+            args.rate,
+            steady,
+            triage_instances,
+            Path(d),
+            profile_dir=profile_dir,
+            stall_s=args.stall,
+            timeout_s=args.timeout,
+        )
+
+
+def _read(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import read_side
+
+    with tempfile.TemporaryDirectory(prefix="fq-bench-read-") as d:
+        return read_side.run(args.cases, Path(d), repeats=args.read_requests)
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every stage not skipped, in order; returns the whole result document."""
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = skip - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stage(s) in --skip: {sorted(unknown)}; known: {STAGES}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    doc: dict[str, Any] = {
+        "started_at": stamp,
+        "args": vars(args),
+        "machine": machine(),
+        "versions": versions(),
+        "stages": {},
+    }
+    results = doc["stages"]
+    if skip != set(STAGES) - {"triage"}:
+        stage(results, "broker", lambda: (ensure_broker(), {})[1])
+    doc["broker"] = broker_settings()
+    profile_dir = RESULTS / f"profile-{stamp}" if args.profile else None
+    if "ceiling" not in skip:
+        from bench import ceiling
+
+        stage(results, "ceiling", lambda: ceiling.run(args.ceiling_messages))
+    if "triage" not in skip:
+        from bench import bench_triage
+
+        stage(results, "triage", lambda: bench_triage.run(args.triage_decisions or args.reports))
+    if "e2e" not in skip:
+        stage(results, "e2e", lambda: _e2e(args, 1, True, profile_dir))
+    if "read" not in skip:
+        stage(results, "read", lambda: _read(args))
+    if "scaleout" not in skip:
+        stage(results, "scaleout", lambda: _e2e(args, 2, False))
+    if profile_dir is not None:
+        doc["profiles"] = str(profile_dir.relative_to(ROOT))
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+def _f(v: Any, unit: str = "") -> str:
+    if v is None or v == "":
+        return "—"
+    if isinstance(v, float):
+        v = f"{v:,.1f}"
+    elif isinstance(v, int):
+        v = f"{v:,}"
+    return f"{v}{unit}"
+
+
+def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tuple[str, str]]:
+    lat = r.get("latency_ms", {})
+    tp = r.get("throughput_per_s")
+    done = f"{r.get('assigned')}/{r.get('submitted')} assigned"
+    if r.get("merged"):
+        done += f", {r['merged']} merged"
+    if r.get("incomplete"):
+        done += " — INCOMPLETE (stalled or timed out)"
+    errs = r.get("submit_errors") or {}
+    rows = [
+        (
+            f"{label} offered",
+            f"{_f(r.get('offered_rate_per_s'))}"
+            + (" /s" if isinstance(r.get("offered_rate_per_s"), int | float) else "")
+            + f", {r.get('reports')} reports ({r.get('via_http')} HTTP, "
+            f"{r.get('via_kafka')} Kafka)",
+        ),
+        (f"{label} throughput", f"{_f(tp)} cases/s ({done})"),
+        (
+            f"{label} latency p50/p95/p99",
+            f"{_f(lat.get('p50'))} / {_f(lat.get('p95'))} / {_f(lat.get('p99'))} ms",
+        ),
+    ]
+    if ceiling and tp:
+        rows.append((f"{label} ratio to ceiling", f"{tp / ceiling:.2%}"))
+    if errs:
+        rows.append((f"{label} submit errors", json.dumps(errs)))
+    return rows
+
+
+def table(doc: dict[str, Any]) -> str:
+    """The figures with the machine, versions and broker settings beside them."""
+    m, v, b, s = doc["machine"], doc["versions"], doc.get("broker", {}), doc["stages"]
+    rows: list[tuple[str, str]] = [
+        (
+            "machine",
+            f"{m['cores']} cores ({m['usable_cores']} usable), {m['memory_gb']} GB, "
+            f"{m['cpu']}, {m['os']}",
+        ),
+        (
+            "versions",
+            f"Python {v['python']}, aiokafka {v['aiokafka']}, Kafka {v['kafka']}, "
+            f"FastAPI {v['fastapi']}, uvicorn {v['uvicorn']}, "
+            f"SQLAlchemy {v['sqlalchemy']}",
+        ),
+        ("broker", ", ".join(f"{k}={x}" for k, x in b.items())),
+        ("", ""),
+    ]
+
+    def failed(name: str) -> bool:
+        r = s.get(name)
+        if r is not None and not r["ok"]:
+            rows.append((name, "FAILED: " + r["error"].splitlines()[0][:160]))
+            return True
+        return r is None
+
+    failed("broker")
+    ceiling = None
+    if not failed("ceiling"):
+        c = s["ceiling"]
+        ceiling = c["ceiling_msgs_per_s"]
+        rows += [
+            (
+                "ceiling produce",
+                f"{_f(c['produce_msgs_per_s'])} msg/s "
+                f"({c['produce_mb_per_s']} MB/s, {c['messages']:,} × "
+                f"{c['message_bytes']} B, acks=all, idempotent)",
+            ),
+            (
+                "ceiling consume",
+                f"{_f(c['consume_msgs_per_s'])} msg/s (consumer group, commit per batch)",
+            ),
+        ]
+    if not failed("triage"):
+        t = s["triage"]
+        rows.append(
+            (
+                "triage alone",
+                f"{_f(t.get('decisions_per_s'))} decisions/s on one core "
+                f"(p50 {t.get('p50_us')} µs, p99 {t.get('p99_us')} µs)",
+            )
+        )
+    if not failed("e2e"):
+        e = s["e2e"]
+        rows += _e2e_rows("e2e full speed", e["full_speed"], ceiling)
+        if "steady" in e:
+            rows += _e2e_rows("e2e steady", e["steady"], ceiling)
+    if not failed("read"):
+        r = s["read"]
+        rows.append(
+            (
+                "read ledger",
+                f"{r['cases']:,} cases ({r['db_mb']} MB SQLite, loaded in {r['load_s']} s)",
+            )
+        )
+        for name, q in r["queries"].items():
+            val = q.get("error") or (
+                f"p50 {_f(q['p50_ms'])} ms, p95 {_f(q['p95_ms'])} ms ({q['requests']} requests)"
+            )
+            rows.append((f"read {name}", val))
+    one = (
+        s.get("e2e", {}).get("full_speed", {}).get("throughput_per_s")
+        if s.get("e2e", {}).get("ok")
+        else None
+    )
+    if not failed("scaleout"):
+        two = s["scaleout"]["full_speed"]
+        rows.append(("scale-out triage ×1", f"{_f(one)} cases/s (the e2e full-speed run)"))
+        rows.append(
+            (
+                "scale-out triage ×2",
+                f"{_f(two.get('throughput_per_s'))} cases/s, p50/p95/p99 "
+                f"{_f(two['latency_ms'].get('p50'))} / {_f(two['latency_ms'].get('p95'))}"
+                f" / {_f(two['latency_ms'].get('p99'))} ms"
+                + (" — INCOMPLETE" if two.get("incomplete") else ""),
+            )
+        )
+    width = max(len(k) for k, _ in rows)
+    lines = [f"Fengqiao bench {doc['started_at']}"]
+    lines += [f"{k:<{width}}  {val}" if k else "" for k, val in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the table, write bench/results/<timestamp>.json."""
+    args = parse_args(argv)
+    doc = run_all(args)
+    doc["finished_at"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = table(doc)
+    doc["table"] = text
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{doc['started_at']}.json"
+    out.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    print(text)
+    print(f"\nresults: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The four services as separate processes (like scripts/run.py), isolated for a bench run.
+
+A fresh topic/group prefix and SQLite files in a temporary directory: the bench never touches
+the demo data or topics. `python -m bench.stack seed` (run with the stack's environment) seeds
+integrators and the demo county and prints the credentials as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, port_free
+
+SERVICES = {"intake": 8001, "triage": 8002, "mediation": 8003, "followup": 8004}
+
+
+@dataclass
+class Proc:
+    """One running service process."""
+
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+def pick_ports(preferred: dict[str, int], extra: int = 0) -> dict[str, int]:
+    """The usual ports when free, else the same layout shifted by 10000 (e.g. `make run` is up)."""
+    for shift in (0, 10000, 20000):
+        ports = {n: p + shift for n, p in preferred.items()}
+        wanted = list(ports.values()) + [
+            p + 10 * k for n, p in ports.items() if n == "triage" for k in range(1, extra + 1)
+        ]
+        if all(port_free(p) for p in wanted):
+            return ports
+    raise RuntimeError("no free ports for the services (tried 8001-8004, 18001-, 28001-)")
+
+
+@dataclass
+class Stack:
+    """A bench deployment: environment, ports, processes; always stopped in a finally."""
+
+    prefix: str
+    workdir: Path
+    triage_instances: int = 1
+    profile_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    creds: dict[str, Any] = field(default_factory=dict)
+    only: tuple[str, ...] = tuple(SERVICES)
+
+    def env(self, triage_index: int = 0) -> dict[str, str]:
+        """Environment of a service process (and of the seeding subprocess)."""
+        db = self.workdir
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "FENGQIAO_TOPIC_PREFIX": self.prefix,
+            "FENGQIAO_GROUP_PREFIX": self.prefix,
+            "FENGQIAO_LOG_LEVEL": "WARNING",
+            "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'intake.db'}",
+            "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{db / f'triage{triage_index}.db'}",
+            "MEDIATION_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'mediation.db'}",
+            "FOLLOWUP_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'followup.db'}",
+            # the bench is one integrator per source sending thousands a second
+            "INTAKE_RATE_LIMIT_PER_S": "1000000",
+            "INTAKE_RATE_LIMIT_BURST": "1000000",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def seed(self, timeout_s: float = 120) -> dict[str, Any]:
+        """Seed integrators and the demo county in a subprocess with the stack's environment."""
+        r = subprocess.run(
+            [sys.executable, "-m", "bench.stack", "seed"],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"seeding failed: {r.stderr.strip()[-800:]}")
+        creds: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+        return creds
+
+    def _spawn(self, name: str, port: int, env: dict[str, str], label: str) -> Proc:
+        log = self.workdir / f"{label}.log"
+        cmd = [sys.executable]
+        if self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            cmd += [
+                "-m",
+                "pyinstrument",
+                "-r",
+                "text",
+                "--show-all",
+                "-o",
+                str(self.profile_dir / f"{label}.txt"),
+            ]
+        cmd += [
+            "-m",
+            "uvicorn",
+            f"services.{name}.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+        p = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        out.close()
+        return Proc(label, port, p, log)
+
+    def start(self, timeout_s: float = 120) -> None:
+        """Start every service (and extra triage instances) and wait until all are ready."""
+        self.ports = pick_ports(
+            {n: p for n, p in SERVICES.items() if n in self.only}, self.triage_instances - 1
+        )
+        for name, port in self.ports.items():
+            self.procs.append(self._spawn(name, port, self.env(), name))
+            if name == "triage":
+                for k in range(1, self.triage_instances):
+                    self.procs.append(
+                        self._spawn(name, port + 10 * k, self.env(k), f"triage{k + 1}")
+                    )
+        deadline = time.monotonic() + timeout_s
+        for p in self.procs:
+            if not wait_ready(p, deadline):
+                tail = p.log.read_text(errors="replace")[-1500:] if p.log.exists() else ""
+                raise RuntimeError(f"{p.name} not ready on port {p.port}: {tail}")
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """SIGTERM every process (SIGINT first under the profiler so it writes), then kill."""
+        for p in self.procs:
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGINT if self.profile_dir else signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for p in self.procs:
+            try:
+                p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait(timeout=10)
+        self.procs.clear()
+
+    def url(self, name: str) -> str:
+        """Base URL of a service."""
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def dead(self) -> list[str]:
+        """Processes that exited on their own."""
+        return [
+            f"{p.name} (exit {p.popen.returncode})"
+            for p in self.procs
+            if p.popen.poll() is not None
+        ]
+
+
+def wait_ready(p: Proc, deadline: float) -> bool:
+    """Poll /readyz until 200, the process dies or the deadline passes."""
+    while time.monotonic() < deadline:
+        if p.popen.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except Exception:
+            time.sleep(0.3)
+    return False
+
+
+def api_keys(creds: dict[str, Any]) -> dict[str, str]:
+    """source → API key, whatever shape intake's seed_demo returns."""
+    keys: dict[str, str] = {}
+
+    def walk(x: Any, hint: str | None = None) -> None:
+        if isinstance(x, dict):
+            src = x.get("source") or hint
+            if isinstance(x.get("api_key"), str) and src:
+                keys.setdefault(str(src), x["api_key"])
+            for k, v in x.items():
+                walk(v, k if k in ("110", "12345", "grid") else src)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v, hint)
+        elif isinstance(x, str) and hint in ("110", "12345", "grid") and x.startswith("fq_"):
+            keys.setdefault(hint, x)
+        elif hasattr(x, "__dict__"):
+            walk(vars(x), hint)
+
+    walk(creds.get("integrators"))
+    return keys
+
+
+async def _seed() -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    from services.intake.seed import seed_demo as seed_intake
+    from services.intake.settings import IntakeSettings
+    from services.mediation.seed import seed_demo as seed_mediation
+    from services.mediation.settings import MediationSettings
+
+    def plain(x: Any) -> Any:
+        if is_dataclass(x) and not isinstance(x, type):
+            return asdict(x)
+        if hasattr(x, "model_dump"):
+            return x.model_dump(mode="json")
+        if isinstance(x, dict):
+            return {str(k): plain(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [plain(v) for v in x]
+        return x
+
+    integrators = await seed_intake(IntakeSettings())
+    staff = await seed_mediation(MediationSettings())
+    return {"integrators": plain(integrators), "staff": plain(staff)}
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["seed"]:
+    print(json.dumps(asyncio.run(_seed()), ensure_ascii=False, default=str))
