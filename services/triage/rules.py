@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,6 +174,16 @@ class Deadlines(_Model):
         return self
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """Plain-Python views of the rules, so deciding does not go through pydantic attributes."""
+
+    term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
+    priority: dict[str, int]
+    types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
+    factors: tuple[tuple[str, str, re.Pattern[str], bool, frozenset[str]], ...]
+
+
 class Rules(_Model):
     """Everything the triage engine decides with, loaded from rules.yaml."""
 
@@ -185,6 +196,7 @@ class Rules(_Model):
     repeat_phrases: dict[str, int] = {}
     wage_words: tuple[str, ...]
     gathering_words: tuple[str, ...]
+    people_not: tuple[str, ...] = ()
     crowd_words: dict[str, int] = {}
     vulnerable: Vulnerable
     severity_factors: tuple[FactorSpec, ...]
@@ -198,6 +210,7 @@ class Rules(_Model):
     manual_tier: Tier
     tiers: dict[Severity, Tier]
     deadlines: Deadlines
+    _compiled: Compiled = PrivateAttr()
 
     @model_validator(mode="after")
     def _consistent(self) -> Rules:
@@ -209,7 +222,31 @@ class Rules(_Model):
             raise ValueError(f"tiers lacks {missing}")
         if "other" in self.dispute_types:
             raise ValueError("dispute_types: 'other' is the fallback and takes no lexicon")
+        index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]] = {}
+        by_term: dict[str, list[tuple[str, float]]] = {}
+        for code, spec in self.dispute_types.items():
+            for term, weight in spec.plain_terms:
+                by_term.setdefault(term, []).append((code, weight))
+        for term in sorted(by_term, key=len, reverse=True):
+            index.setdefault(term[0], []).append((term, tuple(by_term[term])))
+        self._compiled = Compiled(
+            term_index=index,
+            priority={code: i for i, code in enumerate(self.type_priority)},
+            types=tuple(
+                (code, spec.negatable, spec.pattern_terms)
+                for code, spec in self.dispute_types.items()
+            ),
+            factors=tuple(
+                (f.factor, f.level, f.regex, f.negatable, frozenset(f.not_for_types))
+                for f in self.severity_factors
+            ),
+        )
         return self
+
+    @property
+    def compiled(self) -> Compiled:
+        """Lookup structures built once at load time for the hot path."""
+        return self._compiled
 
 
 def _format_validation(exc: ValidationError) -> str:

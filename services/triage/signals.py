@@ -92,18 +92,20 @@ def score_types(
     """Weighted lexicon vote over the text, with the source category and party names as hints."""
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
-    names = " ".join(party_names)
-    for code, spec in rules.dispute_types.items():
-        matched: list[tuple[str, float]] = []
-        from_names: list[tuple[str, float]] = []
-        for term, weight in spec.plain_terms:
-            if term in text and not (spec.negatable and _all_negated(text, term, rules)):
-                matched.append((term, weight))
-            elif weight > 0 and names and term in names:
-                from_names.append((term, weight / 2))
+    compiled = rules.compiled
+    in_text = _lexicon_hits(text, rules)
+    in_names = _lexicon_hits(" ".join(party_names), rules) if party_names else {}
+    for code, negatable, pattern_terms in compiled.types:
+        matched = [
+            (t, w)
+            for t, w in in_text.get(code, ())
+            if not (negatable and _all_negated(text, t, rules))
+        ]
+        seen = {t for t, _ in matched}
+        from_names = [(t, w / 2) for t, w in in_names.get(code, ()) if w > 0 and t not in seen]
         # a term inside a longer matched term ("物业" in "物业公司") is not counted twice
         kept = [(t, w) for t, w in matched if not any(t != u and t in u for u, _ in matched)]
-        for regex, weight in spec.pattern_terms:
+        for regex, weight in pattern_terms:
             m = regex.search(text)
             if m:
                 kept.append((m.group(0), weight))
@@ -117,11 +119,25 @@ def score_types(
                 scores[code] = scores.get(code, 0.0) + rules.categories.weight
                 evidence.setdefault(code, []).append(f"类别:{category}")
                 break
-    priority: dict[str, int] = {code: i for i, code in enumerate(rules.type_priority)}
+    priority = compiled.priority
     best = max(scores, key=lambda c: (scores[c], -priority.get(c, 99)), default="other")
     if scores.get(best, 0.0) < rules.thresholds.min_type_score:
         return TypeChoice("other", 0.0, "未命中任何纠纷类型词")
     return TypeChoice(best, scores[best], "、".join(evidence[best]))
+
+
+def _lexicon_hits(text: str, rules: Rules) -> dict[str, list[tuple[str, float]]]:
+    """Every lexicon term present in text, once, grouped by dispute type."""
+    index = rules.compiled.term_index
+    found: set[str] = set()
+    out: dict[str, list[tuple[str, float]]] = {}
+    for i, ch in enumerate(text):
+        for term, entries in index.get(ch, ()):
+            if term not in found and text.startswith(term, i):
+                found.add(term)
+                for code, weight in entries:
+                    out.setdefault(code, []).append((term, weight))
+    return out
 
 
 def find_company(text: str, party_names: tuple[str, ...], rules: Rules) -> str | None:
@@ -156,13 +172,13 @@ def _all_negated(text: str, term: str, rules: Rules) -> bool:
 def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
     """Severity factors found by the rules' regular expressions, skipping negated mentions."""
     out: list[Factor] = []
-    for spec in rules.severity_factors:
-        if dispute_type in spec.not_for_types:
+    for factor, level, regex, negatable, not_for_types in rules.compiled.factors:
+        if dispute_type in not_for_types:
             continue
-        for m in spec.regex.finditer(text):
-            if spec.negatable and is_negated(text, m.start(), m.end(), rules):
+        for m in regex.finditer(text):
+            if negatable and is_negated(text, m.start(), m.end(), rules):
                 continue
-            out.append(Factor(spec.level, spec.factor, _context(text, m.start(), m.end())))
+            out.append(Factor(level, factor, _context(text, m.start(), m.end())))
             break
     return out
 
@@ -198,7 +214,11 @@ def extract(
     """Type, amounts, head count and all severity factors of one report."""
     t = rules.thresholds
     choice = score_types(text, category, party_names, rules)
-    counts = find_people_counts(text, t.vague_digit)
+    counts = [
+        q
+        for q in find_people_counts(text, t.vague_digit)
+        if not _near(text, q.evidence, rules.people_not)
+    ]
     people = max((q.value for q in counts), default=None)
     people_ev = next((q.evidence for q in counts if q.value == people), "")
     for word, value in rules.crowd_words.items():
@@ -239,6 +259,15 @@ def extract(
         sig.factors.append(vulnerable)
     sig.company_party = find_company(text, party_names, rules)
     return sig
+
+
+def _near(text: str, evidence: str, words: tuple[str, ...], pad: int = 4) -> bool:
+    """True when any of words occurs within pad characters around evidence."""
+    pos = text.find(evidence)
+    if pos < 0:
+        return False
+    window = text[max(0, pos - pad) : pos + len(evidence) + pad]
+    return any(w in window for w in words)
 
 
 def _first_unnegated(text: str, words: tuple[str, ...], rules: Rules) -> str | None:
