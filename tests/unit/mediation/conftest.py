@@ -156,6 +156,7 @@ class Svc:
             f"/v1/cases/{case_id}/{action}", headers=self.token(who), json=body
         )
         assert r.status_code == expect, r.text
+        await self.flush()
         out: dict[str, Any] = r.json()
         return out
 

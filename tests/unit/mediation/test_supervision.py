@@ -1,0 +1,86 @@
+"""Deadlines with a moved clock: marked overdue, one supervision notice per case and kind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.unit.mediation.conftest import Svc
+
+
+async def test_sign_for_overdue_raises_one_supervision(svc: Svc) -> None:
+    cid = await svc.triaged()
+    assert await svc.scan() == []
+    svc.clock.advance(timedelta(hours=5))  # sign-for due after 4 hours
+    raised = await svc.scan()
+    assert [(r.case_id, r.kind) for r in raised] == [(cid, "sign_for_overdue")]
+    assert await svc.scan() == []  # once per case and kind
+
+    events = svc.events(svc.topics.mediation, cid, "supervision.raised")
+    assert [(e.payload["kind"], e.payload["tier"], e.payload["channel"]) for e in events] == [
+        ("sign_for_overdue", "town", "people")
+    ]
+    last = svc.trail(cid)[-1]
+    assert (last["action"], last["from_status"], last["to_status"]) == (
+        "supervise",
+        "assigned",
+        "assigned",
+    )
+    assert "签收超时" in last["reason"]
+    case = await svc.case(cid)
+    assert case["sign_for_overdue"] is True and case["mediation_overdue"] is False
+
+    r = await svc.client.get("/v1/supervisions", headers=svc.token("coordinator-town"))
+    assert [(s["case_id"], s["kind"]) for s in r.json()["items"]] == [(cid, "sign_for_overdue")]
+    r = await svc.client.get("/v1/supervisions", headers=svc.token("coordinator-county"))
+    assert r.json()["items"] == []
+    r = await svc.client.get(
+        "/v1/mediation/cases?overdue=true", headers=svc.token("med-people-town-day")
+    )
+    assert [c["case_id"] for c in r.json()["items"]] == [cid]
+
+
+async def test_mediation_overdue_after_signing_for(svc: Svc) -> None:
+    cid = await svc.triaged()
+    await svc.act(cid, "accept", "med-people-town-day")
+    svc.clock.advance(timedelta(days=2))
+    assert await svc.scan() == []  # signed for in time; mediation has 30 days
+    svc.clock.advance(timedelta(days=29))
+    raised = await svc.scan()
+    assert [(r.case_id, r.kind) for r in raised] == [(cid, "mediation_overdue")]
+    case = await svc.case(cid)
+    assert case["mediation_overdue"] is True and case["sign_for_overdue"] is False
+
+
+async def test_agreed_case_is_not_supervised_and_late_signing_is_recorded(svc: Svc) -> None:
+    cid = await svc.triaged()
+    me = "med-people-town-day"
+    svc.clock.advance(timedelta(hours=6))
+    await svc.act(cid, "accept", me)
+    assert svc.trail(cid)[-1]["details"]["signed_on_time"] is False
+    await svc.act(cid, "notes", me, {"text": "调解"}, expect=201)
+    await svc.act(cid, "agreement", me, {"terms": "和解"}, expect=201)
+    svc.clock.advance(timedelta(days=60))
+    assert await svc.scan() == []
+
+
+async def test_deadlines_survive_a_restart(svc: Svc) -> None:
+    """The deadline is a stored column: a fresh context reads it back and raises on time."""
+    cid = await svc.triaged()
+    from services.mediation.assignment import Context
+    from services.mediation.supervision import scan_overdue
+
+    fresh = Context(
+        svc.settings, svc.ctx.delivery, svc.topics, svc.clock, svc.ctx.channels, svc.ctx.cipher
+    )
+    svc.clock.advance(timedelta(hours=5))
+    raised = await scan_overdue(fresh)
+    assert [(r.case_id, r.kind) for r in raised] == [(cid, "sign_for_overdue")]
+
+
+async def test_admin_can_trigger_a_scan_over_http(svc: Svc) -> None:
+    cid = await svc.triaged()
+    svc.clock.advance(timedelta(hours=5))
+    r = await svc.client.post("/v1/admin/supervision/scan", headers=svc.token("admin"))
+    assert r.json() == {"raised": [{"case_id": cid, "kind": "sign_for_overdue"}]}
+    r = await svc.client.post("/v1/admin/supervision/scan", headers=svc.token("coordinator-town"))
+    assert r.status_code == 403
