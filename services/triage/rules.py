@@ -79,6 +79,7 @@ class FactorSpec(_Model):
     patterns: tuple[str, ...] = Field(min_length=1)
     negatable: bool = True
     not_for_types: tuple[DisputeType, ...] = ()
+    not_if_clause_has: tuple[str, ...] = ()
     _regex: re.Pattern[str] = PrivateAttr()
 
     @model_validator(mode="after")
@@ -181,7 +182,7 @@ class Compiled:
     term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
     priority: dict[str, int]
     types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
-    factors: tuple[tuple[str, str, re.Pattern[str], bool, frozenset[str]], ...]
+    factors: tuple[tuple[str, str, re.Pattern[str], bool, frozenset[str], tuple[str, ...]], ...]
 
 
 class Rules(_Model):
@@ -237,7 +238,14 @@ class Rules(_Model):
                 for code, spec in self.dispute_types.items()
             ),
             factors=tuple(
-                (f.factor, f.level, f.regex, f.negatable, frozenset(f.not_for_types))
+                (
+                    f.factor,
+                    f.level,
+                    f.regex,
+                    f.negatable,
+                    frozenset(f.not_for_types),
+                    f.not_if_clause_has,
+                )
                 for f in self.severity_factors
             ),
         )

@@ -82,8 +82,27 @@ def _inside(segment: str, pos: int, compound: str) -> bool:
     return 0 <= hit <= pos < hit + len(compound)
 
 
-def _context(text: str, start: int, end: int, pad: int = 4) -> str:
-    return text[max(0, start - pad) : min(len(text), end + pad)]
+def _clause(text: str, start: int, end: int, stops: str) -> str:
+    """The clause around text[start:end], bounded by punctuation."""
+    lo = start
+    while lo > 0 and text[lo - 1] not in stops:
+        lo -= 1
+    hi = end
+    while hi < len(text) and text[hi] not in stops:
+        hi += 1
+    return text[lo:hi]
+
+
+def _context(text: str, start: int, end: int, pad: int = 6) -> str:
+    """The matched words with a little of their clause around them, for people to read."""
+    stops = "，。；！？,;!?\n"
+    lo = start
+    while lo > max(0, start - pad) and text[lo - 1] not in stops:
+        lo -= 1
+    hi = end
+    while hi < min(len(text), end + pad) and text[hi] not in stops:
+        hi += 1
+    return text[lo:hi]
 
 
 def score_types(
@@ -172,12 +191,17 @@ def _all_negated(text: str, term: str, rules: Rules) -> bool:
 def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
     """Severity factors found by the rules' regular expressions, skipping negated mentions."""
     out: list[Factor] = []
-    for factor, level, regex, negatable, not_for_types in rules.compiled.factors:
+    stops = rules.negation.stops
+    for factor, level, regex, negatable, not_for_types, clause_not in rules.compiled.factors:
         if dispute_type in not_for_types:
             continue
         for m in regex.finditer(text):
             if negatable and is_negated(text, m.start(), m.end(), rules):
                 continue
+            if clause_not:
+                clause = _clause(text, m.start(), m.end(), stops)
+                if any(w in clause for w in clause_not):
+                    continue
             out.append(Factor(level, factor, _context(text, m.start(), m.end())))
             break
     return out

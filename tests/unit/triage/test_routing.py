@@ -126,3 +126,12 @@ def test_to_dict_carries_reasons_for_every_step(rules: Rules) -> None:
     assert {"type", "severity", "channel", "tier", "deadline"} <= kinds
     assert d["rules_version"] == rules.version
     assert isinstance(d["co_channels"], list)
+
+
+def test_firm_against_firm_over_goods_is_a_contract_for_court(rules: Rules) -> None:
+    d = triage(
+        rules,
+        "其公司向另一家建材公司采购了一批瓷砖，质量不合格，对方拒绝退货退款，货款12万元",
+        source="12345",
+    )
+    assert (d.dispute_type, d.channel, d.rule_id) == ("debt_contract", "court", "R5")

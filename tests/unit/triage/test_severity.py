@@ -130,3 +130,16 @@ def test_trigger_words_in_harmless_senses_are_not_critical(rules: Rules, text: s
 
 def test_repeat_phrase_without_number(rules: Rules) -> None:
     assert triage(rules, "市民再次来电反映楼上噪音").severity == "medium"
+
+
+def test_an_animal_dying_is_not_a_death_in_the_dispute(rules: Rules) -> None:
+    assert triage(rules, "在宠物店买的小狗一周后死亡，店家拒绝赔偿").severity == "low"
+
+
+def test_working_hard_is_not_a_threat(rules: Rules) -> None:
+    assert triage(rules, "他跟着老板拼命干活，老板却拖欠工资").severity != "critical"
+    assert triage(rules, "王某扬言回来要跟弟弟拼命").severity == "critical"
+
+
+def test_onlookers_are_not_parties(rules: Rules) -> None:
+    assert triage(rules, "现场围观群众二十多人，双方口角").severity == "low"
