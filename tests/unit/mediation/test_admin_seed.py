@@ -65,7 +65,7 @@ async def test_admin_api_manages_organisations_and_mediators(svc: Svc) -> None:
             "name": "河坝乡人民调解委员会",
             "channel": "people",
             "tier": "town",
-            "grid_codes": ["522731002"],
+            "grid_codes": ["522731002001"],
         },
     )
     assert r.status_code == 201, r.text
