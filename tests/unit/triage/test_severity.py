@@ -143,3 +143,23 @@ def test_working_hard_is_not_a_threat(rules: Rules) -> None:
 
 def test_onlookers_are_not_parties(rules: Rules) -> None:
     assert triage(rules, "现场围观群众二十多人，双方口角").severity == "low"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "农民工爬上塔吊讨要工钱",
+        "她说活不下去了，要打开煤气",
+        "男子操起扳手冲向对方",
+        "有人在砸门，屋里有老人",
+        "全村村民聚集在镇政府门口",
+        "五十多名业主拉横幅堵在售楼部",
+    ],
+)
+def test_more_critical_wordings(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "critical"
+
+
+@pytest.mark.parametrize("text", ["对方说这事跟你没完", "扬言要让他付出代价"])
+def test_more_revenge_wordings(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "high"
