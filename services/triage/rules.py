@@ -197,6 +197,7 @@ class Rules(_Model):
     repeat_phrases: dict[str, int] = {}
     wage_words: tuple[str, ...]
     gathering_words: tuple[str, ...]
+    gathering_future: tuple[str, ...] = ()
     people_not: tuple[str, ...] = ()
     crowd_words: dict[str, int] = {}
     vulnerable: Vulnerable

@@ -252,7 +252,7 @@ def extract(
     sig = Signals(choice, amount_yuan=amount, people_count=people)
     sig.factors.extend(pattern_factors(text, choice.code, rules))
 
-    gathering = _first_unnegated(text, rules.gathering_words, rules)
+    gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
     if gathering and people is not None and people >= t.people_critical_gathering:
         sig.factors.append(Factor("critical", "crowd", f"{people_ev}…{gathering}"))
     elif gathering and people is not None and people >= t.people_high:
@@ -294,9 +294,21 @@ def _near(text: str, evidence: str, words: tuple[str, ...], pad: int = 4) -> boo
     return any(w in window for w in words)
 
 
-def _first_unnegated(text: str, words: tuple[str, ...], rules: Rules) -> str | None:
+def _first_unnegated(
+    text: str, words: tuple[str, ...], rules: Rules, not_after: tuple[str, ...] = ()
+) -> str | None:
+    """The first of words present, not negated and not preceded in its clause by not_after."""
+    stops = rules.negation.stops
     for w in words:
         pos = text.find(w)
-        if pos >= 0 and not is_negated(text, pos, pos + len(w), rules):
-            return w
+        while pos >= 0:
+            lo = pos
+            while lo > 0 and text[lo - 1] not in stops:
+                lo -= 1
+            before = text[lo:pos]
+            if not is_negated(text, pos, pos + len(w), rules) and not any(
+                c in before for c in not_after
+            ):
+                return w
+            pos = text.find(w, pos + 1)
     return None

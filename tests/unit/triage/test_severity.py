@@ -163,3 +163,9 @@ def test_more_critical_wordings(rules: Rules, text: str) -> None:
 @pytest.mark.parametrize("text", ["对方说这事跟你没完", "扬言要让他付出代价"])
 def test_more_revenge_wordings(rules: Rules, text: str) -> None:
     assert triage(rules, text).severity == "high"
+
+
+def test_a_planned_gathering_is_not_yet_a_crowd(rules: Rules) -> None:
+    d = triage(rules, "公司拖欠32名工人工资，工人们准备去市政府上访")
+    assert d.severity == "high"
+    assert triage(rules, "32名工人在市政府门口聚集讨薪").severity == "critical"
