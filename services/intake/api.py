@@ -1,0 +1,222 @@
+"""Intake HTTP routes: reports (single and batch), report status, integrator admin."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from services.intake.canonical import FieldError, parse_json, validate_report
+from services.intake.domain import STATUS_NOTES, as_utc, masked_location, masked_person
+from services.intake.edge import (
+    CurrentIntegrator,
+    forbid_source,
+    handlers_of,
+    invalid,
+    read_body,
+    require_content_type,
+    settings_of,
+)
+from services.intake.handlers import Receipt
+from services.intake.integrators import create_integrator
+from services.intake.repository import IntakeCase, report_by_ref
+from shared.events import utcnow
+from shared.topics import SOURCES
+from shared.web import CurrentStaff
+
+router = APIRouter(prefix="/v1", tags=["intake"])
+
+REPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source", "source_ref", "text"],
+                    "description": "canonical report, see docs/intake.md",
+                }
+            }
+        },
+    }
+}
+
+
+def status_url(source: str, source_ref: str) -> str:
+    """Where the sender can read the report's current status."""
+    return f"/v1/reports/{source}/{quote(source_ref, safe='')}"
+
+
+def receipt_body(r: Receipt) -> dict[str, Any]:
+    """The 202 answer for a stored report."""
+    return {
+        "case_id": r.case_id,
+        "source": r.source,
+        "source_ref": r.source_ref,
+        "status_url": status_url(r.source, r.source_ref),
+        "merged": r.merged,
+        "duplicate": r.duplicate,
+    }
+
+
+@router.post("/reports", status_code=202, openapi_extra=REPORT_BODY)
+async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONResponse:
+    """Accept one canonical report; stored (new case or 并单) before the 202."""
+    s = settings_of(request)
+    require_content_type(request, "application/json")
+    raw = await read_body(request, s.max_body_bytes)
+    try:
+        report = validate_report(
+            parse_json(raw),
+            max_text_chars=s.max_text_chars,
+            max_future_skew_s=s.max_future_skew_s,
+            now=utcnow(),
+        )
+    except FieldError as exc:
+        invalid(exc.errors)
+    forbid_source(integ, report.source)
+    receipt = await handlers_of(request).receive(report, via="http", integrator_id=integ.id)
+    return JSONResponse(receipt_body(receipt), status_code=202)
+
+
+@router.post(
+    "/reports:batch",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["reports"],
+                        "properties": {"reports": {"type": "array"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, Any]:
+    """Accept up to max_batch_items reports; each gets its own result and transaction."""
+    s = settings_of(request)
+    require_content_type(request, "application/json")
+    raw = await read_body(request, s.max_batch_body_bytes)
+    try:
+        data = parse_json(raw)
+    except FieldError as exc:
+        invalid(exc.errors)
+    items = data.get("reports") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        invalid([{"field": "reports", "reason": "a non-empty list of reports is required"}])
+    if len(items) > s.max_batch_items:
+        invalid([{"field": "reports", "reason": f"at most {s.max_batch_items} reports"}])
+    h, now = handlers_of(request), utcnow()
+    results: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            report = validate_report(
+                item,
+                max_text_chars=s.max_text_chars,
+                max_future_skew_s=s.max_future_skew_s,
+                now=now,
+                prefix=f"reports.{i}",
+            )
+        except FieldError as exc:
+            results.append({"index": i, "status": 422, "errors": exc.errors})
+            continue
+        if report.source != integ.source:
+            results.append(
+                {
+                    "index": i,
+                    "status": 403,
+                    "errors": [
+                        {
+                            "field": f"reports.{i}.source",
+                            "reason": f"this key may act only for source {integ.source}",
+                        }
+                    ],
+                }
+            )
+            continue
+        receipt = await h.receive(report, via="batch", integrator_id=integ.id)
+        results.append({"index": i, "status": 202, **receipt_body(receipt)})
+    accepted = sum(1 for r in results if r["status"] == 202)
+    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+
+
+@router.get("/reports/{source}/{source_ref}")
+async def report_status(
+    source: str, source_ref: str, request: Request, integ: CurrentIntegrator
+) -> dict[str, Any]:
+    """The current status and case of a report, personal data masked."""
+    if source not in SOURCES:
+        invalid([{"field": "source", "reason": f"unknown source; one of {', '.join(SOURCES)}"}])
+    forbid_source(integ, source)
+    h = handlers_of(request)
+    async with h.delivery.sessions() as session:
+        row = await report_by_ref(session, source, source_ref)
+        case = await session.get(IntakeCase, row.case_id) if row else None
+    if row is None or case is None:
+        raise HTTPException(
+            404,
+            {
+                "detail": "no such report",
+                "errors": [{"field": "source_ref", "reason": "no report under this reference"}],
+            },
+        )
+    parties = h.unseal(row.parties_enc) or []
+    return {
+        "source": row.source,
+        "source_ref": row.source_ref,
+        "case_id": row.case_id,
+        "status": case.status,
+        "status_note": STATUS_NOTES.get(case.status, case.status),
+        "status_at": as_utc(case.status_at).isoformat(),
+        "merged": row.merged,
+        "repeat_count": case.repeat_count,
+        "dispute_type": case.dispute_type,
+        "received_at": as_utc(row.received_at).isoformat(),
+        "reported_at": as_utc(row.reported_at).isoformat() if row.reported_at else None,
+        "category": row.category,
+        "reporter": masked_person(h.unseal(row.reporter_enc)),
+        "parties": [masked_person(p) for p in parties],
+        "location": masked_location(h.unseal(row.location_enc), row.grid_code),
+    }
+
+
+class IntegratorCreate(BaseModel):
+    """A new integrator: one key, bound to one source; optional status callback."""
+
+    name: str = Field(min_length=1, max_length=200)
+    source: Literal["110", "12345", "grid"]
+    callback_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://\S+$")
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
+
+
+@router.post("/integrators", status_code=201)
+async def add_integrator(
+    body: IntegratorCreate, request: Request, staff: CurrentStaff
+) -> dict[str, Any]:
+    """Create an integrator (admin only); the API key and webhook secret are shown once."""
+    if staff.role != "admin":
+        raise HTTPException(403, "only admins register integrators")
+    h = handlers_of(request)
+    new = await create_integrator(
+        h.delivery.sessions,
+        h.cipher,
+        name=body.name,
+        source=body.source,
+        callback_url=body.callback_url,
+        webhook_secret=body.webhook_secret,
+    )
+    return {
+        "id": new.id,
+        "name": new.name,
+        "source": new.source,
+        "api_key": new.api_key,
+        "callback_url": new.callback_url,
+        "webhook_secret": new.webhook_secret,
+    }

@@ -1,0 +1,111 @@
+"""HTTP edge helpers shared by the v1 and Open311 routes: keys, rate limit, bodies."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, NoReturn
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from services.intake.handlers import IntakeHandlers
+from services.intake.integrators import IntegratorGate
+from services.intake.repository import Integrator
+from services.intake.settings import IntakeSettings
+
+
+def invalid(errors: list[dict[str, str]], status: int = 422) -> NoReturn:
+    """Raise a 4xx naming each field and reason."""
+    raise HTTPException(status, {"detail": "invalid request", "errors": errors})
+
+
+async def authenticate(request: Request, api_key: str | None) -> Integrator:
+    """401 without a known key; 429 with Retry-After when the key's bucket is empty."""
+    gate: IntegratorGate = request.app.state.gate
+    integ = await gate.authenticate(api_key)
+    if integ is None:
+        reason = "missing" if not api_key else "unknown or revoked key"
+        raise HTTPException(
+            401,
+            {
+                "detail": "integrator API key required",
+                "errors": [{"field": "X-API-Key", "reason": reason}],
+            },
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    wait = gate.throttle(integ.id)
+    if wait > 0:
+        raise HTTPException(
+            429,
+            {
+                "detail": "rate limit exceeded for this API key",
+                "errors": [{"field": "X-API-Key", "reason": "too many requests"}],
+            },
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    return integ
+
+
+async def current_integrator(
+    request: Request,
+    x_api_key: Annotated[
+        str | None, Header(alias="X-API-Key", description="integrator API key")
+    ] = None,
+) -> Integrator:
+    """The integrator calling, by its X-API-Key header."""
+    return await authenticate(request, x_api_key)
+
+
+CurrentIntegrator = Annotated[Integrator, Depends(current_integrator)]
+
+
+def forbid_source(integ: Integrator, source: str, field: str = "source") -> None:
+    """403 when a key bound to one source acts for another."""
+    if source != integ.source:
+        raise HTTPException(
+            403,
+            {
+                "detail": "this API key is bound to another source",
+                "errors": [
+                    {"field": field, "reason": f"this key may act only for source {integ.source}"}
+                ],
+            },
+        )
+
+
+def require_content_type(request: Request, expected: str) -> None:
+    """415 naming the header when the body is not of the expected media type."""
+    base = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if base != expected:
+        raise HTTPException(
+            415,
+            {
+                "detail": "unsupported media type",
+                "errors": [{"field": "Content-Type", "reason": f"must be {expected}"}],
+            },
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, or 413 when it is larger than the limit."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise HTTPException(
+            413,
+            {
+                "detail": "request body too large",
+                "errors": [{"field": "body", "reason": f"larger than {limit} bytes"}],
+            },
+        )
+    return raw
+
+
+def settings_of(request: Request) -> IntakeSettings:
+    """The app's settings."""
+    s: IntakeSettings = request.app.state.settings
+    return s
+
+
+def handlers_of(request: Request) -> IntakeHandlers:
+    """The app's handlers."""
+    h: IntakeHandlers = request.app.state.handlers
+    return h

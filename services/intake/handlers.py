@@ -1,0 +1,357 @@
+"""Intake handlers: one transaction each (report + index + case + trail + outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from services.intake.canonical import CanonicalReport, Person
+from services.intake.domain import (
+    STATUS_NOTES,
+    as_utc,
+    guess_dispute_type,
+    may_merge,
+)
+from services.intake.repository import (
+    IntakeCase,
+    IntakeReport,
+    Integrator,
+    PartyIndex,
+    WebhookDelivery,
+    open_cases_sharing,
+    report_by_ref,
+    reports_of_case,
+)
+from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
+from shared.db import Delivery, Tx
+from shared.events import Envelope, new_id, utcnow
+from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
+from shared.topics import Topics
+
+ACTOR = "system:intake"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the sender of a report is told."""
+
+    case_id: str
+    report_id: str
+    source: str
+    source_ref: str
+    merged: bool
+    duplicate: bool
+
+
+def party_ref(p: Person) -> PartyRef:
+    """A party as events show it: persons masked, organisations named."""
+    org = is_organisation(p.name)
+    return PartyRef(
+        role=p.role,
+        kind="organisation" if org else "person",
+        display=(p.name if org else mask_name(p.name)) or "",
+    )
+
+
+class IntakeHandlers:
+    """Stores reports (new cases or merges) and feeds status back to the sources."""
+
+    def __init__(
+        self, delivery: Delivery, topics: Topics, cipher: PiiCipher, merge_window_hours: int = 72
+    ) -> None:
+        self.delivery, self.topics, self.cipher = delivery, topics, cipher
+        self.merge_window = timedelta(hours=merge_window_hours)
+        self.webhooks_due = asyncio.Event()
+
+    # ---- receipt -------------------------------------------------------------------------
+
+    async def receive(
+        self,
+        report: CanonicalReport,
+        *,
+        via: str,
+        integrator_id: str | None = None,
+        service_code: str | None = None,
+    ) -> Receipt:
+        """Store a report before answering: a new case, a merge into an open one, or a repeat."""
+        for attempt in range(5):
+            existing = await self.existing(report.source, report.source_ref)
+            if existing is not None:
+                return existing
+            try:
+                return await self._store(report, via, integrator_id, service_code)
+            except IntegrityError:
+                continue  # a concurrent duplicate won: answer with its case
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))  # SQLite writer contention
+        existing = await self.existing(report.source, report.source_ref)
+        if existing is None:
+            raise RuntimeError("report neither stored nor found")
+        return existing
+
+    async def existing(self, source: str, source_ref: str) -> Receipt | None:
+        """The receipt of a report already stored under (source, source_ref)."""
+        async with self.delivery.sessions() as session:
+            row = await report_by_ref(session, source, source_ref)
+        if row is None:
+            return None
+        return Receipt(row.case_id, row.report_id, row.source, row.source_ref, row.merged, True)
+
+    def _hashes(self, report: CanonicalReport) -> list[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for p in report.parties:
+            for kind, value in (("phone", p.phone), ("id_number", p.id_number)):
+                h = self.cipher.blind_index(kind, value)
+                if h:
+                    out.add((kind, h))
+        return sorted(out)
+
+    async def _store(
+        self, report: CanonicalReport, via: str, integrator_id: str | None, service_code: str | None
+    ) -> Receipt:
+        now = utcnow()
+        hashes = self._hashes(report)
+        guess = guess_dispute_type(report.category, report.text)
+        loc = report.location
+        async with self.delivery.transaction() as tx:
+            s = tx.session
+            target: IntakeCase | None = None
+            for case in await open_cases_sharing(
+                s, [h for _, h in hashes], now - self.merge_window
+            ):
+                if may_merge(case.dispute_type, guess):
+                    target = case
+                    break
+            report_id = new_id()
+            if target is not None:
+                target.repeat_count += 1
+                s.add(target)
+                case_id = target.case_id
+            else:
+                case_id = new_id()
+                s.add(
+                    IntakeCase(
+                        case_id=case_id,
+                        source=report.source,
+                        source_ref=report.source_ref,
+                        status=CaseStatus.received,
+                        status_at=now,
+                        received_at=now,
+                    )
+                )
+            location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
+            s.add(
+                IntakeReport(
+                    report_id=report_id,
+                    case_id=case_id,
+                    source=report.source,
+                    source_ref=report.source_ref,
+                    via=via,
+                    integrator_id=integrator_id,
+                    merged=target is not None,
+                    reported_at=report.reported_at,
+                    received_at=now,
+                    category=report.category,
+                    service_code=service_code,
+                    grid_code=loc.grid_code if loc else None,
+                    text_enc=self.cipher.encrypt(report.text) or "",
+                    reporter_enc=self._seal(
+                        report.reporter.model_dump() if report.reporter else None
+                    ),
+                    parties_enc=self._seal(
+                        [p.model_dump() for p in report.parties] if report.parties else None
+                    ),
+                    location_enc=self._seal(location),
+                )
+            )
+            for kind, h in hashes:
+                s.add(
+                    PartyIndex(
+                        case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now
+                    )
+                )
+            await s.flush()  # the unique (source, source_ref) check fires here
+            if target is not None:
+                self._merge_events(tx, target, report, report_id, via)
+            else:
+                self._receive_events(tx, case_id, report, report_id, via, now)
+        return Receipt(
+            case_id, report_id, report.source, report.source_ref, target is not None, False
+        )
+
+    def _seal(self, value: Any) -> str | None:
+        return None if value is None else self.cipher.seal({"v": value})
+
+    def unseal(self, token: str | None) -> Any:
+        """Decrypt a sealed column (None stays None)."""
+        return None if token is None else self.cipher.unseal(token)["v"]
+
+    def _receive_events(
+        self, tx: Tx, case_id: str, report: CanonicalReport, report_id: str, via: str, now: Any
+    ) -> None:
+        loc = report.location
+        tx.transition(
+            case_id,
+            action="receive",
+            from_status=None,
+            to_status=CaseStatus.received,
+            actor=ACTOR,
+            reason=f"report received from {report.source} via {via}",
+            at=now,
+            details={
+                "source": report.source,
+                "source_ref": report.source_ref,
+                "report_id": report_id,
+                "via": via,
+                "category": report.category,
+                "grid_code": loc.grid_code if loc else None,
+            },
+        )
+        contact = {
+            "reporter": report.reporter.model_dump() if report.reporter else None,
+            "parties": [p.model_dump() for p in report.parties],
+            "address": loc.address if loc else None,
+        }
+        tx.emit(
+            self.topics.reports,
+            "report.received",
+            ReportReceived(
+                case_id=case_id,
+                source=report.source,
+                source_ref=report.source_ref,
+                reported_at=report.reported_at,
+                received_at=now,
+                text=redact_text(report.text),
+                category=report.category,
+                grid_code=loc.grid_code if loc else None,
+                parties=[party_ref(p) for p in report.parties],
+                repeat_count=1,
+                sealed_contact=self.cipher.seal(contact),
+            ),
+            case_id,
+        )
+
+    def _merge_events(
+        self, tx: Tx, case: IntakeCase, report: CanonicalReport, report_id: str, via: str
+    ) -> None:
+        tx.transition(
+            case.case_id,
+            action="merge",
+            from_status=case.status,
+            to_status=case.status,
+            actor=ACTOR,
+            reason=f"并单: report {report.source}/{report.source_ref} shares a party's "
+            f"phone or ID number; reported {case.repeat_count} times",
+            details={
+                "source": report.source,
+                "source_ref": report.source_ref,
+                "report_id": report_id,
+                "via": via,
+                "repeat_count": case.repeat_count,
+            },
+        )
+        tx.emit(
+            self.topics.reports,
+            "report.repeated",
+            ReportRepeated(
+                case_id=case.case_id,
+                source=report.source,
+                source_ref=report.source_ref,
+                repeat_count=case.repeat_count,
+                text=redact_text(report.text),
+            ),
+            case.case_id,
+        )
+
+    # ---- status back to the sources ----------------------------------------------------
+
+    async def trail_appended(self, env: Envelope, entry: TrailAppended) -> None:
+        """Project the case's status and tell every source that reported it."""
+        queued: list[int] = []
+
+        async def work(tx: Tx) -> None:
+            s = tx.session
+            case = await s.get(IntakeCase, entry.case_id)
+            if case is None:
+                return  # not a case that came in through this intake
+            d = entry.details
+            if isinstance(d.get("dispute_type"), str):
+                case.dispute_type = d["dispute_type"]
+            if isinstance(d.get("channel"), str):
+                case.channel = d["channel"]
+            reports = await reports_of_case(s, case.case_id)
+            if entry.action == "merge":
+                targets = [
+                    r
+                    for r in reports
+                    if r.source == d.get("source") and r.source_ref == d.get("source_ref")
+                ]
+            elif entry.from_status == entry.to_status:
+                targets = []
+            else:
+                targets = reports
+                if as_utc(entry.at) >= as_utc(case.status_at):
+                    case.status, case.status_at = entry.to_status, entry.at
+                    case.status_reason = redact_text(entry.reason)[:500]
+            s.add(case)
+            for r in targets:
+                body = feedback_body(
+                    r,
+                    entry,
+                    case.status if entry.action == "merge" else entry.to_status,
+                    env.event_id,
+                )
+                s.add(
+                    self.delivery.tables.outbox(
+                        event_id=new_id(),
+                        topic=self.topics.feedback(r.source),
+                        key=r.source_ref,
+                        value=body,
+                        created_at=utcnow(),
+                    )
+                )
+                queued.append(1)
+                if r.integrator_id:
+                    integ = await s.get(Integrator, r.integrator_id)
+                    if integ is not None and integ.active and integ.callback_url:
+                        s.add(
+                            WebhookDelivery(
+                                integrator_id=integ.id,
+                                case_id=case.case_id,
+                                body=body,
+                                next_attempt_at=utcnow(),
+                                created_at=utcnow(),
+                            )
+                        )
+
+        await self.delivery.handle_once("intake.feedback", env, work)
+        if queued:
+            self.delivery.wakeup.set()
+            self.webhooks_due.set()
+
+
+def feedback_body(report: IntakeReport, entry: TrailAppended, status: str, event_id: str) -> bytes:
+    """The status message a source receives, on its feedback topic and by webhook."""
+    return json.dumps(
+        {
+            "source": report.source,
+            "source_ref": report.source_ref,
+            "case_id": report.case_id,
+            "status": status,
+            "status_note": STATUS_NOTES.get(status, status),
+            "previous_status": entry.from_status,
+            "action": entry.action,
+            "at": as_utc(entry.at).isoformat(),
+            "reason": redact_text(entry.reason),
+            "merged": report.merged,
+            "event_id": event_id,
+        },
+        ensure_ascii=False,
+    ).encode()

@@ -1,0 +1,71 @@
+"""Intake service: create_app() builds it; the lifespan starts and stops everything."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.intake import api, consumers, open311
+from services.intake.handlers import IntakeHandlers
+from services.intake.integrators import IntegratorGate
+from services.intake.repository import TABLES
+from services.intake.settings import IntakeSettings
+from services.intake.webhooks import WebhookSender
+from shared.bus import Bus
+from shared.logs import configure_logging
+from shared.runtime import Runtime
+from shared.web import BodyLimitMiddleware, health_router, install_error_handlers
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(
+    settings: IntakeSettings | None = None,
+    bus: Bus | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build the intake app; nothing connects until the lifespan starts."""
+    settings = settings or IntakeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if configure_logs:
+            configure_logging(settings.log_level)
+        rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
+        handlers = IntakeHandlers(rt.delivery, rt.topics, rt.cipher, settings.merge_window_hours)
+        consumers.register(rt, handlers, settings)
+        sender = WebhookSender(
+            rt.sessions, rt.cipher, settings, handlers.webhooks_due, transport=webhook_transport
+        )
+        app.state.runtime, app.state.handlers, app.state.webhooks = rt, handlers, sender
+        app.state.gate = IntegratorGate(
+            rt.sessions, settings.rate_limit_per_s, settings.rate_limit_burst
+        )
+        await rt.start()
+        sender.start()
+        try:
+            yield
+        finally:
+            await sender.stop()
+            await rt.stop()
+
+    app = FastAPI(title="Fengqiao intake", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=max(settings.max_body_bytes, settings.max_batch_body_bytes)
+    )
+    install_error_handlers(app)
+
+    async def checks() -> dict[str, bool]:
+        result: dict[str, bool] = await app.state.runtime.checks()
+        return result
+
+    app.include_router(health_router(checks))
+    app.include_router(api.router)
+    app.include_router(open311.router)
+    return app

@@ -1,0 +1,229 @@
+"""Open311 GeoReport v2 (JSON) for hotline CRMs: services, create a request, read one.
+
+Service codes are our dispute types. Errors use the GeoReport error list
+`[{"code": <http status>, "description": "<field>: <reason>"}]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from services.intake.canonical import FieldError, validate_report
+from services.intake.domain import (
+    CHANNEL_NAMES,
+    DISPUTE_TYPES,
+    STATUS_NOTES,
+    as_utc,
+    open311_status,
+)
+from services.intake.edge import (
+    authenticate,
+    handlers_of,
+    invalid,
+    read_body,
+    require_content_type,
+    settings_of,
+)
+from services.intake.repository import IntakeCase, IntakeReport
+from shared.events import new_id, utcnow
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+FORM = "application/x-www-form-urlencoded"
+FORM_FIELDS = (
+    "service_code",
+    "description",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "device_id",
+    "account_id",
+    "media_url",
+    "jurisdiction_id",
+    "api_key",
+    "source_ref",
+    "token",
+)
+
+
+def open311_error(exc: HTTPException) -> JSONResponse:
+    """An HTTPException as a GeoReport error list."""
+    detail = exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
+    errors = detail.get("errors") or [{"field": "request", "reason": detail.get("detail", "")}]
+    body = [
+        {"code": exc.status_code, "description": f"{e['field']}: {e['reason']}"} for e in errors
+    ]
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _georeport(fn: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await fn()
+    except HTTPException as exc:
+        return open311_error(exc)
+
+
+@router.get("/services.json")
+async def services() -> list[dict[str, Any]]:
+    """One service per dispute type; service_code is the dispute_type code."""
+    return [
+        {
+            "service_code": code,
+            "service_name": name,
+            "description": f"矛盾纠纷：{name}",
+            "metadata": False,
+            "type": "realtime",
+            "keywords": ",".join(words) if words else name,
+            "group": "矛盾纠纷",
+        }
+        for code, (name, words) in DISPUTE_TYPES.items()
+    ]
+
+
+def _form(raw: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        invalid([{"field": "body", "reason": "not a UTF-8 form-encoded body"}])
+    form: dict[str, str] = {}
+    for k, v in pairs:
+        form.setdefault(k, v)
+    return form
+
+
+def _number(form: dict[str, str], key: str) -> float | None:
+    v = form.get(key, "").strip()
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        invalid([{"field": key, "reason": "not a number"}])
+
+
+@router.post(
+    "/requests.json",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["service_code"],
+                        "properties": {k: {"type": "string"} for k in FORM_FIELDS},
+                    }
+                }
+            }
+        }
+    },
+)
+async def create_request(request: Request) -> Any:
+    """Create a service request: a canonical report of the key's source."""
+
+    async def work() -> Any:
+        s = settings_of(request)
+        require_content_type(request, FORM)
+        form = _form(await read_body(request, s.max_body_bytes))
+        integ = await authenticate(
+            request, form.get("api_key") or request.query_params.get("api_key")
+        )
+        code = form.get("service_code", "")
+        if not code:
+            invalid([{"field": "service_code", "reason": "field required"}])
+        if code not in DISPUTE_TYPES:
+            invalid([{"field": "service_code", "reason": "unknown service; see services.json"}])
+        name = "".join(p for p in (form.get("last_name"), form.get("first_name")) if p) or None
+        phone = form.get("phone") or None
+        person = {"name": name, "phone": phone}
+        data = {
+            "source": integ.source,
+            "source_ref": form.get("source_ref") or form.get("token") or f"open311-{new_id()}",
+            "text": form.get("description", ""),
+            "category": DISPUTE_TYPES[code][0],
+            "location": {
+                "address": form.get("address_string") or None,
+                "lat": _number(form, "lat"),
+                "lon": _number(form, "long"),
+            },
+            "reporter": {**person, "role": "citizen"} if name or phone else None,
+            "parties": [{**person, "role": "applicant"}] if name or phone else [],
+        }
+        try:
+            report = validate_report(
+                data,
+                max_text_chars=s.max_text_chars,
+                max_future_skew_s=s.max_future_skew_s,
+                now=utcnow(),
+            )
+        except FieldError as exc:
+            invalid([{**e, "field": _open311_field(e["field"])} for e in exc.errors])
+        receipt = await handlers_of(request).receive(
+            report, via="open311", integrator_id=integ.id, service_code=code
+        )
+        return [
+            {
+                "service_request_id": receipt.report_id,
+                "service_notice": f"已受理，案件编号 {receipt.case_id}"
+                + ("（已并单）" if receipt.merged else ""),
+            }
+        ]
+
+    return await _georeport(work)
+
+
+def _open311_field(field: str) -> str:
+    return {
+        "text": "description",
+        "location.address": "address_string",
+        "location.lat": "lat",
+        "location.lon": "long",
+        "source_ref": "source_ref",
+        "reporter.phone": "phone",
+        "parties.0.phone": "phone",
+        "reporter.name": "first_name",
+        "parties.0.name": "first_name",
+    }.get(field, field)
+
+
+@router.get("/requests/{service_request_id}.json")
+async def get_request(service_request_id: str, request: Request) -> Any:
+    """The current status of one request (no personal data)."""
+
+    async def work() -> Any:
+        async with handlers_of(request).delivery.sessions() as session:
+            row = await session.get(IntakeReport, service_request_id[:64])
+            case = await session.get(IntakeCase, row.case_id) if row else None
+        if row is None or case is None:
+            raise HTTPException(
+                404,
+                {
+                    "detail": "not found",
+                    "errors": [
+                        {"field": "service_request_id", "reason": "no such service request"}
+                    ],
+                },
+            )
+        code = case.dispute_type or row.service_code or "other"
+        out: dict[str, Any] = {
+            "service_request_id": row.report_id,
+            "status": open311_status(case.status),
+            "status_notes": STATUS_NOTES.get(case.status, case.status),
+            "service_name": DISPUTE_TYPES.get(code, ("其他",))[0],
+            "service_code": code,
+            "requested_datetime": as_utc(row.reported_at or row.received_at).isoformat(),
+            "updated_datetime": as_utc(case.status_at).isoformat(),
+        }
+        if case.channel in CHANNEL_NAMES:
+            out["agency_responsible"] = CHANNEL_NAMES[case.channel]
+        return [out]
+
+    return await _georeport(work)

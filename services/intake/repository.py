@@ -1,0 +1,172 @@
+"""Intake tables and the only queries on them.
+
+Personal data never sits here in clear: names, phones, ID numbers, addresses, coordinates and
+the narrative are Fernet-encrypted (`*_enc`); phones and ID numbers are also kept as keyed
+hashes (`party_index`) so that reports can be matched for merging without decrypting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import delivery_tables, tz
+
+CLOSED_STATUSES = frozenset({"closed", "transferred", "merged"})
+
+
+class IntakeBase(SQLModel, registry=registry()):
+    """Base of the intake service's own tables."""
+
+
+class Integrator(IntakeBase, table=True):
+    """A source system allowed to submit reports: one API key, bound to one source."""
+
+    __tablename__ = "integrators"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    source: str = Field(max_length=10, index=True)
+    api_key_hash: str = Field(unique=True, max_length=64)
+    callback_url: str | None = Field(default=None, max_length=1000)
+    webhook_secret_enc: str | None = None
+    active: bool = True
+    created_at: datetime = tz(nullable=False)
+
+
+class IntakeCase(IntakeBase, table=True):
+    """A case as intake knows it: its first report, repeats, and a projection of the trail."""
+
+    __tablename__ = "intake_cases"
+    case_id: str = Field(primary_key=True, max_length=64)
+    source: str = Field(max_length=10)
+    source_ref: str = Field(max_length=128)
+    status: str = Field(max_length=40)
+    status_at: datetime = tz(nullable=False)
+    status_reason: str = ""
+    dispute_type: str | None = Field(default=None, max_length=40)
+    channel: str | None = Field(default=None, max_length=40)
+    repeat_count: int = 1
+    received_at: datetime = tz(nullable=False, index=True)
+
+
+class IntakeReport(IntakeBase, table=True):
+    """Every accepted report, new or merged; `(source, source_ref)` is unique."""
+
+    __tablename__ = "intake_reports"
+    __table_args__ = (UniqueConstraint("source", "source_ref", name="uq_report_source_ref"),)
+    report_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    source: str = Field(max_length=10)
+    source_ref: str = Field(max_length=128)
+    via: str = Field(max_length=20)
+    integrator_id: str | None = Field(default=None, max_length=64)
+    merged: bool = False
+    reported_at: datetime | None = tz(nullable=True)
+    received_at: datetime = tz(nullable=False)
+    category: str | None = Field(default=None, max_length=200)
+    service_code: str | None = Field(default=None, max_length=40)
+    grid_code: str | None = Field(default=None, max_length=64)
+    text_enc: str
+    reporter_enc: str | None = None
+    parties_enc: str | None = None
+    location_enc: str | None = None
+
+
+class PartyIndex(IntakeBase, table=True):
+    """Keyed hashes of the parties' phones and ID numbers, for merge matching (并单)."""
+
+    __tablename__ = "party_index"
+    __table_args__ = (Index("ix_party_index_hash", "hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=64, index=True)
+    report_id: str = Field(max_length=64)
+    kind: str = Field(max_length=20)
+    hash: str = Field(max_length=64)
+    created_at: datetime = tz(nullable=False)
+
+
+class WebhookDelivery(IntakeBase, table=True):
+    """A signed status callback to an integrator, retried with backoff until a 2xx."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_pending", "delivered_at", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    integrator_id: str = Field(max_length=64)
+    case_id: str = Field(max_length=64)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    attempts: int = 0
+    next_attempt_at: datetime = tz(nullable=False)
+    delivered_at: datetime | None = tz(nullable=True)
+    last_status: int | None = None
+    created_at: datetime = tz(nullable=False)
+
+
+TABLES = delivery_tables(IntakeBase)
+metadata = IntakeBase.metadata
+
+
+async def report_by_ref(session: AsyncSession, source: str, source_ref: str) -> IntakeReport | None:
+    """The report a source sent under its own reference, if any."""
+    stmt = select(IntakeReport).where(
+        IntakeReport.source == source, IntakeReport.source_ref == source_ref
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def reports_of_case(session: AsyncSession, case_id: str) -> list[IntakeReport]:
+    """Every report of a case (the first and the merged ones), oldest first."""
+    stmt = select(IntakeReport).where(IntakeReport.case_id == case_id)
+    return list((await session.exec(stmt.order_by(col(IntakeReport.received_at)))).all())
+
+
+async def open_cases_sharing(
+    session: AsyncSession, hashes: Sequence[str], since: datetime
+) -> list[IntakeCase]:
+    """Open cases received since `since` whose parties share one of the hashes, newest first."""
+    if not hashes:
+        return []
+    stmt = (
+        select(IntakeCase)
+        .join(PartyIndex, col(PartyIndex.case_id) == col(IntakeCase.case_id))
+        .where(
+            col(PartyIndex.hash).in_(list(hashes)),
+            col(IntakeCase.received_at) >= since,
+            col(IntakeCase.status).not_in(list(CLOSED_STATUSES)),
+        )
+        .order_by(col(IntakeCase.received_at).desc())
+    )
+    seen: dict[str, IntakeCase] = {}
+    for case in (await session.exec(stmt)).all():
+        seen.setdefault(case.case_id, case)
+    return list(seen.values())
+
+
+async def integrator_by_key_hash(session: AsyncSession, key_hash: str) -> Integrator | None:
+    """The active integrator holding an API key (by its hash)."""
+    stmt = select(Integrator).where(
+        Integrator.api_key_hash == key_hash, col(Integrator.active).is_(True)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def integrators_of_source(session: AsyncSession, source: str) -> list[Integrator]:
+    """Every integrator bound to a source."""
+    return list((await session.exec(select(Integrator).where(Integrator.source == source))).all())
+
+
+async def due_webhooks(session: AsyncSession, now: datetime, limit: int) -> list[WebhookDelivery]:
+    """Undelivered callbacks whose next attempt is due, oldest first."""
+    stmt = (
+        select(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.delivered_at).is_(None), col(WebhookDelivery.next_attempt_at) <= now
+        )
+        .order_by(col(WebhookDelivery.id))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,134 @@
+"""Signed status callbacks to integrators, retried with exponential backoff until a 2xx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.intake.domain import backoff_s, sign_webhook
+from services.intake.repository import Integrator, WebhookDelivery, due_webhooks
+from services.intake.settings import IntakeSettings
+from shared.events import utcnow
+from shared.pii import PiiCipher
+
+log = logging.getLogger("fengqiao.intake.webhooks")
+
+
+class WebhookSender:
+    """Sends due deliveries; a failure schedules the next try base·2^(n−1) seconds later."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: PiiCipher,
+        settings: IntakeSettings,
+        wakeup: asyncio.Event,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.sessions, self.cipher, self.settings = sessions, cipher, settings
+        self.wakeup, self.transport = wakeup, transport
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def send_due(self, now: datetime | None = None) -> int:
+        """Try every due delivery once; return how many were acknowledged."""
+        now = now or utcnow()
+        async with self.sessions() as session:
+            rows = await due_webhooks(session, now, self.settings.webhook_batch)
+            integrators = {
+                r.integrator_id: await session.get(Integrator, r.integrator_id) for r in rows
+            }
+        if not rows:
+            return 0
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self.transport, timeout=self.settings.webhook_timeout_s
+            )
+        acked = 0
+        for row in rows:
+            integ = integrators.get(row.integrator_id)
+            status = await self._send(self._client, row, integ, now)
+            ok = status is not None and 200 <= status < 300
+            acked += ok
+            await self._record(row.id, status, ok, now)
+        return acked
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        row: WebhookDelivery,
+        integ: Integrator | None,
+        now: datetime,
+    ) -> int | None:
+        if integ is None or not integ.callback_url:
+            return None
+        ts = str(int(now.timestamp()))
+        secret = self.cipher.decrypt(integ.webhook_secret_enc) or ""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Fengqiao-Timestamp": ts,
+            "X-Fengqiao-Signature": sign_webhook(secret, ts, row.body),
+            "X-Fengqiao-Delivery": str(row.id),
+        }
+        try:
+            resp = await client.post(integ.callback_url, content=row.body, headers=headers)
+            return resp.status_code
+        except httpx.HTTPError as exc:
+            log.warning(
+                "webhook delivery failed", extra={"delivery": row.id, "error": type(exc).__name__}
+            )
+            return None
+
+    async def _record(
+        self, delivery_id: int | None, status: int | None, ok: bool, now: datetime
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            row = await session.get(WebhookDelivery, delivery_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_status = status
+            if ok:
+                row.delivered_at = now
+            else:
+                delay = backoff_s(
+                    row.attempts,
+                    self.settings.webhook_backoff_base_s,
+                    self.settings.webhook_backoff_max_s,
+                )
+                row.next_attempt_at = now + timedelta(seconds=delay)
+            session.add(row)
+
+    async def run(self) -> None:
+        """Loop until cancelled: send what is due, then wait for a wake-up or the interval."""
+        while True:
+            try:
+                await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("webhook loop failed; will retry", extra={"error": type(exc).__name__})
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_s)
+
+    def start(self) -> None:
+        """Start the background loop."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Stop the loop (undelivered callbacks stay in the table for the next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
