@@ -166,9 +166,14 @@ def find_people_counts(text: str, vague_digit: int = 3) -> list[Quantity]:
 def find_money(
     text: str, people: int | None, vague_digit: int = 3
 ) -> tuple[int | None, list[Quantity]]:
-    """Largest knowable amount in yuan; per-person amounts count only with a known head count."""
-    best: int | None = None
+    """Total at stake in yuan: what is still owed when stated, else the largest sum less repayments.
+
+    Per-person amounts count only with a known head count ("每人几百块" alone is unknown).
+    """
     found: list[Quantity] = []
+    owed: list[int] = []
+    repaid: list[int] = []
+    plain: list[int] = []
     for m in MONEY_RE.finditer(text):
         value = parse_number(m.group("num"), vague_digit)
         if value is None:
@@ -183,12 +188,38 @@ def find_money(
             value *= people
             evidence = f"{m.group(0)}×{people}人"
         found.append(Quantity(value, evidence))
-        best = value if best is None else max(best, value)
+        before = _clause_before(text, m.start("num"), 5)
+        if REPAID_RE.search(before):
+            repaid.append(value)
+        elif OWED_RE.search(before):
+            owed.append(value)
+        else:
+            plain.append(value)
     monthly = _monthly_total(text, vague_digit)
     if monthly is not None:
         found.append(monthly)
-        best = monthly.value if best is None else max(best, monthly.value)
-    return best, found
+        plain.append(monthly.value)
+    if owed:
+        return max(owed), found
+    if plain:
+        top = max(plain)
+        rest = top - sum(repaid)
+        return (rest if rest > 0 else top), found
+    return (max(repaid) if repaid else None), found
+
+
+REPAID_RE = re.compile(
+    r"(?:还了|已还|归还了|偿还了|还款了|已还款|退还了|退了|付了|支付了|已付)[^欠]*$"
+)
+OWED_RE = re.compile(r"(?:尚欠|还欠|仍欠|剩余|剩下|余款|下欠)[^，。；！？]*$")
+
+
+def _clause_before(text: str, pos: int, width: int) -> str:
+    """Up to width characters before pos, not crossing punctuation."""
+    lo = pos
+    while lo > max(0, pos - width) and text[lo - 1] not in _CLAUSE_STOPS:
+        lo -= 1
+    return text[lo:pos]
 
 
 def _monthly_total(text: str, vague_digit: int) -> Quantity | None:

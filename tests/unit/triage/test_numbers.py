@@ -48,7 +48,7 @@ def test_parse_number(token: str, value: int) -> None:
         ("损失八千元", 8000),
         ("借给他十二万", 120_000),
         ("一千多块的服装费", 1000),
-        ("借了二十五万元，只还了三万元", 250_000),
+        ("借了二十五万元，只还了三万元", 220_000),
     ],
 )
 def test_money(text: str, amount: int) -> None:
@@ -99,4 +99,17 @@ def test_ages_and_repeats() -> None:
     ],
 )
 def test_monthly_sum_times_months_owed(text: str, amount: int) -> None:
+    assert find_money(text, None)[0] == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("借给同学二十五万元买房，对方至今只还了三万元", 220_000),
+        ("借款12万元，已还5万元", 70_000),
+        ("工程款32万元，已付20万，尚欠12万元", 120_000),
+        ("借了10万，还欠3万元没还", 30_000),
+    ],
+)
+def test_money_at_stake_after_repayments(text: str, amount: int) -> None:
     assert find_money(text, None)[0] == amount
