@@ -135,3 +135,13 @@ def test_firm_against_firm_over_goods_is_a_contract_for_court(rules: Rules) -> N
         source="12345",
     )
     assert (d.dispute_type, d.channel, d.rule_id) == ("debt_contract", "court", "R5")
+
+
+def test_a_workplace_named_in_passing_is_not_a_company_party(rules: Rules) -> None:
+    d = triage(rules, "其在某公司上班的朋友向其借款5000元，至今不还", source="12345")
+    assert (d.dispute_type, d.channel, d.rule_id) == ("debt_contract", "people", "R7")
+
+
+def test_a_company_named_in_the_text_as_debtor_counts(rules: Rules) -> None:
+    d = triage(rules, "某广告有限公司拖欠其印刷费3500元，多次催讨无果", source="12345")
+    assert (d.dispute_type, d.channel, d.rule_id) == ("debt_contract", "court", "R5")
