@@ -69,6 +69,7 @@ class Vulnerable(_Model):
     minor_not: tuple[str, ...] = ()
     disabled: tuple[str, ...]
     pregnant: tuple[str, ...]
+    deceased: tuple[str, ...] = ()
 
 
 class FactorSpec(_Model):

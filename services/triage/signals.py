@@ -216,15 +216,22 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
             return Factor("medium", "vulnerable", f"老人：{q.evidence}")
         if q.value < t.minor_age:
             return Factor("medium", "vulnerable", f"未成年人：{q.evidence}")
-    groups = (("老人", vul.elderly), ("残疾人", vul.disabled), ("孕产妇", vul.pregnant))
-    for label, words in groups:
+    groups = (
+        ("老人", vul.elderly, ()),
+        ("残疾人", vul.disabled, ()),
+        ("孕产妇", vul.pregnant, ()),
+        ("未成年人", vul.minor, vul.minor_not),
+    )
+    for label, words, not_inside in groups:
         for w in words:
-            if w in text:
-                return Factor("medium", "vulnerable", f"{label}：{w}")
-    for w in vul.minor:
-        pos = text.find(w)
-        if pos >= 0 and not any(_inside(text, pos, n) for n in vul.minor_not):
-            return Factor("medium", "vulnerable", f"未成年人：{w}")
+            pos = text.find(w)
+            while pos >= 0:
+                after = text[pos + len(w) : pos + len(w) + 4]
+                if not any(_inside(text, pos, n) for n in not_inside) and not any(
+                    d in after for d in vul.deceased
+                ):
+                    return Factor("medium", "vulnerable", f"{label}：{w}")
+                pos = text.find(w, pos + 1)
     return None
 
 

@@ -169,3 +169,8 @@ def test_a_planned_gathering_is_not_yet_a_crowd(rules: Rules) -> None:
     d = triage(rules, "公司拖欠32名工人工资，工人们准备去市政府上访")
     assert d.severity == "high"
     assert triage(rules, "32名工人在市政府门口聚集讨薪").severity == "critical"
+
+
+def test_a_deceased_elder_is_not_a_vulnerable_party(rules: Rules) -> None:
+    assert triage(rules, "老人去世后，几个子女为丧葬费怎么分摊争执不下").severity == "low"
+    assert triage(rules, "老人被儿子赶出家门").severity == "medium"
