@@ -150,7 +150,7 @@ def route(
                 co = (own,)
         return rule.channel, rule.id, co, _rule_evidence(rule, inp, sig)
     last = rules.last_resort_channel
-    return last, "R-last", (), f"其余渠道均已退单，兜底由{last}承办"
+    return last, rules.last_resort_rule_id, (), f"其余渠道均已退单，兜底由{last}承办"
 
 
 def _own_channel(inp: TriageInput, sig: Signals, severity: str, rules: Rules) -> str | None:
@@ -229,16 +229,33 @@ def input_from_report(report: dict[str, Any]) -> TriageInput:
     raw_parties = report.get("parties") or []
     if not isinstance(raw_parties, list):
         raise ValueError("parties: must be a list")
-    parties = tuple(
-        Party(name=p.get("name"), role=p.get("role")) for p in raw_parties if isinstance(p, dict)
-    )
+    parties: list[Party] = []
+    for i, p in enumerate(raw_parties):
+        if not isinstance(p, dict):
+            raise ValueError(f"parties[{i}]: must be an object")
+        name, role = p.get("name"), p.get("role")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"parties[{i}].name: must be a string")
+        parties.append(Party(name=name, role=role if isinstance(role, str) else None))
     excluded = report.get("excluded_channels") or []
+    if not isinstance(excluded, list):
+        raise ValueError("excluded_channels: must be a list")
     return TriageInput(
         source=str(source),
         text=text,
         category=category,
-        parties=parties,
-        repeat_count=int(report.get("repeat_count", 1) or 1),
+        parties=tuple(parties),
+        repeat_count=_count(report, "repeat_count", 1),
         excluded_channels=frozenset(str(c) for c in excluded),
-        return_count=int(report.get("return_count", 0) or 0),
+        return_count=_count(report, "return_count", 0),
     )
+
+
+def _count(report: dict[str, Any], key: str, default: int) -> int:
+    """A non-negative integer field of the report, or the default when absent."""
+    value = report.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key}: must be a non-negative integer")
+    return value

@@ -208,6 +208,7 @@ class Rules(_Model):
     type_priority: tuple[DisputeType, ...]
     routing: tuple[RouteRule, ...] = Field(min_length=1)
     last_resort_channel: Channel
+    last_resort_rule_id: str = "R7"
     manual_rule_id: str
     manual_after_returns: int = Field(ge=1)
     manual_tier: Tier

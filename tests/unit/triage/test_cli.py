@@ -49,3 +49,19 @@ def test_fengqiao_dispatches_triage(tmp_path: Path, capsys: pytest.CaptureFixtur
     path.write_text(json.dumps(REPORT) + "\n", encoding="utf-8")
     assert fengqiao(["triage", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["channel"] == "labour"
+
+
+def test_cli_names_bad_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "in.jsonl"
+    rows = [
+        {"source": "grid", "source_ref": "a"},
+        {"source": "grid", "source_ref": "b", "text": "x", "parties": ["张三"]},
+        {"source": "grid", "source_ref": "c", "text": "x", "repeat_count": "two"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert main([str(path)]) == 1
+    errors = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert [e["line"] for e in errors] == [1, 2, 3]
+    assert errors[0]["error"].startswith("text")
+    assert errors[1]["error"].startswith("parties[0]")
+    assert errors[2]["error"].startswith("repeat_count")

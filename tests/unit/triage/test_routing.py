@@ -95,7 +95,7 @@ def test_returned_critical_falls_to_next_rule(rules: Rules) -> None:
 
 def test_all_channels_returned_falls_back_to_people(rules: Rules) -> None:
     d = triage(rules, "楼上漏水", source="110", excluded_channels=frozenset({"police", "people"}))
-    assert d.channel == "people"
+    assert (d.channel, d.rule_id) == ("people", "R7")
 
 
 def test_returned_twice_goes_to_county_for_manual_assignment(rules: Rules) -> None:
