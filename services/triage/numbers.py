@@ -258,7 +258,7 @@ def find_repeat_count(text: str, report_words: tuple[str, ...]) -> Quantity | No
     return best
 
 
-_CLAUSE_STOPS = "，。；！？,;!?\n"
+_CLAUSE_STOPS = "，。；！？,;!?\n 　"
 
 
 def _clause(text: str, start: int, end: int) -> str:

@@ -53,6 +53,7 @@ class Thresholds(_Model):
     minor_age: int = Field(gt=0)
     vague_digit: int = Field(ge=1, le=9)
     min_type_score: float = Field(ge=0)
+    underlying_min_score: float = Field(ge=0, default=5)
 
 
 class Negation(_Model):
@@ -206,6 +207,7 @@ class Rules(_Model):
     dispute_types: dict[DisputeType, TypeSpec]
     categories: Categories
     type_priority: tuple[DisputeType, ...]
+    surface_type: DisputeType | None = None
     routing: tuple[RouteRule, ...] = Field(min_length=1)
     last_resort_channel: Channel
     last_resort_rule_id: str = "R7"

@@ -95,7 +95,7 @@ def _clause(text: str, start: int, end: int, stops: str) -> str:
 
 def _context(text: str, start: int, end: int, pad: int = 6) -> str:
     """The matched words with a little of their clause around them, for people to read."""
-    stops = "，。；！？,;!?\n"
+    stops = "，。；！？,;!?\n 　"
     lo = start
     while lo > max(0, start - pad) and text[lo - 1] not in stops:
         lo -= 1
@@ -139,9 +139,16 @@ def score_types(
                 evidence.setdefault(code, []).append(f"类别:{category}")
                 break
     priority = compiled.priority
-    best = max(scores, key=lambda c: (scores[c], -priority.get(c, 99)), default="other")
+    ranked = sorted(scores, key=lambda c: (-scores[c], priority.get(c, 99)))
+    best = ranked[0] if ranked else "other"
     if scores.get(best, 0.0) < rules.thresholds.min_type_score:
         return TypeChoice("other", 0.0, "未命中任何纠纷类型词")
+    if best == rules.surface_type and len(ranked) > 1:
+        under = ranked[1]
+        if scores[under] >= rules.thresholds.underlying_min_score:
+            why = "、".join(evidence[under])
+            fight = "、".join(evidence[best])
+            return TypeChoice(under, scores[under], f"{why}（冲突之下的纠纷；{fight}）")
     return TypeChoice(best, scores[best], "、".join(evidence[best]))
 
 

@@ -145,3 +145,13 @@ def test_a_workplace_named_in_passing_is_not_a_company_party(rules: Rules) -> No
 def test_a_company_named_in_the_text_as_debtor_counts(rules: Rules) -> None:
     d = triage(rules, "某广告有限公司拖欠其印刷费3500元，多次催讨无果", source="12345")
     assert (d.dispute_type, d.channel, d.rule_id) == ("debt_contract", "court", "R5")
+
+
+def test_a_fight_over_a_neighbour_dispute_is_neighbour(rules: Rules) -> None:
+    d = triage(rules, "张家和李家为门前排水沟干仗，张家老二头上被打了个口子，流了不少血")
+    assert (d.dispute_type, d.severity, d.channel) == ("neighbour", "high", "people")
+
+
+def test_a_fight_with_no_dispute_underneath_is_public_order(rules: Rules) -> None:
+    d = triage(rules, "两名男子在网吧因琐事打架，一人被打伤")
+    assert (d.dispute_type, d.channel, d.rule_id) == ("public_order", "police", "R2")
