@@ -78,6 +78,18 @@ def may_merge(case_dispute_type: str | None, report_guess: str | None) -> bool:
     return case_dispute_type is None or report_guess is None or case_dispute_type == report_guess
 
 
+def merge_rank(
+    case_dispute_type: str | None, case_guess: str | None, report_guess: str | None
+) -> int | None:
+    """Order merge candidates: 0 same type (known, else guessed), 1 no type to compare;
+    None when the case's known type clearly differs from the report's."""
+    if not may_merge(case_dispute_type, report_guess):
+        return None
+    if report_guess is not None and (case_dispute_type or case_guess) == report_guess:
+        return 0
+    return 1
+
+
 def open311_status(status: str) -> str:
     """Open311 knows only open and closed."""
     return "closed" if status in CLOSED_FOR_SOURCE else "open"

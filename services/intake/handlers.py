@@ -15,7 +15,7 @@ from services.intake.domain import (
     STATUS_NOTES,
     as_utc,
     guess_dispute_type,
-    may_merge,
+    merge_rank,
 )
 from services.intake.repository import (
     IntakeCase,
@@ -123,12 +123,15 @@ class IntakeHandlers:
         async with self.delivery.transaction() as tx:
             s = tx.session
             target: IntakeCase | None = None
+            ranked = []
             for case in await open_cases_sharing(
                 s, [h for _, h in hashes], now - self.merge_window
-            ):
-                if may_merge(case.dispute_type, guess):
-                    target = case
-                    break
+            ):  # newest first; the sort below is stable
+                rank = merge_rank(case.dispute_type, case.guessed_type, guess)
+                if rank is not None:
+                    ranked.append((rank, case))
+            if ranked:
+                target = sorted(ranked, key=lambda rc: rc[0])[0][1]
             report_id = new_id()
             if target is not None:
                 target.repeat_count += 1
@@ -144,6 +147,7 @@ class IntakeHandlers:
                         status=CaseStatus.received,
                         status_at=now,
                         received_at=now,
+                        guessed_type=guess,
                     )
                 )
             location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
@@ -287,7 +291,8 @@ class IntakeHandlers:
             if isinstance(d.get("channel"), str):
                 case.channel = d["channel"]
             reports = await reports_of_case(s, case.case_id)
-            if entry.action == "merge":
+            if entry.actor == ACTOR and entry.action in ("receive", "merge"):
+                # about one report, the one named in details
                 targets = [
                     r
                     for r in reports

@@ -49,6 +49,7 @@ class IntakeCase(IntakeBase, table=True):
     status_at: datetime = tz(nullable=False)
     status_reason: str = ""
     dispute_type: str | None = Field(default=None, max_length=40)
+    guessed_type: str | None = Field(default=None, max_length=40)
     channel: str | None = Field(default=None, max_length=40)
     repeat_count: int = 1
     received_at: datetime = tz(nullable=False, index=True)

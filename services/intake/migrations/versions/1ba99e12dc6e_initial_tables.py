@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: 2b1a99cc3e75
+Revision ID: 1ba99e12dc6e
 Revises:
-Create Date: 2026-11-25 15:06:05.445894
+Create Date: 2026-11-25 15:16:56.549038
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "2b1a99cc3e75"
+revision: str = "1ba99e12dc6e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("status_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("dispute_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("guessed_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
         sa.Column("repeat_count", sa.Integer(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
