@@ -185,6 +185,8 @@ class Compiled:
     priority: dict[str, int]
     types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
     factors: tuple[tuple[str, str, re.Pattern[str], bool, frozenset[str], tuple[str, ...]], ...]
+    repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
+    company_types: frozenset[str]  # dispute types whose routing asks about a company party
 
 
 class Rules(_Model):
@@ -226,6 +228,11 @@ class Rules(_Model):
         missing = [s for s in SEVERITIES if s not in self.tiers]
         if missing:
             raise ValueError(f"tiers lacks {missing}")
+        for phrase in self.repeat_phrases:
+            try:
+                re.compile(phrase)
+            except re.error as exc:
+                raise ValueError(f"repeat_phrases: {phrase!r} is not a valid regex: {exc}") from exc
         if "other" in self.dispute_types:
             raise ValueError("dispute_types: 'other' is the fallback and takes no lexicon")
         index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]] = {}
@@ -252,6 +259,13 @@ class Rules(_Model):
                     f.not_if_clause_has,
                 )
                 for f in self.severity_factors
+            ),
+            repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
+            company_types=frozenset(
+                code
+                for r in self.routing
+                if r.when.any_of is not None and r.when.any_of.company_party
+                for code in (r.when.dispute_type or tuple(self.dispute_types))
             ),
         )
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from services.triage.numbers import (
@@ -172,9 +171,11 @@ def find_company(text: str, party_names: tuple[str, ...], rules: Rules) -> str |
         if _has_company_marker(name, rules):
             return name
     for marker in rules.company_markers:
-        for m in re.finditer(re.escape(marker), text):
-            if not any(_inside(text, m.start(), n) for n in rules.company_not):
-                return _context(text, m.start(), m.end(), 6)
+        pos = text.find(marker)
+        while pos >= 0:
+            if not any(_inside(text, pos, n) for n in rules.company_not):
+                return _context(text, pos, pos + len(marker), 6)
+            pos = text.find(marker, pos + 1)
     return None
 
 
@@ -279,8 +280,8 @@ def extract(
             sig.factors.append(Factor("high", "wage_arrears_group", f"{people}名劳动者被欠{wage}"))
 
     text_repeat = find_repeat_count(text, rules.report_words)
-    for phrase, count in rules.repeat_phrases.items():
-        m = re.search(phrase, text)
+    for phrase, count in rules.compiled.repeat_phrases:
+        m = phrase.search(text)
         if m and (text_repeat is None or count > text_repeat.value):
             text_repeat = Quantity(count, m.group(0))
     repeats = max(repeat_count, text_repeat.value if text_repeat else 1)
@@ -295,7 +296,8 @@ def extract(
     vulnerable = vulnerable_factor(text, rules)
     if vulnerable:
         sig.factors.append(vulnerable)
-    sig.company_party = find_company(text, party_names, rules)
+    if choice.code in rules.compiled.company_types:
+        sig.company_party = find_company(text, party_names, rules)
     return sig
 
 
