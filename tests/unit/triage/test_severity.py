@@ -174,3 +174,21 @@ def test_a_planned_gathering_is_not_yet_a_crowd(rules: Rules) -> None:
 def test_a_deceased_elder_is_not_a_vulnerable_party(rules: Rules) -> None:
     assert triage(rules, "老人去世后，几个子女为丧葬费怎么分摊争执不下").severity == "low"
     assert triage(rules, "老人被儿子赶出家门").severity == "medium"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "邻居拿着一把砍骨刀在楼道里追砍其丈夫，请速来",
+        "讨薪的工人爬到了在建楼房的顶楼，说不给钱就跳下来",
+        "丈夫用皮带抽打她，现在还没停手",
+        "要是再来催债就要让催债的人有来无回",
+        "患者家属在医院大厅摆放花圈、设灵堂，要求赔偿",
+    ],
+)
+def test_critical_wordings_with_negation_characters_or_long_gaps(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "critical"
+
+
+def test_a_kitchen_knife_bought_in_a_shop_is_not_a_weapon(rules: Rules) -> None:
+    assert triage(rules, "在菜市场买的菜刀用了一周就卷刃，商家拒绝退货").severity == "low"
