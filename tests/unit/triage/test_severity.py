@@ -192,3 +192,18 @@ def test_critical_wordings_with_negation_characters_or_long_gaps(rules: Rules, t
 
 def test_a_kitchen_knife_bought_in_a_shop_is_not_a_weapon(rules: Rules) -> None:
     assert triage(rules, "在菜市场买的菜刀用了一周就卷刃，商家拒绝退货").severity == "low"
+
+
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        ("被对方打得住进了医院", "high"),
+        ("他被打得牙齿掉了两颗", "high"),
+        ("两人推推搡搡", "medium"),
+        ("双方动了手", "medium"),
+        ("上小学的儿子被同学欺负", "medium"),
+        ("其家人在医院住院12天，费用清单有误", "low"),
+    ],
+)
+def test_injury_and_scuffle_variants(rules: Rules, text: str, severity: str) -> None:
+    assert triage(rules, text).severity == severity
