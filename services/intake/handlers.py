@@ -58,6 +58,16 @@ def party_ref(p: Person) -> PartyRef:
     )
 
 
+def event_text(report: CanonicalReport) -> str:
+    """The narrative as events carry it: phone/ID numbers and the persons' names masked."""
+    text = redact_text(report.text)
+    people = [report.reporter, *report.parties] if report.reporter else report.parties
+    names = {p.name for p in people if p.name and len(p.name) >= 2 and not is_organisation(p.name)}
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, mask_name(name) or "")
+    return text
+
+
 class IntakeHandlers:
     """Stores reports (new cases or merges) and feeds status back to the sources."""
 
@@ -232,7 +242,7 @@ class IntakeHandlers:
                 source_ref=report.source_ref,
                 reported_at=report.reported_at,
                 received_at=now,
-                text=redact_text(report.text),
+                text=event_text(report),
                 category=report.category,
                 grid_code=loc.grid_code if loc else None,
                 parties=[party_ref(p) for p in report.parties],
@@ -269,7 +279,7 @@ class IntakeHandlers:
                 source=report.source,
                 source_ref=report.source_ref,
                 repeat_count=case.repeat_count,
-                text=redact_text(report.text),
+                text=event_text(report),
             ),
             case.case_id,
         )

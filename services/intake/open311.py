@@ -147,7 +147,9 @@ async def create_request(request: Request) -> Any:
         data = {
             "source": integ.source,
             "source_ref": form.get("source_ref") or form.get("token") or f"open311-{new_id()}",
-            "text": form.get("description", ""),
+            # GeoReport makes description optional; the service name then says what it is
+            "text": form.get("description", "").strip()
+            or f"{DISPUTE_TYPES[code][0]}纠纷（来电未填写描述）",
             "category": DISPUTE_TYPES[code][0],
             "location": {
                 "address": form.get("address_string") or None,
@@ -227,3 +229,24 @@ async def get_request(service_request_id: str, request: Request) -> Any:
         return [out]
 
     return await _georeport(work)
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def unknown(path: str) -> JSONResponse:
+    """Anything else under the Open311 root (e.g. an XML format) is a GeoReport 404."""
+    return open311_error(
+        HTTPException(
+            404,
+            {
+                "detail": "not found",
+                "errors": [
+                    {
+                        "field": "path",
+                        "reason": "no such Open311 resource (this endpoint speaks .json)",
+                    }
+                ],
+            },
+        )
+    )
