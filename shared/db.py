@@ -230,8 +230,11 @@ class OutboxRelay:
                 log.error("outbox relay failed; will retry", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
             self.delivery.wakeup.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives just as the wake-up fires, and stop() then waits for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.delivery.wakeup.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self.delivery.wakeup.wait()
 
     def start(self) -> None:
         """Start the relay task."""
