@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.domain import TokenBucket
@@ -54,9 +55,9 @@ async def create_integrator(
     )
     async with sessions() as session, session.begin():
         if replace_same_name:
-            await session.exec(
-                delete(Integrator).where(  # type: ignore[call-overload]
-                    Integrator.name == name, Integrator.source == source
+            await session.execute(
+                delete(Integrator).where(
+                    col(Integrator.name) == name, col(Integrator.source) == source
                 )
             )
         session.add(row)

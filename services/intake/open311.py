@@ -57,7 +57,9 @@ FORM_FIELDS = (
 
 def open311_error(exc: HTTPException) -> JSONResponse:
     """An HTTPException as a GeoReport error list."""
-    detail = exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
+    detail: dict[str, Any] = (
+        exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
+    )
     errors = detail.get("errors") or [{"field": "request", "reason": detail.get("detail", "")}]
     body = [
         {"code": exc.status_code, "description": f"{e['field']}: {e['reason']}"} for e in errors
