@@ -55,7 +55,7 @@ MONTHS_RE = re.compile(
 )
 AGE_RE = re.compile(rf"(?P<num>{QTY})(?:周)?岁")
 REPEAT_RE = re.compile(
-    rf"第(?P<num>{QTY})次|(?P<num2>[二两三四五六七八九十\d]+)次(?=报警|来电|投诉|反映|求助|举报|上报)"
+    rf"第(?P<num>{QTY})(?:次|回)|(?P<num2>[二两三四五六七八九十\d]+)(?:次|回)(?=报警|来电|投诉|反映|求助|举报|上报)"
 )
 
 
@@ -249,8 +249,9 @@ def find_repeat_count(text: str, report_words: tuple[str, ...]) -> Quantity | No
     """How many times the same matter has been reported, from "第三次报警" or "三次来电"."""
     best: Quantity | None = None
     for m in REPEAT_RE.finditer(text):
-        clause = _clause(text, m.start(), m.end())
-        if not any(w in clause for w in report_words):
+        # the report word may sit in the clause or just before it ("报过一次了，这是第二次")
+        around = text[max(0, m.start() - 15) : m.start()] + _clause(text, m.start(), m.end())
+        if not any(w in around for w in report_words):
             continue
         value = parse_number(m.group("num") or m.group("num2"), vague_digit=3)
         if value is not None and 1 < value < 50 and (best is None or value > best.value):

@@ -82,6 +82,9 @@ class FactorSpec(_Model):
     negatable: bool = True
     not_for_types: tuple[DisputeType, ...] = ()
     not_if_clause_has: tuple[str, ...] = ()
+    requires_nearby: tuple[str, ...] = ()
+    not_nearby: tuple[str, ...] = ()
+    nearby_window: int = Field(default=12, ge=0, le=60)
     _regex: re.Pattern[str] = PrivateAttr()
 
     @model_validator(mode="after")
@@ -184,7 +187,7 @@ class Compiled:
     term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
     priority: dict[str, int]
     types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
-    factors: tuple[tuple[str, str, re.Pattern[str], bool, frozenset[str], tuple[str, ...]], ...]
+    factors: tuple[FactorSpec, ...]
     repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
 
@@ -249,17 +252,7 @@ class Rules(_Model):
                 (code, spec.negatable, spec.pattern_terms)
                 for code, spec in self.dispute_types.items()
             ),
-            factors=tuple(
-                (
-                    f.factor,
-                    f.level,
-                    f.regex,
-                    f.negatable,
-                    frozenset(f.not_for_types),
-                    f.not_if_clause_has,
-                )
-                for f in self.severity_factors
-            ),
+            factors=self.severity_factors,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
             company_types=frozenset(
                 code

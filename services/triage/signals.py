@@ -200,17 +200,24 @@ def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
     """Severity factors found by the rules' regular expressions, skipping negated mentions."""
     out: list[Factor] = []
     stops = rules.negation.stops
-    for factor, level, regex, negatable, not_for_types, clause_not in rules.compiled.factors:
-        if dispute_type in not_for_types:
+    for spec in rules.compiled.factors:
+        if dispute_type in spec.not_for_types:
             continue
-        for m in regex.finditer(text):
-            if negatable and is_negated(text, m.start(), m.end(), rules):
+        for m in spec.regex.finditer(text):
+            if spec.negatable and is_negated(text, m.start(), m.end(), rules):
                 continue
-            if clause_not:
+            if spec.not_if_clause_has:
                 clause = _clause(text, m.start(), m.end(), stops)
-                if any(w in clause for w in clause_not):
+                if any(w in clause for w in spec.not_if_clause_has):
                     continue
-            out.append(Factor(level, factor, _context(text, m.start(), m.end())))
+            if spec.requires_nearby or spec.not_nearby:
+                w = spec.nearby_window
+                near = text[max(0, m.start() - w) : m.start()] + text[m.end() : m.end() + w]
+                if spec.requires_nearby and not any(x in near for x in spec.requires_nearby):
+                    continue
+                if any(x in near for x in spec.not_nearby):
+                    continue
+            out.append(Factor(spec.level, spec.factor, _context(text, m.start(), m.end())))
             break
     return out
 

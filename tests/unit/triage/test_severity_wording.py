@@ -1,0 +1,51 @@
+"""Severity from colloquial wording, one case per line."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.triage.rules import Rules
+
+from .conftest import triage
+
+CASES = [
+    ("critical", "他说今天不把钱给他，他就从这楼上跳下去"),
+    ("critical", "那人手里攥着一把刀，在院子里转来转去"),
+    ("critical", "两边的人还在打，有人已经躺在地上了"),
+    ("critical", "拆迁户把煤气罐搬到了门口，说谁敢动他房子就一起死"),
+    ("critical", "家属把老人的遗体抬到了厂门口，要求老板出来给说法"),
+    ("critical", "三四十个工人把老板的车围住了，不让走"),
+    ("critical", "她丈夫说再闹就拉着全家一起死"),
+    ("critical", "讨债的拎着砍刀上门了"),
+    ("high", "对方撂下狠话，说这事没完，让我走夜路小心点"),
+    ("high", "老太太被推倒后胳膊骨折了"),
+    ("high", "这是这个月第三回打电话反映了"),
+    ("high", "十二户人家联名反映物业乱收费"),
+    ("high", "被狗咬了一口，打了五针狂犬疫苗"),
+    ("high", "他被打得满脸是血"),
+    ("high", "工人从架子上摔下来，当场就没了"),
+    ("medium", "欠了我一万五，一直拖着"),
+    ("medium", "老两口七十多了，儿子不给生活费"),
+    ("medium", "两人互相推了几下，被旁边的人拉开了"),
+    ("medium", "这事上个月已经报过一次了，这是第二次"),
+    ("medium", "我怀着孕，楼上还天天装修"),
+    ("medium", "他家孩子才十二岁，被人骗着充了游戏币"),
+    ("low", "邻居家的空调外机滴水，说了几次不改"),
+    ("low", "超市卖的牛奶过期了，要求退款"),
+    ("low", "两口子为了谁做饭吵了几句"),
+    ("low", "对方说要告他，他说随便告"),
+    ("low", "打电话给物业三次都没人接"),
+    ("low", "两人吵得很凶，但谁也没碰谁"),
+    ("low", "刚才打电话问了一下，对方说明天来处理"),
+    ("low", "他说要去上级部门反映"),
+    ("low", "车被刮了一道印子，对方愿意赔两百"),
+]
+
+
+@pytest.mark.parametrize(("expected", "text"), CASES)
+def test_colloquial_severity(rules: Rules, expected: str, text: str) -> None:
+    assert triage(rules, text).severity == expected
+
+
+def test_farm_tools_at_work_are_not_weapons(rules: Rules) -> None:
+    assert triage(rules, "他扛着锄头去地里干活，两家为地界吵了几句").severity == "low"
