@@ -56,6 +56,11 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc(value: datetime) -> datetime:
+    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def parse_time(value: Any) -> datetime | None:
     """A datetime from an ISO string or datetime; None when absent or unreadable."""
     if isinstance(value, datetime):

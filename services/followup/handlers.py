@@ -12,8 +12,8 @@ from services.followup import repository as repo
 from services.followup.domain import (
     Clock,
     Scope,
-    as_utc,
     in_scope,
+    utc,
     visit_outcome,
     visit_schedule,
 )
@@ -80,8 +80,7 @@ class LedgerHandlers:
         row = await repo.append_target(s, ev.case_id)
         seq = (row.entries if row else 0) + 1
         prev = row.last_hash if row else GENESIS_HASH
-        at = as_utc(ev.at)
-        assert at is not None
+        at = utc(ev.at)
         content = EntryContent(
             case_id=ev.case_id,
             seq=seq,
@@ -110,7 +109,7 @@ class LedgerHandlers:
             details=dict(content.details),
             prev_hash=prev,
             hash=digest,
-            recorded_at=as_utc(env.occurred_at),
+            recorded_at=utc(env.occurred_at),
         )
         s.add(entry)
         await s.flush()  # the entry's id is the ledger sequence
@@ -160,7 +159,7 @@ class FollowupHandlers:
                     status=S.follow_up,
                     agreement_id=ev.agreement_id,
                     round=1,
-                    agreed_at=as_utc(ev.agreed_at),
+                    agreed_at=utc(ev.agreed_at),
                     channel=ev.channel,
                     tier=ev.tier,
                     updated_at=now,
@@ -170,7 +169,7 @@ class FollowupHandlers:
                     v.state = "cancelled"
                     s.add(v)
                 fc.round += 1
-                fc.agreement_id, fc.agreed_at = ev.agreement_id, as_utc(ev.agreed_at)  # type: ignore[assignment]
+                fc.agreement_id, fc.agreed_at = ev.agreement_id, utc(ev.agreed_at)
                 fc.channel, fc.tier, fc.status = ev.channel, ev.tier, S.follow_up
             fc.honoured_visits = 0
             fc.organisation_id, fc.mediator_id, fc.updated_at = (
@@ -234,7 +233,7 @@ class FollowupHandlers:
             # the case row changes only if nobody recorded a visit meanwhile
             changed = await s.exec(
                 update(FollowupCase)
-                .where(  # type: ignore[call-overload]
+                .where(
                     col(FollowupCase.case_id) == case_id,
                     col(FollowupCase.status) == S.follow_up,
                     col(FollowupCase.honoured_visits) == fc.honoured_visits,

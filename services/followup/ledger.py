@@ -259,7 +259,8 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
         changes["grid_code"] = grid
     if isinstance(d.get("parties"), list):
         changes["parties"] = masked_parties(d["parties"])
-    deadlines = d.get("deadlines") if isinstance(d.get("deadlines"), Mapping) else {}
+    raw_deadlines = d.get("deadlines")
+    deadlines: Mapping[str, Any] = raw_deadlines if isinstance(raw_deadlines, Mapping) else {}
     for name in ("sign_for_due", "mediation_due"):
         due = parse_time(d.get(name)) or parse_time(deadlines.get(name))
         if due is not None:

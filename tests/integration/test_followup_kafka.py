@@ -137,7 +137,7 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
 
             async def closed_in_ledger() -> bool:
                 r = await client.get(f"/v1/cases/{case_id}")
-                return r.json()["status"] == "closed"
+                return bool(r.json()["status"] == "closed")
 
             await _until(closed_in_ledger)
             entries = (await client.get(f"/v1/cases/{case_id}/trail")).json()["entries"]
