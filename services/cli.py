@@ -9,15 +9,51 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch `fengqiao triage …` (more subcommands are added here)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print("usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]")
+        print("usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]\n"
+              "       fengqiao token STAFF_ID [--hours H]   (a bearer token for stored staff)\n"
+              "       fengqiao token --admin [--hours H]     (an admin token)")
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "triage":
         from services.triage.cli import main as triage_main
 
         return triage_main(rest)
+    if command == "token":
+        return _token(rest)
     print(f"fengqiao: unknown command {command!r}", file=sys.stderr)
     return 2
+
+
+def _token(argv: list[str]) -> int:
+    """Print a signed bearer token for a member of staff (admin command for the demo)."""
+    import argparse
+    import asyncio
+    from datetime import timedelta
+
+    from services.mediation.settings import MediationSettings
+    from services.mediation.staff import issue_admin_token, issue_staff_token
+
+    p = argparse.ArgumentParser(prog="fengqiao token")
+    p.add_argument("staff_id", nargs="?")
+    p.add_argument("--admin", action="store_true", help="an admin token (all channels)")
+    p.add_argument("--hours", type=float, default=12.0)
+    args = p.parse_args(argv)
+    settings, ttl = MediationSettings(), timedelta(hours=args.hours)
+    if args.admin:
+        print(issue_admin_token(settings, ttl=ttl))
+        return 0
+    if not args.staff_id:
+        p.error("give a STAFF_ID or --admin")
+    try:
+        print(asyncio.run(issue_staff_token(settings, args.staff_id, ttl=ttl)))
+    except LookupError as exc:
+        print(f"fengqiao token: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # no database yet, or another one
+        print(f"fengqiao token: cannot read staff ({type(exc).__name__}); has `make run` "
+              "seeded the demo?", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
