@@ -55,7 +55,7 @@ async def create_integrator(
     )
     async with sessions() as session, session.begin():
         if replace_same_name:
-            await session.execute(
+            await session.exec(
                 delete(Integrator).where(
                     col(Integrator.name) == name, col(Integrator.source) == source
                 )

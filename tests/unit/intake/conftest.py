@@ -115,7 +115,11 @@ async def start_intake(settings: IntakeSettings, **app_kw: Any) -> AsyncIterator
                     h.delivery.sessions, h.cipher, name=f"test-{source}", source=source
                 )
                 keys[source] = new.api_key
-            yield Intake(app, client, bus, keys)
+            harness = Intake(app, client, bus, keys)
+            yield harness
+            await harness.settle()
+            # the trail consumer never dead-letters in these tests
+            assert bus.log[Topics.dlq(harness.topics.trail)] == []
     await bus.stop()
 
 
