@@ -207,3 +207,16 @@ def test_a_kitchen_knife_bought_in_a_shop_is_not_a_weapon(rules: Rules) -> None:
 )
 def test_injury_and_scuffle_variants(rules: Rules, text: str, severity: str) -> None:
     assert triage(rules, text).severity == severity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "前夫闯进其家，把她母亲推倒在地后开始砸家具",
+        "一名男子在护士站用输液架打护士，现场保安正在制止",
+        "农民工说如果这周再拿不到钱，就去工地的塔吊上不下来",
+        "村民拿着一瓶敌敌畏，说不给解决就喝",
+    ],
+)
+def test_violence_starting_or_being_stopped_and_threats_to_climb(rules: Rules, text: str) -> None:
+    assert triage(rules, text).severity == "critical"
