@@ -243,7 +243,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Publish what is left, then stop."""
         if self._task is not None:
-            self._task.cancel()
+            async with self._lock:  # never cancel a batch that was sent but not yet marked
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

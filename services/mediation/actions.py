@@ -165,8 +165,9 @@ class CaseActions:
                 f"退单：{self._redact(case, reason)}",
                 return_count=case.return_count,
             )
+            topics = self.ctx.topics
             tx.emit(
-                self.ctx.topics.mediation,
+                topics.mediation,
                 "case.returned",
                 CaseReturned(
                     case_id=case.case_id,
@@ -247,8 +248,9 @@ class CaseActions:
                 first_tier=case.first_tier,
                 escalations=case.escalations,
             )
+            topics = self.ctx.topics
             tx.emit(
-                self.ctx.topics.mediation,
+                topics.mediation,
                 "case.agreed",
                 CaseAgreed(
                     case_id=case.case_id,

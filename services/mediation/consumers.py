@@ -7,13 +7,10 @@ from shared.runtime import Runtime
 
 
 def register(rt: Runtime, h: MediationHandlers) -> None:
-    """Subscribe the mediation consumer group."""
+    """Subscribe the mediation consumer groups: routed cases, and follow-up's outcomes."""
+    rt.on_events([rt.topics.triaged], "mediation", {"case.triaged": h.case_triaged})
     rt.on_events(
-        [rt.topics.triaged, rt.topics.followup],
-        "mediation",
-        {
-            "case.triaged": h.case_triaged,
-            "case.reopened": h.case_reopened,
-            "case.closed": h.case_closed,
-        },
+        [rt.topics.followup],
+        "mediation-followup",
+        {"case.reopened": h.case_reopened, "case.closed": h.case_closed},
     )

@@ -27,7 +27,7 @@ log = logging.getLogger("fengqiao.mediation.supervision")
 
 async def scan_overdue(ctx: Context) -> list[Supervision]:
     """One pass over open cases at the clock's now; returns the notices raised in this pass."""
-    now = ctx.clock.now()
+    now, topics = ctx.clock.now(), ctx.topics
     async with ctx.delivery.sessions() as session:
         candidates = [
             c.case_id
@@ -64,7 +64,7 @@ async def scan_overdue(ctx: Context) -> list[Supervision]:
                 )
                 tx.session.add(row)
                 tx.emit(
-                    ctx.topics.mediation,
+                    topics.mediation,
                     "supervision.raised",
                     SupervisionRaised(
                         case_id=case.case_id,
