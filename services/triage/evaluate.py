@@ -78,8 +78,12 @@ def evaluate(rows: list[dict[str, Any]], rules: Rules) -> Report:
     return rep
 
 
+ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3, "grid": 0, "town": 1, "county": 2}
+
+
 def _confusion_table(label: str, counts: Counter[tuple[str, str]]) -> list[str]:
-    codes = sorted({e for e, _ in counts} | {g for _, g in counts})
+    seen = {e for e, _ in counts} | {g for _, g in counts}
+    codes = sorted(seen, key=lambda c: (ORDER.get(c, 9), c))
     width = max(len(c) for c in codes) + 1
     lines = [f"  {label}: rows = expected, columns = decided"]
     lines.append("  " + " " * width + "".join(f"{c[:7]:>8}" for c in codes))
