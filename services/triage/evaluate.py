@@ -86,9 +86,9 @@ def _confusion_table(label: str, counts: Counter[tuple[str, str]]) -> list[str]:
     codes = sorted(seen, key=lambda c: (ORDER.get(c, 9), c))
     width = max(len(c) for c in codes) + 1
     lines = [f"  {label}: rows = expected, columns = decided"]
-    lines.append("  " + " " * width + "".join(f"{c[:7]:>8}" for c in codes))
+    lines.append("  " + " " * width + "".join(f"{c[:8]:>9}" for c in codes))
     for e in codes:
-        cells = "".join(f"{counts.get((e, g), 0) or '.':>8}" for g in codes)
+        cells = "".join(f"{counts.get((e, g), 0) or '.':>9}" for g in codes)
         lines.append(f"  {e:<{width}}{cells}")
     return lines
 
