@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, String, UniqueConstraint, func, or_
+from sqlalchemy import Column, String, UniqueConstraint, and_, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -221,7 +221,7 @@ def scoped_cases_stmt(p: StaffPrincipal) -> Any:
         if not p.organisation:
             return stmt.where(False)
         readers = select(CaseReader.case_id).where(CaseReader.organisation_id == p.organisation)
-        own = (c.organisation_id == p.organisation) & (c.channel == p.channel)
+        own = and_(col(c.organisation_id) == p.organisation, col(c.channel) == p.channel)
         return stmt.where(or_(own, col(c.case_id).in_(readers)))
     if p.role == "coordinator":
         stmt = stmt.where(c.tier == p.tier)

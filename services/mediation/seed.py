@@ -172,7 +172,7 @@ async def seed_demo(settings: MediationSettings) -> list[dict[str, Any]]:
             for member in staff:
                 stored = await session.get(StaffMember, member.id)
                 assert stored is not None
-                org = await session.get(Organisation, stored.organisation_id or "")
+                home = await session.get(Organisation, stored.organisation_id or "")
                 out.append(
                     {
                         "role": stored.role,
@@ -183,7 +183,7 @@ async def seed_demo(settings: MediationSettings) -> list[dict[str, Any]]:
                         "name": stored.name,
                         "day_shift": stored.day_shift,
                         "night_on_call": stored.night_on_call,
-                        "token": token_for(settings, principal_of(stored, org)),
+                        "token": token_for(settings, principal_of(stored, home)),
                     }
                 )
     finally:

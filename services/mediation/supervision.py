@@ -68,7 +68,7 @@ async def scan_overdue(ctx: Context) -> list[Supervision]:
                     "supervision.raised",
                     SupervisionRaised(
                         case_id=case.case_id,
-                        kind=kind,  # type: ignore[arg-type]
+                        kind=kind,
                         tier=case.tier,
                         channel=case.channel,
                         due_at=due,
