@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.intake.canonical import FieldError, parse_json, validate_report
-from services.intake.domain import STATUS_NOTES, as_utc, masked_location, masked_person
+from services.intake.domain import (
+    STATUS_NOTES,
+    as_utc,
+    masked_location,
+    masked_person,
+    masked_text,
+)
 from services.intake.edge import (
     CurrentIntegrator,
     forbid_source,
@@ -20,9 +26,9 @@ from services.intake.edge import (
     require_content_type,
     settings_of,
 )
-from services.intake.handlers import Receipt
+from services.intake.handlers import IntakeHandlers, Receipt
 from services.intake.integrators import create_integrator
-from services.intake.repository import IntakeCase, report_by_ref
+from services.intake.repository import IntakeCase, IntakeReport, report_by_ref, reports_of_case
 from shared.events import utcnow
 from shared.topics import SOURCES
 from shared.web import CurrentStaff
@@ -184,6 +190,60 @@ async def report_status(
         "reporter": masked_person(h.unseal(row.reporter_enc)),
         "parties": [masked_person(p) for p in parties],
         "location": masked_location(h.unseal(row.location_enc), row.grid_code),
+    }
+
+
+def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, Any]:
+    """One stored report; personal data in clear only for roles that work with the parties."""
+    reporter = h.unseal(row.reporter_enc)
+    parties = h.unseal(row.parties_enc) or []
+    location = h.unseal(row.location_enc)
+    text = h.cipher.decrypt(row.text_enc) or ""
+    if not clear:
+        text = masked_text(text, [p.get("name") for p in [reporter or {}, *parties]])
+        reporter = masked_person(reporter)
+        parties = [masked_person(p) for p in parties]
+        location = masked_location(location, row.grid_code)
+    return {
+        "source": row.source,
+        "source_ref": row.source_ref,
+        "via": row.via,
+        "merged": row.merged,
+        "received_at": as_utc(row.received_at).isoformat(),
+        "reported_at": as_utc(row.reported_at).isoformat() if row.reported_at else None,
+        "category": row.category,
+        "grid_code": row.grid_code,
+        "text": text,
+        "reporter": reporter,
+        "parties": parties,
+        "location": location,
+    }
+
+
+@router.get("/cases/{case_id}/reports")
+async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
+    """Every report of a case for staff: in clear for mediators, coordinators and admins,
+    masked for viewers."""
+    h = handlers_of(request)
+    async with h.delivery.sessions() as session:
+        case = await session.get(IntakeCase, case_id)
+        rows = await reports_of_case(session, case_id) if case else []
+    if case is None:
+        raise HTTPException(
+            404,
+            {
+                "detail": "no such case",
+                "errors": [{"field": "case_id", "reason": "no case with this id"}],
+            },
+        )
+    clear = staff.sees_personal_data
+    return {
+        "case_id": case_id,
+        "status": case.status,
+        "repeat_count": case.repeat_count,
+        "dispute_type": case.dispute_type,
+        "personal_data": "clear" if clear else "masked",
+        "reports": [report_view(h, r, clear) for r in rows],
     }
 
 

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.pii import is_organisation, mask_address, mask_id_number, mask_name, mask_phone
+from shared.pii import (
+    is_organisation,
+    mask_address,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    redact_text,
+)
 
 # dispute_type → (中文, words that make the type unmistakable in a category or narrative)
 DISPUTE_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -130,6 +137,15 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+
+def masked_text(text: str, names: list[str | None]) -> str:
+    """Phone and ID numbers masked, and the given persons' names wherever the text has them."""
+    text = redact_text(text)
+    persons = {n for n in names if n and len(n) >= 2 and not is_organisation(n)}
+    for name in sorted(persons, key=len, reverse=True):
+        text = text.replace(name, mask_name(name) or "")
+    return text
 
 
 def masked_person(p: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from services.intake.domain import (
     STATUS_NOTES,
     as_utc,
     guess_dispute_type,
+    masked_text,
     merge_rank,
 )
 from services.intake.repository import (
@@ -60,12 +61,8 @@ def party_ref(p: Person) -> PartyRef:
 
 def event_text(report: CanonicalReport) -> str:
     """The narrative as events carry it: phone/ID numbers and the persons' names masked."""
-    text = redact_text(report.text)
     people = [report.reporter, *report.parties] if report.reporter else report.parties
-    names = {p.name for p in people if p.name and len(p.name) >= 2 and not is_organisation(p.name)}
-    for name in sorted(names, key=len, reverse=True):
-        text = text.replace(name, mask_name(name) or "")
-    return text
+    return masked_text(report.text, [p.name for p in people])
 
 
 class IntakeHandlers:

@@ -94,3 +94,31 @@ async def test_seed_demo_creates_and_recreates_one_key_per_source(tmp_path: Path
             assert (
                 await h.post(report(source, f"OLD-{source}"), key=first[source]["api_key"])
             ).status_code == 401
+
+
+async def test_staff_see_reports_in_clear_only_with_a_role_that_works_with_parties(
+    intake: Intake,
+) -> None:
+    parties = [{"name": "周大福", "phone": "13511112222", "id_number": "522731198001011234"}]
+    r = await intake.post(
+        report(
+            "110",
+            "ST-1",
+            text="周大福（13511112222）称被打。",
+            parties=parties,
+            location={"address": "南溪县城关镇幸福路1号"},
+        )
+    )
+    url = f"/v1/cases/{r.json()['case_id']}/reports"
+    assert (await intake.client.get(url)).status_code == 401
+    clear = await intake.client.get(url, headers=token(intake, "mediator"))
+    assert clear.status_code == 200 and clear.json()["personal_data"] == "clear"
+    [rep] = clear.json()["reports"]
+    assert rep["parties"][0]["phone"] == "13511112222" and "13511112222" in rep["text"]
+    masked = await intake.client.get(url, headers=token(intake, "viewer"))
+    assert masked.json()["personal_data"] == "masked"
+    assert "13511112222" not in masked.text and "522731198001011234" not in masked.text
+    assert "幸福路1号" not in masked.text and "周大福" not in masked.text
+    assert masked.json()["reports"][0]["text"].startswith("周*福（135****2222）")
+    missing = await intake.client.get("/v1/cases/nope/reports", headers=token(intake, "admin"))
+    assert missing.status_code == 404
