@@ -153,3 +153,179 @@ def _admin_token(settings: MediationSettings) -> str:
     from services.mediation.staff import issue_admin_token
 
     return issue_admin_token(settings)
+
+
+async def _read_all(
+    bootstrap: str, topics: list[str], group: str, done: Callable[[list[Envelope]], bool]
+) -> list[Envelope]:
+    """Read envelopes from the start of the topics until `done` holds; dedupe by event id."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: dict[str, Envelope] = {}
+    try:
+
+        async def complete() -> bool:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for r in records:
+                    e = Envelope.model_validate(json.loads(r.value))
+                    seen.setdefault(e.event_id, e)
+            return done(list(seen.values()))
+
+        await _until(complete)
+    finally:
+        await consumer.stop()
+    return list(seen.values())
+
+
+async def test_returned_overdue_failed_escalated_and_transferred_on_the_broker(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A case returned (case.returned out), re-routed (case.triaged in), left unsigned past its
+    deadline (supervision.raised out, moved clock), failed, escalated and transferred."""
+    from services.mediation.domain import ManualClock
+
+    settings = MediationSettings(
+        bus="kafka",
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        group_prefix=topic_prefix,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+        relay_interval_s=0.1,
+        scan_interval_s=0,
+    )
+    staff = {e["staff_id"]: e for e in await seed_demo(settings)}
+    topics = Topics(topic_prefix)
+    start = utcnow().replace(hour=2, minute=0)  # 10:00 in Shanghai: the day shift is on
+    clock = ManualClock(start)
+    app = create_app(settings, clock=clock)
+    case_id = new_id()
+
+    def decision(channel: str, tier: str, attempt: int) -> bytes:
+        ev = CaseTriaged(
+            case_id=case_id,
+            source="grid",
+            source_ref=f"g-{case_id[:8]}",
+            dispute_type="debt_contract",
+            severity="low",
+            channel=channel,
+            tier=tier,
+            rule_id="R7",
+            rules_version="it",
+            sign_for_due=clock.now() + timedelta(hours=24),
+            mediation_due=clock.now() + timedelta(days=30),
+            attempt=attempt,
+            grid_code="522731001001",
+            text="借款未还",
+        )
+        env = REGISTRY.event(ev, event_type="case.triaged", producer="triage", case_id=case_id)
+        return env.to_bytes()
+
+    def h(who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {staff[who]['token']}"}
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            admin = {"Authorization": "Bearer " + _admin_token(settings)}
+
+            async def status_is(status: str, channel: str) -> bool:
+                r = await client.get(f"/v1/mediation/cases/{case_id}", headers=admin)
+                return r.status_code == 200 and (r.json()["status"], r.json()["channel"]) == (
+                    status,
+                    channel,
+                )
+
+            producer = AIOKafkaProducer(
+                bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+            )
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    topics.triaged, decision("people", "grid", 1), key=case_id.encode()
+                )
+                await _until(lambda: status_is("assigned", "people"))
+                r = await client.post(
+                    f"/v1/cases/{case_id}/return",
+                    headers=h("med-people-grid-day"),
+                    json={"reason": "涉及合同金额，应走诉调"},
+                )
+                assert r.status_code == 200, r.text
+                # triage re-routes to the court channel
+                await producer.send_and_wait(
+                    topics.triaged, decision("court", "grid", 2), key=case_id.encode()
+                )
+                await _until(lambda: status_is("assigned", "court"))
+            finally:
+                await producer.stop()
+
+            clock.advance(timedelta(hours=25))  # nobody signed for it in time
+            r = await client.post("/v1/admin/supervision/scan", headers=admin)
+            assert r.json()["raised"] == [{"case_id": case_id, "kind": "sign_for_overdue"}]
+            me = "med-court-grid-day"
+            for action, body in (
+                ("accept", None),
+                ("notes", {"text": "组织调解"}),
+                ("failure", {"reason": "被申请人拒不到场"}),
+            ):
+                r = await client.post(f"/v1/cases/{case_id}/{action}", headers=h(me), json=body)
+                assert r.status_code in (200, 201), r.text
+            r = await client.post(
+                f"/v1/cases/{case_id}/escalate",
+                headers=h("coordinator-grid"),
+                json={"reason": "网格调解不成"},
+            )
+            assert r.status_code == 200, r.text
+            town = "med-court-town-day"
+            for action, body in (
+                ("accept", None),
+                ("notes", {"text": "乡镇诉调对接"}),
+                ("failure", {"reason": "仍不成"}),
+                ("transfer", {"target": "litigation", "reason": "引导诉讼"}),
+            ):
+                r = await client.post(f"/v1/cases/{case_id}/{action}", headers=h(town), json=body)
+                assert r.status_code in (200, 201), r.text
+            assert r.json()["status"] == "transferred"
+
+    expected = [
+        ("assign", "triaged", "assigned"),
+        ("return", "assigned", "returned"),
+        ("assign", "triaged", "assigned"),
+        ("supervise", "assigned", "assigned"),
+        ("accept", "assigned", "accepted"),
+        ("note", "accepted", "mediating"),
+        ("fail", "mediating", "failed"),
+        ("escalate", "failed", "escalated"),
+        ("assign", "escalated", "assigned"),
+        ("accept", "assigned", "accepted"),
+        ("note", "accepted", "mediating"),
+        ("fail", "mediating", "failed"),
+        ("transfer", "failed", "transferred"),
+    ]
+
+    def trail_of(events: list[Envelope]) -> list[tuple[str, str, str]]:
+        return [
+            (e.payload["action"], e.payload["from_status"], e.payload["to_status"])
+            for e in events
+            if e.event_type == "trail.appended" and e.case_id == case_id
+        ]
+
+    events = await _read_all(
+        kafka_bootstrap,
+        [topics.trail, topics.mediation],
+        f"{topic_prefix}reader",
+        lambda evs: len(trail_of(evs)) >= len(expected),
+    )
+    assert trail_of(events) == expected
+    out = [
+        (e.event_type, e.payload.get("kind") or e.payload.get("channel"))
+        for e in events
+        if e.event_type in ("case.returned", "supervision.raised")
+    ]
+    assert out == [("case.returned", "people"), ("supervision.raised", "sign_for_overdue")]
