@@ -2,64 +2,87 @@
 
 Vague quantities resolve to a lower bound ("二十多" → 20, "上百" → 100, "十几" → 11),
 except "几/数" standing for a digit, which takes ``vague_digit`` (default 3: "几十人" → 30).
+The number vocabulary comes from the rules file (``numbers:``); DEFAULT_WORDS mirrors it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-DIGITS: dict[str, int] = {
-    "零": 0,
-    "〇": 0,
-    "一": 1,
-    "壹": 1,
-    "二": 2,
-    "两": 2,
-    "贰": 2,
-    "三": 3,
-    "叁": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
+DEFAULT_DIGITS: dict[str, int] = {
+    "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "两": 2, "贰": 2, "三": 3, "叁": 3,
+    "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+}  # fmt: skip
+DEFAULT_SMALL_UNITS: dict[str, int] = {
+    "十": 10,
+    "拾": 10,
+    "百": 100,
+    "佰": 100,
+    "千": 1000,
+    "仟": 1000,
 }
-SMALL_UNITS: dict[str, int] = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
-BIG_UNITS: dict[str, int] = {"万": 10_000, "亿": 100_000_000}
-PREFIX_MEANING: dict[str, int] = {"上百": 100, "上千": 1000, "上万": 10_000, "成百": 100}
-
-_CN = "零〇一壹二两贰三叁四五六七八九十拾百佰千仟万亿几数"
-# One quantity expression: optional approximators, digits/Chinese numerals, optional 多/余/来.
-_DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-QTY = rf"(?:上百|上千|上万|成百|好|近|约|大约)?(?:{_DIGITS}[{_CN}]*|[{_CN}]+)(?:多|余|来)?"
-_QTY_RE = re.compile(QTY)
-
-MONEY_RE = re.compile(
-    rf"(?P<per>每人|人均|每户|每个人|每名|一人)?[^，。；！？,;]{{0,3}}?"
-    rf"(?P<num>{QTY})(?:(?:至|到|~|-|—)(?:{QTY}))?"
-    rf"(?P<unit>万元|万块|万(?![人亩平斤公吨户名个株棵头只米次天年])|元|块钱|块(?![地砖石板头])|圆)"
-)
-PEOPLE_RE = re.compile(
-    rf"(?P<other>另外|另|其他)?(?P<num>{QTY})"
-    r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人))"
-)
-MONTHLY_RE = re.compile(
-    rf"(?:(?<![个\d{_CN}])(?:月薪|月工资|每月工资|每个月工资|每月|每个月|月租)|一个月)"
-    rf"[^，。；！？\d共计合总]{{0,4}}?"
-    rf"(?P<num>{QTY})(?:元|块钱|块)"
-)
-MONTHS_RE = re.compile(
-    rf"(?:拖欠|欠|欠了|拖了|共|已有|已经|累计)[^，。；！？\d]{{0,3}}?(?P<num>{QTY})个?月"
-)
-AGE_RE = re.compile(rf"(?P<num>{QTY})(?:周)?岁")
-REPEAT_RE = re.compile(
-    rf"第(?P<num>{QTY})(?:次|回)|(?P<num2>[二两三四五六七八九十\d]+)(?:次|回)(?=报警|来电|投诉|反映|求助|举报|上报)"
-)
+DEFAULT_BIG_UNITS: dict[str, int] = {"万": 10_000, "亿": 100_000_000}
+DEFAULT_PREFIXES: dict[str, int] = {"上百": 100, "上千": 1000, "上万": 10_000, "成百": 100}
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 
 
-def parse_number(token: str, vague_digit: int = 3) -> int | None:
+@dataclass(frozen=True)
+class NumberWords:
+    """The Chinese number vocabulary (from the rules file) and the patterns built from it."""
+
+    digits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DIGITS))
+    small_units: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SMALL_UNITS))
+    big_units: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BIG_UNITS))
+    prefixes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))
+    vague: str = "几数"  # stand for an unknown digit: "几十" → vague_digit x 10
+    vague_digit: int = 3
+    qty: str = field(init=False, repr=False)
+    money_re: re.Pattern[str] = field(init=False, repr=False)
+    people_re: re.Pattern[str] = field(init=False, repr=False)
+    monthly_re: re.Pattern[str] = field(init=False, repr=False)
+    months_re: re.Pattern[str] = field(init=False, repr=False)
+    age_re: re.Pattern[str] = field(init=False, repr=False)
+    repeat_re: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cn = re.escape("".join([*self.digits, *self.small_units, *self.big_units, self.vague]))
+        pre = "|".join(re.escape(p) for p in sorted(self.prefixes, key=len, reverse=True))
+        qty = rf"(?:{pre}|好|近|约|大约)?(?:{_NUM}[{cn}]*|[{cn}]+)(?:多|余|来)?"
+        small = re.escape("".join(d for d, v in self.digits.items() if 2 <= v <= 9))
+        built = {
+            "qty": qty,
+            "money_re": re.compile(
+                rf"(?P<per>每人|人均|每户|每个人|每名|一人)?[^，。；！？,;]{{0,3}}?"
+                rf"(?P<num>{qty})(?:(?:至|到|~|-|—)(?:{qty}))?"
+                rf"(?P<unit>万元|万块|万(?![人亩平斤公吨户名个株棵头只米次天年])|元|块钱"
+                rf"|块(?![地砖石板头])|圆)"
+            ),
+            "people_re": re.compile(
+                rf"(?P<other>另外|另|其他)?(?P<num>{qty})"
+                r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人))"
+            ),
+            "monthly_re": re.compile(
+                rf"(?:(?<![个\d{cn}])(?:月薪|月工资|每月工资|每个月工资|每月|每个月|月租)|一个月)"
+                rf"[^，。；！？\d共计合总]{{0,4}}?(?P<num>{qty})(?:元|块钱|块)"
+            ),
+            "months_re": re.compile(
+                rf"(?:拖欠|欠|欠了|拖了|共|已有|已经|累计)[^，。；！？\d]{{0,3}}?(?P<num>{qty})个?月"
+            ),
+            "age_re": re.compile(rf"(?P<num>{qty})(?:周)?岁"),
+            "repeat_re": re.compile(
+                rf"第(?P<num>{qty})(?:次|回)|(?P<num2>[{small}十\d]+)(?:次|回)"
+                r"(?=报警|来电|投诉|反映|求助|举报|上报)"
+            ),
+        }
+        for name, value in built.items():
+            object.__setattr__(self, name, value)
+
+
+DEFAULT_WORDS = NumberWords()
+
+
+def parse_number(token: str, words: NumberWords = DEFAULT_WORDS) -> int | None:
     """Parse a quantity like "十二万", "3.5万", "二十多", "上百" to a lower-bound int."""
     s = token.strip().replace(",", "").replace("，", "")
     for word in ("大约", "约", "近", "好"):
@@ -68,50 +91,51 @@ def parse_number(token: str, vague_digit: int = 3) -> int | None:
     s = s.rstrip("多余来")
     if not s:
         return None
-    for prefix, value in PREFIX_MEANING.items():
+    for prefix, value in words.prefixes.items():
         if s.startswith(prefix):
             rest = s[len(prefix) :]
-            return value * (BIG_UNITS.get(rest[:1], 1) if rest else 1)
+            return value * (words.big_units.get(rest[:1], 1) if rest else 1)
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(.*)", s)
     if m:
         base = float(m.group(1))
-        scale = _unit_scale(m.group(2))
+        scale = _unit_scale(m.group(2), words)
         return None if scale is None else int(round(base * scale))
-    return _parse_chinese(s, vague_digit)
+    return _parse_chinese(s, words)
 
 
-def _unit_scale(units: str) -> int | None:
+def _unit_scale(units: str, words: NumberWords) -> int | None:
     """Multiply the units following Arabic digits ("万", "千", "百万")."""
     scale = 1
     for ch in units:
-        if ch in SMALL_UNITS:
-            scale *= SMALL_UNITS[ch]
-        elif ch in BIG_UNITS:
-            scale *= BIG_UNITS[ch]
+        if ch in words.small_units:
+            scale *= words.small_units[ch]
+        elif ch in words.big_units:
+            scale *= words.big_units[ch]
         else:
             return None
     return scale
 
 
-def _parse_chinese(s: str, vague_digit: int) -> int | None:
-    chars = _drop_reduplication(list(s))
+def _parse_chinese(s: str, words: NumberWords) -> int | None:
+    digits, small_units, big_units = words.digits, words.small_units, words.big_units
+    chars = _drop_reduplication(list(s), digits)
     total = 0
     section = 0
     number: int | None = None
     last_unit = 0
     for i, ch in enumerate(chars):
-        if ch in DIGITS:
-            number = DIGITS[ch]
-        elif ch in "几数":
+        if ch in digits:
+            number = digits[ch]
+        elif ch in words.vague:
             # "十几" → 十 + 1 (lower bound); "几十"/"几百" → vague_digit x unit
-            number = 1 if i > 0 and chars[i - 1] in SMALL_UNITS else vague_digit
-        elif ch in SMALL_UNITS:
-            unit = SMALL_UNITS[ch]
+            number = 1 if i > 0 and chars[i - 1] in small_units else words.vague_digit
+        elif ch in small_units:
+            unit = small_units[ch]
             section += (1 if number is None else number) * unit
             number = None
             last_unit = unit
-        elif ch in BIG_UNITS:
-            big = BIG_UNITS[ch]
+        elif ch in big_units:
+            big = big_units[ch]
             section += number or 0
             total += (section or 1) * big
             section = 0
@@ -122,18 +146,18 @@ def _parse_chinese(s: str, vague_digit: int) -> int | None:
     if number is not None:
         # colloquial "一万二" = 12000, "三千五" = 3500, "一百二" = 120
         prev = chars[-2] if len(chars) >= 2 else ""
-        if last_unit >= 100 and (prev in SMALL_UNITS or prev in BIG_UNITS):
+        if last_unit >= 100 and (prev in small_units or prev in big_units):
             section += number * (last_unit // 10)
         else:
             section += number
     return total + section
 
 
-def _drop_reduplication(chars: list[str]) -> list[str]:
+def _drop_reduplication(chars: list[str], digits: dict[str, int]) -> list[str]:
     """ "五六十" → "五十", "三四万" → "三万": keep the lower of two adjacent digits."""
     out: list[str] = []
     for ch in chars:
-        if out and ch in DIGITS and out[-1] in DIGITS and DIGITS[ch] == DIGITS[out[-1]] + 1:
+        if out and ch in digits and out[-1] in digits and digits[ch] == digits[out[-1]] + 1:
             continue
         out.append(ch)
     return out
@@ -147,14 +171,14 @@ class Quantity:
     evidence: str
 
 
-def find_people_counts(text: str, vague_digit: int = 3) -> list[Quantity]:
+def find_people_counts(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     """Head counts: "二十多名工人", "30余人", "上百人", "十七名司机" (+1 for "另外")."""
     found: list[Quantity] = []
-    for m in PEOPLE_RE.finditer(text):
+    for m in words.people_re.finditer(text):
         start = m.start("num")
         if start > 0 and text[start - 1] in "第每":
             continue
-        value = parse_number(m.group("num"), vague_digit)
+        value = parse_number(m.group("num"), words)
         if value is None or value <= 0:
             continue
         if m.group("other"):
@@ -164,7 +188,7 @@ def find_people_counts(text: str, vague_digit: int = 3) -> list[Quantity]:
 
 
 def find_money(
-    text: str, people: int | None, vague_digit: int = 3
+    text: str, people: int | None, words: NumberWords = DEFAULT_WORDS
 ) -> tuple[int | None, list[Quantity]]:
     """Total at stake in yuan: what is still owed when stated, else the largest sum less repayments.
 
@@ -174,8 +198,8 @@ def find_money(
     owed: list[int] = []
     repaid: list[int] = []
     plain: list[int] = []
-    for m in MONEY_RE.finditer(text):
-        value = parse_number(m.group("num"), vague_digit)
+    for m in words.money_re.finditer(text):
+        value = parse_number(m.group("num"), words)
         if value is None:
             continue
         unit = m.group("unit")
@@ -195,7 +219,7 @@ def find_money(
             owed.append(value)
         else:
             plain.append(value)
-    monthly = _monthly_total(text, vague_digit)
+    monthly = _monthly_total(text, words)
     if monthly is not None:
         found.append(monthly)
         plain.append(monthly.value)
@@ -222,38 +246,40 @@ def _clause_before(text: str, pos: int, width: int) -> str:
     return text[lo:pos]
 
 
-def _monthly_total(text: str, vague_digit: int) -> Quantity | None:
+def _monthly_total(text: str, words: NumberWords) -> Quantity | None:
     """A monthly sum times the months owed: "月薪5000元，拖欠三个月" → 15000."""
-    per_month = MONTHLY_RE.search(text)
-    months = MONTHS_RE.search(text)
+    per_month = words.monthly_re.search(text)
+    months = words.months_re.search(text)
     if not per_month or not months:
         return None
-    value = parse_number(per_month.group("num"), vague_digit)
-    count = parse_number(months.group("num"), vague_digit)
+    value = parse_number(per_month.group("num"), words)
+    count = parse_number(months.group("num"), words)
     if value is None or count is None or not 0 < count < 120:
         return None
     return Quantity(value * count, f"{per_month.group(0)}×{months.group(0)}")
 
 
-def find_ages(text: str, vague_digit: int = 3) -> list[Quantity]:
+def find_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     """Ages stated in years: "70岁", "三岁", "六七十岁"."""
     out: list[Quantity] = []
-    for m in AGE_RE.finditer(text):
-        value = parse_number(m.group("num"), vague_digit)
+    for m in words.age_re.finditer(text):
+        value = parse_number(m.group("num"), words)
         if value is not None and value < 130:
             out.append(Quantity(value, m.group(0)))
     return out
 
 
-def find_repeat_count(text: str, report_words: tuple[str, ...]) -> Quantity | None:
+def find_repeat_count(
+    text: str, report_words: tuple[str, ...], words: NumberWords = DEFAULT_WORDS
+) -> Quantity | None:
     """How many times the same matter has been reported, from "第三次报警" or "三次来电"."""
     best: Quantity | None = None
-    for m in REPEAT_RE.finditer(text):
+    for m in words.repeat_re.finditer(text):
         # the report word may sit in the clause or just before it ("报过一次了，这是第二次")
         around = text[max(0, m.start() - 15) : m.start()] + _clause(text, m.start(), m.end())
         if not any(w in around for w in report_words):
             continue
-        value = parse_number(m.group("num") or m.group("num2"), vague_digit=3)
+        value = parse_number(m.group("num") or m.group("num2"), words)
         if value is not None and 1 < value < 50 and (best is None or value > best.value):
             best = Quantity(value, m.group(0))
     return best

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from services.triage.numbers import NumberWords
+
 DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "rules.yaml"
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -62,6 +64,16 @@ class Negation(_Model):
     window: int = Field(ge=0, le=30)
     stops: str
     scope_breakers: tuple[str, ...] = ()
+
+
+class NumbersSpec(_Model):
+    """Chinese number words: digits, units and approximate prefixes ("上百" = 100)."""
+
+    digits: dict[str, int] = Field(min_length=1)
+    small_units: dict[str, int] = Field(min_length=1)
+    big_units: dict[str, int] = Field(min_length=1)
+    approx_prefixes: dict[str, int] = {}
+    vague_digits: str = "几数"
 
 
 class Vulnerable(_Model):
@@ -189,6 +201,7 @@ class Compiled:
     types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
     factors: tuple[FactorSpec, ...]
     repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
+    numbers: NumberWords
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
 
 
@@ -197,6 +210,7 @@ class Rules(_Model):
 
     version: str = Field(min_length=1)
     thresholds: Thresholds
+    numbers: NumbersSpec
     negation: Negation
     company_markers: tuple[str, ...]
     company_not: tuple[str, ...] = ()
@@ -254,6 +268,14 @@ class Rules(_Model):
             ),
             factors=self.severity_factors,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
+            numbers=NumberWords(
+                digits=dict(self.numbers.digits),
+                small_units=dict(self.numbers.small_units),
+                big_units=dict(self.numbers.big_units),
+                prefixes=dict(self.numbers.approx_prefixes),
+                vague=self.numbers.vague_digits,
+                vague_digit=self.thresholds.vague_digit,
+            ),
             company_types=frozenset(
                 code
                 for r in self.routing

@@ -226,7 +226,7 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
     """Elderly, minor, disabled or pregnant people directly involved (words or stated ages)."""
     t = rules.thresholds
     vul = rules.vulnerable
-    for q in find_ages(text, t.vague_digit):
+    for q in find_ages(text, rules.compiled.numbers):
         if q.value >= t.elderly_age:
             return Factor("medium", "vulnerable", f"老人：{q.evidence}")
         if q.value < t.minor_age:
@@ -262,7 +262,7 @@ def extract(
     choice = score_types(text, category, party_names, rules)
     counts = [
         q
-        for q in find_people_counts(text, t.vague_digit)
+        for q in find_people_counts(text, rules.compiled.numbers)
         if not _near(text, q.evidence, rules.people_not)
     ]
     people = max((q.value for q in counts), default=None)
@@ -270,7 +270,7 @@ def extract(
     for word, value in rules.crowd_words.items():
         if word in text and (people is None or value > people):
             people, people_ev = value, word
-    amount, _money = find_money(text, people, t.vague_digit)
+    amount, _money = find_money(text, people, rules.compiled.numbers)
     sig = Signals(choice, amount_yuan=amount, people_count=people)
     sig.factors.extend(pattern_factors(text, choice.code, rules))
 
@@ -286,7 +286,7 @@ def extract(
         if wage:
             sig.factors.append(Factor("high", "wage_arrears_group", f"{people}名劳动者被欠{wage}"))
 
-    text_repeat = find_repeat_count(text, rules.report_words)
+    text_repeat = find_repeat_count(text, rules.report_words, rules.compiled.numbers)
     for phrase, count in rules.compiled.repeat_phrases:
         m = phrase.search(text)
         if m and (text_repeat is None or count > text_repeat.value):

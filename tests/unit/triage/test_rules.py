@@ -88,3 +88,18 @@ def test_reload_changes_decisions_without_code_change(tmp_path: Path) -> None:
     store = RulesStore(DEFAULT_RULES_PATH)
     assert triage(store.current, "邻居借了三千元不还").severity == "low"
     assert triage(load_rules(path), "邻居借了三千元不还").severity == "medium"
+
+
+def test_number_words_come_from_the_rules_file(tmp_path: Path) -> None:
+    from .conftest import triage
+
+    text = "几十名村民聚集在村委会门口"
+    assert triage(load_rules(), text).severity == "critical"  # 几十 → 30 by default
+    path = _write(tmp_path, lambda d: d["thresholds"].update(vague_digit=2))
+    assert triage(load_rules(path), text).severity == "high"  # 几十 → 20
+
+
+def test_missing_number_words_are_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["numbers"].pop("digits"))
+    with pytest.raises(RulesError, match=r"numbers\.digits"):
+        load_rules(path)
