@@ -276,9 +276,9 @@ def extract(
 
     gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
     if gathering and people is not None and people >= t.people_critical_gathering:
-        sig.factors.append(Factor("critical", "crowd", f"{people_ev}…{gathering}"))
+        sig.factors.append(Factor("critical", "crowd", f"{people}人（{people_ev}）；{gathering}"))
     elif gathering and people is not None and people >= t.people_high:
-        sig.factors.append(Factor("high", "crowd", f"{people_ev}…{gathering}"))
+        sig.factors.append(Factor("high", "crowd", f"{people}人（{people_ev}）；{gathering}"))
     elif people is not None and people >= t.people_high:
         sig.factors.append(Factor("high", "many_people", f"涉及{people}人：{people_ev}"))
     if choice.code == "labour" and people is not None and people >= t.people_high:
