@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class Progress:
 
     case_of_ref: dict[str, str] = field(default_factory=dict)
     merged_refs: set[str] = field(default_factory=set)
+    cases: set[str] = field(default_factory=set)
+    seen: dict[str, dict[str, float]] = field(default_factory=dict)  # status → case → first seen
     assigned_at: dict[str, float] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     last_change: float = field(default_factory=time.monotonic)
@@ -74,12 +77,14 @@ class TrailWatcher:
                     ref = (e.get("details") or {}).get("source_ref")
                     if e.get("action") == "receive" and ref in self.refs:
                         p.case_of_ref[ref] = case_id
+                        p.cases.add(case_id)
                     elif e.get("action") == "merge" and ref in self.refs:
                         p.merged_refs.add(ref)
                     if status == "assigned" and case_id not in p.assigned_at:
                         p.assigned_at[case_id] = now
-                    if status:
+                    if status and case_id in p.cases:  # this run's cases only
                         p.statuses[status] = p.statuses.get(status, 0) + 1
+                        p.seen.setdefault(status, {}).setdefault(case_id, now)
                     p.last_change = now
 
     async def stop(self) -> None:
@@ -185,6 +190,7 @@ async def measure(
     submitted: dict[str, float] = {}
     errors: dict[str, int] = {}
     await watcher.start()
+    cpu0, bench_cpu0 = stack.cpu_seconds(), time.process_time()
     timed_out = False
     try:
         t0 = time.monotonic()
@@ -208,6 +214,9 @@ async def measure(
             await asyncio.sleep(0.2)
     finally:
         await watcher.stop()
+    wall = time.monotonic() - t0
+    cpu = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in stack.cpu_seconds().items()}
+    cpu["bench client"] = round(time.process_time() - bench_cpu0, 1)
     p = watcher.p
     lat = sorted(
         p.assigned_at[p.case_of_ref[r]] - t
@@ -236,10 +245,36 @@ async def measure(
         "trail_counts": dict(sorted(p.statuses.items())),
         "elapsed_s": round(elapsed, 2),
         "throughput_per_s": round(len(lat) / elapsed, 1) if done_at and elapsed > 0 else 0.0,
+        "stage_p50_ms": _stage_latencies(p, submitted),
+        "cpu_s": cpu,
+        "wall_s": round(wall, 1),
+        "cpu_utilisation": f"{sum(cpu.values()) / wall / (os.cpu_count() or 1):.0%}",
         "latency_ms": {
             f"p{q}": round(v, 1) if (v := percentile(ms, q)) is not None else None
             for q in (50, 95, 99)
         },
+    }
+
+
+def _stage_latencies(p: Progress, submitted: dict[str, float]) -> dict[str, float | None]:
+    """p50 of each hop: submit → received (intake), → triaged, → assigned (mediation)."""
+    rec, tri, asg = (p.seen.get(s, {}) for s in ("received", "triaged", "assigned"))
+    hops: dict[str, list[float]] = {
+        "submit→received": [],
+        "received→triaged": [],
+        "triaged→assigned": [],
+    }
+    for ref, t in submitted.items():
+        c = p.case_of_ref.get(ref)
+        if c in rec:
+            hops["submit→received"].append(rec[c] - t)
+            if c in tri:
+                hops["received→triaged"].append(tri[c] - rec[c])
+                if c in asg:
+                    hops["triaged→assigned"].append(asg[c] - tri[c])
+    return {
+        k: round(v * 1000, 1) if (v := percentile(sorted(x), 50)) is not None else None
+        for k, x in hops.items()
     }
 
 

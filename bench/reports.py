@@ -138,7 +138,7 @@ def to_native(r: dict[str, Any]) -> bytes:
 
 def generate(n: int, run_tag: str, seed: int = 7) -> list[BenchReport]:
     """n varied reports, alternating HTTP and Kafka; grid notes without a grid code go by HTTP."""
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}-{run_tag}")  # fresh phones and IDs per run: no merging
     base = samples()
     out: list[BenchReport] = []
     for i in range(n):

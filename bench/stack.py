@@ -104,10 +104,9 @@ class Stack:
                 "-m",
                 "pyinstrument",
                 "-r",
-                "text",
-                "--show-all",
+                "pyisession",
                 "-o",
-                str(self.profile_dir / f"{label}.txt"),
+                str(self.profile_dir / f"{label}.pyisession"),
             ]
         cmd += [
             "-m",
@@ -148,7 +147,9 @@ class Stack:
                 raise RuntimeError(f"{p.name} not ready on port {p.port}: {tail}")
 
     def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM every process (SIGINT first under the profiler so it writes), then kill."""
+        """SIGTERM every process (SIGINT under the profiler so it writes), then kill."""
+        if self.profile_dir is not None:
+            timeout_s = max(timeout_s, 120)  # writing a long profile takes a while
         for p in self.procs:
             if p.popen.poll() is None:
                 p.popen.send_signal(signal.SIGINT if self.profile_dir else signal.SIGTERM)
@@ -160,6 +161,18 @@ class Stack:
                 p.popen.kill()
                 p.popen.wait(timeout=10)
         self.procs.clear()
+        if self.profile_dir is not None:
+            render_profiles(self.profile_dir)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system, all threads) used so far by each service and the broker."""
+        out = {p.name: cpu_of(p.popen.pid) for p in self.procs}
+        try:
+            broker = int((ROOT / ".run" / "kafka" / "broker.pid").read_text().strip())
+            out["kafka broker"] = cpu_of(broker)
+        except (OSError, ValueError):
+            pass
+        return out
 
     def url(self, name: str) -> str:
         """Base URL of a service."""
@@ -172,6 +185,41 @@ class Stack:
             for p in self.procs
             if p.popen.poll() is not None
         ]
+
+
+def cpu_of(pid: int) -> float:
+    """utime + stime of a process from /proc (0.0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def render_profiles(directory: Path) -> None:
+    """Each saved pyinstrument session as a call tree and a flat list of self times."""
+    for session in sorted(directory.glob("*.pyisession")):
+        for suffix, extra in ((".tree.txt", []), (".flat.txt", ["-p", "flat"])):
+            out = session.with_suffix(suffix)
+            if out.exists():
+                continue
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pyinstrument",
+                    "--load",
+                    str(session),
+                    "-r",
+                    "text",
+                    *extra,
+                    "-o",
+                    str(out),
+                ],
+                capture_output=True,
+                timeout=300,
+            )
+        session.unlink()  # hundreds of MB; the renderings are what we read
 
 
 def wait_ready(p: Proc, deadline: float) -> bool:
