@@ -256,7 +256,8 @@ async def get_stats(
     async with request.app.state.runtime.sessions() as session:
         raw = await repo.stats(session, filters, scope_of(staff))
     t = raw["totals"]
-    mean = t["satisfaction_mean"]
+    n_sat = t["satisfaction_count"]
+    mean = round(t["satisfaction_sum"] / n_sat, 2) if n_sat else None
     body: dict[str, Any] = {
         **{k: v for k, v in raw.items() if k.startswith("by_")},
         "total": t["total"],
@@ -270,10 +271,7 @@ async def get_stats(
             "on_time": t["agreed_on_time"],
             "rate": rate(t["agreed_on_time"], t["agreed_with_deadline"]),
         },
-        "satisfaction": {
-            "mean": round(float(mean), 2) if mean is not None else None,
-            "responses": t["satisfaction_count"],
-        },
+        "satisfaction": {"mean": mean, "responses": n_sat},
         "settled_at_first_tier": {
             "settled": t["settled"],
             "at_first_tier": t["settled_at_first_tier"],

@@ -85,8 +85,10 @@ async def populate(ledger: Ledger) -> None:
     await ledger.trail("g", "merged", "received", action="merge", at=T0 + timedelta(minutes=5))
 
 
-async def ids(ledger: Ledger, role: str = "admin", **params: Any) -> list[str]:
-    r = await ledger.get("/v1/cases", role=role, params=params)
+async def ids(
+    ledger: Ledger, role: str = "admin", who: dict[str, Any] | None = None, **params: Any
+) -> list[str]:
+    r = await ledger.get("/v1/cases", role=role, who=who or {}, params=params)
     assert r.status_code == 200, r.text
     return sorted(c["case_id"] for c in r.json()["items"])
 

@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: 98ea7c95e73b
+Revision ID: 51c6c0c9b7e2
 Revises:
-Create Date: 2026-11-25 15:06:41.140436
+Create Date: 2026-11-25 15:32:14.529916
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "98ea7c95e73b"
+revision: str = "51c6c0c9b7e2"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -99,6 +99,22 @@ def upgrade() -> None:
             "ix_ledger_cases_severity_version", ["severity", "version"], unique=False
         )
         batch_op.create_index("ix_ledger_cases_source_version", ["source", "version"], unique=False)
+        batch_op.create_index(
+            "ix_ledger_cases_stats",
+            [
+                "status",
+                "channel",
+                "tier",
+                "dispute_type",
+                "source",
+                "first_tier",
+                "overdue",
+                "agreed_at",
+                "mediation_due",
+                "satisfaction",
+            ],
+            unique=False,
+        )
         batch_op.create_index("ix_ledger_cases_status_version", ["status", "version"], unique=False)
         batch_op.create_index("ix_ledger_cases_tier_version", ["tier", "version"], unique=False)
         batch_op.create_index("ix_ledger_cases_updated_at", ["updated_at", "version"], unique=False)
@@ -202,6 +218,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ledger_cases_updated_at")
         batch_op.drop_index("ix_ledger_cases_tier_version")
         batch_op.drop_index("ix_ledger_cases_status_version")
+        batch_op.drop_index("ix_ledger_cases_stats")
         batch_op.drop_index("ix_ledger_cases_source_version")
         batch_op.drop_index("ix_ledger_cases_severity_version")
         batch_op.drop_index("ix_ledger_cases_scope_mediator")

@@ -1,0 +1,77 @@
+"""The ledger on PostgreSQL, where its SQL differs from SQLite: stats, filters, the chain
+check after a raw update, and two visits racing on one case."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from services.followup.domain import ManualClock
+from services.followup.main import create_app
+from services.followup.settings import FollowupSettings
+from shared.bus import InMemoryBus
+from tests.unit.followup.conftest import T0, TOPICS, Ledger
+from tests.unit.followup.test_dashboard import ids, populate
+
+
+@pytest.fixture
+async def pg_ledger(pg_url: str) -> AsyncIterator[Ledger]:
+    bus = InMemoryBus()
+    clock = ManualClock(T0 + timedelta(days=1))
+    app = create_app(FollowupSettings(bus="memory", database_url=pg_url), bus=bus, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://followup") as client:
+            yield Ledger(app, bus, clock, client)
+    await bus.stop()
+
+
+async def test_stats_and_filters_on_postgres(pg_ledger: Ledger) -> None:
+    await populate(pg_ledger)
+    s = (await pg_ledger.get("/v1/stats")).json()
+    assert s["total"] == 7
+    assert s["by_source"] == {"12345": 4, "110": 2, "grid": 1}
+    assert s["mediation_success"] == {"settled": 3, "unsettled": 2, "rate": 0.6}
+    assert s["on_time"] == {"agreed_with_deadline": 3, "on_time": 2, "rate": 0.6667}
+    assert s["satisfaction"] == {"mean": 4.0, "responses": 2}
+    assert s["settled_at_first_tier"] == {"settled": 3, "at_first_tier": 2, "rate": 0.6667}
+    assert (s["backlog"], s["overdue"]) == (4, 1)
+    assert await ids(pg_ledger, overdue="true") == ["f"]
+    assert await ids(pg_ledger, since="2026-11-21T00:00:00Z") == ["a", "b", "f"]
+    coordinator = {"tier": "town", "grid_codes": ("5227",)}
+    assert await ids(pg_ledger, role="coordinator", who=coordinator) == ["b", "c", "e"]
+
+
+async def test_tampering_is_detected_on_postgres(pg_ledger: Ledger) -> None:
+    await pg_ledger.life("c1", "mediating")
+    assert (await pg_ledger.get("/v1/cases/c1/trail/verify")).json()["valid"] is True
+    async with pg_ledger.app.state.runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                'UPDATE ledger_entries SET details = \'{"channel": "court"}\' '
+                "WHERE case_id = 'c1' AND seq = 4"
+            )
+        )
+    check = (await pg_ledger.get("/v1/cases/c1/trail/verify")).json()
+    assert (check["valid"], check["broken_at"]) == (False, 4)
+
+
+async def test_two_visits_racing_close_the_case_once(pg_ledger: Ledger) -> None:
+    await pg_ledger.life("c1", "agreed")
+    await pg_ledger.agree("c1", T0 + timedelta(hours=5))
+    await pg_ledger.visit("c1")
+    body = {"method": "phone", "honoured": True, "satisfaction": 5}
+    results = await asyncio.gather(
+        *(
+            pg_ledger.client.post("/v1/cases/c1/visits", json=body, headers=pg_ledger.token())
+            for _ in range(4)
+        )
+    )
+    await pg_ledger.settle()
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
+    assert len(pg_ledger.events(TOPICS.followup, "case.closed")) == 1
