@@ -87,13 +87,11 @@ class IntakeHandlers:
     ) -> Receipt:
         """Store a report before answering: a new case, a merge into an open one, or a repeat."""
         for attempt in range(5):
-            existing = await self.existing(report.source, report.source_ref)
-            if existing is not None:
-                return existing
             try:
-                return await self._store(report, via, integrator_id, service_code)
+                async with self.delivery.transaction() as tx:
+                    return await self._store(tx, report, via, integrator_id, service_code)
             except IntegrityError:
-                continue  # a concurrent duplicate won: answer with its case
+                continue  # a concurrent duplicate won: the next round answers with its case
             except OperationalError:
                 if attempt == 4:
                     raise
@@ -121,78 +119,81 @@ class IntakeHandlers:
         return sorted(out)
 
     async def _store(
-        self, report: CanonicalReport, via: str, integrator_id: str | None, service_code: str | None
+        self,
+        tx: Tx,
+        report: CanonicalReport,
+        via: str,
+        integrator_id: str | None,
+        service_code: str | None,
     ) -> Receipt:
+        s = tx.session
+        row = await report_by_ref(s, report.source, report.source_ref)
+        if row is not None:
+            return Receipt(row.case_id, row.report_id, row.source, row.source_ref, row.merged, True)
         now = utcnow()
         hashes = self._hashes(report)
         guess = guess_dispute_type(report.category, report.text)
         loc = report.location
-        async with self.delivery.transaction() as tx:
-            s = tx.session
-            target: IntakeCase | None = None
-            ranked = []
-            for case in await open_cases_sharing(
-                s, [h for _, h in hashes], now - self.merge_window
-            ):  # newest first; the sort below is stable
-                rank = merge_rank(case.dispute_type, case.guessed_type, guess)
-                if rank is not None:
-                    ranked.append((rank, case))
-            if ranked:
-                target = sorted(ranked, key=lambda rc: rc[0])[0][1]
-            report_id = new_id()
-            if target is not None:
-                target.repeat_count += 1
-                s.add(target)
-                case_id = target.case_id
-            else:
-                case_id = new_id()
-                s.add(
-                    IntakeCase(
-                        case_id=case_id,
-                        source=report.source,
-                        source_ref=report.source_ref,
-                        status=CaseStatus.received,
-                        status_at=now,
-                        received_at=now,
-                        guessed_type=guess,
-                    )
-                )
-            location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
+        target: IntakeCase | None = None
+        ranked = []
+        for case in await open_cases_sharing(
+            s, [h for _, h in hashes], now - self.merge_window
+        ):  # newest first; the sort below is stable
+            rank = merge_rank(case.dispute_type, case.guessed_type, guess)
+            if rank is not None:
+                ranked.append((rank, case))
+        if ranked:
+            target = sorted(ranked, key=lambda rc: rc[0])[0][1]
+        report_id = new_id()
+        if target is not None:
+            target.repeat_count += 1
+            s.add(target)
+            case_id = target.case_id
+        else:
+            case_id = new_id()
             s.add(
-                IntakeReport(
-                    report_id=report_id,
+                IntakeCase(
                     case_id=case_id,
                     source=report.source,
                     source_ref=report.source_ref,
-                    via=via,
-                    integrator_id=integrator_id,
-                    merged=target is not None,
-                    reported_at=report.reported_at,
+                    status=CaseStatus.received,
+                    status_at=now,
                     received_at=now,
-                    category=report.category,
-                    service_code=service_code,
-                    grid_code=loc.grid_code if loc else None,
-                    text_enc=self.cipher.encrypt(report.text) or "",
-                    reporter_enc=self._seal(
-                        report.reporter.model_dump() if report.reporter else None
-                    ),
-                    parties_enc=self._seal(
-                        [p.model_dump() for p in report.parties] if report.parties else None
-                    ),
-                    location_enc=self._seal(location),
+                    guessed_type=guess,
                 )
             )
-            for kind, h in hashes:
-                s.add(
-                    PartyIndex(
-                        case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now
-                    )
-                )
-            await s.flush()  # the unique (source, source_ref) check fires here
-            if target is not None:
-                self._merge_events(tx, target, report, report_id, via)
-            else:
-                self._receive_events(tx, case_id, report, report_id, via, now)
+        location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
+        s.add(
+            IntakeReport(
+                report_id=report_id,
+                case_id=case_id,
+                source=report.source,
+                source_ref=report.source_ref,
+                via=via,
+                integrator_id=integrator_id,
+                merged=target is not None,
+                reported_at=report.reported_at,
+                received_at=now,
+                category=report.category,
+                service_code=service_code,
+                grid_code=loc.grid_code if loc else None,
+                text_enc=self.cipher.encrypt(report.text) or "",
+                reporter_enc=self._seal(report.reporter.model_dump() if report.reporter else None),
+                parties_enc=self._seal(
+                    [p.model_dump() for p in report.parties] if report.parties else None
+                ),
+                location_enc=self._seal(location),
+            )
+        )
+        for kind, h in hashes:
+            s.add(
+                PartyIndex(case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now)
+            )
+        await s.flush()  # the unique (source, source_ref) check fires here
+        if target is not None:
+            self._merge_events(tx, target, report, report_id, via)
+        else:
+            self._receive_events(tx, case_id, report, report_id, via, now)
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )

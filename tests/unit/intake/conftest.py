@@ -58,7 +58,7 @@ class Intake:
         """Publish the outbox and let every consumer finish (twice: trail → feedback)."""
         for _ in range(3):
             await self.app.state.runtime.relay.publish_pending()
-            await self.bus.drain()
+            await self.bus.drain(timeout=60)
 
     async def publish_native(self, source: str, raw: bytes) -> None:
         """A source system publishes a native record."""
