@@ -149,8 +149,12 @@ def route(
             if own is not None and own != rule.channel and own not in excluded:
                 co = (own,)
         return rule.channel, rule.id, co, _rule_evidence(rule, inp, sig)
-    last = rules.last_resort_channel
-    return last, rules.last_resort_rule_id, (), f"其余渠道均已退单，兜底由{last}承办"
+    # every matching channel returned the case: the first fallback that has not returned it
+    # (people's mediation, then court pre-litigation mediation, then the police station)
+    left = [c for c in rules.fallback_channels if c not in excluded]
+    last = left[0] if left else rules.fallback_channels[0]
+    gone = "、".join(sorted(excluded))
+    return last, rules.fallback_rule_id, (), f"{gone}已退单，按兜底顺序由{last}承办"
 
 
 def _own_channel(inp: TriageInput, sig: Signals, severity: str, rules: Rules) -> str | None:

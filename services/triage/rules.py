@@ -228,8 +228,8 @@ class Rules(_Model):
     type_priority: tuple[DisputeType, ...]
     surface_type: DisputeType | None = None
     routing: tuple[RouteRule, ...] = Field(min_length=1)
-    last_resort_channel: Channel
-    last_resort_rule_id: str = "R7"
+    fallback_channels: list[Channel] = Field(min_length=1)
+    fallback_rule_id: str = "R8-fallback"
     manual_rule_id: str
     manual_after_returns: int = Field(ge=1)
     manual_tier: Tier

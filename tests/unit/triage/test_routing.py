@@ -93,9 +93,13 @@ def test_returned_critical_falls_to_next_rule(rules: Rules) -> None:
     assert "police" not in d.co_channels
 
 
-def test_all_channels_returned_falls_back_to_people(rules: Rules) -> None:
+def test_all_matching_channels_returned_falls_back_in_order(rules: Rules) -> None:
     d = triage(rules, "楼上漏水", source="110", excluded_channels=frozenset({"police", "people"}))
-    assert (d.channel, d.rule_id) == ("people", "R7")
+    assert (d.channel, d.rule_id) == ("court", "R8-fallback")
+    d = triage(rules, "楼上漏水", excluded_channels=frozenset({"people"}))
+    assert (d.channel, d.rule_id) == ("court", "R8-fallback")
+    d = triage(rules, "楼上漏水", excluded_channels=frozenset({"people", "court", "police"}))
+    assert d.channel == "people"
 
 
 def test_returned_twice_goes_to_county_for_manual_assignment(rules: Rules) -> None:
