@@ -200,6 +200,7 @@ async def assign(
     case.status, case.updated_at = to_status, now
     if from_status == S.escalated and case.sign_for_window_s:
         case.sign_for_due = now + timedelta(seconds=case.sign_for_window_s)
+        case.sign_for_overdue = False  # a new organisation signs for it by a new deadline
     tx.session.add(case)
     await _share_with_co_channels(tx, case, facts, by_id)
     tx.transition(

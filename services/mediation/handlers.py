@@ -36,6 +36,8 @@ def _apply_routing(case: MediationCase, ev: CaseTriaged, decided_at: datetime) -
     case.rule_id, case.attempt = ev.rule_id, ev.attempt
     case.sign_for_due, case.mediation_due = ev.sign_for_due, ev.mediation_due
     case.sign_for_window_s = _sign_for_window(ev, decided_at)
+    # new deadlines: the flags show whether these are missed (notices stay once per kind)
+    case.sign_for_overdue = case.mediation_overdue = False
     case.excluded_channels = sorted(set(case.excluded_channels) | set(ev.excluded_channels))
     if ev.grid_code:
         case.grid_code = ev.grid_code
@@ -75,7 +77,7 @@ class MediationHandlers:
                     created_at=now,
                     updated_at=now,
                 )
-                _apply_routing(case, ev, env.occurred_at)
+                _apply_routing(case, ev, now)
                 after.extend(
                     await assign(
                         self.ctx,
@@ -90,7 +92,7 @@ class MediationHandlers:
             if ev.attempt <= case.attempt or case.status in TERMINAL_STATUSES:
                 return  # an older decision, or the case has left mediation
             if case.status in (CaseStatus.returned, CaseStatus.triaged):
-                _apply_routing(case, ev, env.occurred_at)
+                _apply_routing(case, ev, now)
                 case.status = CaseStatus.triaged  # triage wrote returned → triaged
                 after.extend(
                     await assign(
@@ -103,7 +105,7 @@ class MediationHandlers:
                     )
                 )
                 return
-            await self._retriage(tx, case, ev, env.occurred_at, now, after)
+            await self._retriage(tx, case, ev, now, now, after)
 
         await self.ctx.delivery.handle_once("mediation.triaged", env, work)
         await run_after_commit(after)

@@ -45,6 +45,7 @@ async def test_accept_note_agreement_produces_trail_event_and_document(svc: Svc)
     agreed = svc.events(svc.topics.mediation, cid, "case.agreed")
     assert len(agreed) == 1
     p = agreed[0].payload
+    assert p["terms"] == "李*光赔偿张*丰修缮费"  # events carry no names in clear
     assert (p["channel"], p["tier"], p["organisation_id"], p["mediator_id"], p["amount_yuan"]) == (
         "people",
         "town",

@@ -84,3 +84,21 @@ async def test_admin_can_trigger_a_scan_over_http(svc: Svc) -> None:
     assert r.json() == {"raised": [{"case_id": cid, "kind": "sign_for_overdue"}]}
     r = await svc.client.post("/v1/admin/supervision/scan", headers=svc.token("coordinator-town"))
     assert r.status_code == 403
+
+
+async def test_escalated_case_gets_a_new_sign_for_deadline_but_no_second_notice(svc: Svc) -> None:
+    cid = await svc.triaged(tier="grid")
+    svc.clock.advance(timedelta(hours=5))
+    assert len(await svc.scan()) == 1
+    me = "med-people-grid-day"
+    await svc.act(cid, "accept", me)
+    await svc.act(cid, "notes", me, {"text": "调解"}, expect=201)
+    await svc.act(cid, "failure", me, {"reason": "不成"})
+    before = await svc.case(cid)
+    await svc.act(cid, "escalate", me, {"reason": "上交"})
+    case = await svc.case(cid)
+    assert case["tier"] == "town" and case["sign_for_overdue"] is False
+    assert case["sign_for_due"] > before["sign_for_due"]
+    svc.clock.advance(timedelta(hours=5))
+    assert await svc.scan() == []  # once per case and kind
+    assert (await svc.case(cid))["sign_for_overdue"] is True
