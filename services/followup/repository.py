@@ -80,7 +80,6 @@ class LedgerCase(FollowupBase, table=True):
     __table_args__ = (
         *(Index(f"ix_ledger_cases_{c}_version", c, "version") for c in _FILTERED),
         Index("ix_ledger_cases_scope_mediator", "channel", "organisation_id", "version"),
-        Index("ix_ledger_cases_scope_coordinator", "tier", "grid_code", "version"),
         Index("ix_ledger_cases_updated_at", "updated_at", "version"),
         # covers GET /v1/stats: its one GROUP BY reads this index alone, never the table
         Index(
@@ -237,6 +236,17 @@ async def get_case(session: AsyncSession, case_id: str, scope: Scope) -> LedgerC
     return (await session.exec(stmt)).first()
 
 
+def list_cases_query(
+    filters: CaseFilters, scope: Scope, after: int | None, limit: int, descending: bool
+) -> Any:
+    """The statement behind a page of cases (keyset on `version`)."""
+    version = col(LedgerCase.version)
+    stmt = select(LedgerCase).where(*case_conditions(filters, scope))
+    if after is not None:
+        stmt = stmt.where(version < after if descending else version > after)
+    return stmt.order_by(version.desc() if descending else version).limit(limit)
+
+
 async def list_cases(
     session: AsyncSession,
     filters: CaseFilters,
@@ -245,12 +255,8 @@ async def list_cases(
     limit: int,
     descending: bool,
 ) -> list[LedgerCase]:
-    """A page of cases in ledger order (keyset on `version`)."""
-    version = col(LedgerCase.version)
-    stmt = select(LedgerCase).where(*case_conditions(filters, scope))
-    if after is not None:
-        stmt = stmt.where(version < after if descending else version > after)
-    stmt = stmt.order_by(version.desc() if descending else version).limit(limit)
+    """A page of cases in ledger order."""
+    stmt = list_cases_query(filters, scope, after, limit, descending)
     return list((await session.exec(stmt)).all())
 
 
@@ -267,16 +273,12 @@ def _sum(cond: Any) -> Any:
 STAT_DIMENSIONS = ("status", "channel", "tier", "dispute_type", "source")
 
 
-async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any]:
-    """Counts and rates over the scoped, filtered ledger in one pass of the database.
-
-    One GROUP BY over the five dimensions returns at most a few thousand groups (the product
-    of the vocabularies), whatever the number of cases; the roll-up adds those groups up.
-    """
+def stats_query(filters: CaseFilters, scope: Scope) -> Any:
+    """One GROUP BY over the five dimensions with the sums the stats need."""
     c = LedgerCase
     dims = [col(getattr(c, d)) for d in STAT_DIMENSIONS]
     agreed, due = col(c.agreed_at), col(c.mediation_due)
-    stmt = (
+    return (
         sa_select(
             *dims,
             func.count(),
@@ -290,6 +292,15 @@ async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> di
         .where(*case_conditions(filters, scope))
         .group_by(*dims)
     )
+
+
+async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any]:
+    """Counts and rates over the scoped, filtered ledger in one pass of the database.
+
+    One GROUP BY over the five dimensions returns at most a few thousand groups (the product
+    of the vocabularies), whatever the number of cases; the roll-up adds those groups up.
+    """
+    stmt = stats_query(filters, scope)
     by: dict[str, dict[str, int]] = {f"by_{d}": {} for d in STAT_DIMENSIONS}
     t = dict.fromkeys(
         (
@@ -306,7 +317,7 @@ async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> di
         ),
         0,
     )
-    for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+    for row in (await session.exec(stmt)).all():
         keys, (n, with_due, on_time, sat_sum, sat_n, first, overdue) = row[:5], row[5:]
         for dim, key in zip(STAT_DIMENSIONS, keys, strict=True):
             bucket = by[f"by_{dim}"]

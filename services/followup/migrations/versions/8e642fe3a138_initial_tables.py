@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: 51c6c0c9b7e2
+Revision ID: 8e642fe3a138
 Revises:
-Create Date: 2026-11-25 15:32:14.529916
+Create Date: 2026-11-25 15:36:13.692725
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "51c6c0c9b7e2"
+revision: str = "8e642fe3a138"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -86,9 +86,6 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_ledger_cases_overdue_version", ["overdue", "version"], unique=False
-        )
-        batch_op.create_index(
-            "ix_ledger_cases_scope_coordinator", ["tier", "grid_code", "version"], unique=False
         )
         batch_op.create_index(
             "ix_ledger_cases_scope_mediator",
@@ -222,7 +219,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ledger_cases_source_version")
         batch_op.drop_index("ix_ledger_cases_severity_version")
         batch_op.drop_index("ix_ledger_cases_scope_mediator")
-        batch_op.drop_index("ix_ledger_cases_scope_coordinator")
         batch_op.drop_index("ix_ledger_cases_overdue_version")
         batch_op.drop_index("ix_ledger_cases_dispute_type_version")
         batch_op.drop_index("ix_ledger_cases_channel_version")
