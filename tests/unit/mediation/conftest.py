@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -202,12 +204,22 @@ def clock() -> ManualClock:
     return ManualClock(DAY)
 
 
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """The demo county, migrated and seeded once; each test gets a copy of the file."""
+    folder = tmp_path_factory.mktemp("seeded")
+    entries = asyncio.run(seed_demo(make_settings(folder)))
+    return folder / "m.db", entries
+
+
 @pytest.fixture
-async def svc(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Svc]:
+async def svc(
+    tmp_path: Path, clock: ManualClock, seeded: tuple[Path, list[dict[str, Any]]]
+) -> AsyncIterator[Svc]:
     """The mediation service with the demo county seeded."""
     settings = make_settings(tmp_path)
-    entries = await seed_demo(settings)
-    staff = {e["staff_id"]: e for e in entries}
+    shutil.copy(seeded[0], tmp_path / "m.db")
+    staff = {e["staff_id"]: e for e in seeded[1]}
     people = TestChannel(code="people", name="人民调解", transfer_targets=("litigation",))
     channels: ChannelRegistry = default_channels()
     channels.register(people)
