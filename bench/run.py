@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -85,6 +86,11 @@ def stage(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) 
         results[name] = {"ok": True, **fn()}
     except BaseException as exc:  # noqa: BLE001 - a failed stage must not stop the others
         if isinstance(exc, KeyboardInterrupt):
+            results[name] = {
+                "ok": False,
+                "error": "interrupted",
+                "stage_s": round(time.monotonic() - t0, 1),
+            }
             raise
         results[name] = {
             "ok": False,
@@ -123,20 +129,25 @@ def _read(args: argparse.Namespace) -> dict[str, Any]:
         return read_side.run(args.cases, Path(d), repeats=args.read_requests)
 
 
-def run_all(args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage not skipped, in order; returns the whole result document."""
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = skip - set(STAGES)
-    if unknown:
-        raise SystemExit(f"unknown stage(s) in --skip: {sorted(unknown)}; known: {STAGES}")
+def new_doc(args: argparse.Namespace) -> dict[str, Any]:
+    """The result document before any stage ran."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    doc: dict[str, Any] = {
+    return {
         "started_at": stamp,
         "args": vars(args),
         "machine": machine(),
         "versions": versions(),
         "stages": {},
     }
+
+
+def run_all(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
+    """Every stage not skipped, in order, filling the result document."""
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = skip - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stage(s) in --skip: {sorted(unknown)}; known: {STAGES}")
+    stamp = doc["started_at"]
     results = doc["stages"]
     if skip != set(STAGES) - {"triage"}:
         stage(results, "broker", lambda: (ensure_broker(), {})[1])
@@ -301,7 +312,15 @@ def table(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write bench/results/<timestamp>.json."""
     args = parse_args(argv)
-    doc = run_all(args)
+    # `cmd &` in a script starts us with SIGINT ignored; SIGTERM should clean up too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    doc = new_doc(args)
+    try:
+        run_all(args, doc)
+    except KeyboardInterrupt:
+        doc["interrupted"] = True
+        print("[bench] interrupted: services stopped; writing what was measured", file=sys.stderr)
     doc["finished_at"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     text = table(doc)
     doc["table"] = text
