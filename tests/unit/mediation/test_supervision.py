@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from tests.unit.mediation.conftest import Svc
+import httpx
+
+from services.mediation.channels.testing import TestChannel
+from services.mediation.domain import ManualClock
+from services.mediation.main import create_app
+from shared.bus import InMemoryBus
+from tests.unit.mediation.conftest import DAY, Svc, make_settings
 
 
 async def test_sign_for_overdue_raises_one_supervision(svc: Svc) -> None:
@@ -102,3 +112,33 @@ async def test_escalated_case_gets_a_new_sign_for_deadline_but_no_second_notice(
     svc.clock.advance(timedelta(hours=5))
     assert await svc.scan() == []  # once per case and kind
     assert (await svc.case(cid))["sign_for_overdue"] is True
+
+
+async def test_the_lifespan_scanner_raises_notices_by_itself(
+    tmp_path: Path, seeded: tuple[Path, list[dict[str, Any]]]
+) -> None:
+    settings = make_settings(tmp_path).model_copy(update={"scan_interval_s": 0.05})
+    shutil.copy(seeded[0], tmp_path / "m.db")
+    clock, bus = ManualClock(DAY), InMemoryBus()
+    app = create_app(settings, bus=bus, clock=clock)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as client,
+    ):
+        svc = Svc(
+            app,
+            client,
+            bus,
+            clock,
+            settings,
+            {e["staff_id"]: e for e in seeded[1]},
+            TestChannel(),
+        )
+        cid = await svc.triaged()
+        clock.advance(timedelta(hours=5))
+        for _ in range(200):  # the scanner runs on its own; wait for its outcome
+            r = await client.get("/v1/supervisions", headers=svc.token("admin"))
+            if r.json()["items"]:
+                break
+            await asyncio.sleep(0.05)
+        assert [(s["case_id"], s["kind"]) for s in r.json()["items"]] == [(cid, "sign_for_overdue")]
