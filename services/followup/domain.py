@@ -125,8 +125,8 @@ def in_scope(
         return False
     if s.tier is not None and tier != s.tier:
         return False
-    return not s.grid_prefixes or any(
-        (grid_code or "").startswith(g) and grid_code for g in s.grid_prefixes
+    return not s.grid_prefixes or (
+        grid_code is not None and any(grid_code.startswith(g) for g in s.grid_prefixes)
     )
 
 

@@ -17,6 +17,7 @@ from services.followup.domain import ManualClock
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
 from shared.auth import StaffPrincipal, issue_token
+from shared.bus import OutgoingMessage
 from shared.contracts import REGISTRY, CaseAgreed, TrailAppended
 from shared.events import Envelope, new_id, utcnow
 from shared.topics import Topics
@@ -178,3 +179,78 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
     [closed] = [e for e in got if e.event_type == "case.closed"]
     assert closed.case_id == case_id and closed.payload["outcome"] == "agreement honoured"
     assert closed.producer == "followup"
+
+
+async def test_a_broken_agreement_sends_case_reopened_on_the_broker(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = FollowupSettings(
+        bus="kafka",
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        group_prefix=topic_prefix,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'f.db'}",
+        relay_interval_s=0.1,
+    )
+    topics = Topics(topic_prefix)
+    case_id = new_id()
+    agreed = REGISTRY.event(
+        CaseAgreed(
+            case_id=case_id,
+            agreement_id="agr-1",
+            terms="按期还款",
+            channel="court",
+            tier="town",
+            agreed_at=utcnow(),
+        ),
+        event_type="case.agreed",
+        producer="mediation",
+        case_id=case_id,
+    )
+    mediator = StaffPrincipal(subject="m1", role="mediator", channel="court")
+    auth = {
+        "Authorization": "Bearer "
+        + issue_token(settings.jwt_secret, settings.jwt_audience, mediator)
+    }
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://f", headers=auth
+        ) as client:
+            await app.state.runtime.bus.publish(
+                [OutgoingMessage(topics.mediation, case_id, agreed.to_bytes())]
+            )
+
+            async def visit_recorded() -> Any:
+                r = await client.post(
+                    f"/v1/cases/{case_id}/visits",
+                    json={"method": "visit", "honoured": False, "satisfaction": 1},
+                )
+                return r if r.status_code == 201 else None
+
+            r = await _until(visit_recorded)
+            assert r.json()["case_status"] == "reopened"
+
+    reader = AIOKafkaConsumer(
+        topics.followup,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"{topic_prefix}reopen-reader",
+    )
+    await reader.start()
+    try:
+        got: list[Envelope] = []
+
+        async def reopened_seen() -> bool:
+            batches = await reader.getmany(timeout_ms=500)
+            got.extend(Envelope.from_bytes(r.value) for rs in batches.values() for r in rs)
+            return any(e.event_type == "case.reopened" for e in got)
+
+        await _until(reopened_seen)
+    finally:
+        await reader.stop()
+    [reopened] = [e for e in got if e.event_type == "case.reopened"]
+    assert reopened.case_id == case_id
+    assert reopened.payload["visit_id"] == r.json()["visit"]["visit_id"]
+    assert reopened.causation_id is None and reopened.producer == "followup"

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 
+from services.followup.domain import ManualClock
+from services.followup.main import create_app
+from services.followup.settings import FollowupSettings
+from shared.bus import InMemoryBus
 from tests.unit.followup.conftest import T0, TOPICS, Ledger
 
 AGREED_AT = T0 + timedelta(hours=5)
@@ -143,3 +149,46 @@ async def test_due_visits_make_a_work_list(ledger: Ledger) -> None:
     await ledger.visit("c1")
     now = (await ledger.get("/v1/visits/due")).json()
     assert [(v["case_id"], v["number"]) for v in now["items"]] == [("c2", 1)]
+
+
+async def test_visit_offsets_come_from_settings(tmp_path: Path, memory_bus: InMemoryBus) -> None:
+    settings = FollowupSettings(
+        bus="memory",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
+        visit_offsets_days=[1, 7, 90],
+    )
+    app = create_app(settings, bus=memory_bus, clock=ManualClock(T0))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://f") as client:
+            ledger = Ledger(app, memory_bus, ManualClock(T0), client)
+            await ledger.agree("c1", AGREED_AT)
+            visits = (await ledger.get("/v1/cases/c1/visits")).json()["visits"]
+    assert [v["due_at"] for v in visits] == [
+        "2026-11-21T05:00:00Z",
+        "2026-11-27T05:00:00Z",
+        "2027-02-18T05:00:00Z",
+    ]
+
+
+async def test_the_ledger_and_visits_survive_a_restart(
+    tmp_path: Path, memory_bus: InMemoryBus
+) -> None:
+    settings = FollowupSettings(bus="memory", database_url=f"sqlite+aiosqlite:///{tmp_path}/r.db")
+    clock = ManualClock(T0 + timedelta(days=1))
+    for round_ in (1, 2):
+        bus = InMemoryBus()
+        app = create_app(settings, bus=bus, clock=clock)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://f") as client:
+                ledger = Ledger(app, bus, clock, client)
+                if round_ == 1:
+                    await ledger.life("c1", "agreed")
+                    await ledger.agree("c1", AGREED_AT)
+                    assert (await ledger.visit("c1")).json()["case_status"] == "follow_up"
+                else:  # a new process: the second honoured visit still closes the case
+                    assert (await ledger.visit("c1")).json()["case_status"] == "closed"
+                    check = (await ledger.get("/v1/cases/c1/trail/verify")).json()
+                    assert (check["valid"], check["entries"]) == (True, 9)
+        await bus.stop()
