@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.mediation.access import Access, access_to
@@ -32,6 +30,7 @@ from services.mediation.repository import (
     notes_of,
     trail_of,
 )
+from services.mediation.schemas import AgreementIn, AssignIn, NoteIn, ReasonIn, TransferIn
 from shared.auth import StaffPrincipal
 from shared.web import CurrentStaff
 
@@ -52,44 +51,6 @@ def case_actions(request: Request) -> CaseActions:
 
 Ctx = Annotated[Context, Depends(context)]
 Actions = Annotated[CaseActions, Depends(case_actions)]
-
-
-# --- request models ---------------------------------------------------------------------------
-
-
-class ReasonIn(BaseModel):
-    """Why (退单, failure, escalation)."""
-
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-class NoteIn(BaseModel):
-    """A progress note."""
-
-    text: str = Field(min_length=1, max_length=10000)
-
-
-class AgreementIn(BaseModel):
-    """An agreement reached by mediation."""
-
-    terms: str = Field(min_length=1, max_length=20000)
-    amount_yuan: int | None = Field(default=None, ge=0, le=10_000_000_000)
-    performance_due: datetime | None = None
-
-
-class TransferIn(BaseModel):
-    """Where a failed case goes."""
-
-    target: Literal["litigation", "arbitration"]
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-class AssignIn(BaseModel):
-    """A coordinator's manual assignment."""
-
-    organisation_id: str = Field(min_length=1, max_length=64)
-    mediator_id: str | None = Field(default=None, max_length=64)
-    reason: str = Field(default="协调员指派", max_length=2000)
 
 
 # --- views ------------------------------------------------------------------------------------
