@@ -50,6 +50,10 @@ class NotInFollowUp(Exception):
         self.status = status
 
 
+class VisitConflict(Exception):
+    """Another visit of the same case was recorded at the same moment."""
+
+
 @dataclass(frozen=True)
 class VisitReport:
     """What a member of staff records about one visit."""
@@ -217,7 +221,8 @@ class FollowupHandlers:
     ) -> tuple[Visit, str]:
         """Record a visit; reopen or close the case as the outcome says. Returns (visit, status).
 
-        Raises CaseNotFound outside the caller's scope and NotInFollowUp when no visit is due.
+        Raises CaseNotFound outside the caller's scope, NotInFollowUp when the case is not in
+        follow-up, VisitConflict when another visit of the case was recorded at the same time.
         """
         async with self.delivery.transaction() as tx:
             s = tx.session
@@ -245,7 +250,7 @@ class FollowupHandlers:
                 )
             )
             if changed.rowcount != 1:
-                raise NotInFollowUp("being updated by another visit")
+                raise VisitConflict(case_id)
             pending = await repo.open_visits(s, case_id, fc.round)
             if pending:
                 visit = pending[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from services.followup.domain import as_utc, parse_time
+from services.followup.domain import as_utc, parse_time, utc
 from shared.contracts import CaseStatus as S
 from shared.pii import mask_name, redact_text
 
@@ -40,9 +40,7 @@ class EntryContent:
 
 def canonical_time(value: datetime) -> str:
     """One spelling per instant, whatever the database hands back."""
-    at = as_utc(value)
-    assert at is not None
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_hash(prev_hash: str, e: EntryContent) -> str:

@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field
 
 from services.followup import repository as repo
 from services.followup.domain import as_utc, in_scope, may_record_visits, scope_of
-from services.followup.handlers import CaseNotFound, FollowupHandlers, NotInFollowUp, VisitReport
+from services.followup.handlers import (
+    CaseNotFound,
+    FollowupHandlers,
+    NotInFollowUp,
+    VisitConflict,
+    VisitReport,
+)
 from services.followup.repository import Visit
 from shared.auth import StaffPrincipal
 from shared.pii import PiiCipher
@@ -72,6 +78,10 @@ async def record_visit(
         )
     except CaseNotFound:
         raise HTTPException(404, "no such case in follow-up") from None
+    except VisitConflict:
+        raise HTTPException(
+            409, "another visit of this case was recorded at the same time; reload and retry"
+        ) from None
     except NotInFollowUp as exc:
         raise HTTPException(409, {"detail": str(exc), "status": exc.status}) from None
     return {"case_status": status, "visit": visit_public(visit, staff, handlers.cipher)}
