@@ -228,8 +228,7 @@ class FollowupHandlers:
             s = tx.session
             fc = await s.get(FollowupCase, case_id)
             ledger = await s.get(LedgerCase, case_id)
-            grid = ledger.grid_code if ledger else None
-            if fc is None or not in_scope(scope, fc.channel, fc.organisation_id, fc.tier, grid):
+            if fc is None or not in_scope(scope, *repo.followup_scope_facts(fc, ledger)):
                 raise CaseNotFound(case_id)
             if fc.status != S.follow_up:
                 raise NotInFollowUp(fc.status)

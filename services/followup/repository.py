@@ -179,6 +179,24 @@ class Visit(FollowupBase, table=True):
     recorded_by: str | None = Field(default=None, max_length=128)
 
 
+def followup_scope_facts(
+    fc: FollowupCase, ledger: LedgerCase | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """(channel, organisation_id, tier, grid_code) deciding who sees a case in follow-up.
+
+    The ledger's projection wins where it knows a value, so the dashboards and the visit
+    routes agree; the agreement fills what the ledger has not heard yet.
+    """
+    if ledger is None:
+        return fc.channel, fc.organisation_id, fc.tier, None
+    return (
+        ledger.channel or fc.channel,
+        ledger.organisation_id or fc.organisation_id,
+        ledger.tier or fc.tier,
+        ledger.grid_code,
+    )
+
+
 TABLES = delivery_tables(FollowupBase)
 metadata = FollowupBase.metadata
 
@@ -367,7 +385,13 @@ async def due_visits(
             Visit.state == "scheduled",
             col(Visit.due_at) <= as_utc(by),
             f.status == "follow_up",
-            *_scope_conditions(scope, f.channel, f.organisation_id, f.tier, LedgerCase.grid_code),
+            *_scope_conditions(
+                scope,
+                func.coalesce(LedgerCase.channel, f.channel),
+                func.coalesce(LedgerCase.organisation_id, f.organisation_id),
+                func.coalesce(LedgerCase.tier, f.tier),
+                LedgerCase.grid_code,
+            ),
         )
         .order_by(col(Visit.due_at), col(Visit.case_id))
         .limit(limit)

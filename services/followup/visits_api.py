@@ -95,9 +95,7 @@ async def list_visits(case_id: str, request: Request, staff: CurrentStaff) -> di
         fc = await session.get(repo.FollowupCase, case_id)
         ledger = await session.get(repo.LedgerCase, case_id)
         if fc is not None:
-            visible = in_scope(
-                scope, fc.channel, fc.organisation_id, fc.tier, ledger.grid_code if ledger else None
-            )
+            visible = in_scope(scope, *repo.followup_scope_facts(fc, ledger))
         else:
             visible = await repo.get_case(session, case_id, scope) is not None
         if not visible:

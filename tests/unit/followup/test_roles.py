@@ -126,3 +126,20 @@ async def test_an_expired_or_foreign_token_is_401(ledger: Ledger) -> None:
     for token in (expired, foreign, forged):
         r = await ledger.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401
+
+
+async def test_visit_routes_and_the_ledger_agree_on_who_sees_a_case(ledger: Ledger) -> None:
+    # the agreement names no organisation; the ledger heard it from the assignment
+    await ledger.life("a", "agreed", details={"organisation_id": "org-people-1"})
+    await ledger.agree("a", T0 + timedelta(hours=5), organisation_id=None)
+    own = {"channel": "people", "organisation": "org-people-1"}
+    other = {"channel": "people", "organisation": "org-people-2"}
+    due = {"by": "2027-01-31T00:00:00Z"}
+    for who, visible in ((own, True), (other, False)):
+        case = await ledger.get("/v1/cases/a", role="mediator", who=who)
+        visits = await ledger.get("/v1/cases/a/visits", role="mediator", who=who)
+        listed = await ledger.get("/v1/visits/due", role="mediator", who=who, params=due)
+        assert case.status_code == visits.status_code == (200 if visible else 404)
+        assert bool(listed.json()["items"]) is visible
+    assert (await ledger.visit("a", role="mediator", who=other)).status_code == 404
+    assert (await ledger.visit("a", role="mediator", who=own)).status_code == 201
