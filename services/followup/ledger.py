@@ -248,6 +248,9 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
     for name in _TEXT_FIELDS:
         if (value := _text(d.get(name))) is not None:
             changes[name] = value
+    # an escalation names the tier it goes to; its `tier` may still be the one it leaves
+    if (to_tier := _text(d.get("to_tier"))) is not None:
+        changes["tier"] = to_tier
     if p.first_tier is None and "tier" in changes:
         changes["first_tier"] = changes["tier"]
     if isinstance(d.get("co_channels"), list):

@@ -222,6 +222,21 @@ async def test_returns_escalations_and_tiers_are_counted(ledger: Ledger) -> None
     assert (case["channel"], case["first_tier"], case["tier"]) == ("court", "grid", "county")
 
 
+async def test_an_escalation_moves_the_tier_to_the_one_it_names(ledger: Ledger) -> None:
+    await ledger.life("c1", "mediating")
+    await ledger.trail("c1", "failed", "mediating", action="fail")
+    await ledger.trail(
+        "c1",
+        "escalated",
+        "failed",
+        action="escalate",
+        details={"tier": "grid", "from_tier": "grid", "to_tier": "town"},
+    )
+    case = (await ledger.get("/v1/cases/c1")).json()
+    assert (case["status"], case["first_tier"], case["tier"]) == ("escalated", "grid", "town")
+    assert case["escalation_count"] == 1
+
+
 async def test_the_ledger_keeps_no_personal_data(ledger: Ledger) -> None:
     await ledger.trail(
         "c1",
