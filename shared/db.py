@@ -221,6 +221,8 @@ class OutboxRelay:
     async def run(self) -> None:
         """Loop until cancelled: publish, then wait for a wake-up or the interval."""
         while True:
+            # clear before reading: a commit during the batch wakes the next round at once
+            self.delivery.wakeup.clear()
             try:
                 while await self.publish_pending() >= self.batch:
                     pass
@@ -229,7 +231,6 @@ class OutboxRelay:
             except Exception as exc:
                 log.error("outbox relay failed; will retry", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
-            self.delivery.wakeup.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives just as the wake-up fires, and stop() then waits for ever
             with contextlib.suppress(TimeoutError):

@@ -115,8 +115,10 @@ class WebhookSender:
             except Exception as exc:
                 log.error("webhook loop failed; will retry", extra={"error": type(exc).__name__})
             self.wakeup.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_s)
+                async with asyncio.timeout(self.settings.webhook_poll_s):
+                    await self.wakeup.wait()
 
     def start(self) -> None:
         """Start the background loop."""

@@ -61,8 +61,14 @@ async def test_failed_mediation_is_escalated_to_the_next_tier(
     await act(system, case_id, "escalate", who, {"reason": "村级调解不成"})
     up = await mediation_case(system, case_id, "assigned")
     assert up["tier"] == "town" and up["first_tier"] == "grid" and up["escalations"] == 1
-    entry = await ledger_status(system, case_id, "assigned")
-    assert entry["tier"] == "town"
+
+    async def escalated_in_ledger() -> Any:
+        r = await system.followup.get(f"/v1/cases/{case_id}", headers=system.admin)
+        b = r.json()
+        return b if b["status"] == "assigned" and b["escalation_count"] == 1 else None
+
+    entry = await eventually(escalated_in_ledger, what="escalation in the ledger")
+    assert entry["tier"] == "town" and entry["first_tier"] == "grid"
     assert statuses(await trail(system, case_id))[-4:] == [
         ("accepted", "mediating"), ("mediating", "failed"), ("failed", "escalated"),
         ("escalated", "assigned")]
