@@ -36,14 +36,27 @@ def samples() -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k not in ("expected", "why")} for r in rows]
 
 
+_USED: set[str] = set()  # phones and ID numbers handed out in this process: never merge
+
+
+def _unique(make: Any) -> str:
+    while (value := make()) in _USED:
+        pass
+    _USED.add(value)
+    return str(value)
+
+
 def _phone(rng: random.Random) -> str:
-    return rng.choice(("13", "15", "17", "18")) + f"{rng.randrange(10**9):09d}"
+    return _unique(lambda: rng.choice(("13", "15", "17", "18")) + f"{rng.randrange(10**9):09d}")
 
 
 def _id_number(rng: random.Random) -> str:
-    born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(50 * 365))
-    body = f"522731{born:%Y%m%d}{rng.randrange(1000):03d}"
-    return body + ID_CHECK[sum(int(c) * w for c, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
+    def make() -> str:
+        born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(50 * 365))
+        body = f"522731{born:%Y%m%d}{rng.randrange(1000):03d}"
+        return body + ID_CHECK[sum(int(c) * w for c, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
+
+    return _unique(make)
 
 
 def _vary_person(p: dict[str, Any] | None, rng: random.Random, i: int) -> dict[str, Any] | None:
