@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import AuthError, StaffPrincipal, verify_token
+from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
 
@@ -103,6 +105,26 @@ def health_router(checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter
                             status_code=200 if ok else 503)
 
     return router
+
+
+def service_app(
+    title: str,
+    settings: ServiceSettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    max_body_bytes: int,
+) -> FastAPI:
+    """A service's FastAPI app with body limit, error handlers and health routes in place."""
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    install_error_handlers(app)
+
+    async def checks() -> dict[str, bool]:
+        result: dict[str, bool] = await app.state.runtime.checks()
+        return result
+
+    app.include_router(health_router(checks))
+    return app
 
 
 def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:

@@ -1,4 +1,4 @@
-"""Pure follow-up rules: the clock, who sees what, visits, dashboard filters.
+"""Pure follow-up rules: who sees what, visits, dashboard filters.
 
 No framework imports here: everything is plain data in, plain data out.
 """
@@ -8,45 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from shared.auth import StaffPrincipal
 from shared.contracts import CaseStatus as S
-
-# ---------------------------------------------------------------------------------------------
-# Clock: every "now" of the service comes from here, so tests can move time.
-
-
-class Clock(Protocol):
-    """Where the service reads the time."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware."""
-        ...
-
-
-class SystemClock:
-    """The real clock (UTC)."""
-
-    def now(self) -> datetime:
-        """The current time in UTC."""
-        return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock that only moves when told to (tests, demos)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        """The time the clock was set to."""
-        return self._now
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move the clock forward and return the new time."""
-        self._now += delta
-        return self._now
 
 
 def as_utc(value: datetime | None) -> datetime | None:

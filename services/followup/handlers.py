@@ -10,7 +10,6 @@ from sqlmodel import col
 
 from services.followup import repository as repo
 from services.followup.domain import (
-    Clock,
     Scope,
     in_scope,
     utc,
@@ -26,6 +25,7 @@ from services.followup.ledger import (
     project,
 )
 from services.followup.repository import FollowupCase, LedgerCase, LedgerEntry, Visit
+from shared.clock import Clock
 from shared.contracts import CaseAgreed, CaseClosed, CaseReopened, TrailAppended
 from shared.contracts import CaseStatus as S
 from shared.db import Delivery, Tx

@@ -9,14 +9,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.followup import api, consumers, visits_api
-from services.followup.domain import Clock, SystemClock
 from services.followup.handlers import FollowupHandlers, LedgerHandlers
 from services.followup.repository import TABLES
 from services.followup.settings import FollowupSettings
 from shared.bus import Bus
+from shared.clock import Clock, SystemClock
 from shared.logs import configure_logging
 from shared.runtime import Runtime
-from shared.web import BodyLimitMiddleware, health_router, install_error_handlers
+from shared.web import service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,16 +44,9 @@ def create_app(
         finally:
             await rt.stop()
 
-    app = FastAPI(title="Fengqiao follow-up and case ledger", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024)
-    install_error_handlers(app)
-
-    async def checks() -> dict[str, bool]:
-        result: dict[str, bool] = await app.state.runtime.checks()
-        return result
-
-    app.include_router(health_router(checks))
+    app = service_app(
+        "Fengqiao follow-up and case ledger", settings, lifespan, max_body_bytes=64 * 1024
+    )
     app.include_router(api.router)
     app.include_router(visits_api.router)
     return app

@@ -18,7 +18,7 @@ from services.intake.webhooks import WebhookSender
 from shared.bus import Bus
 from shared.logs import configure_logging
 from shared.runtime import Runtime
-from shared.web import BodyLimitMiddleware, health_router, install_error_handlers
+from shared.web import service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,18 +54,12 @@ def create_app(
             await sender.stop()
             await rt.stop()
 
-    app = FastAPI(title="Fengqiao intake", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=max(settings.max_body_bytes, settings.max_batch_body_bytes)
+    app = service_app(
+        "Fengqiao intake",
+        settings,
+        lifespan,
+        max_body_bytes=max(settings.max_body_bytes, settings.max_batch_body_bytes),
     )
-    install_error_handlers(app)
-
-    async def checks() -> dict[str, bool]:
-        result: dict[str, bool] = await app.state.runtime.checks()
-        return result
-
-    app.include_router(health_router(checks))
     app.include_router(api.router)
     app.include_router(open311.router)
     return app

@@ -10,7 +10,6 @@ from typing import Any
 
 from services.mediation.channels import CaseView, ChannelRegistry, MediationChannel
 from services.mediation.domain import (
-    Clock,
     DutyHours,
     OrgFacts,
     area_code,
@@ -30,6 +29,7 @@ from services.mediation.repository import (
     staff_of,
 )
 from services.mediation.settings import MediationSettings
+from shared.clock import Clock
 from shared.contracts import CaseStatus as S
 from shared.db import Delivery, Tx
 from shared.pii import PiiCipher

@@ -4,51 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from shared.contracts import CaseStatus as S
-
-# ---------------------------------------------------------------------------------------------
-# Clock: every "now" of the service comes from here, so tests can move time.
-
-
-class Clock(Protocol):
-    """Where the service reads the time."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware."""
-        ...
-
-
-class SystemClock:
-    """The real clock (UTC)."""
-
-    def now(self) -> datetime:
-        """The current time in UTC."""
-        return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock that only moves when told to (tests, demos)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        """The time the clock was set to."""
-        return self._now
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move the clock forward and return the new time."""
-        self._now += delta
-        return self._now
-
-    def set(self, when: datetime) -> None:
-        """Jump to a given time."""
-        self._now = when
-
 
 # ---------------------------------------------------------------------------------------------
 # State machine: (action, from status) → to status. Anything not in the table is refused.

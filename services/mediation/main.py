@@ -12,15 +12,15 @@ from services.mediation import admin_api, api, consumers
 from services.mediation.actions import CaseActions
 from services.mediation.assignment import Context
 from services.mediation.channels import ChannelRegistry, default_channels
-from services.mediation.domain import Clock, SystemClock
 from services.mediation.handlers import MediationHandlers
 from services.mediation.repository import TABLES
 from services.mediation.settings import MediationSettings
 from services.mediation.supervision import start_scanner, stop_scanner
 from shared.bus import Bus
+from shared.clock import Clock, SystemClock
 from shared.logs import configure_logging
 from shared.runtime import Runtime
-from shared.web import BodyLimitMiddleware, health_router, install_error_handlers
+from shared.web import service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,16 +53,7 @@ def create_app(
             await stop_scanner(scanner)
             await rt.stop()
 
-    app = FastAPI(title="Fengqiao mediation", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=256 * 1024)
-    install_error_handlers(app)
-
-    async def checks() -> dict[str, bool]:
-        result: dict[str, bool] = await app.state.runtime.checks()
-        return result
-
-    app.include_router(health_router(checks))
+    app = service_app("Fengqiao mediation", settings, lifespan, max_body_bytes=256 * 1024)
     app.include_router(api.router)
     app.include_router(admin_api.router)
     return app

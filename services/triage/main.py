@@ -16,7 +16,7 @@ from services.triage.settings import TriageSettings
 from shared.bus import Bus
 from shared.logs import configure_logging
 from shared.runtime import Runtime
-from shared.web import BodyLimitMiddleware, health_router, install_error_handlers
+from shared.web import service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,15 +38,6 @@ def create_app(settings: TriageSettings | None = None, bus: Bus | None = None) -
         finally:
             await rt.stop()
 
-    app = FastAPI(title="Fengqiao triage", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=256 * 1024)
-    install_error_handlers(app)
-
-    async def checks() -> dict[str, bool]:
-        result: dict[str, bool] = await app.state.runtime.checks()
-        return result
-
-    app.include_router(health_router(checks))
+    app = service_app("Fengqiao triage", settings, lifespan, max_body_bytes=256 * 1024)
     app.include_router(api.router)
     return app

@@ -3,37 +3,24 @@ two honoured visits → case.closed out on Kafka, and the whole trail verifies."
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.followup.domain import ManualClock
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
 from shared.auth import StaffPrincipal, issue_token
 from shared.bus import OutgoingMessage
+from shared.clock import ManualClock
 from shared.contracts import REGISTRY, CaseAgreed, TrailAppended
-from shared.events import Envelope, new_id, utcnow
+from shared.events import new_id, utcnow
 from shared.topics import Topics
+from tests.integration.kafka_helpers import publish, read_envelopes, until
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(cond: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await cond()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_ledger_and_visits_close_a_case_on_the_broker(
@@ -109,24 +96,18 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://f", headers=auth
         ) as client:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+            key = case_id.encode()
+            await publish(
+                kafka_bootstrap,
+                [(topics.trail, key, env.to_bytes()) for env in trail]
+                + [(topics.mediation, key, agreed.to_bytes())],
             )
-            await producer.start()
-            try:
-                for env in trail:
-                    await producer.send_and_wait(topics.trail, env.to_bytes(), key=case_id.encode())
-                await producer.send_and_wait(
-                    topics.mediation, agreed.to_bytes(), key=case_id.encode()
-                )
-            finally:
-                await producer.stop()
 
             async def in_follow_up() -> bool:
                 r = await client.get(f"/v1/cases/{case_id}")
                 return r.status_code == 200 and r.json()["status"] == "follow_up"
 
-            await _until(in_follow_up)
+            await until(in_follow_up)
             visits = (await client.get(f"/v1/cases/{case_id}/visits")).json()["visits"]
             assert [v["state"] for v in visits] == ["scheduled", "scheduled"]
             for satisfaction in (4, 5):
@@ -140,7 +121,7 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
                 r = await client.get(f"/v1/cases/{case_id}")
                 return bool(r.json()["status"] == "closed")
 
-            await _until(closed_in_ledger)
+            await until(closed_in_ledger)
             entries = (await client.get(f"/v1/cases/{case_id}/trail")).json()["entries"]
             assert [e["to_status"] for e in entries] == [
                 "received",
@@ -158,24 +139,13 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
             assert stats["by_status"] == {"closed": 1}
             assert stats["satisfaction"] == {"mean": 5.0, "responses": 1}
 
-    reader = AIOKafkaConsumer(
-        topics.followup,
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"{topic_prefix}closed-reader",
+    got = await read_envelopes(
+        kafka_bootstrap,
+        [topics.followup],
+        f"{topic_prefix}closed-reader",
+        lambda evs: any(e.event_type == "case.closed" for e in evs),
+        dedupe=False,  # every copy: the event must have been sent once
     )
-    await reader.start()
-    try:
-        got: list[Envelope] = []
-
-        async def closed_seen() -> bool:
-            batches = await reader.getmany(timeout_ms=500)
-            got.extend(Envelope.from_bytes(r.value) for rs in batches.values() for r in rs)
-            return any(e.event_type == "case.closed" for e in got)
-
-        await _until(closed_seen)
-    finally:
-        await reader.stop()
     [closed] = [e for e in got if e.event_type == "case.closed"]
     assert closed.case_id == case_id and closed.payload["outcome"] == "agreement honoured"
     assert closed.producer == "followup"
@@ -229,27 +199,16 @@ async def test_a_broken_agreement_sends_case_reopened_on_the_broker(
                 )
                 return r if r.status_code == 201 else None
 
-            r = await _until(visit_recorded)
+            r = await until(visit_recorded)
             assert r.json()["case_status"] == "reopened"
 
-    reader = AIOKafkaConsumer(
-        topics.followup,
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"{topic_prefix}reopen-reader",
+    got = await read_envelopes(
+        kafka_bootstrap,
+        [topics.followup],
+        f"{topic_prefix}reopen-reader",
+        lambda evs: any(e.event_type == "case.reopened" for e in evs),
+        dedupe=False,  # every copy: the event must have been sent once
     )
-    await reader.start()
-    try:
-        got: list[Envelope] = []
-
-        async def reopened_seen() -> bool:
-            batches = await reader.getmany(timeout_ms=500)
-            got.extend(Envelope.from_bytes(r.value) for rs in batches.values() for r in rs)
-            return any(e.event_type == "case.reopened" for e in got)
-
-        await _until(reopened_seen)
-    finally:
-        await reader.stop()
     [reopened] = [e for e in got if e.event_type == "case.reopened"]
     assert reopened.case_id == case_id
     assert reopened.payload["visit_id"] == r.json()["visit"]["visit_id"]

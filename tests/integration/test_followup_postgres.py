@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from services.followup.domain import ManualClock
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
 from shared.bus import InMemoryBus
+from shared.clock import ManualClock
 from tests.unit.followup.conftest import T0, TOPICS, Ledger
 from tests.unit.followup.test_dashboard import ids, populate
 

@@ -4,51 +4,25 @@ source_ref."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.intake.main import create_app
 from services.intake.repository import report_by_ref
 from services.intake.settings import IntakeSettings
 from shared.topics import Topics
+from tests.integration.kafka_helpers import publish, read_records, until
 from tests.unit.intake.natives import NATIVE, REFS, raw
 
 pytestmark = pytest.mark.kafka
 
 
-async def until(cond: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    """Poll an outcome until it holds (nothing about time is asserted)."""
-    for _ in range(int(timeout / 0.2)):
-        value = await cond()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached")
-
-
 async def read_topic(bootstrap: str, topic: str, want: int) -> list[Any]:
     """Read at least `want` records of a topic from the beginning."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        for _ in range(150):
-            batches = await consumer.getmany(timeout_ms=400)
-            for recs in batches.values():
-                records.extend(recs)
-            if len(records) >= want:
-                break
-    finally:
-        await consumer.stop()
-    return records
+    return await read_records(bootstrap, [topic], lambda records: len(records) >= want)
 
 
 async def test_native_records_on_the_broker(
@@ -66,16 +40,11 @@ async def test_native_records_on_the_broker(
     app = create_app(settings, configure_logs=False)
     broken = b'{"jjdbh": "J-BROKEN", "bjsj": "not a time", "bjnr": "x"}'
     async with app.router.lifespan_context(app):
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(topics.source("110"), broken, key=b"J-BROKEN")
-            for source, record in NATIVE.items():
-                await producer.send_and_wait(
-                    topics.source(source), raw(record), key=REFS[source].encode()
-                )
-        finally:
-            await producer.stop()
+        await publish(
+            kafka_bootstrap,
+            [(topics.source("110"), b"J-BROKEN", broken)]
+            + [(topics.source(s), REFS[s].encode(), raw(record)) for s, record in NATIVE.items()],
+        )
 
         sessions = app.state.runtime.sessions
 

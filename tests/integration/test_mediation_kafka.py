@@ -3,16 +3,12 @@ over HTTP, and case.agreed plus the trail out on Kafka, in order."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.mediation.main import create_app
 from services.mediation.seed import seed_demo
@@ -20,19 +16,9 @@ from services.mediation.settings import MediationSettings
 from shared.contracts import REGISTRY, CaseTriaged
 from shared.events import Envelope, new_id, utcnow
 from shared.topics import Topics
+from tests.integration.kafka_helpers import publish, read_envelopes, until
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(cond: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await cond()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_triaged_case_is_assigned_agreed_and_trailed_on_the_broker(
@@ -72,14 +58,7 @@ async def test_triaged_case_is_assigned_agreed_and_trailed_on_the_broker(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-            )
-            await producer.start()
-            try:
-                await producer.send_and_wait(topics.triaged, env.to_bytes(), key=case_id.encode())
-            finally:
-                await producer.stop()
+            await publish(kafka_bootstrap, [(topics.triaged, case_id.encode(), env.to_bytes())])
 
             # mediators work during the day; the real clock may be at night, so the case
             # may sit in the organisation's queue: any mediator of it may take it
@@ -88,7 +67,7 @@ async def test_triaged_case_is_assigned_agreed_and_trailed_on_the_broker(
                 return r.json() if r.status_code == 200 else None
 
             admin = {"Authorization": "Bearer " + _admin_token(settings)}
-            case = await _until(assigned)
+            case = await until(assigned)
             assert (case["status"], case["organisation_id"]) == ("assigned", "people-town")
             who = case["mediator_id"] or "med-people-town-day"
             h = {"Authorization": f"Bearer {staff[who]['token']}"}
@@ -106,31 +85,15 @@ async def test_triaged_case_is_assigned_agreed_and_trailed_on_the_broker(
             assert r.status_code == 201, r.text
 
     # everything the service published, read back from the broker
-    consumer = AIOKafkaConsumer(
-        topics.mediation,
-        topics.trail,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=f"{topic_prefix}reader",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    def complete(seen: list[Envelope]) -> bool:
+        return (
+            any(e.event_type == "case.agreed" for e in seen)
+            and sum(e.event_type == "trail.appended" for e in seen) >= 4
+        )
+
+    seen = await read_envelopes(
+        kafka_bootstrap, [topics.mediation, topics.trail], f"{topic_prefix}reader", complete
     )
-    await consumer.start()
-    seen: list[Envelope] = []
-    try:
-
-        async def complete() -> bool:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                seen.extend(Envelope.model_validate(json.loads(r.value)) for r in records)
-            return (
-                any(e.event_type == "case.agreed" for e in seen)
-                and sum(e.event_type == "trail.appended" for e in seen) >= 4
-            )
-
-        await _until(complete)
-    finally:
-        await consumer.stop()
-
     unique = {e.event_id: e for e in seen}  # delivery is at least once: dedupe by event id
     mine = [e for e in unique.values() if e.case_id == case_id]
     trail = [e.payload for e in mine if e.event_type == "trail.appended"]
@@ -155,41 +118,12 @@ def _admin_token(settings: MediationSettings) -> str:
     return issue_admin_token(settings)
 
 
-async def _read_all(
-    bootstrap: str, topics: list[str], group: str, done: Callable[[list[Envelope]], bool]
-) -> list[Envelope]:
-    """Read envelopes from the start of the topics until `done` holds; dedupe by event id."""
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: dict[str, Envelope] = {}
-    try:
-
-        async def complete() -> bool:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    e = Envelope.model_validate(json.loads(r.value))
-                    seen.setdefault(e.event_id, e)
-            return done(list(seen.values()))
-
-        await _until(complete)
-    finally:
-        await consumer.stop()
-    return list(seen.values())
-
-
 async def test_returned_overdue_failed_escalated_and_transferred_on_the_broker(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     """A case returned (case.returned out), re-routed (case.triaged in), left unsigned past its
     deadline (supervision.raised out, moved clock), failed, escalated and transferred."""
-    from services.mediation.domain import ManualClock
+    from shared.clock import ManualClock
 
     settings = MediationSettings(
         bus="kafka",
@@ -242,28 +176,18 @@ async def test_returned_overdue_failed_escalated_and_transferred_on_the_broker(
                     channel,
                 )
 
-            producer = AIOKafkaProducer(
-                bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+            key = case_id.encode()
+            await publish(kafka_bootstrap, [(topics.triaged, key, decision("people", "grid", 1))])
+            await until(lambda: status_is("assigned", "people"))
+            r = await client.post(
+                f"/v1/cases/{case_id}/return",
+                headers=h("med-people-grid-day"),
+                json={"reason": "涉及合同金额，应走诉调"},
             )
-            await producer.start()
-            try:
-                await producer.send_and_wait(
-                    topics.triaged, decision("people", "grid", 1), key=case_id.encode()
-                )
-                await _until(lambda: status_is("assigned", "people"))
-                r = await client.post(
-                    f"/v1/cases/{case_id}/return",
-                    headers=h("med-people-grid-day"),
-                    json={"reason": "涉及合同金额，应走诉调"},
-                )
-                assert r.status_code == 200, r.text
-                # triage re-routes to the court channel
-                await producer.send_and_wait(
-                    topics.triaged, decision("court", "grid", 2), key=case_id.encode()
-                )
-                await _until(lambda: status_is("assigned", "court"))
-            finally:
-                await producer.stop()
+            assert r.status_code == 200, r.text
+            # triage re-routes to the court channel
+            await publish(kafka_bootstrap, [(topics.triaged, key, decision("court", "grid", 2))])
+            await until(lambda: status_is("assigned", "court"))
 
             clock.advance(timedelta(hours=25))  # nobody signed for it in time
             r = await client.post("/v1/admin/supervision/scan", headers=admin)
@@ -316,7 +240,7 @@ async def test_returned_overdue_failed_escalated_and_transferred_on_the_broker(
             if e.event_type == "trail.appended" and e.case_id == case_id
         ]
 
-    events = await _read_all(
+    events = await read_envelopes(
         kafka_bootstrap,
         [topics.trail, topics.mediation],
         f"{topic_prefix}reader",

@@ -8,11 +8,11 @@ import httpx
 
 from services.mediation.channels import default_channels
 from services.mediation.channels.testing import TestChannel
-from services.mediation.domain import ManualClock
 from services.mediation.main import create_app
 from services.mediation.seed import seed_demo
 from services.mediation.settings import MediationSettings
 from shared.bus import InMemoryBus
+from shared.clock import ManualClock
 from tests.unit.mediation.conftest import DAY, Svc
 
 

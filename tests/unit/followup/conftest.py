@@ -11,11 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.followup.domain import ManualClock
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
 from shared.auth import StaffPrincipal, issue_token
 from shared.bus import InMemoryBus, OutgoingMessage
+from shared.clock import ManualClock
 from shared.contracts import REGISTRY, CaseAgreed, TrailAppended
 from shared.events import Envelope
 from shared.topics import Topics

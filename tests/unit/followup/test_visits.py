@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from services.followup.domain import ManualClock
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
 from shared.bus import InMemoryBus
+from shared.clock import ManualClock
 from tests.unit.followup.conftest import T0, TOPICS, Ledger
 
 AGREED_AT = T0 + timedelta(hours=5)

@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from services.mediation.assignment import Context
 from services.mediation.channels import ChannelRegistry, default_channels
 from services.mediation.channels.testing import TestChannel
-from services.mediation.domain import ManualClock
 from services.mediation.main import create_app
 from services.mediation.seed import seed_demo
 from services.mediation.settings import MediationSettings
@@ -26,6 +25,7 @@ from services.mediation.staff import issue_admin_token, token_for
 from services.mediation.supervision import scan_overdue
 from shared.auth import StaffPrincipal
 from shared.bus import InMemoryBus, OutgoingMessage
+from shared.clock import ManualClock
 from shared.contracts import REGISTRY, CaseClosed, CaseReopened, CaseTriaged, PartyRef
 from shared.events import Envelope, new_id
 from shared.pii import PiiCipher

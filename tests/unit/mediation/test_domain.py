@@ -10,7 +10,6 @@ from services.mediation.domain import (
     TRANSITIONS,
     Deadlines,
     DutyHours,
-    ManualClock,
     MediatorFacts,
     OrgFacts,
     TransitionRefused,
@@ -23,6 +22,7 @@ from services.mediation.domain import (
     pick_mediator,
     pick_organisation,
 )
+from shared.clock import ManualClock
 from shared.contracts import CaseStatus
 
 ACTIONS = sorted({a for a, _ in TRANSITIONS})

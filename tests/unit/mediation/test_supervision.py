@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from services.mediation.channels.testing import TestChannel
-from services.mediation.domain import ManualClock
 from services.mediation.main import create_app
 from shared.bus import InMemoryBus
+from shared.clock import ManualClock
 from tests.unit.mediation.conftest import DAY, Svc, make_settings
 
 
