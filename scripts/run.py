@@ -30,9 +30,8 @@ def kafka(cmd: str) -> int:
 async def seed() -> dict[str, object]:
     """Seed integrators (intake) and the demo county (mediation); return the credentials."""
     from services.intake.seed import seed_demo as seed_intake
-    from services.mediation.seed import seed_demo as seed_mediation
-
     from services.intake.settings import IntakeSettings
+    from services.mediation.seed import seed_demo as seed_mediation
     from services.mediation.settings import MediationSettings
 
     integrators = await seed_intake(IntakeSettings())
