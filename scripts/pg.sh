@@ -35,6 +35,9 @@ case "${1:-}" in
     mkdir -p "$SOCK"
     if [[ $(id -u) == 0 ]]; then chown postgres "$SOCK"; chmod 755 "$ROOT/.run"; fi
     if running; then echo "pg.sh: already running on $PG_PORT" >&2; exit 0; fi
+    if "$B/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U fengqiao 2>/dev/null; then
+      echo "pg.sh: a server already answers on 127.0.0.1:$PG_PORT; using it" >&2; exit 0
+    fi
     if [[ ! -f "$DATA/PG_VERSION" ]]; then
       as_pg "$B/initdb" -D "$DATA" -U fengqiao --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     fi
