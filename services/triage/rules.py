@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
 from services.triage.numbers import NumberWords
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "rules.yaml"
@@ -76,15 +77,6 @@ class NumbersSpec(_Model):
     vague_digits: str = "几数"
 
 
-class Vulnerable(_Model):
-    elderly: tuple[str, ...]
-    minor: tuple[str, ...]
-    minor_not: tuple[str, ...] = ()
-    disabled: tuple[str, ...]
-    pregnant: tuple[str, ...]
-    deceased: tuple[str, ...] = ()
-
-
 class FactorSpec(_Model):
     """A severity factor found by regular expressions in the report text."""
 
@@ -115,41 +107,17 @@ class FactorSpec(_Model):
         return self._regex
 
 
-class TypeSpec(_Model):
-    """Lexicon of one dispute type: plain terms, or regular expressions written "re:…"."""
+class TypeSpec(Lexicon):
+    """Lexicon of one dispute type, with its channel.
+
+    `requires_any`: the type scores nothing unless one of these substrings is in the text
+    (a vehicle named without any collision is not a traffic case).
+    """
 
     label: str
     channel: Channel
     negatable: bool = False
-    terms: dict[str, float] = Field(min_length=1)
-    _plain: tuple[tuple[str, float], ...] = PrivateAttr()
-    _patterns: tuple[tuple[re.Pattern[str], float], ...] = PrivateAttr()
-
-    @model_validator(mode="after")
-    def _split(self) -> TypeSpec:
-        plain: list[tuple[str, float]] = []
-        patterns: list[tuple[re.Pattern[str], float]] = []
-        for term, weight in self.terms.items():
-            if term.startswith("re:"):
-                try:
-                    patterns.append((re.compile(term[3:]), weight))
-                except re.error as exc:
-                    raise ValueError(f"term {term!r} is not a valid regex: {exc}") from exc
-            else:
-                plain.append((term, weight))
-        self._plain = tuple(plain)
-        self._patterns = tuple(patterns)
-        return self
-
-    @property
-    def plain_terms(self) -> tuple[tuple[str, float], ...]:
-        """Terms matched as substrings."""
-        return self._plain
-
-    @property
-    def pattern_terms(self) -> tuple[tuple[re.Pattern[str], float], ...]:
-        """Terms matched as regular expressions."""
-        return self._patterns
+    requires_any: tuple[str, ...] = ()
 
 
 class Categories(_Model):
@@ -198,7 +166,7 @@ class Compiled:
 
     term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
     priority: dict[str, int]
-    types: tuple[tuple[str, bool, tuple[tuple[re.Pattern[str], float], ...]], ...]
+    types: tuple[TypeLexicon, ...]
     factors: tuple[FactorSpec, ...]
     repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
     numbers: NumberWords
@@ -224,6 +192,8 @@ class Rules(_Model):
     vulnerable: Vulnerable
     severity_factors: tuple[FactorSpec, ...]
     dispute_types: dict[DisputeType, TypeSpec]
+    # subjects outside the ten types (benefits, missing people, funerals…): they score for `other`
+    other_anchors: Lexicon | None = None
     categories: Categories
     type_priority: tuple[DisputeType, ...]
     surface_type: DisputeType | None = None
@@ -254,8 +224,11 @@ class Rules(_Model):
             raise ValueError("dispute_types: 'other' is the fallback and takes no lexicon")
         index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]] = {}
         by_term: dict[str, list[tuple[str, float]]] = {}
-        for code, spec in self.dispute_types.items():
-            for term, weight in spec.plain_terms:
+        lexicons: list[tuple[str, Lexicon]] = list(self.dispute_types.items())
+        if self.other_anchors is not None:
+            lexicons.append(("other", self.other_anchors))
+        for code, lex in lexicons:
+            for term, weight in lex.plain_terms:
                 by_term.setdefault(term, []).append((code, weight))
         for term in sorted(by_term, key=len, reverse=True):
             index.setdefault(term[0], []).append((term, tuple(by_term[term])))
@@ -263,8 +236,13 @@ class Rules(_Model):
             term_index=index,
             priority={code: i for i, code in enumerate(self.type_priority)},
             types=tuple(
-                (code, spec.negatable, spec.pattern_terms)
-                for code, spec in self.dispute_types.items()
+                TypeLexicon(
+                    code,
+                    lex.negatable if isinstance(lex, TypeSpec) else False,
+                    lex.pattern_terms,
+                    lex.requires_any if isinstance(lex, TypeSpec) else (),
+                )
+                for code, lex in lexicons
             ),
             factors=self.severity_factors,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),

@@ -113,17 +113,20 @@ def score_types(
     compiled = rules.compiled
     in_text = _lexicon_hits(text, rules)
     in_names = _lexicon_hits(" ".join(party_names), rules) if party_names else {}
-    for code, negatable, pattern_terms in compiled.types:
+    for lex in compiled.types:
+        code = lex.code
+        if lex.requires_any and not any(r in text for r in lex.requires_any):
+            continue
         matched = [
             (t, w)
             for t, w in in_text.get(code, ())
-            if not (negatable and _all_negated(text, t, rules))
+            if not (lex.negatable and _all_negated(text, t, rules))
         ]
         seen = {t for t, _ in matched}
         from_names = [(t, w / 2) for t, w in in_names.get(code, ()) if w > 0 and t not in seen]
         # a term inside a longer matched term ("物业" in "物业公司") is not counted twice
         kept = [(t, w) for t, w in matched if not any(t != u and t in u for u, _ in matched)]
-        for regex, weight in pattern_terms:
+        for regex, weight in lex.pattern_terms:
             m = regex.search(text)
             if m:
                 kept.append((m.group(0), weight))
@@ -232,22 +235,32 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
         if q.value < t.minor_age:
             return Factor("medium", "vulnerable", f"未成年人：{q.evidence}")
     groups = (
-        ("老人", vul.elderly, ()),
-        ("残疾人", vul.disabled, ()),
-        ("孕产妇", vul.pregnant, ()),
-        ("未成年人", vul.minor, vul.minor_not),
+        ("老人", "elderly", ()),
+        ("残疾人", "disabled", ()),
+        ("孕产妇", "pregnant", ()),
+        ("未成年人", "minor", vul.minor_not),
     )
-    for label, words, not_inside in groups:
-        for w in words:
-            pos = text.find(w)
-            while pos >= 0:
-                after = text[pos + len(w) : pos + len(w) + 4]
-                if not any(_inside(text, pos, n) for n in not_inside) and not any(
-                    d in after for d in vul.deceased
-                ):
-                    return Factor("medium", "vulnerable", f"{label}：{w}")
-                pos = text.find(w, pos + 1)
+    for label, group, not_inside in groups:
+        spans = [(pos, pos + len(w)) for w in vul.plain(group) for pos in _positions(text, w)] + [
+            m.span() for r in vul.regexes(group) for m in r.finditer(text)
+        ]
+        for start, end in spans:
+            after = text[end : end + 4]
+            if not any(_inside(text, start, n) for n in not_inside) and not any(
+                d in after for d in vul.deceased
+            ):
+                return Factor("medium", "vulnerable", f"{label}：{text[start:end]}")
     return None
+
+
+def _positions(text: str, word: str) -> list[int]:
+    """Every start position of word in text."""
+    out: list[int] = []
+    pos = text.find(word)
+    while pos >= 0:
+        out.append(pos)
+        pos = text.find(word, pos + 1)
+    return out
 
 
 def extract(
