@@ -11,13 +11,16 @@ from services.triage.evaluate import DEFAULT_SAMPLES, evaluate
 from services.triage.rules import Rules
 
 UNSEEN = Path(__file__).parent / "unseen.jsonl"
+HOLDOUT = Path(__file__).parent / "holdout.jsonl"  # blind-written, labelled from DOMAIN.md only
 
 
 def _rows(path: Path) -> list[dict[str, object]]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-@pytest.mark.parametrize("path", [DEFAULT_SAMPLES, UNSEEN], ids=["samples", "unseen"])
+@pytest.mark.parametrize(
+    "path", [DEFAULT_SAMPLES, UNSEEN, HOLDOUT], ids=["samples", "unseen", "holdout"]
+)
 def test_accuracy_targets(rules: Rules, path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} not present in this checkout")

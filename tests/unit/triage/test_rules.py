@@ -103,3 +103,27 @@ def test_missing_number_words_are_named(tmp_path: Path) -> None:
     path = _write(tmp_path, lambda d: d["numbers"].pop("digits"))
     with pytest.raises(RulesError, match=r"numbers\.digits"):
         load_rules(path)
+
+
+def test_bad_vulnerable_regex_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["vulnerable"]["minor"].append("re:(unclosed"))
+    with pytest.raises(RulesError, match=r"vulnerable.*minor.*regex"):
+        load_rules(path)
+
+
+def test_other_anchors_come_from_the_rules_file(tmp_path: Path) -> None:
+    from .conftest import triage
+
+    text = "他家低保被取消了，跑到对面的镇政府门口吵"
+    assert triage(load_rules(), text).dispute_type == "other"
+    path = _write(tmp_path, lambda d: d.pop("other_anchors"))
+    assert triage(load_rules(path), text).dispute_type == "neighbour"  # 对面 alone
+
+
+def test_traffic_needs_a_collision_word_from_the_rules_file(tmp_path: Path) -> None:
+    from .conftest import triage
+
+    text = "村民家的三轮车和摩托车都不见了"
+    assert triage(load_rules(), text).dispute_type != "traffic"
+    path = _write(tmp_path, lambda d: d["dispute_types"]["traffic"].pop("requires_any"))
+    assert triage(load_rules(path), text).dispute_type == "traffic"

@@ -59,6 +59,23 @@ CASES = [
     ("low", "楼上漏水把我家天花板泡坏了"),
     ("low", "吵架时对方说要去法院告他"),
     ("low", "网购的衣服不合身，商家不退"),
+    # revenge threats in dialect and with other pronouns
+    ("high", "那个混子临走时说改天再来收拾咱们"),
+    ("high", "他指着我的鼻子说：你给俺等着"),
+    ("high", "包工头说谁再闹就没他好果子吃"),
+    # severed or crushed fingers and toes
+    ("high", "装卸货物时被叉车压断了脚趾"),
+    ("high", "木工在加工厂被电锯锯掉半截指头"),
+    ("high", "冲床操作时断指，厂里只给两千块"),
+    # minors by school grade
+    ("medium", "读高一的侄子在网吧被人骗走了手机"),
+    ("medium", "六年级的学生在文具店买到了过期的零食"),
+    ("medium", "他家孩子上初二，被同学拉进群里天天骂"),
+    # lunar dates, cut cables and packing up are not minors, injuries or threats
+    ("low", "正月初三走亲戚时两家为座位吵了几句"),
+    ("low", "施工队挖断了光缆，整条街没网，找物业不管"),
+    ("low", "租客把行李收拾好就搬走了，押金还没退"),
+    ("low", "修路时把自来水管切断了，村民要求赔偿"),
 ]
 
 

@@ -95,6 +95,23 @@ CASES = [
     ("public_order", "有人把我停在路边的车胎扎了"),
     ("public_order", "一个男的在公交车上对女孩动手动脚"),
     ("other", "村里评贫困户不公平，我家条件差却没评上"),
+    # a place word or a relative named in passing does not outweigh the real subject
+    ("other", "镇上取消了他家的低保，他天天去对面的镇政府吵"),
+    ("other", "村股份经济合作社年底分红，外嫁女一分没拿到"),
+    ("other", "儿子放学后一直没回家，家里人到处找，怀疑走失了"),
+    ("other", "老人出殡那天，灵车被邻村的人挡在桥头不让过"),
+    ("other", "两拨跳广场舞的大妈为了抢篮球场吵起来"),
+    ("other", "村里的高龄老人补贴连着三个月没发"),
+    ("debt_contract", "老王向邻居借了八千块，三年了一直没还"),
+    ("debt_contract", "同村的刘某借走两万元给儿子买车，至今未还"),
+    ("traffic", "在事故现场，对方司机不肯拿驾驶证出来"),
+    ("traffic", "骑摩托车过村口减速带时摔伤了，要修路的赔"),
+    # a vehicle named without any collision is not a traffic case
+    ("public_order", "停在村口的货车挡风玻璃被人砸了"),
+    ("public_order", "摩托车的油箱被人撬开，油被偷光了"),
+    ("public_order", "放学路上有几个混混向学生索要保护费"),
+    ("labour", "公司三个月没发夜班补贴"),
+    ("neighbour", "楼下跳广场舞的音响开到半夜，吵得孩子睡不着"),
 ]
 
 
