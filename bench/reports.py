@@ -74,7 +74,7 @@ def _vary_person(p: dict[str, Any] | None, rng: random.Random, i: int) -> dict[s
 
 def vary(report: dict[str, Any], ref: str, rng: random.Random, i: int) -> dict[str, Any]:
     """A new canonical report from a sample: fresh ref, parties, phones and a current time."""
-    r = json.loads(json.dumps(report))
+    r: dict[str, Any] = json.loads(json.dumps(report))
     r["source_ref"] = ref
     r["reported_at"] = datetime.now(BEIJING).replace(microsecond=0).isoformat()
     r["reporter"] = _vary_person(r.get("reporter"), rng, i)

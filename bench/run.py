@@ -129,6 +129,11 @@ def _read(args: argparse.Namespace) -> dict[str, Any]:
         return read_side.run(args.cases, Path(d), repeats=args.read_requests)
 
 
+def _broker() -> dict[str, Any]:
+    ensure_broker()
+    return {}
+
+
 def new_doc(args: argparse.Namespace) -> dict[str, Any]:
     """The result document before any stage ran."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -150,7 +155,7 @@ def run_all(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
     stamp = doc["started_at"]
     results = doc["stages"]
     if not {"ceiling", "e2e", "read", "scaleout"} <= skip:  # these need the broker
-        stage(results, "broker", lambda: (ensure_broker(), {})[1])
+        stage(results, "broker", _broker)
     doc["broker"] = broker_settings()
     profile_dir = RESULTS / f"profile-{stamp}" if args.profile else None
     if "ceiling" not in skip:
