@@ -43,6 +43,8 @@ class NumberWords:
     monthly_re: re.Pattern[str] = field(init=False, repr=False)
     months_re: re.Pattern[str] = field(init=False, repr=False)
     age_re: re.Pattern[str] = field(init=False, repr=False)
+    age_before_re: re.Pattern[str] = field(init=False, repr=False)
+    age_after_re: re.Pattern[str] = field(init=False, repr=False)
     repeat_re: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -50,17 +52,23 @@ class NumberWords:
         pre = "|".join(re.escape(p) for p in sorted(self.prefixes, key=len, reverse=True))
         qty = rf"(?:{pre}|好|近|约|大约)?(?:{_NUM}[{cn}]*|[{cn}]+)(?:多|余|来)?"
         small = re.escape("".join(d for d, v in self.digits.items() if 2 <= v <= 9))
+        ones = re.escape("".join(d for d, v in self.digits.items() if 1 <= v <= 9))
         built = {
             "qty": qty,
             "money_re": re.compile(
                 rf"(?P<per>每人|人均|每户|每个人|每名|一人)?[^，。；！？,;]{{0,3}}?"
                 rf"(?P<num>{qty})(?:(?:至|到|~|-|—)(?:{qty}))?"
-                rf"(?P<unit>万元|万块|万(?![人亩平斤公吨户名个株棵头只米次天年])|元|块钱"
+                # "1w2" / "3万5" / "两万五" (no 元 after): 万 or w, then an optional thousands digit
+                rf"(?P<unit>万元|万块|(?P<wan>万|(?<=\d)[wW](?=[\d{ones}元块多左右的，。；！？,.;!?\s]|$))"
+                rf"(?:(?P<tail>[1-9{ones}])(?![\d个月年天次号人名岁]))?"
+                rf"(?![人亩平斤公吨户名个株棵头只米次天年A-Za-z])|元|块钱"
                 rf"|块(?![地砖石板头])|圆)"
             ),
             "people_re": re.compile(
                 rf"(?P<other>另外|另|其他)?(?P<num>{qty})"
-                r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人))"
+                r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人)"
+                # "百来号人", "几十号工人" (not "3号楼住户")
+                r"|(?<![\d.])号(?=[\u4e00-\u9fff]?[人工民户属生客者员友长]))"
             ),
             "monthly_re": re.compile(
                 rf"(?:(?<![个\d{cn}])(?:月薪|月工资|每月工资|每个月工资|每月|每个月|月租)|一个月)"
@@ -70,6 +78,12 @@ class NumberWords:
                 rf"(?:拖欠|欠|欠了|拖了|共|已有|已经|累计)[^，。；！？\d]{{0,3}}?(?P<num>{qty})个?月"
             ),
             "age_re": re.compile(rf"(?P<num>{qty})(?:周)?岁"),
+            # an age attached to a word for a person: "58岁的婆婆", "婆婆才58", "老人今年五十八了"
+            "age_before_re": re.compile(rf"(?P<num>{qty})周?岁的?$"),
+            "age_after_re": re.compile(
+                rf"^(?:今年|才|都|已经|已|也|刚满|刚|快|有|满)*(?P<num>{qty})"
+                r"(?:周?岁|了|(?=[，。；！？,.;!?\s]|$))"
+            ),
             "repeat_re": re.compile(
                 rf"第(?P<num>{qty})(?:次|回)|(?P<num2>[{small}十\d]+)(?:次|回)"
                 r"(?=报警|来电|投诉|反映|求助|举报|上报)"
@@ -202,9 +216,15 @@ def find_money(
         value = parse_number(m.group("num"), words)
         if value is None:
             continue
-        unit = m.group("unit")
-        if unit.startswith("万") and not m.group("num").endswith("万"):
-            value *= 10_000
+        num = m.group("num")
+        if m.group("unit").startswith("万") or m.group("wan"):
+            if re.fullmatch(_NUM, num):  # "1.5万" read before the decimals are rounded away
+                value = int(round(float(num.replace(",", "")) * 10_000))
+            elif not num.endswith("万"):
+                value *= 10_000
+            tail = m.group("tail")
+            if tail:
+                value += (int(tail) if tail.isdigit() else words.digits.get(tail, 0)) * 1000
         evidence = text[m.start("num") : m.end()]
         if m.group("per"):
             if people is None:
@@ -269,15 +289,37 @@ def find_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     return out
 
 
+def attached_age(text: str, start: int, end: int, words: NumberWords = DEFAULT_WORDS) -> int | None:
+    """The age stated right before or after the word at text[start:end], if any."""
+    for m in (
+        words.age_before_re.search(text[max(0, start - 8) : start]),
+        words.age_after_re.search(text[end : end + 10]),
+    ):
+        if m:
+            value = parse_number(m.group("num"), words)
+            if value is not None and 0 < value < 130:
+                return value
+    return None
+
+
 def find_repeat_count(
-    text: str, report_words: tuple[str, ...], words: NumberWords = DEFAULT_WORDS
+    text: str,
+    report_words: tuple[str, ...],
+    words: NumberWords = DEFAULT_WORDS,
+    periods: tuple[str, ...] = (),
 ) -> Quantity | None:
-    """How many times the same matter has been reported, from "第三次报警" or "三次来电"."""
+    """How many times the same matter has been reported, from "第三次报警" or "三次来电".
+
+    An ordinal right after a period word ("这个月第三回") counts without a report word.
+    """
     best: Quantity | None = None
     for m in words.repeat_re.finditer(text):
         # the report word may sit in the clause or just before it ("报过一次了，这是第二次")
         around = text[max(0, m.start() - 15) : m.start()] + _clause(text, m.start(), m.end())
-        if not any(w in around for w in report_words):
+        just_before = _clause_before(text, m.start(), 8)
+        if not any(w in around for w in report_words) and not (
+            m.group("num") and any(p in just_before for p in periods)
+        ):
             continue
         value = parse_number(m.group("num") or m.group("num2"), words)
         if value is not None and 1 < value < 50 and (best is None or value > best.value):

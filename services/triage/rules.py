@@ -77,6 +77,23 @@ class NumbersSpec(_Model):
     vague_digits: str = "几数"
 
 
+class CharMap(_Model):
+    """Traditional characters and their simplified forms, written as pairs: "車车 見见 …"."""
+
+    pairs: str
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> CharMap:
+        bad = [p for p in self.pairs.split() if len(p) != 2]
+        if bad:
+            raise ValueError(f"pairs must be two characters each (traditional, simplified): {bad}")
+        return self
+
+    def table(self) -> dict[int, int]:
+        """A str.translate table from each traditional character to its simplified form."""
+        return {ord(p[0]): ord(p[1]) for p in self.pairs.split()}
+
+
 class FactorSpec(_Model):
     """A severity factor found by regular expressions in the report text."""
 
@@ -171,6 +188,7 @@ class Compiled:
     repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
     numbers: NumberWords
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
+    simplify: dict[int, int]  # str.translate table: traditional → simplified characters
 
 
 class Rules(_Model):
@@ -184,6 +202,10 @@ class Rules(_Model):
     company_not: tuple[str, ...] = ()
     report_words: tuple[str, ...]
     repeat_phrases: dict[str, int] = {}
+    # "这个月第三回": an ordinal after one of these counts as a report count without a report word
+    repeat_periods: tuple[str, ...] = ()
+    # reports written in traditional characters are read in simplified form
+    traditional: CharMap | None = None
     wage_words: tuple[str, ...]
     gathering_words: tuple[str, ...]
     gathering_future: tuple[str, ...] = ()
@@ -260,6 +282,7 @@ class Rules(_Model):
                 if r.when.any_of is not None and r.when.any_of.company_party
                 for code in (r.when.dispute_type or tuple(self.dispute_types))
             ),
+            simplify=self.traditional.table() if self.traditional else {},
         )
         return self
 

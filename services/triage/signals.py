@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from services.triage.numbers import (
     Quantity,
+    attached_age,
     find_ages,
     find_money,
     find_people_counts,
@@ -244,12 +245,23 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
         spans = [(pos, pos + len(w)) for w in vul.plain(group) for pos in _positions(text, w)] + [
             m.span() for r in vul.regexes(group) for m in r.finditer(text)
         ]
+        # "婆婆才58": a stated age under the threshold outweighs the word, wherever it recurs
+        younger = {
+            text[start:end]
+            for start, end in spans
+            if group == "elderly"
+            and (age := attached_age(text, start, end, rules.compiled.numbers)) is not None
+            and age < t.elderly_age
+        }
         for start, end in spans:
             after = text[end : end + 4]
-            if not any(_inside(text, start, n) for n in not_inside) and not any(
-                d in after for d in vul.deceased
+            if (
+                text[start:end] in younger
+                or any(_inside(text, start, n) for n in not_inside)
+                or any(d in after for d in vul.deceased)
             ):
-                return Factor("medium", "vulnerable", f"{label}：{text[start:end]}")
+                continue
+            return Factor("medium", "vulnerable", f"{label}：{text[start:end]}")
     return None
 
 
@@ -272,6 +284,8 @@ def extract(
 ) -> Signals:
     """Type, amounts, head count and all severity factors of one report."""
     t = rules.thresholds
+    text = text.translate(rules.compiled.simplify)
+    party_names = tuple(n.translate(rules.compiled.simplify) for n in party_names)
     choice = score_types(text, category, party_names, rules)
     counts = [
         q
@@ -299,7 +313,9 @@ def extract(
         if wage:
             sig.factors.append(Factor("high", "wage_arrears_group", f"{people}名劳动者被欠{wage}"))
 
-    text_repeat = find_repeat_count(text, rules.report_words, rules.compiled.numbers)
+    text_repeat = find_repeat_count(
+        text, rules.report_words, rules.compiled.numbers, rules.repeat_periods
+    )
     for phrase, count in rules.compiled.repeat_phrases:
         m = phrase.search(text)
         if m and (text_repeat is None or count > text_repeat.value):

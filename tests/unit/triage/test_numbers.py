@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.triage.numbers import (
+    attached_age,
     find_ages,
     find_money,
     find_people_counts,
@@ -113,3 +114,62 @@ def test_monthly_sum_times_months_owed(text: str, amount: int) -> None:
 )
 def test_money_at_stake_after_repayments(text: str, amount: int) -> None:
     assert find_money(text, None)[0] == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("工头还差我1w8没结", 18_000),
+        ("一共花了2W，", 20_000),
+        ("订金交了1.5w", 15_000),
+        ("借了他1.5万，说好年底还", 15_000),  # decimals kept before 万 is applied
+        ("欠我3万5，一直不还", 35_000),
+        ("首付差两万五", 25_000),
+        ("他借了一万一", 11_000),
+    ],
+)
+def test_colloquial_ten_thousands(text: str, amount: int) -> None:
+    assert find_money(text, None)[0] == amount
+
+
+def test_watts_and_months_after_wan_are_not_money_digits() -> None:
+    assert find_money("买的65W快充头坏了", None)[0] is None
+    assert find_money("赔了3万2个月还没到账", None)[0] == 30_000
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [("百来号村民", 100), ("几十号人围着", 30), ("二十来号工人", 20)],
+)
+def test_people_counted_with_hao(text: str, count: int) -> None:
+    assert max(q.value for q in find_people_counts(text)) == count
+
+
+def test_house_numbers_are_not_people() -> None:
+    assert find_people_counts("3号楼住户反映，五号楼住户也说") == []
+
+
+def test_repeat_after_a_period_word() -> None:
+    periods = ("这个月", "本周")
+    repeat = find_repeat_count("两家这个月第三回吵了", (), periods=periods)
+    assert repeat is not None and repeat.value == 3
+    repeat = find_repeat_count("本周第二次了", (), periods=periods)
+    assert repeat is not None and repeat.value == 2
+    assert find_repeat_count("第二回合他输了", (), periods=periods) is None
+    repeat = find_repeat_count("他第三次报到社区", ("报到",))
+    assert repeat is not None and repeat.value == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "age"),
+    [
+        ("婆婆才58，身体好", "婆婆", 58),
+        ("五十六岁的大爷", "大爷", 56),
+        ("老人今年七十了", "老人", 70),
+        ("奶奶3个孙子都在外地", "奶奶", None),
+        ("大爷六十好几了", "大爷", None),
+    ],
+)
+def test_age_attached_to_a_word(text: str, word: str, age: int | None) -> None:
+    start = text.find(word)
+    assert attached_age(text, start, start + len(word)) == age

@@ -127,3 +127,15 @@ def test_traffic_needs_a_collision_word_from_the_rules_file(tmp_path: Path) -> N
     assert triage(load_rules(), text).dispute_type != "traffic"
     path = _write(tmp_path, lambda d: d["dispute_types"]["traffic"].pop("requires_any"))
     assert triage(load_rules(path), text).dispute_type == "traffic"
+
+
+def test_traditional_pairs_must_be_two_characters(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["traditional"].update(pairs="車车 見"))
+    with pytest.raises(RulesError, match="traditional"):
+        load_rules(path)
+
+
+def test_traditional_table_maps_each_character() -> None:
+    table = load_rules().compiled.simplify
+    assert "物業費漲了".translate(table) == "物业费涨了"
+    assert "82歲".translate(table) == "82岁"
