@@ -12,6 +12,8 @@ from services.triage.rules import Rules
 
 UNSEEN = Path(__file__).parent / "unseen.jsonl"
 HOLDOUT = Path(__file__).parent / "holdout.jsonl"  # blind-written, labelled from DOMAIN.md only
+# second blind-written set: colloquial and dialect wording, mixed number forms, traditional text
+HOLDOUT2 = Path(__file__).parent / "holdout2.jsonl"
 
 
 def _rows(path: Path) -> list[dict[str, object]]:
@@ -19,7 +21,9 @@ def _rows(path: Path) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize(
-    "path", [DEFAULT_SAMPLES, UNSEEN, HOLDOUT], ids=["samples", "unseen", "holdout"]
+    "path",
+    [DEFAULT_SAMPLES, UNSEEN, HOLDOUT, HOLDOUT2],
+    ids=["samples", "unseen", "holdout", "holdout2"],
 )
 def test_accuracy_targets(rules: Rules, path: Path) -> None:
     if not path.exists():
