@@ -56,8 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Options for tests and benchmarks; `make run` uses the defaults."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port-base", type=int, default=8001, help="intake's port; others follow")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="SQLite files and logs here instead of .run/ (default: .run/)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="SQLite files and logs here instead of .run/ (default: .run/)",
+    )
     p.add_argument("--topic-prefix", default="", help="isolate topics and consumer groups")
     return p.parse_args(argv)
 
@@ -69,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data_dir or RUN
     data.mkdir(parents=True, exist_ok=True)
     ports = {name: args.port_base + i for i, name in enumerate(SERVICES)}
-    os.environ.update({"FENGQIAO_TOPIC_PREFIX": args.topic_prefix,
-                       "FENGQIAO_GROUP_PREFIX": args.topic_prefix})
+    os.environ.update(
+        {"FENGQIAO_TOPIC_PREFIX": args.topic_prefix, "FENGQIAO_GROUP_PREFIX": args.topic_prefix}
+    )
     for name, port in ports.items():
         os.environ[f"{name.upper()}_HTTP_PORT"] = str(port)
         if args.data_dir is not None:
             os.environ[f"{name.upper()}_DATABASE_URL"] = (
-                f"sqlite+aiosqlite:///{data.resolve() / (name + '.db')}")
+                f"sqlite+aiosqlite:///{data.resolve() / (name + '.db')}"
+            )
     broker_was_running = kafka("status") == 0
     if kafka("start") != 0:
         print("the Kafka broker did not start; see .run/kafka/broker.log", file=sys.stderr)
@@ -92,9 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     for name, port in ports.items():
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"services.{name}.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(*_: object) -> None:
         for p in procs.values():
@@ -112,13 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, port in ports.items():
             ok = wait_ready(port)
-            print(f"  {name:<10} http://127.0.0.1:{port}  {'ready' if ok else 'NOT READY'}"
-                  f"  (docs: /docs, log: {logs / (name + '.log')})", flush=True)
+            print(
+                f"  {name:<10} http://127.0.0.1:{port}  {'ready' if ok else 'NOT READY'}"
+                f"  (docs: /docs, log: {logs / (name + '.log')})",
+                flush=True,
+            )
         print(f"\nDemo credentials: {cred_file}")
-        print(f"Dashboards poll the ledger: http://127.0.0.1:{ports['followup']}/v1/cases "
-              "and /v1/stats")
-        print(f"Post a report:  curl -X POST http://127.0.0.1:{ports['intake']}/v1/reports "
-              "-H 'X-API-Key: <key>' -H 'Content-Type: application/json' -d @report.json")
+        print(
+            f"Dashboards poll the ledger: http://127.0.0.1:{ports['followup']}/v1/cases "
+            "and /v1/stats"
+        )
+        print(
+            f"Post a report:  curl -X POST http://127.0.0.1:{ports['intake']}/v1/reports "
+            "-H 'X-API-Key: <key>' -H 'Content-Type: application/json' -d @report.json"
+        )
         print("Ctrl-C stops everything.", flush=True)
         while True:
             for name, p in procs.items():

@@ -9,9 +9,11 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch `fengqiao triage …` (more subcommands are added here)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print("usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]\n"
-              "       fengqiao token STAFF_ID [--hours H]   (a bearer token for stored staff)\n"
-              "       fengqiao token --admin [--hours H]     (an admin token)")
+        print(
+            "usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]\n"
+            "       fengqiao token STAFF_ID [--hours H]   (a bearer token for stored staff)\n"
+            "       fengqiao token --admin [--hours H]     (an admin token)"
+        )
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "triage":
@@ -50,8 +52,11 @@ def _token(argv: list[str]) -> int:
         print(f"fengqiao token: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # no database yet, or another one
-        print(f"fengqiao token: cannot read staff ({type(exc).__name__}); has `make run` "
-              "seeded the demo?", file=sys.stderr)
+        print(
+            f"fengqiao token: cannot read staff ({type(exc).__name__}); has `make run` "
+            "seeded the demo?",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -38,15 +38,21 @@ class AuthError(Exception):
     """The token is missing, expired, for another audience or badly signed."""
 
 
-def issue_token(secret: str, audience: str, principal: StaffPrincipal,
-                ttl: timedelta = timedelta(hours=12)) -> str:
+def issue_token(
+    secret: str, audience: str, principal: StaffPrincipal, ttl: timedelta = timedelta(hours=12)
+) -> str:
     """Sign a bearer token for a member of staff."""
     now = utcnow()
     claims: dict[str, Any] = {
-        "sub": principal.subject, "role": principal.role, "aud": audience,
-        "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()),
-        "channel": principal.channel, "tier": principal.tier,
-        "org": principal.organisation, "grids": list(principal.grid_codes),
+        "sub": principal.subject,
+        "role": principal.role,
+        "aud": audience,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "channel": principal.channel,
+        "tier": principal.tier,
+        "org": principal.organisation,
+        "grids": list(principal.grid_codes),
     }
     return jwt.encode(claims, secret, algorithm="HS256")
 
@@ -54,8 +60,13 @@ def issue_token(secret: str, audience: str, principal: StaffPrincipal,
 def verify_token(secret: str, audience: str, token: str) -> StaffPrincipal:
     """Check signature, expiry and audience; return the principal."""
     try:
-        c = jwt.decode(token, secret, algorithms=["HS256"], audience=audience,
-                       options={"require": ["exp", "aud", "sub"]})
+        c = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=audience,
+            options={"require": ["exp", "aud", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
     except jwt.InvalidAudienceError:
@@ -64,9 +75,14 @@ def verify_token(secret: str, audience: str, token: str) -> StaffPrincipal:
         raise AuthError("invalid token") from None
     if c.get("role") not in ROLES:
         raise AuthError("unknown role")
-    return StaffPrincipal(subject=c["sub"], role=c["role"], channel=c.get("channel"),
-                          tier=c.get("tier"), organisation=c.get("org"),
-                          grid_codes=tuple(c.get("grids") or ()))
+    return StaffPrincipal(
+        subject=c["sub"],
+        role=c["role"],
+        channel=c.get("channel"),
+        tier=c.get("tier"),
+        organisation=c.get("org"),
+        grid_codes=tuple(c.get("grids") or ()),
+    )
 
 
 def new_api_key() -> str:

@@ -101,8 +101,12 @@ class DeadLetterPolicy:
                     return
                 log.warning(
                     "handler failed, retrying",
-                    extra={"topic": msg.topic, "offset": msg.offset, "attempt": attempt,
-                           "error": type(exc).__name__},
+                    extra={
+                        "topic": msg.topic,
+                        "offset": msg.offset,
+                        "attempt": attempt,
+                        "error": type(exc).__name__,
+                    },
                 )
                 await asyncio.sleep(self.backoff_s * attempt)
 
@@ -124,8 +128,12 @@ class DeadLetterPolicy:
         await self.bus.publish([OutgoingMessage(Topics.dlq(msg.topic), key, msg.value, headers)])
         log.error(
             "message dead-lettered",
-            extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-                   "reason": reason},
+            extra={
+                "topic": msg.topic,
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "reason": reason,
+            },
         )
 
 
@@ -187,8 +195,12 @@ class InMemoryBus:
         """Append to the topic logs and hand to subscribers."""
         for om in messages:
             m = Message(
-                om.topic, 0, len(self.log[om.topic]),
-                om.key.encode() if om.key is not None else None, om.value, list(om.headers),
+                om.topic,
+                0,
+                len(self.log[om.topic]),
+                om.key.encode() if om.key is not None else None,
+                om.value,
+                list(om.headers),
             )
             self.log[om.topic].append(m)
             for i, sub in enumerate(self._subs):
@@ -230,13 +242,20 @@ class KafkaBus:
 
     def producer_config(self) -> dict[str, Any]:
         """The producer's settings (checked by a test)."""
-        return {"bootstrap_servers": self.bootstrap, "client_id": self.client_id,
-                **PRODUCER_SETTINGS}
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            **PRODUCER_SETTINGS,
+        }
 
     def consumer_config(self, group: str) -> dict[str, Any]:
         """A consumer's settings (checked by a test)."""
-        return {"bootstrap_servers": self.bootstrap, "group_id": group,
-                "client_id": f"{self.client_id}-{group}", **CONSUMER_SETTINGS}
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": group,
+            "client_id": f"{self.client_id}-{group}",
+            **CONSUMER_SETTINGS,
+        }
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create topics (and their dead-letter topics) that do not exist yet."""
@@ -246,8 +265,9 @@ class KafkaBus:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            wanted = sorted({t for t in topics} | {f"{t}.dlq" for t in topics if
-                                                   not t.endswith(".dlq")})
+            wanted = sorted(
+                {t for t in topics} | {f"{t}.dlq" for t in topics if not t.endswith(".dlq")}
+            )
             new = [NewTopic(t, self._partitions, 1) for t in wanted if t not in existing]
             if new:
                 with contextlib.suppress(Exception):  # a racing creator is fine
@@ -280,22 +300,30 @@ class KafkaBus:
                     done = None
                     try:
                         for r in records:
-                            msg = Message(r.topic, r.partition, r.offset, r.key,
-                                          r.value or b"", list(r.headers or []))
+                            msg = Message(
+                                r.topic,
+                                r.partition,
+                                r.offset,
+                                r.key,
+                                r.value or b"",
+                                list(r.headers or []),
+                            )
                             await self.dlq.run(msg, sub.handler)
                             done = r.offset
                     finally:
                         if done is not None:
                             # commit only what was processed and persisted
-                            await consumer.commit({TopicPartition(tp.topic, tp.partition):
-                                                   done + 1})
+                            await consumer.commit(
+                                {TopicPartition(tp.topic, tp.partition): done + 1}
+                            )
                         if done != records[-1].offset:  # rewind: the rest is read again
                             consumer.seek(tp, records[0].offset if done is None else done + 1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker hiccup: keep consuming, never die silently
-                log.error("consumer loop error", extra={"group": sub.group,
-                                                        "error": type(exc).__name__})
+                log.error(
+                    "consumer loop error", extra={"group": sub.group, "error": type(exc).__name__}
+                )
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
@@ -319,9 +347,14 @@ class KafkaBus:
         """Send in order, then wait for every acknowledgement."""
         futures = []
         for m in messages:
-            futures.append(await self.producer.send(
-                m.topic, m.value, key=m.key.encode() if m.key is not None else None,
-                headers=m.headers or None))
+            futures.append(
+                await self.producer.send(
+                    m.topic,
+                    m.value,
+                    key=m.key.encode() if m.key is not None else None,
+                    headers=m.headers or None,
+                )
+            )
         for f in futures:
             await f
 

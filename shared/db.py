@@ -116,11 +116,22 @@ class Tx:
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
-        env = REGISTRY.event(payload, event_type=event_type, producer=self.delivery.producer,
-                             case_id=case_id, cause=self.cause)
-        self.session.add(self.delivery.tables.outbox(
-            event_id=env.event_id, topic=topic, key=case_id, value=env.to_bytes(),
-            created_at=utcnow()))
+        env = REGISTRY.event(
+            payload,
+            event_type=event_type,
+            producer=self.delivery.producer,
+            case_id=case_id,
+            cause=self.cause,
+        )
+        self.session.add(
+            self.delivery.tables.outbox(
+                event_id=env.event_id,
+                topic=topic,
+                key=case_id,
+                value=env.to_bytes(),
+                created_at=utcnow(),
+            )
+        )
         self.emitted.append(env)
         return env
 
@@ -138,22 +149,45 @@ class Tx:
         at: datetime | None = None,
     ) -> Envelope:
         """Append a trail entry locally and publish it to the shared trail topic."""
-        entry = TrailAppended(case_id=case_id, at=at or utcnow(), actor=actor,
-                              actor_role=actor_role, action=action, from_status=from_status,
-                              to_status=to_status, reason=reason, details=details or {})
+        entry = TrailAppended(
+            case_id=case_id,
+            at=at or utcnow(),
+            actor=actor,
+            actor_role=actor_role,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            details=details or {},
+        )
         env = self.emit(self.delivery.trail_topic, "trail.appended", entry, case_id)
-        self.session.add(self.delivery.tables.trail(
-            case_id=case_id, at=entry.at, actor=actor, actor_role=actor_role, action=action,
-            from_status=from_status, to_status=to_status, reason=reason,
-            details=entry.details, event_id=env.event_id))
+        self.session.add(
+            self.delivery.tables.trail(
+                case_id=case_id,
+                at=entry.at,
+                actor=actor,
+                actor_role=actor_role,
+                action=action,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                details=entry.details,
+                event_id=env.event_id,
+            )
+        )
         return env
 
 
 class Delivery:
     """Transactions with outbox and inbox for one service, and the relay's wake-up signal."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: DeliveryTables,
-                 producer: str, trail_topic: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: DeliveryTables,
+        producer: str,
+        trail_topic: str,
+    ) -> None:
         self.sessions, self.tables = sessions, tables
         self.producer, self.trail_topic = producer, trail_topic
         self.wakeup = asyncio.Event()
@@ -167,16 +201,20 @@ class Delivery:
         if tx.emitted:
             self.wakeup.set()
 
-    async def handle_once(self, consumer: str, env: Envelope,
-                          fn: Callable[[Tx], Awaitable[None]]) -> bool:
+    async def handle_once(
+        self, consumer: str, env: Envelope, fn: Callable[[Tx], Awaitable[None]]
+    ) -> bool:
         """Run fn in a transaction unless this consumer already processed env (inbox)."""
         try:
             async with self.transaction(cause=env) as tx:
                 seen = await tx.session.get(self.tables.inbox, (consumer, env.event_id))
                 if seen is not None:
                     return False
-                tx.session.add(self.tables.inbox(consumer=consumer, event_id=env.event_id,
-                                                 processed_at=utcnow()))
+                tx.session.add(
+                    self.tables.inbox(
+                        consumer=consumer, event_id=env.event_id, processed_at=utcnow()
+                    )
+                )
                 await tx.session.flush()
                 await fn(tx)
             return True
@@ -191,8 +229,9 @@ class Delivery:
 class OutboxRelay:
     """Publishes committed outbox rows in order with the idempotent producer, then marks them."""
 
-    def __init__(self, delivery: Delivery, bus: Bus, interval_s: float = 0.5,
-                 batch: int = 500) -> None:
+    def __init__(
+        self, delivery: Delivery, bus: Bus, interval_s: float = 0.5, batch: int = 500
+    ) -> None:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice

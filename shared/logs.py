@@ -12,8 +12,18 @@ from shared.pii import redact_text
 
 _STD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 # Field names whose values are personal data: dropped, whatever a caller passes.
-_PERSONAL_KEYS = {"name", "phone", "id_number", "address", "text", "parties", "reporter",
-                  "contact", "body", "payload"}
+_PERSONAL_KEYS = {
+    "name",
+    "phone",
+    "id_number",
+    "address",
+    "text",
+    "parties",
+    "reporter",
+    "contact",
+    "body",
+    "payload",
+}
 
 
 class RedactingJsonFormatter(logging.Formatter):
@@ -30,8 +40,11 @@ class RedactingJsonFormatter(logging.Formatter):
         for k, v in vars(record).items():
             if k in _STD or k.startswith("_"):
                 continue
-            out[k] = "[redacted]" if k in _PERSONAL_KEYS else (
-                redact_text(v) if isinstance(v, str) else v)
+            out[k] = (
+                "[redacted]"
+                if k in _PERSONAL_KEYS
+                else (redact_text(v) if isinstance(v, str) else v)
+            )
         if record.exc_info and record.exc_info[0] is not None:
             out["exc"] = record.exc_info[0].__name__  # no message: it may quote input
         return json.dumps(out, ensure_ascii=False, default=str)

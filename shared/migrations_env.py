@@ -22,7 +22,11 @@ def run_env(target_metadata: MetaData) -> None:
 
 
 def _run(connection: Any, target_metadata: MetaData) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()

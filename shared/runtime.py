@@ -27,13 +27,17 @@ EventHandler = Callable[[Envelope, Any], Awaitable[None]]
 class Runtime:
     """One service's plumbing. Built in create_app(), started in the lifespan."""
 
-    def __init__(self, settings: ServiceSettings, tables: DeliveryTables, migrations_dir: Path,
-                 bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        tables: DeliveryTables,
+        migrations_dir: Path,
+        bus: Bus | None = None,
+    ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.engine = make_engine(settings.database_url)
-        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession,
-                                           expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
         self.bus: Bus = bus or self._make_bus()
         self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
@@ -45,11 +49,14 @@ class Runtime:
         s = self.settings
         if s.bus == "memory":
             return InMemoryBus(max_attempts=s.max_attempts)
-        return KafkaBus(s.kafka_bootstrap, client_id=s.service_name, max_attempts=s.max_attempts,
-                        extra_topics=self.topics.all_internal())
+        return KafkaBus(
+            s.kafka_bootstrap,
+            client_id=s.service_name,
+            max_attempts=s.max_attempts,
+            extra_topics=self.topics.all_internal(),
+        )
 
-    def on_events(self, topics: list[str], group: str,
-                  handlers: dict[str, EventHandler]) -> None:
+    def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:
         """Subscribe a consumer group; route each event type to its handler, skip others."""
 
         async def dispatch(msg: Message) -> None:
@@ -62,8 +69,9 @@ class Runtime:
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
 
-    def on_messages(self, topics: list[str], group: str,
-                    handler: Callable[[Message], Awaitable[None]]) -> None:
+    def on_messages(
+        self, topics: list[str], group: str, handler: Callable[[Message], Awaitable[None]]
+    ) -> None:
         """Subscribe a consumer group to raw (non-envelope) records, e.g. source systems."""
         self.bus.subscribe(topics, self.settings.group(group), handler)
 

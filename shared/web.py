@@ -29,8 +29,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _loc(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
-                  for e in exc.errors()]
+        errors = [
+            {"field": _loc(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -81,11 +83,20 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = (f'{{"detail":"request body too large","errors":[{{"field":"body",'
-            f'"reason":"larger than {limit} bytes"}}]}}').encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    body = (
+        f'{{"detail":"request body too large","errors":[{{"field":"body",'
+        f'"reason":"larger than {limit} bytes"}}]}}'
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -101,8 +112,10 @@ def health_router(checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter
     async def readyz() -> JSONResponse:
         results = await checks()
         ok = all(results.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results},
+            status_code=200 if ok else 503,
+        )
 
     return router
 
@@ -134,8 +147,9 @@ def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "bearer token required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
+            )
         secret, audience = get_secret(request)
         try:
             return verify_token(secret, audience, token.strip())

@@ -49,8 +49,9 @@ def pg_server() -> Iterator[str]:
     script = str(REPO / "scripts" / "pg.sh")
     was_running = subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0
     subprocess.run(["bash", script, "start"], check=True)
-    url = subprocess.run(["bash", script, "url"], check=True, capture_output=True,
-                         text=True).stdout.strip()
+    url = subprocess.run(
+        ["bash", script, "url"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     yield url
     if not was_running and os.environ.get("FENGQIAO_KEEP_PG") != "1":
         subprocess.run(["bash", script, "stop"], check=False)
@@ -90,5 +91,8 @@ def samples() -> list[dict[str, object]]:
     """The labelled sample reports from ../shared/samples."""
     import json
 
-    return [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [
+        json.loads(line)
+        for line in SAMPLES.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]

@@ -46,9 +46,13 @@ Rules = Annotated[RulesStore, Depends(rules_store)]
 @router.post("/triage/preview")
 async def preview(body: PreviewRequest, rules: Rules) -> dict[str, Any]:
     """Decide a report without storing anything."""
-    inp = TriageInput(source=body.source, text=body.text, category=body.category,
-                      parties=tuple(Party(name=p.name, role=p.role) for p in body.parties),
-                      repeat_count=body.repeat_count)
+    inp = TriageInput(
+        source=body.source,
+        text=body.text,
+        category=body.category,
+        parties=tuple(Party(name=p.name, role=p.role) for p in body.parties),
+        repeat_count=body.repeat_count,
+    )
     out = decide(inp, rules.current, utcnow()).to_dict()
     out["source_ref"] = body.source_ref
     return out
@@ -61,8 +65,12 @@ async def case_decisions(case_id: str, request: Request, staff: CurrentStaff) ->
         rows = await decisions_of(session, case_id)
     if not rows:
         raise HTTPException(404, "no such case")
-    return {"case_id": case_id, "decisions": [
-        {"attempt": r.attempt, "decided_at": r.decided_at, **r.decision} for r in rows]}
+    return {
+        "case_id": case_id,
+        "decisions": [
+            {"attempt": r.attempt, "decided_at": r.decided_at, **r.decision} for r in rows
+        ],
+    }
 
 
 @router.get("/triage/rules")
@@ -80,8 +88,8 @@ async def reload_rules(rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
     try:
         rules.reload()
     except RulesError as exc:
-        raise HTTPException(422, {"detail": "rules file invalid", "errors": [
-            {"field": "rules", "reason": str(exc)}]}) from None
+        raise HTTPException(
+            422,
+            {"detail": "rules file invalid", "errors": [{"field": "rules", "reason": str(exc)}]},
+        ) from None
     return {"previous_version": before, "rules_version": rules.current.version}
-
-

@@ -8,8 +8,12 @@ from shared.runtime import Runtime
 
 def register(rt: Runtime, h: TriageHandlers) -> None:
     """Subscribe the triage consumer group."""
-    rt.on_events([rt.topics.reports, rt.topics.mediation], "triage", {
-        "report.received": h.report_received,
-        "report.repeated": h.report_repeated,
-        "case.returned": h.case_returned,
-    })
+    rt.on_events(
+        [rt.topics.reports, rt.topics.mediation],
+        "triage",
+        {
+            "report.received": h.report_received,
+            "report.repeated": h.report_repeated,
+            "case.returned": h.case_returned,
+        },
+    )

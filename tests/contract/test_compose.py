@@ -12,8 +12,12 @@ import yaml
 
 from tests.conftest import REPO
 
-SERVICES = {"intake": "INTAKE_", "triage": "TRIAGE_", "mediation": "MEDIATION_",
-            "followup": "FOLLOWUP_"}
+SERVICES = {
+    "intake": "INTAKE_",
+    "triage": "TRIAGE_",
+    "mediation": "MEDIATION_",
+    "followup": "FOLLOWUP_",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,9 @@ def _env(svc: dict[str, Any]) -> dict[str, str]:
 
 def _interpolate(value: str) -> str:
     """Resolve ${VAR:?msg} and ${VAR} with test values, as compose would."""
-    return re.sub(r"\$\{([A-Z_]+)(:\?[^}]*)?\}", lambda m: f"test-{m.group(1).lower()}-" + "x" * 32,
-                  value)
+    return re.sub(
+        r"\$\{([A-Z_]+)(:\?[^}]*)?\}", lambda m: f"test-{m.group(1).lower()}-" + "x" * 32, value
+    )
 
 
 def test_infrastructure_uses_official_images_with_healthchecks(compose: dict[str, Any]) -> None:
@@ -46,18 +51,22 @@ def test_infrastructure_uses_official_images_with_healthchecks(compose: dict[str
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_each_service_is_built_from_the_repo_and_waits_for_healthy_deps(
-        compose: dict[str, Any], name: str) -> None:
+    compose: dict[str, Any], name: str
+) -> None:
     svc = compose["services"][name]
     assert svc["build"]["context"] == "." and svc["build"]["args"]["SERVICE"] == name
-    assert svc["depends_on"] == {"kafka": {"condition": "service_healthy"},
-                                 "postgres": {"condition": "service_healthy"}}
+    assert svc["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "postgres": {"condition": "service_healthy"},
+    }
     assert "/readyz" in " ".join(svc["healthcheck"]["test"])
     assert (REPO / "services" / name / "main.py").exists()
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_each_service_gets_the_settings_it_needs(
-        compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {k: _interpolate(v) for k, v in _env(compose["services"][name]).items()}
     for k in list(__import__("os").environ):
         if k.startswith(("FENGQIAO_", SERVICES[name])):
@@ -65,13 +74,15 @@ def test_each_service_gets_the_settings_it_needs(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     module = importlib.import_module(f"services.{name}.settings")
-    settings_cls = next(v for k, v in vars(module).items()
-                        if k.endswith("Settings") and k != "ServiceSettings")
+    settings_cls = next(
+        v for k, v in vars(module).items() if k.endswith("Settings") and k != "ServiceSettings"
+    )
     s = settings_cls()  # refuses default secrets: dev_mode is false in compose
     assert s.dev_mode is False
     assert s.kafka_bootstrap == "kafka:9092"
     assert s.database_url.startswith("postgresql+asyncpg://") and s.database_url.endswith(
-        f"/{name}")
+        f"/{name}"
+    )
     assert s.pii_key != "dev-only-pii-key-change-me"
 
 

@@ -16,25 +16,67 @@ from tests.conftest import REPO
 
 NOW = "2026-11-20T00:15:00Z"
 SAMPLES: dict[str, dict[str, Any]] = {
-    "report.received": {"case_id": "c1", "source": "12345", "source_ref": "GD1",
-                        "received_at": NOW, "text": "噪音扰民",
-                        "parties": [{"role": "applicant", "kind": "person", "display": "王*"}]},
-    "report.repeated": {"case_id": "c1", "source": "110", "source_ref": "J2", "repeat_count": 2,
-                        "text": "又来了"},
-    "case.triaged": {"case_id": "c1", "source": "12345", "source_ref": "GD1",
-                     "dispute_type": "neighbour", "severity": "low", "channel": "people",
-                     "tier": "grid", "rule_id": "R7", "rules_version": "v", "sign_for_due": NOW,
-                     "mediation_due": NOW},
-    "case.returned": {"case_id": "c1", "channel": "people", "reason": "x", "return_count": 1,
-                      "excluded_channels": ["people"]},
-    "case.agreed": {"case_id": "c1", "agreement_id": "a1", "terms": "赔偿", "agreed_at": NOW,
-                    "channel": "people", "tier": "grid"},
+    "report.received": {
+        "case_id": "c1",
+        "source": "12345",
+        "source_ref": "GD1",
+        "received_at": NOW,
+        "text": "噪音扰民",
+        "parties": [{"role": "applicant", "kind": "person", "display": "王*"}],
+    },
+    "report.repeated": {
+        "case_id": "c1",
+        "source": "110",
+        "source_ref": "J2",
+        "repeat_count": 2,
+        "text": "又来了",
+    },
+    "case.triaged": {
+        "case_id": "c1",
+        "source": "12345",
+        "source_ref": "GD1",
+        "dispute_type": "neighbour",
+        "severity": "low",
+        "channel": "people",
+        "tier": "grid",
+        "rule_id": "R7",
+        "rules_version": "v",
+        "sign_for_due": NOW,
+        "mediation_due": NOW,
+    },
+    "case.returned": {
+        "case_id": "c1",
+        "channel": "people",
+        "reason": "x",
+        "return_count": 1,
+        "excluded_channels": ["people"],
+    },
+    "case.agreed": {
+        "case_id": "c1",
+        "agreement_id": "a1",
+        "terms": "赔偿",
+        "agreed_at": NOW,
+        "channel": "people",
+        "tier": "grid",
+    },
     "case.reopened": {"case_id": "c1", "reason": "未履行", "visit_id": "v1"},
     "case.closed": {"case_id": "c1", "outcome": "honoured"},
-    "supervision.raised": {"case_id": "c1", "kind": "sign_for_overdue", "tier": "town",
-                           "channel": "people", "due_at": NOW, "raised_at": NOW},
-    "trail.appended": {"case_id": "c1", "at": NOW, "actor": "system:triage", "action": "triage",
-                       "from_status": "received", "to_status": "triaged"},
+    "supervision.raised": {
+        "case_id": "c1",
+        "kind": "sign_for_overdue",
+        "tier": "town",
+        "channel": "people",
+        "due_at": NOW,
+        "raised_at": NOW,
+    },
+    "trail.appended": {
+        "case_id": "c1",
+        "at": NOW,
+        "actor": "system:triage",
+        "action": "triage",
+        "from_status": "received",
+        "to_status": "triaged",
+    },
 }
 SERVICES = ("intake", "triage", "mediation", "followup")
 
@@ -45,8 +87,13 @@ def test_every_registered_event_type_has_a_sample() -> None:
 
 @pytest.mark.parametrize("event_type", sorted(SAMPLES))
 def test_samples_parse_through_the_wire_format(event_type: str) -> None:
-    env = Envelope(event_type=event_type, producer="contract", case_id="c1",
-                   correlation_id="k", payload=SAMPLES[event_type])
+    env = Envelope(
+        event_type=event_type,
+        producer="contract",
+        case_id="c1",
+        correlation_id="k",
+        payload=SAMPLES[event_type],
+    )
     parsed = REGISTRY.parse(Envelope.from_bytes(env.to_bytes()))
     assert parsed.model_dump(exclude_unset=True)["case_id"] == "c1"
 
@@ -100,8 +147,7 @@ def _produced() -> set[tuple[str, str]]:
 
 def test_every_consumed_event_is_produced_on_a_topic_its_group_reads() -> None:
     consumed, produced = _consumed(), _produced()
-    missing = {(topics, e) for topics, e in consumed
-               if not any((t, e) in produced for t in topics)}
+    missing = {(topics, e) for topics, e in consumed if not any((t, e) in produced for t in topics)}
     assert consumed and not missing, f"consumed but never produced there: {missing}"
 
 
@@ -110,5 +156,7 @@ def test_every_produced_event_has_a_consumer() -> None:
     heard = {(t, e) for topics, e in consumed for t in topics}
     unheard = {p for p in produced if p not in heard}
     # supervision notices go to coordinators' dashboards through the trail as well
-    assert unheard <= {(Topics("").mediation, "supervision.raised"),
-                       (Topics("").followup, "case.closed")}, unheard
+    assert unheard <= {
+        (Topics("").mediation, "supervision.raised"),
+        (Topics("").followup, "case.closed"),
+    }, unheard

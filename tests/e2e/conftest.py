@@ -66,19 +66,28 @@ class System:
         member = next(s for s in self.staff if s["staff_id"] == staff_id)
         return {"Authorization": f"Bearer {member['token']}"}
 
-    def staff_of(self, role: str, channel: str | None = None, tier: str | None = None,
-                 organisation: str | None = None) -> dict[str, str]:
+    def staff_of(
+        self,
+        role: str,
+        channel: str | None = None,
+        tier: str | None = None,
+        organisation: str | None = None,
+    ) -> dict[str, str]:
         """Bearer header of the first seeded member matching the filters."""
         for s in self.staff:
-            if s["role"] == role and (channel is None or s["channel"] == channel) and (
-                    tier is None or s["tier"] == tier) and (
-                    organisation is None or s["organisation"] == organisation):
+            if (
+                s["role"] == role
+                and (channel is None or s["channel"] == channel)
+                and (tier is None or s["tier"] == tier)
+                and (organisation is None or s["organisation"] == organisation)
+            ):
                 return {"Authorization": f"Bearer {s['token']}"}
         raise LookupError(f"no seeded {role} for {channel}/{tier}/{organisation}")
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 45.0,
-                     what: str = "condition") -> Any:
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], timeout: float = 45.0, what: str = "condition"
+) -> Any:
     """Poll an async probe until it returns something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Any = None
@@ -92,11 +101,17 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 45.0,
 
 @pytest.fixture
 async def system(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[System]:
-    common: dict[str, Any] = {"kafka_bootstrap": kafka_bootstrap, "topic_prefix": topic_prefix,
-                              "group_prefix": topic_prefix, "relay_interval_s": 0.1,
-                              "bus": "kafka"}
-    db = {n: f"sqlite+aiosqlite:///{tmp_path / n}.db" for n in
-          ("intake", "triage", "mediation", "followup")}
+    common: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_prefix": topic_prefix,
+        "group_prefix": topic_prefix,
+        "relay_interval_s": 0.1,
+        "bus": "kafka",
+    }
+    db = {
+        n: f"sqlite+aiosqlite:///{tmp_path / n}.db"
+        for n in ("intake", "triage", "mediation", "followup")
+    }
     intake_s = IntakeSettings(database_url=db["intake"], **common)
     mediation_s = MediationSettings(database_url=db["mediation"], **common)
     keys = {src: v["api_key"] for src, v in (await seed_intake(intake_s)).items()}
@@ -106,16 +121,29 @@ async def system(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Asy
         "intake": intake_app(intake_s),
         "triage": triage_app(TriageSettings(database_url=db["triage"], **common)),
         "mediation": mediation_app(mediation_s, clock=clock),
-        "followup": followup_app(FollowupSettings(database_url=db["followup"], **common),
-                                 clock=clock),
+        "followup": followup_app(
+            FollowupSettings(database_url=db["followup"], **common), clock=clock
+        ),
     }
-    admin = {"Authorization": "Bearer " + issue_token(
-        mediation_s.jwt_secret, mediation_s.jwt_audience, StaffPrincipal("e2e-admin", "admin"))}
+    admin = {
+        "Authorization": "Bearer "
+        + issue_token(
+            mediation_s.jwt_secret, mediation_s.jwt_audience, StaffPrincipal("e2e-admin", "admin")
+        )
+    }
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for name, app in apps.items():
             await stack.enter_async_context(app.router.lifespan_context(app))
-            clients[name] = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=f"http://{name}"))
-        yield System(**clients, apps=apps, keys=keys, staff=staff, admin=admin, clock=clock,
-                     prefix=topic_prefix)
+            clients[name] = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+            )
+        yield System(
+            **clients,
+            apps=apps,
+            keys=keys,
+            staff=staff,
+            admin=admin,
+            clock=clock,
+            prefix=topic_prefix,
+        )

@@ -22,8 +22,14 @@ from tests.e2e.test_case_lives import (
 pytestmark = pytest.mark.kafka
 
 
-async def act(sys: System, case_id: str, action: str, who: dict[str, str],
-              body: dict[str, Any] | None = None, expect: int = 200) -> dict[str, Any]:
+async def act(
+    sys: System,
+    case_id: str,
+    action: str,
+    who: dict[str, str],
+    body: dict[str, Any] | None = None,
+    expect: int = 200,
+) -> dict[str, Any]:
     r = await sys.mediation.post(f"/v1/cases/{case_id}/{action}", headers=who, json=body)
     assert r.status_code == expect, r.text
     out: dict[str, Any] = r.json()
@@ -31,11 +37,17 @@ async def act(sys: System, case_id: str, action: str, who: dict[str, str],
 
 
 async def test_returned_case_is_rerouted_to_another_channel(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     case_id = await submit(system, pick(samples, channel="people", tier="grid"))
     case = await mediation_case(system, case_id, "assigned")
-    await act(system, case_id, "return", mediator_of(system, case),
-              {"reason": "属于借贷纠纷，不归本委员会"})
+    await act(
+        system,
+        case_id,
+        "return",
+        mediator_of(system, case),
+        {"reason": "属于借贷纠纷，不归本委员会"},
+    )
 
     async def assigned_elsewhere() -> Any:
         r = await system.mediation.get(f"/v1/mediation/cases/{case_id}", headers=system.admin)
@@ -46,12 +58,16 @@ async def test_returned_case_is_rerouted_to_another_channel(
     assert again["return_count"] == 1
     await ledger_status(system, case_id, "assigned")
     assert statuses(await trail(system, case_id))[2:] == [
-        ("triaged", "assigned"), ("assigned", "returned"), ("returned", "triaged"),
-        ("triaged", "assigned")]
+        ("triaged", "assigned"),
+        ("assigned", "returned"),
+        ("returned", "triaged"),
+        ("triaged", "assigned"),
+    ]
 
 
 async def test_failed_mediation_is_escalated_to_the_next_tier(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     case_id = await submit(system, pick(samples, channel="people", tier="grid"))
     case = await mediation_case(system, case_id, "assigned")
     who = mediator_of(system, case)
@@ -70,12 +86,16 @@ async def test_failed_mediation_is_escalated_to_the_next_tier(
     entry = await eventually(escalated_in_ledger, what="escalation in the ledger")
     assert entry["tier"] == "town" and entry["first_tier"] == "grid"
     assert statuses(await trail(system, case_id))[-4:] == [
-        ("accepted", "mediating"), ("mediating", "failed"), ("failed", "escalated"),
-        ("escalated", "assigned")]
+        ("accepted", "mediating"),
+        ("mediating", "failed"),
+        ("failed", "escalated"),
+        ("escalated", "assigned"),
+    ]
 
 
 async def test_failed_mediation_is_transferred_to_litigation_and_closed(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     case_id = await submit(system, pick(samples, channel="people", tier="grid"))
     case = await mediation_case(system, case_id, "assigned")
     who = mediator_of(system, case)
@@ -90,29 +110,48 @@ async def test_failed_mediation_is_transferred_to_litigation_and_closed(
 
 
 async def test_broken_agreement_reopens_the_case_until_it_is_honoured(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     case_id = await submit(system, pick(samples, channel="people", tier="grid"))
     who = await reach_agreement(system, case_id)
     await ledger_status(system, case_id, "follow_up")
-    r = await system.followup.post(f"/v1/cases/{case_id}/visits", headers=who, json={
-        "method": "visit", "honoured": False, "satisfaction": 2, "note": "未按期修复"})
+    r = await system.followup.post(
+        f"/v1/cases/{case_id}/visits",
+        headers=who,
+        json={"method": "visit", "honoured": False, "satisfaction": 2, "note": "未按期修复"},
+    )
     assert r.status_code == 201, r.text
     await mediation_case(system, case_id, "mediating")
-    await act(system, case_id, "agreement", who, {"terms": "一周内修复并赔偿1000元",
-                                                  "amount_yuan": 1000}, expect=201)
+    await act(
+        system,
+        case_id,
+        "agreement",
+        who,
+        {"terms": "一周内修复并赔偿1000元", "amount_yuan": 1000},
+        expect=201,
+    )
     await ledger_status(system, case_id, "follow_up")
     for _ in range(2):
-        r = await system.followup.post(f"/v1/cases/{case_id}/visits", headers=who, json={
-            "method": "wechat", "honoured": True, "satisfaction": 4})
+        r = await system.followup.post(
+            f"/v1/cases/{case_id}/visits",
+            headers=who,
+            json={"method": "wechat", "honoured": True, "satisfaction": 4},
+        )
         assert r.status_code == 201, r.text
     await ledger_status(system, case_id, "closed")
     assert statuses(await trail(system, case_id))[-6:] == [
-        ("agreed", "follow_up"), ("follow_up", "reopened"), ("reopened", "mediating"),
-        ("mediating", "agreed"), ("agreed", "follow_up"), ("follow_up", "closed")]
+        ("agreed", "follow_up"),
+        ("follow_up", "reopened"),
+        ("reopened", "mediating"),
+        ("mediating", "agreed"),
+        ("agreed", "follow_up"),
+        ("follow_up", "closed"),
+    ]
 
 
 async def test_unsigned_case_goes_overdue_and_raises_a_supervision_notice(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     case_id = await submit(system, pick(samples, channel="people", tier="grid"))
     case = await mediation_case(system, case_id, "assigned")
     system.clock.current += timedelta(days=2)  # low severity: sign for within 24 h
@@ -125,8 +164,7 @@ async def test_unsigned_case_goes_overdue_and_raises_a_supervision_notice(
     assert any(s["case_id"] == case_id for s in items)
 
     async def overdue_in_ledger() -> Any:
-        r = await system.followup.get("/v1/cases", params={"overdue": "true"},
-                                      headers=system.admin)
+        r = await system.followup.get("/v1/cases", params={"overdue": "true"}, headers=system.admin)
         return [c for c in r.json()["items"] if c["case_id"] == case_id]
 
     await eventually(overdue_in_ledger, what="overdue flag in the ledger")

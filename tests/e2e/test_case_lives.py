@@ -22,8 +22,9 @@ def pick(samples: list[dict[str, Any]], **expected: str) -> dict[str, Any]:
 
 
 async def submit(sys: System, report: dict[str, Any]) -> str:
-    r = await sys.intake.post("/v1/reports", json=report,
-                              headers={"X-API-Key": sys.keys[report["source"]]})
+    r = await sys.intake.post(
+        "/v1/reports", json=report, headers={"X-API-Key": sys.keys[report["source"]]}
+    )
     assert r.status_code == 202, r.text
     case_id: str = r.json()["case_id"]
     return case_id
@@ -58,15 +59,15 @@ async def trail(sys: System, case_id: str) -> list[dict[str, Any]]:
     r = await sys.followup.get(f"/v1/cases/{case_id}/trail", headers=sys.admin)
     assert r.status_code == 200
     entries: list[dict[str, Any]] = r.json()["entries"]
-    verify = (await sys.followup.get(f"/v1/cases/{case_id}/trail/verify",
-                                     headers=sys.admin)).json()
+    verify = (await sys.followup.get(f"/v1/cases/{case_id}/trail/verify", headers=sys.admin)).json()
     assert verify["valid"] is True and verify["entries"] == len(entries)
     return entries
 
 
 def statuses(entries: list[dict[str, Any]]) -> list[tuple[str | None, str]]:
-    return [(e["from_status"], e["to_status"]) for e in entries
-            if e["from_status"] != e["to_status"]]
+    return [
+        (e["from_status"], e["to_status"]) for e in entries if e["from_status"] != e["to_status"]
+    ]
 
 
 async def reach_agreement(sys: System, case_id: str) -> dict[str, str]:
@@ -74,33 +75,47 @@ async def reach_agreement(sys: System, case_id: str) -> dict[str, str]:
     who = mediator_of(sys, case)
     r = await sys.mediation.post(f"/v1/cases/{case_id}/accept", headers=who)
     assert r.status_code == 200, r.text
-    r = await sys.mediation.post(f"/v1/cases/{case_id}/notes", headers=who,
-                                 json={"text": "双方到场，初步沟通"})
+    r = await sys.mediation.post(
+        f"/v1/cases/{case_id}/notes", headers=who, json={"text": "双方到场，初步沟通"}
+    )
     assert r.status_code == 201, r.text
-    r = await sys.mediation.post(f"/v1/cases/{case_id}/agreement", headers=who, json={
-        "terms": "楼上住户三日内修复防水层并赔偿800元", "amount_yuan": 800})
+    r = await sys.mediation.post(
+        f"/v1/cases/{case_id}/agreement",
+        headers=who,
+        json={"terms": "楼上住户三日内修复防水层并赔偿800元", "amount_yuan": 800},
+    )
     assert r.status_code == 201, r.text
     return who
 
 
 async def test_report_to_closed_case_with_full_ordered_trail(
-        system: System, samples: list[dict[str, Any]]) -> None:
+    system: System, samples: list[dict[str, Any]]
+) -> None:
     report = pick(samples, channel="people", tier="grid")
     case_id = await submit(system, report)
     who = await reach_agreement(system, case_id)
     await ledger_status(system, case_id, "follow_up")
     for _ in range(2):
-        r = await system.followup.post(f"/v1/cases/{case_id}/visits", headers=who, json={
-            "method": "phone", "honoured": True, "satisfaction": 5})
+        r = await system.followup.post(
+            f"/v1/cases/{case_id}/visits",
+            headers=who,
+            json={"method": "phone", "honoured": True, "satisfaction": 5},
+        )
         assert r.status_code == 201, r.text
     closed = await ledger_status(system, case_id, "closed")
     assert closed["channel"] == "people" and closed["tier"] == "grid"
 
     entries = await trail(system, case_id)
     assert statuses(entries) == [
-        (None, "received"), ("received", "triaged"), ("triaged", "assigned"),
-        ("assigned", "accepted"), ("accepted", "mediating"), ("mediating", "agreed"),
-        ("agreed", "follow_up"), ("follow_up", "closed")]
+        (None, "received"),
+        ("received", "triaged"),
+        ("triaged", "assigned"),
+        ("assigned", "accepted"),
+        ("accepted", "mediating"),
+        ("mediating", "agreed"),
+        ("agreed", "follow_up"),
+        ("follow_up", "closed"),
+    ]
     ats = [e["at"] for e in entries]
     assert ats == sorted(ats)
     triaged = next(e for e in entries if e["to_status"] == "triaged")
@@ -109,16 +124,21 @@ async def test_report_to_closed_case_with_full_ordered_trail(
     assert any(e["actor"].startswith("user:") for e in entries)
 
     async def source_sees_closed() -> Any:
-        r = await system.intake.get(f"/v1/reports/{report['source']}/{report['source_ref']}",
-                                    headers={"X-API-Key": system.keys[report["source"]]})
+        r = await system.intake.get(
+            f"/v1/reports/{report['source']}/{report['source_ref']}",
+            headers={"X-API-Key": system.keys[report["source"]]},
+        )
         return r.json() if r.json().get("status") == "closed" else None
 
     status = await eventually(source_sees_closed, what="status back at intake")
     assert status["case_id"] == case_id
 
-    consumer = AIOKafkaConsumer(f"{system.prefix}feedback.{report['source']}",
-                                bootstrap_servers="127.0.0.1:9092",
-                                group_id=f"{system.prefix}fb", auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        f"{system.prefix}feedback.{report['source']}",
+        bootstrap_servers="127.0.0.1:9092",
+        group_id=f"{system.prefix}fb",
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         seen: list[str] = []

@@ -23,14 +23,30 @@ PORT_BASE = 18101
 
 
 def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
-        kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-        samples: list[dict[str, Any]]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(
-        ("FENGQIAO_", "INTAKE_", "TRIAGE_", "MEDIATION_", "FOLLOWUP_"))}
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, samples: list[dict[str, Any]]
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FENGQIAO_", "INTAKE_", "TRIAGE_", "MEDIATION_", "FOLLOWUP_"))
+    }
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "run.py"), "--port-base", str(PORT_BASE),
-         "--data-dir", str(tmp_path), "--topic-prefix", topic_prefix],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(REPO / "scripts" / "run.py"),
+            "--port-base",
+            str(PORT_BASE),
+            "--data-dir",
+            str(tmp_path),
+            "--topic-prefix",
+            topic_prefix,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out: list[str] = []
     try:
         assert proc.stdout is not None
@@ -50,8 +66,10 @@ def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
         assert set(creds["integrators"]) == {"110", "12345", "grid"}
         roles = {s["role"] for s in creds["staff"]}
         assert {"mediator", "coordinator", "viewer"} <= roles
-        assert all(s["token"] and s["channel"] is not None or s["role"] != "mediator"
-                   for s in creds["staff"])
+        assert all(
+            s["token"] and s["channel"] is not None or s["role"] != "mediator"
+            for s in creds["staff"]
+        )
 
         report = {k: v for k, v in samples[0].items() if k not in ("expected", "why")}
         key = creds["integrators"][report["source"]]["api_key"]
@@ -61,16 +79,20 @@ def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
         case_id = r.json()["case_id"]
         status = None
         for _ in range(100):
-            s = httpx.get(f"{base}/v1/reports/{report['source']}/{report['source_ref']}",
-                          headers={"X-API-Key": key}).json()
+            s = httpx.get(
+                f"{base}/v1/reports/{report['source']}/{report['source_ref']}",
+                headers={"X-API-Key": key},
+            ).json()
             status = s.get("status")
             if status not in (None, "received"):
                 break
             time.sleep(0.2)
         assert status in ("triaged", "assigned"), status
         viewer = next(s["token"] for s in creds["staff"] if s["role"] == "viewer")
-        ledger = httpx.get(f"http://127.0.0.1:{PORT_BASE + 3}/v1/cases/{case_id}",
-                           headers={"Authorization": f"Bearer {viewer}"})
+        ledger = httpx.get(
+            f"http://127.0.0.1:{PORT_BASE + 3}/v1/cases/{case_id}",
+            headers={"Authorization": f"Bearer {viewer}"},
+        )
         assert ledger.status_code == 200 and ledger.json()["case_id"] == case_id
         for port in range(PORT_BASE, PORT_BASE + 4):
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200

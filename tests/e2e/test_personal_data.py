@@ -33,8 +33,12 @@ async def _topic_bytes(prefix: str) -> bytes:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers="127.0.0.1:9092",
-                                group_id=f"{prefix}pii-scan", auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers="127.0.0.1:9092",
+        group_id=f"{prefix}pii-scan",
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     out = bytearray()
     try:
@@ -51,8 +55,7 @@ async def _topic_bytes(prefix: str) -> bytes:
     return bytes(out)
 
 
-async def test_planted_personal_data_is_nowhere_in_clear(
-        system: System, tmp_path: Path) -> None:
+async def test_planted_personal_data_is_nowhere_in_clear(system: System, tmp_path: Path) -> None:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
     handler.setFormatter(RedactingJsonFormatter())
@@ -60,26 +63,31 @@ async def test_planted_personal_data_is_nowhere_in_clear(
     logging.getLogger().setLevel(logging.DEBUG)
     try:
         report: dict[str, Any] = {
-            "source": "12345", "source_ref": "PII-1", "reported_at": "2026-11-20T08:15:00+08:00",
+            "source": "12345",
+            "source_ref": "PII-1",
+            "reported_at": "2026-11-20T08:15:00+08:00",
             "text": f"市民{NAME_A}来电（{PHONE_A}）反映：楼上住户{NAME_B}家卫生间漏水到她家，"
-                    f"多次协商无果，身份证号{ID_A}。",
+            f"多次协商无果，身份证号{ID_A}。",
             "location": {"address": ADDRESS, "grid_code": "522731-103-007-01"},
             "reporter": {"name": NAME_A, "phone": PHONE_A, "role": "citizen"},
-            "parties": [{"name": NAME_A, "phone": PHONE_A, "id_number": ID_A,
-                         "role": "applicant"},
-                        {"name": NAME_B, "phone": PHONE_B, "role": "respondent"}],
+            "parties": [
+                {"name": NAME_A, "phone": PHONE_A, "id_number": ID_A, "role": "applicant"},
+                {"name": NAME_B, "phone": PHONE_B, "role": "respondent"},
+            ],
         }
         case_id = await submit(system, report)
         case = await mediation_case(system, case_id, "assigned")
         who = mediator_of(system, case)
-        clear = (await system.mediation.get(f"/v1/mediation/cases/{case_id}",
-                                            headers=who)).json()
+        clear = (await system.mediation.get(f"/v1/mediation/cases/{case_id}", headers=who)).json()
         assert clear["personal_data"] == "clear" and PHONE_A in str(clear["contact"])
         masked = (await system.followup.get(f"/v1/cases/{case_id}", headers=system.admin)).text
         assert PHONE_A not in masked and NAME_A not in masked
         await reach_agreement(system, case_id)
-        status = (await system.intake.get("/v1/reports/12345/PII-1",
-                                          headers={"X-API-Key": system.keys["12345"]})).text
+        status = (
+            await system.intake.get(
+                "/v1/reports/12345/PII-1", headers={"X-API-Key": system.keys["12345"]}
+            )
+        ).text
         assert PHONE_A not in status and ID_A not in status
     finally:
         logging.getLogger().removeHandler(handler)

@@ -21,7 +21,8 @@ async def _wait(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped
 
 
 async def test_producer_and_consumers_run_with_the_required_settings(
-        kafka_bootstrap: str, topic_prefix: str) -> None:
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     bus = KafkaBus(kafka_bootstrap, "settings-test")
 
     async def noop(_m: Message) -> None:
@@ -43,7 +44,8 @@ async def test_producer_and_consumers_run_with_the_required_settings(
 
 
 async def test_offsets_are_committed_only_after_processing(
-        kafka_bootstrap: str, topic_prefix: str) -> None:
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     topic, group = f"{topic_prefix}work", f"{topic_prefix}workers"
     done: list[bytes] = []
     block = asyncio.Event()
@@ -56,14 +58,20 @@ async def test_offsets_are_committed_only_after_processing(
     bus = KafkaBus(kafka_bootstrap, "commit-test", extra_topics=[topic], partitions=1)
     bus.subscribe([topic], group, slow)
     await bus.start()
-    await bus.publish([OutgoingMessage(topic, "k", b"1"), OutgoingMessage(topic, "k", b"2"),
-                       OutgoingMessage(topic, "k", b"3")])
+    await bus.publish(
+        [
+            OutgoingMessage(topic, "k", b"1"),
+            OutgoingMessage(topic, "k", b"2"),
+            OutgoingMessage(topic, "k", b"3"),
+        ]
+    )
     await _wait(lambda: done == [b"1"])
     await asyncio.sleep(1)
     await bus.stop()  # cancelled mid-message: 2 was never processed
 
-    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
-                             enable_auto_commit=False)
+    check = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await check.start()
     try:
         committed = await check.committed(TopicPartition(topic, 0))
@@ -87,7 +95,8 @@ async def test_offsets_are_committed_only_after_processing(
 
 
 async def test_poison_message_goes_to_dlq_with_origin_and_partition_moves_on(
-        kafka_bootstrap: str, topic_prefix: str) -> None:
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     topic = f"{topic_prefix}in"
     good: list[bytes] = []
 
@@ -96,18 +105,22 @@ async def test_poison_message_goes_to_dlq_with_origin_and_partition_moves_on(
             raise ValueError("cannot adapt record")
         good.append(msg.value)
 
-    bus = KafkaBus(kafka_bootstrap, "dlq-test", max_attempts=2, extra_topics=[topic],
-                   partitions=1)
+    bus = KafkaBus(kafka_bootstrap, "dlq-test", max_attempts=2, extra_topics=[topic], partitions=1)
     bus.subscribe([topic], f"{topic_prefix}g", handler)
     await bus.start()
     try:
-        await bus.publish([OutgoingMessage(topic, "k", b"bad \x00 bytes"),
-                           OutgoingMessage(topic, "k", b"fine")])
+        await bus.publish(
+            [OutgoingMessage(topic, "k", b"bad \x00 bytes"), OutgoingMessage(topic, "k", b"fine")]
+        )
         await _wait(lambda: good == [b"fine"])
     finally:
         await bus.stop()
-    dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=kafka_bootstrap,
-                           auto_offset_reset="earliest", group_id=f"{topic_prefix}dlq-reader")
+    dlq = AIOKafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"{topic_prefix}dlq-reader",
+    )
     await dlq.start()
     try:
         rec = await asyncio.wait_for(dlq.getone(), 20)

@@ -21,14 +21,16 @@ SERVICES = sorted(p.parent.parent.name for p in (REPO / "services").glob("*/migr
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_each_service_history_migrates_an_empty_postgres_database(
-        service: str, pg_url: str) -> None:
+    service: str, pg_url: str
+) -> None:
     engine = make_engine(pg_url)
     try:
         await migrate(engine, REPO / "services" / service / "migrations")
         await migrate(engine, REPO / "services" / service / "migrations")  # idempotent
         async with engine.connect() as conn:
-            tables = set(await conn.run_sync(
-                lambda c: __import__("sqlalchemy").inspect(c).get_table_names()))
+            tables = set(
+                await conn.run_sync(lambda c: __import__("sqlalchemy").inspect(c).get_table_names())
+            )
     finally:
         await engine.dispose()
     assert {"outbox", "inbox", "trail", "alembic_version"} <= tables
@@ -48,8 +50,7 @@ async def test_two_relays_on_one_outbox_publish_each_row_exactly_once(pg_url: st
     try:
         for i in range(200):
             async with delivery.transaction() as tx:
-                tx.emit("pg.out", "case.closed", CaseClosed(case_id=f"c{i}", outcome="ok"),
-                        f"c{i}")
+                tx.emit("pg.out", "case.closed", CaseClosed(case_id=f"c{i}", outcome="ok"), f"c{i}")
         bus = InMemoryBus()
         relays = [OutboxRelay(delivery, bus, batch=20), OutboxRelay(delivery, bus, batch=20)]
 
@@ -67,17 +68,22 @@ async def test_two_relays_on_one_outbox_publish_each_row_exactly_once(pg_url: st
 
 async def test_concurrent_deliveries_of_one_event_are_processed_once(pg_url: str) -> None:
     delivery, engine = await _triage_delivery(pg_url)
-    env = Envelope(event_type="case.closed", producer="x", case_id="c", correlation_id="k",
-                   payload={"case_id": "c", "outcome": "ok"})
+    env = Envelope(
+        event_type="case.closed",
+        producer="x",
+        case_id="c",
+        correlation_id="k",
+        payload={"case_id": "c", "outcome": "ok"},
+    )
 
     async def work(tx: Tx) -> None:
         await asyncio.sleep(0.05)  # widen the race window
-        tx.transition("c", action="close", from_status="follow_up", to_status="closed",
-                      actor="system:test")
+        tx.transition(
+            "c", action="close", from_status="follow_up", to_status="closed", actor="system:test"
+        )
 
     try:
-        results = await asyncio.gather(*(delivery.handle_once("svc", env, work)
-                                         for _ in range(5)))
+        results = await asyncio.gather(*(delivery.handle_once("svc", env, work) for _ in range(5)))
         async with delivery.sessions() as s:
             trail = (await s.exec(select(delivery.tables.trail))).all()
     finally:

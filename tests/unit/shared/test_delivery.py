@@ -31,15 +31,25 @@ async def delivery(tmp_path: Path) -> AsyncIterator[Delivery]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    yield Delivery(async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
-                   TABLES, "test", TOPICS.trail)
+    yield Delivery(
+        async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+        TABLES,
+        "test",
+        TOPICS.trail,
+    )
     await engine.dispose()
 
 
 async def test_state_trail_and_outbox_commit_together_or_not_at_all(delivery: Delivery) -> None:
     async with delivery.transaction() as tx:
-        tx.transition("c1", action="close", from_status="follow_up", to_status="closed",
-                      actor="system:test", reason="honoured")
+        tx.transition(
+            "c1",
+            action="close",
+            from_status="follow_up",
+            to_status="closed",
+            actor="system:test",
+            reason="honoured",
+        )
         tx.emit(TOPICS.followup, "case.closed", CaseClosed(case_id="c1", outcome="ok"), "c1")
     with pytest.raises(RuntimeError):
         async with delivery.transaction() as tx:
@@ -48,18 +58,22 @@ async def test_state_trail_and_outbox_commit_together_or_not_at_all(delivery: De
     async with delivery.sessions() as s:
         outbox = (await s.exec(select(TABLES.outbox))).all()
         trail = (await s.exec(select(TABLES.trail))).all()
-    assert [(r.topic, r.key) for r in outbox] == [("u.cases.trail", "c1"),
-                                                   ("u.cases.followup", "c1")]
+    assert [(r.topic, r.key) for r in outbox] == [
+        ("u.cases.trail", "c1"),
+        ("u.cases.followup", "c1"),
+    ]
     assert [(t.case_id, t.from_status, t.to_status) for t in trail] == [
-        ("c1", "follow_up", "closed")]
+        ("c1", "follow_up", "closed")
+    ]
 
 
 async def test_relay_publishes_in_order_once_and_marks_rows(delivery: Delivery) -> None:
     bus = InMemoryBus()
     for i in range(3):
         async with delivery.transaction() as tx:
-            tx.emit(TOPICS.followup, "case.closed", CaseClosed(case_id=f"c{i}", outcome="ok"),
-                    f"c{i}")
+            tx.emit(
+                TOPICS.followup, "case.closed", CaseClosed(case_id=f"c{i}", outcome="ok"), f"c{i}"
+            )
     relay = OutboxRelay(delivery, bus)
     assert await relay.publish_pending() == 3
     assert await relay.publish_pending() == 0
@@ -69,14 +83,20 @@ async def test_relay_publishes_in_order_once_and_marks_rows(delivery: Delivery) 
 
 
 async def test_inbox_skips_an_event_seen_before(delivery: Delivery) -> None:
-    env = Envelope(event_type="case.closed", producer="x", case_id="c", correlation_id="k",
-                   payload={"case_id": "c", "outcome": "ok"})
+    env = Envelope(
+        event_type="case.closed",
+        producer="x",
+        case_id="c",
+        correlation_id="k",
+        payload={"case_id": "c", "outcome": "ok"},
+    )
     calls: list[str] = []
 
     async def work(tx: Tx) -> None:
         calls.append(env.event_id)
-        tx.transition("c", action="close", from_status="follow_up", to_status="closed",
-                      actor="system:test")
+        tx.transition(
+            "c", action="close", from_status="follow_up", to_status="closed", actor="system:test"
+        )
 
     assert await delivery.handle_once("svc", env, work) is True
     assert await delivery.handle_once("svc", env, work) is False

@@ -16,8 +16,12 @@ class V2(BaseModel):
 
 
 def test_envelope_round_trip_keeps_every_field() -> None:
-    env = REGISTRY.event(CaseClosed(case_id="c1", outcome="honoured"), event_type="case.closed",
-                         producer="followup", case_id="c1")
+    env = REGISTRY.event(
+        CaseClosed(case_id="c1", outcome="honoured"),
+        event_type="case.closed",
+        producer="followup",
+        case_id="c1",
+    )
     back = Envelope.from_bytes(env.to_bytes())
     assert back == env
     assert back.schema_version == 1 and back.causation_id is None
@@ -25,10 +29,16 @@ def test_envelope_round_trip_keeps_every_field() -> None:
 
 
 def test_causation_and_correlation_follow_the_cause() -> None:
-    cause = REGISTRY.event(CaseClosed(case_id="c1", outcome="x"), event_type="case.closed",
-                           producer="a", case_id="c1")
-    child = REGISTRY.event(CaseClosed(case_id="c1", outcome="y"), event_type="case.closed",
-                           producer="b", case_id="c1", cause=cause)
+    cause = REGISTRY.event(
+        CaseClosed(case_id="c1", outcome="x"), event_type="case.closed", producer="a", case_id="c1"
+    )
+    child = REGISTRY.event(
+        CaseClosed(case_id="c1", outcome="y"),
+        event_type="case.closed",
+        producer="b",
+        case_id="c1",
+        cause=cause,
+    )
     assert child.causation_id == cause.event_id
     assert child.correlation_id == cause.correlation_id
 
@@ -37,8 +47,14 @@ def test_old_versions_are_upcast_to_the_current_model() -> None:
     reg = EventRegistry()
     reg.register("case.closed", V2, version=2)
     reg.register_upcaster("case.closed", 1, lambda p: {**p, "closed_by": "system"})
-    old = Envelope(event_type="case.closed", schema_version=1, producer="x", case_id="c",
-                   correlation_id="k", payload={"case_id": "c", "outcome": "ok"})
+    old = Envelope(
+        event_type="case.closed",
+        schema_version=1,
+        producer="x",
+        case_id="c",
+        correlation_id="k",
+        payload={"case_id": "c", "outcome": "ok"},
+    )
     parsed = reg.parse(old)
     assert isinstance(parsed, V2) and parsed.closed_by == "system"
 
@@ -53,14 +69,25 @@ def test_unknown_type_and_future_version_are_rejected() -> None:
     env = Envelope(event_type="nope", producer="x", case_id="c", correlation_id="k", payload={})
     with pytest.raises(EventDecodeError, match="unknown event_type"):
         REGISTRY.parse(env)
-    env = Envelope(event_type="case.closed", schema_version=9, producer="x", case_id="c",
-                   correlation_id="k", payload={})
+    env = Envelope(
+        event_type="case.closed",
+        schema_version=9,
+        producer="x",
+        case_id="c",
+        correlation_id="k",
+        payload={},
+    )
     with pytest.raises(EventDecodeError, match="newer"):
         REGISTRY.parse(env)
 
 
 def test_payload_errors_name_the_field() -> None:
-    env = Envelope(event_type="case.closed", producer="x", case_id="c", correlation_id="k",
-                   payload={"case_id": "c"})
+    env = Envelope(
+        event_type="case.closed",
+        producer="x",
+        case_id="c",
+        correlation_id="k",
+        payload={"case_id": "c"},
+    )
     with pytest.raises(EventDecodeError, match="outcome"):
         REGISTRY.parse(env)

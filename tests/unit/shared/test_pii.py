@@ -33,7 +33,8 @@ def test_blind_index_matches_normalised_phones_only_under_the_same_key() -> None
     assert c.blind_index("phone", "139 1234 5678") == c.blind_index("phone", "+8613912345678")
     assert c.blind_index("phone", "13912345678") != c.blind_index("id", "13912345678")
     assert c.blind_index("phone", "13912345678") != PiiCipher("x" * 32).blind_index(
-        "phone", "13912345678")
+        "phone", "13912345678"
+    )
     assert c.blind_index("id", "52273119560613693x") == c.blind_index("id", "52273119560613693X")
 
 
@@ -66,7 +67,9 @@ def test_organisations_are_recognised() -> None:
 def test_log_lines_never_carry_phone_or_id_numbers() -> None:
     buf = io.StringIO()
     configure_logging("INFO", stream=buf)
-    logging.getLogger("t").info("caller 13912345678 id 522731195606136930",
-                                extra={"phone": "13912345678", "note": "手机13912345678"})
+    logging.getLogger("t").info(
+        "caller 13912345678 id 522731195606136930",
+        extra={"phone": "13912345678", "note": "手机13912345678"},
+    )
     line = buf.getvalue()
     assert line and "13912345678" not in line and "522731195606136930" not in line

@@ -25,4 +25,5 @@ def test_service_prefix_wins_over_shared_prefix(monkeypatch: pytest.MonkeyPatch)
 def test_database_defaults_to_a_sqlite_file_per_service() -> None:
     s = TriageSettings()
     assert s.database_url.startswith("sqlite+aiosqlite:///") and s.database_url.endswith(
-        "triage.db")
+        "triage.db"
+    )

@@ -32,9 +32,19 @@ async def app(tmp_path: Path, memory_bus: InMemoryBus) -> AsyncIterator[FastAPI]
 
 
 def received(case_id: str, text: str, source: str = "12345", **kw: Any) -> Envelope:
-    return REGISTRY.event(ReportReceived(case_id=case_id, source=source, source_ref=f"r-{case_id}",
-                                         received_at=utcnow(), text=text, **kw),
-                          event_type="report.received", producer="intake", case_id=case_id)
+    return REGISTRY.event(
+        ReportReceived(
+            case_id=case_id,
+            source=source,
+            source_ref=f"r-{case_id}",
+            received_at=utcnow(),
+            text=text,
+            **kw,
+        ),
+        event_type="report.received",
+        producer="intake",
+        case_id=case_id,
+    )
 
 
 async def publish(bus: InMemoryBus, topic: str, env: Envelope) -> None:
@@ -52,14 +62,19 @@ def events(bus: InMemoryBus, topic: str, event_type: str) -> list[Envelope]:
 
 
 async def test_a_report_is_routed_with_reasons_trail_and_deadlines(
-        app: FastAPI, memory_bus: InMemoryBus) -> None:
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
     env = received("c1", "工地二十多名工人被包工头拖欠工资八万多元，多次讨要未果。")
     await publish(memory_bus, TOPICS.reports, env)
     await flush(app)
     [triaged] = events(memory_bus, TOPICS.triaged, "case.triaged")
     p = triaged.payload
     assert (p["dispute_type"], p["severity"], p["channel"], p["tier"]) == (
-        "labour", "high", "labour", "town")
+        "labour",
+        "high",
+        "labour",
+        "town",
+    )
     assert p["rule_id"] and p["rules_version"] and p["decision"]["reasons"]
     assert triaged.causation_id == env.event_id and triaged.correlation_id == env.correlation_id
     [trail] = events(memory_bus, TOPICS.trail, "trail.appended")
@@ -78,16 +93,33 @@ async def test_the_same_event_twice_is_decided_once(app: FastAPI, memory_bus: In
 
 
 async def test_a_returned_case_is_routed_again_without_that_channel(
-        app: FastAPI, memory_bus: InMemoryBus) -> None:
-    await publish(memory_bus, TOPICS.reports, received(
-        "c3", "两人因借款三千元发生争执，互相推搡。", source="110",
-        parties=[PartyRef(kind="person", display="张*")]))
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
+    await publish(
+        memory_bus,
+        TOPICS.reports,
+        received(
+            "c3",
+            "两人因借款三千元发生争执，互相推搡。",
+            source="110",
+            parties=[PartyRef(kind="person", display="张*")],
+        ),
+    )
     first = events(memory_bus, TOPICS.triaged, "case.triaged")
     await flush(app)
     first = events(memory_bus, TOPICS.triaged, "case.triaged")[0].payload
-    ret = REGISTRY.event(CaseReturned(case_id="c3", channel=first["channel"], reason="非本渠道",
-                                      return_count=1, excluded_channels=[first["channel"]]),
-                         event_type="case.returned", producer="mediation", case_id="c3")
+    ret = REGISTRY.event(
+        CaseReturned(
+            case_id="c3",
+            channel=first["channel"],
+            reason="非本渠道",
+            return_count=1,
+            excluded_channels=[first["channel"]],
+        ),
+        event_type="case.returned",
+        producer="mediation",
+        case_id="c3",
+    )
     await publish(memory_bus, TOPICS.mediation, ret)
     await flush(app)
     second = events(memory_bus, TOPICS.triaged, "case.triaged")[-1].payload
@@ -95,15 +127,21 @@ async def test_a_returned_case_is_routed_again_without_that_channel(
     assert first["channel"] in second["excluded_channels"]
     trail = [e.payload for e in events(memory_bus, TOPICS.trail, "trail.appended")]
     assert [(t["from_status"], t["to_status"]) for t in trail] == [
-        ("received", "triaged"), ("returned", "triaged")]
+        ("received", "triaged"),
+        ("returned", "triaged"),
+    ]
 
 
 async def test_preview_decides_without_storing(app: FastAPI) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
-        r = await c.post("/v1/triage/preview", json={
-            "source": "grid", "source_ref": "g1",
-            "text": "村民扬言不给补偿就把汽油浇在身上同归于尽，现场三十多人围堵。"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post(
+            "/v1/triage/preview",
+            json={
+                "source": "grid",
+                "source_ref": "g1",
+                "text": "村民扬言不给补偿就把汽油浇在身上同归于尽，现场三十多人围堵。",
+            },
+        )
         bad = await c.post("/v1/triage/preview", json={"source": "999", "text": ""})
         async with app.state.runtime.sessions() as s:
             rows = (await s.exec(select(TriageDecisionRow))).all()
@@ -120,18 +158,17 @@ async def test_rules_reload_needs_a_coordinator_and_reports_the_version(app: Fas
     s = app.state.settings
     viewer = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("v", "viewer"))
     coord = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("c", "coordinator"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.post("/v1/triage/rules/reload")).status_code == 401
-        assert (await c.post("/v1/triage/rules/reload",
-                             headers={"Authorization": f"Bearer {viewer}"})).status_code == 403
+        assert (
+            await c.post("/v1/triage/rules/reload", headers={"Authorization": f"Bearer {viewer}"})
+        ).status_code == 403
         r = await c.post("/v1/triage/rules/reload", headers={"Authorization": f"Bearer {coord}"})
     assert r.status_code == 200 and r.json()["rules_version"] == r.json()["previous_version"]
 
 
 async def test_health_and_readiness(app: FastAPI) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/healthz")).json() == {"status": "ok"}
         r = await c.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"] == {"database": True, "broker": True}
