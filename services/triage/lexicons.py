@@ -90,3 +90,4 @@ class TypeLexicon:
     negatable: bool
     pattern_terms: tuple[tuple[re.Pattern[str], float], ...]
     requires_any: tuple[str, ...]
+    requires_also: tuple[str, ...] = ()

@@ -65,6 +65,8 @@ class Negation(_Model):
     window: int = Field(ge=0, le=30)
     stops: str
     scope_breakers: tuple[str, ...] = ()
+    # "没有人…", "无人…": a cue with its own subject negates the trigger anywhere in its clause
+    clause_cues: tuple[str, ...] = ()
 
 
 class NumbersSpec(_Model):
@@ -128,13 +130,15 @@ class TypeSpec(Lexicon):
     """Lexicon of one dispute type, with its channel.
 
     `requires_any`: the type scores nothing unless one of these substrings is in the text
-    (a vehicle named without any collision is not a traffic case).
+    (a vehicle named without any collision is not a traffic case); `requires_also`: and one of
+    these as well (a collision with no vehicle, a child knocked down at school, is not traffic).
     """
 
     label: str
     channel: Channel
     negatable: bool = False
     requires_any: tuple[str, ...] = ()
+    requires_also: tuple[str, ...] = ()
 
 
 class Categories(_Model):
@@ -263,6 +267,7 @@ class Rules(_Model):
                     lex.negatable if isinstance(lex, TypeSpec) else False,
                     lex.pattern_terms,
                     lex.requires_any if isinstance(lex, TypeSpec) else (),
+                    lex.requires_also if isinstance(lex, TypeSpec) else (),
                 )
                 for code, lex in lexicons
             ),

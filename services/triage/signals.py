@@ -72,6 +72,24 @@ def is_negated(text: str, start: int, end: int, rules: Rules) -> bool:
             ):
                 return True
             pos = segment.find(cue, pos + 1)
+    return _clause_negated(text, start, rules)
+
+
+def _clause_negated(text: str, start: int, rules: Rules) -> bool:
+    """True when a subject-bearing cue ("没有人", "无人") opens the clause before the trigger."""
+    neg = rules.negation
+    lo = start
+    while lo > 0 and text[lo - 1] not in neg.stops:
+        lo -= 1
+    before = text[lo:start]
+    for cue in neg.clause_cues:
+        pos = before.rfind(cue)
+        if (
+            pos >= 0
+            and not any(b in before[pos + len(cue) :] for b in neg.scope_breakers)
+            and not any(_inside(before, pos, n) for n in neg.non_negating)
+        ):
+            return True
     return False
 
 
@@ -117,6 +135,8 @@ def score_types(
     for lex in compiled.types:
         code = lex.code
         if lex.requires_any and not any(r in text for r in lex.requires_any):
+            continue
+        if lex.requires_also and not any(r in text for r in lex.requires_also):
             continue
         matched = [
             (t, w)

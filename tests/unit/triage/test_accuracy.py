@@ -14,6 +14,8 @@ UNSEEN = Path(__file__).parent / "unseen.jsonl"
 HOLDOUT = Path(__file__).parent / "holdout.jsonl"  # blind-written, labelled from DOMAIN.md only
 # second blind-written set: colloquial and dialect wording, mixed number forms, traditional text
 HOLDOUT2 = Path(__file__).parent / "holdout2.jsonl"
+# third blind-written set: official register (接警记录, 网格员上报, 来电人反映)
+HOLDOUT3 = Path(__file__).parent / "holdout3.jsonl"
 
 
 def _rows(path: Path) -> list[dict[str, object]]:
@@ -22,8 +24,8 @@ def _rows(path: Path) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize(
     "path",
-    [DEFAULT_SAMPLES, UNSEEN, HOLDOUT, HOLDOUT2],
-    ids=["samples", "unseen", "holdout", "holdout2"],
+    [DEFAULT_SAMPLES, UNSEEN, HOLDOUT, HOLDOUT2, HOLDOUT3],
+    ids=["samples", "unseen", "holdout", "holdout2", "holdout3"],
 )
 def test_accuracy_targets(rules: Rules, path: Path) -> None:
     if not path.exists():
