@@ -160,8 +160,17 @@ async def integrators_of_source(session: AsyncSession, source: str) -> list[Inte
     return list((await session.exec(select(Integrator).where(Integrator.source == source))).all())
 
 
-async def due_webhooks(session: AsyncSession, now: datetime, limit: int) -> list[WebhookDelivery]:
-    """Undelivered callbacks whose next attempt is due, oldest first."""
+async def claim_due_webhooks(
+    session: AsyncSession, now: datetime, limit: int, claim_until: datetime
+) -> list[WebhookDelivery]:
+    """Claim undelivered callbacks whose next attempt is due, oldest first.
+
+    Call inside a transaction. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`, so
+    concurrent senders on one database never pick the same row; each claimed row's
+    `next_attempt_at` is pushed to `claim_until`, so once committed no other sender sees it as
+    due until the claim runs out (the sender records the real outcome before that). SQLite
+    ignores the lock clause: there a single process sends.
+    """
     stmt = (
         select(WebhookDelivery)
         .where(
@@ -169,5 +178,11 @@ async def due_webhooks(session: AsyncSession, now: datetime, limit: int) -> list
         )
         .order_by(col(WebhookDelivery.id))
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return list((await session.exec(stmt)).all())
+    rows = list((await session.exec(stmt)).all())
+    for row in rows:
+        row.next_attempt_at = claim_until
+        session.add(row)
+    await session.flush()
+    return rows

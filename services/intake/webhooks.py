@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.domain import backoff_s, sign_webhook
-from services.intake.repository import Integrator, WebhookDelivery, due_webhooks
+from services.intake.repository import Integrator, WebhookDelivery, claim_due_webhooks
 from services.intake.settings import IntakeSettings
 from shared.events import utcnow
 from shared.pii import PiiCipher
@@ -37,10 +37,17 @@ class WebhookSender:
         self._client: httpx.AsyncClient | None = None
 
     async def send_due(self, now: datetime | None = None) -> int:
-        """Try every due delivery once; return how many were acknowledged."""
+        """Claim every due delivery, try each once; return how many were acknowledged.
+
+        Claiming is one transaction (see `claim_due_webhooks`), so two intake instances on one
+        PostgreSQL database never send the same delivery; the claim lasts long enough for the
+        whole batch to time out one by one.
+        """
         now = now or utcnow()
-        async with self.sessions() as session:
-            rows = await due_webhooks(session, now, self.settings.webhook_batch)
+        batch = self.settings.webhook_batch
+        claim_until = now + timedelta(seconds=self.settings.webhook_timeout_s * (batch + 1))
+        async with self.sessions() as session, session.begin():
+            rows = await claim_due_webhooks(session, now, batch, claim_until)
             integrators = {
                 r.integrator_id: await session.get(Integrator, r.integrator_id) for r in rows
             }

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake.repository import IntakeReport
+from services.intake.integrators import create_integrator
+from services.intake.repository import IntakeReport, WebhookDelivery
 from services.intake.settings import IntakeSettings
+from services.intake.webhooks import WebhookSender
+from shared.db import make_engine
+from shared.events import utcnow
 from tests.unit.intake.conftest import Intake, report, start_intake
 
 
@@ -41,3 +49,83 @@ async def test_concurrent_duplicates_and_merges_on_postgres(pg_intake: Intake) -
     await pg_intake.settle()
     assert len(pg_intake.events(pg_intake.topics.reports, "report.received")) == 2
     assert len(pg_intake.events(pg_intake.topics.reports, "report.repeated")) == 1
+
+
+@pytest.fixture
+async def quiet_pg_intake(pg_url: str) -> AsyncIterator[Intake]:
+    """Intake on PostgreSQL whose own webhook loop stays asleep (the test drives senders)."""
+    settings = IntakeSettings(
+        bus="memory",
+        database_url=pg_url,
+        relay_interval_s=0.05,
+        webhook_poll_s=3600,
+        webhook_batch=5,
+        rate_limit_per_s=1000.0,
+        rate_limit_burst=1000,
+    )
+    async for h in start_intake(settings):
+        yield h
+
+
+async def test_two_senders_on_one_database_send_each_due_webhook_once(
+    quiet_pg_intake: Intake, pg_url: str
+) -> None:
+    h = quiet_pg_intake
+    rt = h.app.state.runtime
+    integ = await create_integrator(
+        rt.sessions, rt.cipher, name="CRM", source="grid", callback_url="http://grid.test/cb"
+    )
+    now = utcnow()
+    async with rt.sessions() as s, s.begin():
+        for i in range(40):
+            s.add(
+                WebhookDelivery(
+                    integrator_id=integ.id,
+                    case_id=f"C-{i}",
+                    body=b'{"n": %d}' % i,
+                    next_attempt_at=now - timedelta(seconds=1),
+                    created_at=now,
+                )
+            )
+    async with rt.sessions() as s:
+        ids = sorted(r.id for r in (await s.exec(select(WebhookDelivery))).all())
+
+    sent: dict[str, list[int]] = {"a": [], "b": []}
+
+    def transport(name: str) -> httpx.MockTransport:
+        async def receive(req: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(0.005)  # let the other sender run while this one is sending
+            sent[name].append(int(req.headers["X-Fengqiao-Delivery"]))
+            return httpx.Response(204)
+
+        return httpx.MockTransport(receive)
+
+    engines = [make_engine(pg_url), make_engine(pg_url)]
+    senders = [
+        WebhookSender(
+            async_sessionmaker(e, class_=AsyncSession, expire_on_commit=False),
+            rt.cipher,
+            h.app.state.settings,
+            asyncio.Event(),
+            transport=transport(name),
+        )
+        for e, name in zip(engines, "ab", strict=True)
+    ]
+    try:
+        for _ in range(40):
+            acked = await asyncio.gather(*[s.send_due() for s in senders])
+            if sum(acked) == 0:
+                break
+    finally:
+        for sender in senders:
+            await sender.stop()
+        for e in engines:
+            await e.dispose()
+
+    everything = sent["a"] + sent["b"]
+    assert sorted(everything) == ids  # every delivery sent, none twice
+    assert sent["a"] and sent["b"]  # both senders took part
+    async with rt.sessions() as s:
+        rows = (await s.exec(select(WebhookDelivery))).all()
+    assert all(r.delivered_at is not None and r.attempts == 1 for r in rows)
+    assert {r.last_status for r in rows} == {204}
