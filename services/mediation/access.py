@@ -6,11 +6,14 @@
   escalations, failures, transfers and returns.
 - viewer: reads masked, never acts.
 - admin: everything.
+
+Organisations and staff: admins manage any; a coordinator only those of their own tier whose
+organisation's grid codes all lie inside their area (`management_refusal`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -77,6 +80,29 @@ def may_perform(p: StaffPrincipal, action: str) -> bool:
 def manages_staff(p: StaffPrincipal) -> bool:
     """Admins and coordinators manage organisations and mediators."""
     return p.role in ("admin", "coordinator")
+
+
+def management_refusal(
+    p: StaffPrincipal, tier: str | None, grid_codes: Sequence[str]
+) -> str | None:
+    """Why the principal may not manage an organisation (or its staff); None when allowed.
+
+    `tier` and `grid_codes` are the organisation's. An admin may do anything; a coordinator only
+    within their own tier and area: every grid code of the organisation under one of their
+    prefixes (an organisation without grid codes covers the whole county, so only a coordinator
+    without prefixes may manage it).
+    """
+    if p.role == "admin":
+        return None
+    if p.role != "coordinator":
+        return "only admins and coordinators manage organisations and staff"
+    if tier is None or tier != p.tier:
+        return f"a coordinator manages only organisations and staff of their own tier ({p.tier})"
+    if p.grid_codes and not grid_codes:
+        return "an organisation without grid codes covers the whole county: outside your area"
+    if not all(in_area(code, p.grid_codes) for code in grid_codes):
+        return "the organisation's grid codes reach outside your area"
+    return None
 
 
 def actor_of(p: StaffPrincipal) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from services.mediation.access import manages_staff
+from services.mediation.access import management_refusal, manages_staff
 from services.mediation.assignment import Context
 from services.mediation.domain import TIERS
 from services.mediation.repository import Organisation, StaffMember, organisations, staff_of
@@ -35,6 +35,18 @@ Ctx = Annotated[Context, Depends(_ctx)]
 def _require_manager(p: StaffPrincipal) -> None:
     if not manages_staff(p):
         raise HTTPException(403, "only admins and coordinators manage organisations and staff")
+
+
+def _require_scope(p: StaffPrincipal, org: Organisation | None) -> None:
+    """403 unless the principal may manage this organisation and its staff."""
+    if org is None:
+        reason = (
+            None if p.role == "admin" else "a coordinator manages only staff of an organisation"
+        )
+    else:
+        reason = management_refusal(p, org.tier, org.grid_codes)
+    if reason is not None:
+        raise HTTPException(403, reason)
 
 
 def _require_admin(p: StaffPrincipal) -> None:
@@ -129,8 +141,13 @@ async def create_organisation(
         raise _invalid("channel", "a coordination centre has no channel")
     if body.tier not in TIERS:
         raise _invalid("tier", "unknown tier")
+    reason = management_refusal(staff, body.tier, body.grid_codes)
+    if reason is not None:
+        raise HTTPException(403, reason)
     async with ctx.delivery.transaction() as tx:
         row = await tx.session.get(Organisation, body.id)
+        if row is not None:
+            _require_scope(staff, row)  # nobody takes over another area's organisation by id
         if row is None:
             row = Organisation(
                 id=body.id, name=body.name, tier=body.tier, created_at=ctx.clock.now()
@@ -162,7 +179,10 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
             raise _invalid("organisation_id", "no such organisation")
         if body.role == "mediator" and org is not None and org.kind != "mediation":
             raise _invalid("organisation_id", "mediators belong to a mediation organisation")
+        _require_scope(staff, org)
         row = await tx.session.get(StaffMember, body.id)
+        if row is not None:
+            _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
         if row is None:
             row = StaffMember(id=body.id, name=body.name, created_at=ctx.clock.now())
         row.name, row.role, row.organisation_id = body.name, body.role, body.organisation_id
@@ -187,10 +207,12 @@ async def update_staff(
         row = await tx.session.get(StaffMember, staff_id)
         if row is None:
             raise HTTPException(404, "no such staff member")
+        _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
         if body.organisation_id is not None:
             org = await tx.session.get(Organisation, body.organisation_id)
             if org is None:
                 raise _invalid("organisation_id", "no such organisation")
+            _require_scope(staff, org)
             row.organisation_id, row.channel, row.tier = org.id, org.channel, org.tier
         for field in ("day_shift", "night_on_call", "active"):
             value = getattr(body, field)

@@ -56,7 +56,7 @@ async def test_issue_staff_token_for_a_stored_mediator(tmp_path: Path) -> None:
 
 
 async def test_admin_api_manages_organisations_and_mediators(svc: Svc) -> None:
-    h = svc.token("coordinator-county")
+    h = svc.token("coordinator-town")
     r = await svc.client.post(
         "/v1/admin/organisations",
         headers=h,

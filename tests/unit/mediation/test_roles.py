@@ -49,6 +49,8 @@ HIDDEN = {"read": 404, "document": 404, "supervisions": OK, "channels": OK}
 ACTS = ("accept", "notes", "agreement", "failure", "escalate", "transfer", "assign", "return")
 NO_ADMIN = {"admin_orgs": 403, "admin_staff": 403, "admin_token": 403, "admin_scan": 403}
 MANAGER = {"admin_orgs": OK, "admin_staff": OK, "admin_token": 403, "admin_scan": 403}
+# a coordinator outside people-town's tier or area may not add staff to it
+OTHER_MANAGER = {**MANAGER, "admin_staff": 403}
 
 # role → (who, listed?, expectations)
 TABLE: dict[str, tuple[str, bool | int, dict[str, Any]]] = {
@@ -104,12 +106,12 @@ TABLE: dict[str, tuple[str, bool | int, dict[str, Any]]] = {
     "coordinator of another tier": (
         "coordinator-county",
         False,
-        {**HIDDEN, **dict.fromkeys(ACTS, 404), **MANAGER},
+        {**HIDDEN, **dict.fromkeys(ACTS, 404), **OTHER_MANAGER},
     ),
     "coordinator of another area": (
         "coordinator-elsewhere",
         False,
-        {**HIDDEN, **dict.fromkeys(ACTS, 404), **MANAGER},
+        {**HIDDEN, **dict.fromkeys(ACTS, 404), **OTHER_MANAGER},
     ),
     "viewer": ("viewer-county", True, {**READS, **dict.fromkeys(ACTS, 403), **NO_ADMIN}),
     "no token": ("anonymous", 401, dict.fromkeys(ENDPOINTS, 401)),
