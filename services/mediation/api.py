@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.mediation.access import Access, access_to
@@ -17,6 +17,7 @@ from services.mediation.actions import (
     InvalidTarget,
     scope_of,
 )
+from services.mediation.agreement_pdf import render_agreement_pdf
 from services.mediation.assignment import Context
 from services.mediation.documents import mask_contact, redact_with_contact, render_agreement
 from services.mediation.domain import TransitionRefused, allowed_actions, aware
@@ -229,9 +230,18 @@ def _private_text(ctx: Context, stored: str, clear: bool, case: MediationCase) -
     return text if clear else redact_with_contact(text, _contact(ctx, case, True))
 
 
-@router.get("/cases/{case_id}/agreement/document", response_class=PlainTextResponse)
-async def agreement_document(case_id: str, ctx: Ctx, staff: CurrentStaff) -> PlainTextResponse:
-    """The agreement document (调解协议书) as plain text."""
+@router.get(
+    "/cases/{case_id}/agreement/document",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}, "application/pdf": {}}}},
+)
+async def agreement_document(
+    case_id: str,
+    ctx: Ctx,
+    staff: CurrentStaff,
+    fmt: Annotated[Literal["text", "pdf"], Query(alias="format")] = "text",
+) -> Response:
+    """The agreement document (调解协议书) as plain text, or as a PDF with `?format=pdf`."""
     async with ctx.delivery.sessions() as session:
         case, level, readers = await _load(session, staff, case_id)
         agreement = await agreement_of(session, case_id)
@@ -242,8 +252,9 @@ async def agreement_document(case_id: str, ctx: Ctx, staff: CurrentStaff) -> Pla
         org = await session.get(Organisation, agreement.organisation_id or "")
         mediator = await session.get(StaffMember, agreement.mediator_id or "")
     plugin = ctx.channel(agreement.channel)
+    title = plugin.document_title if plugin else "调解协议书"
     text = render_agreement(
-        title=plugin.document_title if plugin else "调解协议书",
+        title=title,
         case_id=case_id,
         agreement_id=agreement.id,
         organisation=org.name if org else "—",
@@ -257,6 +268,13 @@ async def agreement_document(case_id: str, ctx: Ctx, staff: CurrentStaff) -> Pla
         parties=case.parties,
         tz=ctx.settings.timezone,
     )
+    if fmt == "pdf":
+        pdf = render_agreement_pdf(text, title=title, subject=f"{title} {agreement.id}")
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="agreement-{agreement.id}.pdf"'},
+        )
     return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
 
 
