@@ -24,7 +24,9 @@ DEFAULT_SMALL_UNITS: dict[str, int] = {
 }
 DEFAULT_BIG_UNITS: dict[str, int] = {"万": 10_000, "亿": 100_000_000}
 DEFAULT_PREFIXES: dict[str, int] = {"上百": 100, "上千": 1000, "上万": 10_000, "成百": 100}
-_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+# Quantifiers are bounded (no real sum or count is longer) so that a long run of digits or
+# numerals is scanned in linear time instead of backtracking from every position.
+_NUM = r"(?:\d{1,3}(?:,\d{3}){1,5}|\d{1,15})(?:\.\d{1,6})?"
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class NumberWords:
     def __post_init__(self) -> None:
         cn = re.escape("".join([*self.digits, *self.small_units, *self.big_units, self.vague]))
         pre = "|".join(re.escape(p) for p in sorted(self.prefixes, key=len, reverse=True))
-        qty = rf"(?:{pre}|好|近|约|大约)?(?:{_NUM}[{cn}]*|[{cn}]+)(?:多|余|来)?"
+        qty = rf"(?:{pre}|好|近|约|大约)?(?:{_NUM}[{cn}]{{0,12}}|[{cn}]{{1,12}})(?:多|余|来)?"
         small = re.escape("".join(d for d, v in self.digits.items() if 2 <= v <= 9))
         ones = re.escape("".join(d for d, v in self.digits.items() if 1 <= v <= 9))
         built = {
@@ -85,7 +87,7 @@ class NumberWords:
                 r"(?:周?岁|了|(?=[，。；！？,.;!?\s]|$))"
             ),
             "repeat_re": re.compile(
-                rf"第(?P<num>{qty})(?:次|回)|(?P<num2>[{small}十\d]+)(?:次|回)"
+                rf"第(?P<num>{qty})(?:次|回)|(?P<num2>[{small}十\d]{{1,8}})(?:次|回)"
                 r"(?=报警|来电|投诉|反映|求助|举报|上报)"
             ),
         }
