@@ -175,7 +175,9 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
     _require_manager(staff)
     async with ctx.delivery.transaction() as tx:
         org = await tx.session.get(Organisation, body.organisation_id or "")
-        if body.role in ("mediator", "coordinator") and org is None:
+        if org is None and (
+            body.role in ("mediator", "coordinator") or body.organisation_id is not None
+        ):
             raise _invalid("organisation_id", "no such organisation")
         if body.role == "mediator" and org is not None and org.kind != "mediation":
             raise _invalid("organisation_id", "mediators belong to a mediation organisation")
