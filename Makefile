@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit eval bench lint broker-start broker-stop clean
+.PHONY: setup run test test-unit eval bench lint broker-start broker-stop clean console-assets browser-deps screens
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## setup: virtual environment, Python packages and the Kafka broker jars
-setup: $(STAMP)
+setup: $(STAMP) console-assets
 	bash scripts/kafka.sh fetch
 
 ## run: broker + the four services on SQLite with a seeded demo county; Ctrl-C stops all
@@ -22,7 +22,7 @@ run: setup
 	$(PY) scripts/run.py
 
 ## test: the whole suite (unit, contract, integration, e2e) against the real broker
-test: setup
+test: setup browser-deps
 	bash scripts/test.sh
 
 ## test-unit: the fast layers only, no broker
@@ -36,6 +36,26 @@ eval: $(STAMP)
 ## bench: throughput and latency figures (nothing asserted); results in bench/results/
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+CONSOLE := services/console
+VENDOR := $(CONSOLE)/static/vendor
+
+## console-assets: htmx and Chart.js, pinned in services/console/package-lock.json, served by
+## the console itself from static/vendor/ (no CDN)
+console-assets: $(VENDOR)/.installed
+$(VENDOR)/.installed: $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund --silent
+	mkdir -p $(VENDOR)
+	cp $(CONSOLE)/node_modules/htmx.org/dist/htmx.min.js $(CONSOLE)/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	touch $@
+
+## browser-deps: Debian's chromium + chromium-driver (and a CJK font) for tests/browser
+browser-deps: console-assets
+	bash tests/browser/deps.sh
+
+## screens: screenshots of each console screen under docs/screens/ (a seeded stack in a browser)
+screens: setup browser-deps
+	$(PY) -m tests.browser.screens
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests bench scripts

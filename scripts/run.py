@@ -1,4 +1,5 @@
-"""`make run`: start the broker and the four services on SQLite, seed a demo county, print URLs.
+"""`make run`: start the broker and the four services on SQLite, seed a demo county, start the web
+console (services/console, a client of the four services' APIs), print URLs.
 
 Ctrl-C (or SIGTERM) stops the services, then the broker this script started.
 """
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data_dir or RUN
     data.mkdir(parents=True, exist_ok=True)
     ports = {name: args.port_base + i for i, name in enumerate(SERVICES)}
+    console_port = args.port_base + len(SERVICES)
     os.environ.update(
         {"FENGQIAO_TOPIC_PREFIX": args.topic_prefix, "FENGQIAO_GROUP_PREFIX": args.topic_prefix}
     )
@@ -92,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(cred_file, 0o600)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the console reaches the services over their HTTP APIs only; in dev mode it offers the
+    # demo staff (from the credentials file) at sign-in
+    env.update({f"CONSOLE_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()})
+    env.update({"CONSOLE_HTTP_PORT": str(console_port), "CONSOLE_DEMO_CREDENTIALS": str(cred_file)})
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = data / "logs"
     logs.mkdir(exist_ok=True)
-    for name, port in ports.items():
+    for name, port in [*ports.items(), ("console", console_port)]:
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         procs[name] = subprocess.Popen(
             [
@@ -130,14 +136,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        for name, port in ports.items():
+        for name, port in [*ports.items(), ("console", console_port)]:
             ok = wait_ready(port)
             print(
                 f"  {name:<10} http://127.0.0.1:{port}  {'ready' if ok else 'NOT READY'}"
                 f"  (docs: /docs, log: {logs / (name + '.log')})",
                 flush=True,
             )
-        print(f"\nDemo credentials: {cred_file}")
+        print(f"\nConsole (控制台): http://127.0.0.1:{console_port}/  (sign in as demo staff)")
+        print(f"Demo credentials: {cred_file}")
         print(
             f"Dashboards poll the ledger: http://127.0.0.1:{ports['followup']}/v1/cases "
             "and /v1/stats"

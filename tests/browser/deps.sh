@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Browser-test dependencies from Debian's packages: chromium, its driver, and a CJK font so that
+# Chinese pages render (and screenshots read). Installs only what is missing (as scripts/pg.sh
+# does for PostgreSQL); browser downloads by Selenium Manager are never used.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk' || missing+=(fonts-wqy-zenhei)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing ${missing[*]} from Debian's packages" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
