@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.client import Api, ApiResult
 from services.console.labels import CHANNEL, DISPUTE_TYPE, SEVERITY, SOURCE, STATUS, TIER
-from services.console.views import by_urgency, count_by, is_overdue
+from services.console.views import by_urgency, count_by, is_overdue, merge_case
 from services.console.web import ApiDep, Csrf, CurrentUser, User, render
 
 router = APIRouter()
@@ -142,7 +142,7 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
     )
     m = med.body if med.ok else {}
     lg = ledger.body if ledger.ok else {}
-    case = {**lg, **{k: v for k, v in m.items() if v is not None}}
+    case = merge_case(m, lg)
     allowed = [a for a in FORM_ACTIONS if a in (m.get("allowed_actions") or [])]
     status = case.get("status")
     can_visit = status == "follow_up" and user.role in ("mediator", "coordinator", "admin")
@@ -155,7 +155,7 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
         "case": case,
         "in_mediation": med.ok,
         "trail": trail.body.get("entries", []) if trail.ok else m.get("trail", []),
-        "trail_from_ledger": trail.ok,
+        "trail_etag": trail.etag if trail.ok else None,
         "verify": verify.body if verify.ok else None,
         "visits": visits.body.get("items", []) if visits.ok else [],
         "decisions": decisions.body.get("decisions", []) if decisions.ok else [],
@@ -165,6 +165,30 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
         "can_visit": can_visit,
         "read_only": bool(m.get("read_only", True)),
     }
+
+
+@router.get("/cases/{case_id}/trail")
+async def trail_fragment(
+    request: Request,
+    case_id: str,
+    user: CurrentUser,
+    api: ApiDep,
+    etag: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """The timeline for htmx polling: 204 while the ledger's ETag for the trail holds."""
+    r = await api.get("followup", f"/v1/cases/{case_id}/trail", user.token, etag=etag)
+    if r.status == 304:
+        return Response(status_code=204)
+    if not r.ok:
+        return Response(status_code=204)  # not in the ledger yet, or no longer theirs
+    verify = await api.get("followup", f"/v1/cases/{case_id}/trail/verify", user.token)
+    ctx = {
+        "cid": case_id,
+        "trail": r.body.get("entries", []),
+        "trail_etag": r.etag,
+        "verify": verify.body if verify.ok else None,
+    }
+    return render(request, "_trail.html", ctx, user=user)
 
 
 @router.get("/cases/{case_id}")
@@ -204,7 +228,8 @@ def action_call(action: str, case_id: str, form: dict[str, str]) -> tuple[Any, s
             {
                 "terms": form.get("terms", "").strip(),
                 "amount_yuan": _amount(form.get("amount_yuan", "")),
-                "performance_due": f"{due}T18:00:00+08:00" if due else None,
+                # 18:00 Beijing, sent in UTC: mediation reads it back without an offset
+                "performance_due": f"{due}T10:00:00Z" if due else None,
             },
         )
     if action == "visit":
@@ -261,8 +286,9 @@ async def agreement_pdf(case_id: str, user: CurrentUser, api: ApiDep) -> Respons
     """The 调解协议书 as PDF, as mediation renders it for this person."""
     r = await api.get(
         "mediation",
-        f"/v1/cases/{case_id}/agreement/document?format=pdf",
+        f"/v1/cases/{case_id}/agreement/document",
         user.token,
+        params={"format": "pdf"},
     )
     if not r.ok:
         return Response("没有可下载的协议书", status_code=404, media_type="text/plain")

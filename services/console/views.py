@@ -33,6 +33,19 @@ def local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return t.astimezone(ZoneInfo(tz)).strftime(fmt) if t else "—"
 
 
+def merge_case(mediation: dict[str, Any], ledger: dict[str, Any]) -> dict[str, Any]:
+    """One case from mediation's view (report, contact, actions) and the ledger's (whole life).
+
+    Each service's status is right as of its own last change: the newer one wins, so the page
+    shows `accepted` at once after 签收 and `closed` once follow-up has closed the case.
+    """
+    case = {**ledger, **{k: v for k, v in mediation.items() if v is not None}}
+    m_at, l_at = parse_time(mediation.get("updated_at")), parse_time(ledger.get("updated_at"))
+    if ledger.get("status") and (m_at is None or (l_at is not None and l_at >= m_at)):
+        case["status"] = ledger["status"]
+    return case
+
+
 def is_overdue(case: dict[str, Any]) -> bool:
     """A supervision was raised, or a deadline the case still runs against has passed."""
     return bool(

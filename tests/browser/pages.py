@@ -1,0 +1,64 @@
+"""What a person does in the console, as Selenium steps."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+WAIT_S = 60
+
+
+def wait_for(driver: WebDriver, css: str, timeout: float = WAIT_S) -> WebElement:
+    """The element once it is on the page."""
+    el: WebElement = WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+    return el
+
+
+def sign_in_as(driver: WebDriver, console: str, staff_id: str) -> None:
+    """登录 with the demo staff list (dev mode)."""
+    driver.get(f"{console}/login")
+    driver.find_element(By.CSS_SELECTOR, f'button[data-staff="{staff_id}"]').click()
+    wait_for(driver, '[data-testid="who"]')
+    assert driver.find_element(By.CSS_SELECTOR, '[data-testid="who"]').text == staff_id
+
+
+def submit(driver: WebDriver, form: str, fields: dict[str, str] | None = None) -> None:
+    """Fill a form of the case page by its test id and submit it."""
+    el = driver.find_element(By.CSS_SELECTOR, f'[data-testid="form-{form}"]')
+    for name, value in (fields or {}).items():
+        field = el.find_element(By.NAME, name)
+        if field.get_attribute("type") == "date":
+            # a date input takes keystrokes in the locale's order; set the ISO value instead
+            driver.execute_script("arguments[0].value = arguments[1]", field, value)
+        else:
+            field.clear()
+            field.send_keys(value)
+    el.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+
+
+def status_of(driver: WebDriver) -> str:
+    """The status code the case page shows."""
+    return str(
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="case-status"]').get_attribute(
+            "data-status"
+        )
+    )
+
+
+def trail_actions(driver: WebDriver) -> list[str]:
+    """The actions of the timeline, in order."""
+    return [
+        str(li.get_attribute("data-action"))
+        for li in driver.find_elements(By.CSS_SELECTOR, '[data-testid="trail"] li[data-action]')
+    ]
+
+
+def wait_trail(driver: WebDriver, action: str, timeout: float = WAIT_S) -> list[str]:
+    """Wait until the timeline (refreshed by htmx polling) shows an action."""
+    WebDriverWait(driver, timeout).until(lambda d: action in trail_actions(d))
+    return trail_actions(driver)

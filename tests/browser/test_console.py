@@ -1,0 +1,271 @@
+"""The console in headless Chromium against the real services: a mediator takes a case from
+assigned to closed through the forms, a coordinator's overview matches /v1/stats and exports
+XLSX, and a mediator of another channel sees no foreign case anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from services.console.views import percent
+from tests.browser.pages import sign_in_as, status_of, submit, wait_for, wait_trail
+from tests.browser.stack import Stack, case_in_ledger, case_in_mediation, eventually
+
+pytestmark = [pytest.mark.kafka, pytest.mark.browser]
+
+MEDIATOR = "med-people-grid-day"  # 人民调解, grid tier, organisation people-grid
+FOREIGN = "med-police-grid-day"  # 公调对接, same tier and area
+COORDINATOR = "coordinator-grid"  # grid tier, grids 522731001001 / 522731001002
+GRID = "522731001001"
+NEIGHBOUR = "网格员走访：两户邻居因楼上漏水把楼下天花板泡坏发生争吵，楼上不愿赔偿维修费。"
+
+Browser = Callable[..., WebDriver]
+
+
+def session_cookies(driver: WebDriver) -> dict[str, str]:
+    """The browser's cookies (HttpOnly ones too), to fetch downloads as that person."""
+    return {c["name"]: c["value"] for c in driver.get_cookies()}
+
+
+def test_mediator_takes_a_case_to_closed_through_the_forms(stack: Stack, browser: Browser) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800001111")
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, MEDIATOR)
+
+    wait_for(d, f'[data-testid="my-cases"] a[data-case="{case_id}"]').click()
+    wait_for(d, '[data-testid="form-accept"]')
+    assert status_of(d) == "assigned"
+    assert "邻居" in d.find_element(By.CSS_SELECTOR, '[data-testid="report-text"]').text
+
+    submit(d, "accept")
+    assert wait_for(d, '[data-testid="action-done"]').text == "已签收"
+    assert status_of(d) == "accepted"
+    wait_trail(d, "accept")
+    # now the assigned mediator: personal data in clear (and audited by mediation)
+    assert "明文" in d.find_element(By.CSS_SELECTOR, '[data-testid="pii"]').text
+    assert "13800001111" in d.find_element(By.CSS_SELECTOR, '[data-testid="contact"]').text
+
+    submit(d, "note", {"text": "已电话联系双方，约定周五到村委会面谈。"})
+    assert wait_for(d, '[data-testid="action-done"]').text == "已记录调解进展"
+    assert status_of(d) == "mediating"
+
+    submit(
+        d,
+        "agree",
+        {
+            "terms": "楼上住户于十日内赔偿维修费用三千元，双方不再追究。",
+            "amount_yuan": "3000",
+            "performance_due": "2026-12-20",
+        },
+    )
+    agreement = wait_for(d, '[data-testid="agreement"]')
+    assert "3000 元" in agreement.text and "2026-12-20" in agreement.text
+    assert status_of(d) == "agreed"
+    actions = wait_trail(d, "agree")
+    assert actions.index("accept") < actions.index("agree")
+    entry = d.find_element(By.CSS_SELECTOR, '[data-testid="trail"] li[data-action="agree"]')
+    assert "调解中 → 已达成协议" in entry.text
+
+    pdf = httpx.get(
+        f"{console}/cases/{case_id}/agreement.pdf", cookies=session_cookies(d), timeout=30
+    )
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+
+    # follow-up schedules the visits (回访); two honoured visits close the case
+    case_in_ledger(stack, MEDIATOR, case_id, "follow_up")
+    for round_ in (1, 2):
+        d.get(f"{console}/cases/{case_id}")
+        submit(d, "visit", {"note": f"第{round_}次回访：协议已履行。"})
+        assert wait_for(d, '[data-testid="action-done"]').text == "已登记回访"
+    case_in_ledger(stack, MEDIATOR, case_id, "closed")
+    d.get(f"{console}/cases/{case_id}")
+    assert status_of(d) == "closed"
+    assert "哈希链校验通过" in d.find_element(By.CSS_SELECTOR, '[data-testid="verify"]').text
+    assert d.find_elements(By.CSS_SELECTOR, '[data-testid="no-actions"]')
+
+
+def test_a_refused_action_shows_the_services_reason(stack: Stack, browser: Browser) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800002222")
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, MEDIATOR)
+    d.get(f"{console}/cases/{case_id}")
+    wait_for(d, '[data-testid="form-accept"]')
+    # signed for meanwhile in another tab: the form on this page is now stale
+    r = httpx.post(
+        f"{stack.url('mediation')}/v1/cases/{case_id}/accept", headers=stack.headers(MEDIATOR)
+    )
+    assert r.status_code == 200, r.text
+    submit(d, "accept")
+    error = wait_for(d, '[data-testid="action-error"]')
+    assert "409" in error.text
+    assert "only an assigned case can be signed for" in error.text
+    assert status_of(d) == "accepted"
+
+
+def _numbers(d: WebDriver) -> dict[str, Any]:
+    """What the overview shows: the headline figures and the counts by status/channel/tier/type."""
+
+    def text(testid: str) -> str:
+        return str(d.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').text)
+
+    def counts(testid: str) -> dict[str, int]:
+        return {
+            str(dd.get_attribute("data-code")): int(dd.text)
+            for dd in d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"] dd[data-code]')
+        }
+
+    return {
+        "total": int(text("kpi-total")),
+        "backlog": int(text("kpi-backlog")),
+        "overdue": int(text("kpi-overdue")),
+        "first_tier": text("kpi-first-tier"),
+        "success": text("kpi-success"),
+        "on_time": text("kpi-on-time"),
+        "by_status": counts("by-status"),
+        "by_channel": counts("by-channel"),
+        "by_tier": counts("by-tier"),
+        "by_dispute_type": counts("by-type"),
+    }
+
+
+def _expected(stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "total": stats["total"],
+        "backlog": stats["backlog"],
+        "overdue": stats["overdue"],
+        "first_tier": percent(stats["settled_at_first_tier"]["rate"]),
+        "success": percent(stats["mediation_success"]["rate"]),
+        "on_time": percent(stats["on_time"]["rate"]),
+        "by_status": stats["by_status"],
+        "by_channel": stats["by_channel"],
+        "by_tier": stats["by_tier"],
+        "by_dispute_type": stats["by_dispute_type"],
+    }
+
+
+def test_coordinator_overview_matches_stats_and_exports_xlsx(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800003333")
+    case_in_ledger(stack, COORDINATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, COORDINATOR)
+    assert d.current_url.endswith("/overview")
+    since = str(wait_for(d, '[data-testid="since"]').get_attribute("data-since"))
+
+    def stats() -> dict[str, Any]:
+        r = httpx.get(
+            f"{stack.url('followup')}/v1/stats",
+            params={"since": since},
+            headers=stack.headers(COORDINATOR),
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def matches() -> dict[str, Any] | None:
+        d.get(f"{console}/overview?days=30")
+        wait_for(d, '[data-testid="kpi-total"]')
+        shown, expected = _numbers(d), _expected(stats())
+        return shown if shown == expected else None
+
+    shown = eventually(matches, what="overview numbers equal to /v1/stats")
+    assert shown["total"] >= 1 and shown["by_channel"].get("people", 0) >= 1
+    assert wait_for(d, "canvas#trend[data-drawn]")  # Chart.js, served by the console, drew it
+    assert (
+        case_id[:8]
+        in d.find_element(By.CSS_SELECTOR, '[data-testid="map"]').get_attribute("innerHTML")
+        or GRID in d.find_element(By.CSS_SELECTOR, '[data-testid="areas"]').text
+    )
+
+    # warnings: acknowledge one when followup has them; "暂无" while the route does not exist
+    warnings = httpx.get(f"{stack.url('followup')}/v1/warnings", headers=stack.headers(COORDINATOR))
+    listed = d.find_element(By.CSS_SELECTOR, '[data-testid="warnings"]')
+    if warnings.status_code == 404:
+        assert listed.text.strip() == "暂无"
+    else:
+        buttons = listed.find_elements(By.CSS_SELECTOR, 'button[type="submit"]')
+        if buttons:
+            buttons[0].click()
+            assert "预警已确认" in wait_for(d, '[role="status"]').text
+
+    d.find_element(By.CSS_SELECTOR, '[data-testid="export"]').click()
+    xlsx = eventually(
+        lambda: next(
+            (p for p in tmp_path.glob("*.xlsx") if not p.name.endswith(".crdownload")), None
+        ),
+        what="the XLSX download",
+    )
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["概况", "按周", "区域", "案件"]
+    summary = {row[0]: row[1] for row in wb["概况"].iter_rows(values_only=True) if row[0]}
+    now = stats()
+    assert summary["案件总数"] == now["total"]
+    assert summary["在办案件"] == now["backlog"]
+    assert summary["调解成功率"] == percent(now["mediation_success"]["rate"])
+    cases = list(wb["案件"].iter_rows(values_only=True))
+    assert cases[0][:3] == ("案件编号", "状态", "来源")
+    row = next(r for r in cases if r[0] == case_id)
+    assert row[5] == "人民调解" and row[7] == GRID
+
+
+def test_a_mediator_of_another_channel_sees_no_foreign_case(stack: Stack, browser: Browser) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800004444")
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+    case_in_ledger(stack, MEDIATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, FOREIGN)
+    for path in ("/my", "/cases", "/cases?status=assigned", "/overview?days=365"):
+        d.get(console + path)
+        wait_for(d, "main h1")
+        assert case_id not in d.page_source, path
+        assert case_id[:8] not in d.page_source, path
+    d.get(console + "/cases")
+    channels = {
+        td.text.split(" · ")[0]
+        for td in d.find_elements(
+            By.CSS_SELECTOR, '[data-testid="case-list"] tbody tr td:nth-child(6)'
+        )
+    }
+    assert channels <= {"公调对接"}, channels
+
+    d.get(f"{console}/cases/{case_id}")
+    assert wait_for(d, '[data-testid="not-found"]')
+    assert "不在您的职责范围内" in d.page_source
+
+    cookies = session_cookies(d)
+    pdf = httpx.get(f"{console}/cases/{case_id}/agreement.pdf", cookies=cookies)
+    assert pdf.status_code == 404
+    trail = httpx.get(f"{console}/cases/{case_id}/trail", cookies=cookies)
+    assert trail.status_code == 204 and not trail.content
+    export = httpx.get(f"{console}/overview/export.xlsx?days=365", cookies=cookies, timeout=60)
+    assert export.status_code == 200
+    wb = load_workbook(BytesIO(export.content))
+    values = {str(c) for ws in wb for row in ws.iter_rows(values_only=True) for c in row}
+    assert case_id not in values
+    # and the action routes refuse: mediation answers 404 for a case outside the scope
+    d.get(f"{console}/my")
+    token = d.find_element(By.NAME, "csrf_token").get_attribute("value")
+    r = httpx.post(
+        f"{console}/cases/{case_id}/act/accept",
+        data={"csrf_token": str(token)},
+        cookies=cookies,
+    )
+    assert r.status_code == 404
+    assert "不在您的职责范围内" in r.text
