@@ -1,0 +1,152 @@
+"""The console app against fake services (httpx.MockTransport): sessions, form tokens, ETags,
+and that it never asks the unscoped reads about a case the caller cannot see."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from services.console.main import create_app
+from services.console.settings import ConsoleSettings
+from shared.auth import StaffPrincipal, issue_token
+from shared.settings import DEV_JWT_SECRET
+
+Handler = Callable[[httpx.Request], httpx.Response]
+TOKEN = issue_token(
+    DEV_JWT_SECRET,
+    "fengqiao",
+    StaffPrincipal("med-people-grid-day", "mediator", channel="people", tier="grid"),
+)
+
+
+class FakeServices:
+    """Answers like the four services; records every request."""
+
+    def __init__(self) -> None:
+        self.seen: list[httpx.Request] = []
+        self.routes: dict[str, Handler] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        for prefix, handler in self.routes.items():
+            if f"{request.url.host}:{request.url.port}{request.url.path}".startswith(prefix):
+                return handler(request)
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+
+@pytest.fixture
+def fake() -> FakeServices:
+    f = FakeServices()
+    f.routes["127.0.0.1:8004/v1/stats"] = lambda r: httpx.Response(
+        200, json={"total": 0}, headers={"ETag": '"s1"'}
+    )
+    return f
+
+
+@pytest.fixture
+async def client(fake: FakeServices, tmp_path: object) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ConsoleSettings(), transport=httpx.MockTransport(fake))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console.test"
+        ) as c,
+    ):
+        yield c
+
+
+async def csrf(c: httpx.AsyncClient) -> str:
+    page = await c.get("/login")
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert m
+    return m.group(1)
+
+
+async def sign_in(c: httpx.AsyncClient) -> str:
+    token = await csrf(c)
+    r = await c.post("/login", data={"csrf_token": token, "token": TOKEN})
+    assert r.status_code == 303 and r.headers["location"] == "/my"
+    return token
+
+
+async def test_the_token_is_kept_in_an_httponly_samesite_strict_cookie(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await csrf(client)
+    r = await client.post("/login", data={"csrf_token": token, "token": f"Bearer {TOKEN}"})
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("fq_console=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert TOKEN not in (await client.get("/my")).text
+
+
+async def test_a_bad_token_or_a_missing_form_token_is_refused(client: httpx.AsyncClient) -> None:
+    token = await csrf(client)
+    r = await client.post("/login", data={"csrf_token": token, "token": "not-a-jwt"})
+    assert r.status_code == 401 and "令牌无效" in r.text
+    r = await client.post("/login", data={"token": TOKEN})
+    assert r.status_code == 403
+    r = await client.post(
+        "/login",
+        data={"csrf_token": token, "token": TOKEN},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert r.status_code == 403
+    assert (await client.get("/my")).status_code == 303  # still signed out
+
+
+async def test_a_case_the_caller_cannot_see_is_never_asked_of_triage(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    await sign_in(client)
+    r = await client.get("/cases/foreign-case")
+    assert r.status_code == 404 and "不在您的职责范围内" in r.text
+    asked = {(q.url.port, q.url.path) for q in fake.seen}
+    assert (8002, "/v1/triage/cases/foreign-case/decisions") not in asked
+    assert all(q.headers["authorization"] == f"Bearer {TOKEN}" for q in fake.seen)
+
+
+async def test_polling_answers_204_while_the_ledger_etag_holds(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    def cases(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("if-none-match") == '"v1"':
+            return httpx.Response(304)
+        return httpx.Response(
+            200,
+            json={"items": [], "count": 0, "has_more": False, "next_cursor": None},
+            headers={"ETag": '"v1"'},
+        )
+
+    fake.routes["127.0.0.1:8004/v1/cases"] = cases
+    await sign_in(client)
+    page = await client.get("/cases")
+    assert 'hx-get="/cases/rows?' in page.text and "etag=%22v1%22" in page.text
+    assert (await client.get("/cases/rows", params={"etag": '"v1"'})).status_code == 204
+    fresh = await client.get("/cases/rows", params={"etag": '"v0"'})
+    assert fresh.status_code == 200 and 'id="case-rows"' in fresh.text
+
+
+async def test_a_refusal_shows_the_services_reason(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    fake.routes["127.0.0.1:8003/v1/cases/c1/accept"] = lambda r: httpx.Response(
+        409,
+        json={
+            "detail": {
+                "detail": "only an assigned case can be signed for (签收)",
+                "action": "accept",
+                "status": "accepted",
+            }
+        },
+    )
+    fake.routes["127.0.0.1:8003/v1/mediation/cases/c1"] = lambda r: httpx.Response(
+        200, json={"case_id": "c1", "status": "accepted", "allowed_actions": ["note"]}
+    )
+    token = await sign_in(client)
+    r = await client.post("/cases/c1/act/accept", data={"csrf_token": token})
+    assert r.status_code == 409
+    assert "only an assigned case can be signed for (签收)" in r.text
