@@ -157,7 +157,7 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
         "trail": trail.body.get("entries", []) if trail.ok else m.get("trail", []),
         "trail_etag": trail.etag if trail.ok else None,
         "verify": verify.body if verify.ok else None,
-        "visits": visits.body.get("items", []) if visits.ok else [],
+        "visits": visits.body.get("visits", []) if visits.ok else [],
         "decisions": decisions.body.get("decisions", []) if decisions.ok else [],
         "warnings": warning_items,
         "warnings_available": warnings.ok,

@@ -196,7 +196,7 @@ def schematic_map(rows: list[AreaRow], width: int = 640, height: int = 360) -> l
         for j, v in enumerate(villages):
             cx = area.x + area.w * ((j % vcols) + 0.5) / vcols
             cy = area.y + 18 + (area.h - 18) * ((j // vcols) + 0.5) / vrows
-            radius = min(area.w / vcols, (area.h - 18) / vrows) / 2 - 4
+            radius = min(area.w / vcols, (area.h - 18) / vrows, 150) / 2 - 4
             points = [
                 {
                     "case_id": cid,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from services.console.views import percent
@@ -94,6 +95,8 @@ def test_mediator_takes_a_case_to_closed_through_the_forms(stack: Stack, browser
     assert status_of(d) == "closed"
     assert "哈希链校验通过" in d.find_element(By.CSS_SELECTOR, '[data-testid="verify"]').text
     assert d.find_elements(By.CSS_SELECTOR, '[data-testid="no-actions"]')
+    visits = d.find_element(By.CSS_SELECTOR, '[data-testid="visits"]').text
+    assert visits.count("已回访") == 2 and "已履行" in visits
 
 
 def test_a_refused_action_shows_the_services_reason(stack: Stack, browser: Browser) -> None:
@@ -269,3 +272,40 @@ def test_a_mediator_of_another_channel_sees_no_foreign_case(stack: Stack, browse
     )
     assert r.status_code == 404
     assert "不在您的职责范围内" in r.text
+
+
+UNLABELLED = """
+return Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => el.type !== 'hidden')
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+  .map(el => el.outerHTML);
+"""
+
+
+def test_screens_are_labelled_keyboard_reachable_and_fit_a_phone(
+    stack: Stack, browser: Browser
+) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800005555")
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    d.get(f"{console}/login")
+    assert d.execute_script(UNLABELLED) == []
+    sign_in_as(d, console, MEDIATOR)
+    for path in ("/my", "/cases", f"/cases/{case_id}", "/overview"):
+        d.get(console + path)
+        wait_for(d, "main h1")
+        assert d.execute_script(UNLABELLED) == [], path
+        assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        # the first Tab lands on the skip link, which leads to the main content
+        d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        assert d.switch_to.active_element.get_attribute("class") == "skip", path
+    phone = browser(390, 844)
+    sign_in_as(phone, console, MEDIATOR)
+    for path in ("/my", "/cases", f"/cases/{case_id}", "/overview"):
+        phone.get(console + path)
+        wait_for(phone, "main h1")
+        overflow = phone.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0, (path, overflow)
