@@ -28,6 +28,7 @@ FILTER_CHOICES = {
 }
 # the mediator's forms, in the order the life cycle reaches them
 FORM_ACTIONS = ("accept", "note", "agree", "return", "fail", "escalate", "transfer")
+COORDINATOR_ACTIONS = ("assign", "reassign")
 
 
 async def work_list(api: Api, user: User, pages: int = 5) -> tuple[list[dict[str, Any]], str]:
@@ -143,7 +144,10 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
     m = med.body if med.ok else {}
     lg = ledger.body if ledger.ok else {}
     case = merge_case(m, lg)
-    allowed = [a for a in FORM_ACTIONS if a in (m.get("allowed_actions") or [])]
+    offered = m.get("allowed_actions") or []
+    allowed = [a for a in FORM_ACTIONS if a in offered]
+    if user.role in ("coordinator", "admin") and any(a in offered for a in COORDINATOR_ACTIONS):
+        allowed.append("assign")
     status = case.get("status")
     can_visit = status == "follow_up" and user.role in ("mediator", "coordinator", "admin")
     warning_items = (
@@ -220,6 +224,16 @@ def action_call(action: str, case_id: str, form: dict[str, str]) -> tuple[Any, s
     if action in mediation:
         path, body = mediation[action]
         return "mediation", f"/v1/cases/{case_id}{path}", body
+    if action == "assign":
+        return (
+            "mediation",
+            f"/v1/cases/{case_id}/assign",
+            {
+                "organisation_id": form.get("organisation_id", "").strip(),
+                "mediator_id": form.get("mediator_id", "").strip() or None,
+                "reason": form.get("reason", "").strip() or "协调员指派",
+            },
+        )
     if action == "agree":
         due = form.get("performance_due", "").strip()
         return (
@@ -256,6 +270,7 @@ DONE = {
     "escalate": "已上交上级",
     "transfer": "已转诉讼/仲裁",
     "visit": "已登记回访",
+    "assign": "已指派",
 }
 
 

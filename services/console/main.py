@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -53,6 +54,11 @@ def create_app(
         return render(
             req, "error.html", {"status": exc.status_code, "detail": exc.detail}, exc.status_code
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(req: Request, exc: RequestValidationError) -> Response:
+        fields = "；".join(".".join(str(x) for x in e.get("loc", ())[1:]) for e in exc.errors())
+        return render(req, "error.html", {"status": 422, "detail": f"参数有误：{fields}"}, 422)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -150,3 +150,11 @@ async def test_a_refusal_shows_the_services_reason(
     r = await client.post("/cases/c1/act/accept", data={"csrf_token": token})
     assert r.status_code == 409
     assert "only an assigned case can be signed for (签收)" in r.text
+
+
+async def test_a_bad_parameter_is_a_readable_page_not_a_stack_trace(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_in(client)
+    r = await client.get("/overview", params={"days": "abc"})
+    assert r.status_code == 422 and "参数有误：days" in r.text

@@ -116,6 +116,11 @@ def test_forms_map_to_the_services_routes_and_bodies() -> None:
         "/v1/cases/c1/visits",
         {"method": "phone", "honoured": False, "satisfaction": 2, "note": None},
     )
+    assert action_call("assign", "c1", {"organisation_id": "people-town", "mediator_id": ""}) == (
+        "mediation",
+        "/v1/cases/c1/assign",
+        {"organisation_id": "people-town", "mediator_id": None, "reason": "协调员指派"},
+    )
     assert action_call("delete", "c1", {}) is None
 
 
