@@ -60,6 +60,10 @@ def create_app(
         fields = "；".join(".".join(str(x) for x in e.get("loc", ())[1:]) for e in exc.errors())
         return render(req, "error.html", {"status": 422, "detail": f"参数有误：{fields}"}, 422)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return RedirectResponse("/static/favicon.svg", 301)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

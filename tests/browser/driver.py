@@ -34,6 +34,8 @@ def new_driver(
         f"--user-data-dir={tempfile.mkdtemp(prefix='fq-chromium-')}",
     ):
         opts.add_argument(arg)
+    # the page's console messages (CSP violations, script errors) for the tests to read
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if download_dir:
         opts.add_experimental_option(
             "prefs",

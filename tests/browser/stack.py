@@ -136,7 +136,7 @@ def start_stack(data: Path, topic_prefix: str, extra_env: dict[str, str] | None 
     return stack
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
+def eventually(probe: Callable[[], T | None], timeout: float = 90, what: str = "condition") -> T:
     """Poll a probe until it returns something truthy (the services work asynchronously)."""
     deadline = time.monotonic() + timeout
     last: Any = None

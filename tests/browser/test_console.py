@@ -296,6 +296,9 @@ def test_screens_are_labelled_keyboard_reachable_and_fit_a_phone(
         d.get(console + path)
         wait_for(d, "main h1")
         assert d.execute_script(UNLABELLED) == [], path
+        # no script error and no Content-Security-Policy violation (assets are all local)
+        errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], (path, errors)
         assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
         # the first Tab lands on the skip link, which leads to the main content
         d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
@@ -309,3 +312,19 @@ def test_screens_are_labelled_keyboard_reachable_and_fit_a_phone(
             "return document.documentElement.scrollWidth - window.innerWidth"
         )
         assert overflow <= 0, (path, overflow)
+
+
+def test_the_case_list_refreshes_by_itself_when_the_ledger_changes(
+    stack: Stack, browser: Browser
+) -> None:
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, MEDIATOR)
+    d.get(f"{console}/cases")
+    rows = wait_for(d, "#case-rows")
+    first_etag = rows.get_attribute("data-etag")
+    case_id = stack.report(NEIGHBOUR, GRID, "13800006666")
+    # no reload: htmx polls with the last ETag and swaps the rows in once the ledger changed
+    wait_for(d, f'#case-rows a[data-case="{case_id}"]', timeout=90)
+    assert d.find_element(By.CSS_SELECTOR, "#case-rows").get_attribute("data-etag") != first_etag
+    assert d.execute_script("return performance.getEntriesByType('navigation').length") == 1
