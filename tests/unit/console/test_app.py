@@ -158,3 +158,39 @@ async def test_a_bad_parameter_is_a_readable_page_not_a_stack_trace(
     await sign_in(client)
     r = await client.get("/overview", params={"days": "abc"})
     assert r.status_code == 422 and "参数有误：days" in r.text
+
+
+async def test_the_list_passes_filters_and_pages_with_the_ledger_cursor(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    asked: list[dict[str, str]] = []
+
+    def cases(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        more = "cursor" not in request.url.params
+        return httpx.Response(
+            200,
+            json={
+                "items": [{"case_id": "c" * 32, "status": "assigned", "channel": "people"}],
+                "count": 1,
+                "has_more": more,
+                "next_cursor": "CUR1" if more else None,
+            },
+        )
+
+    fake.routes["127.0.0.1:8004/v1/cases"] = cases
+    await sign_in(client)
+    first = await client.get("/cases", params={"status": "assigned", "since": "2026-11-01"})
+    assert asked[-1] == {
+        "status": "assigned",
+        "since": "2026-11-01T00:00:00+08:00",
+        "order": "desc",
+        "limit": "50",
+    }
+    m = re.search(r'href="(/cases\?[^"]*cursor=CUR1[^"]*)" rel="next"', first.text)
+    assert m and "status=assigned" in m.group(1)
+    second = await client.get(m.group(1).replace("&amp;", "&"))
+    assert asked[-1]["cursor"] == "CUR1" and asked[-1]["status"] == "assigned"
+    assert 'rel="next"' not in second.text
+    assert "hx-get" not in second.text.split('id="case-rows"')[1].split(">")[0]  # no polling
+    assert "已派单" in second.text
