@@ -27,7 +27,7 @@ FILTER_CHOICES = {
     "overdue": {"true": "是", "false": "否"},
 }
 # the mediator's forms, in the order the life cycle reaches them
-FORM_ACTIONS = ("accept", "note", "agree", "return", "fail", "escalate", "transfer")
+FORM_ACTIONS = ("accept", "note", "agree", "extend", "return", "fail", "escalate", "transfer")
 COORDINATOR_ACTIONS = ("assign", "reassign")
 
 
@@ -219,6 +219,7 @@ def action_call(action: str, case_id: str, form: dict[str, str]) -> tuple[Any, s
         "note": ("/notes", {"text": form.get("text", "").strip()}),
         "fail": ("/failure", {"reason": reason}),
         "escalate": ("/escalate", {"reason": reason}),
+        "extend": ("/extend", {"reason": reason}),
         "transfer": ("/transfer", {"target": form.get("target", ""), "reason": reason}),
     }
     if action in mediation:
@@ -271,6 +272,7 @@ DONE = {
     "transfer": "已转诉讼/仲裁",
     "visit": "已登记回访",
     "assign": "已指派",
+    "extend": "已延期",
 }
 
 

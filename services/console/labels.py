@@ -68,6 +68,7 @@ ACTION = {
     "close": "办结",
     "follow_up": "进入回访",
     "acknowledge": "预警已阅",
+    "extend": "延期",
 }
 SUPERVISION_KIND = {"sign_for_overdue": "超时未签收", "mediation_overdue": "调解超期"}
 WARNING_KIND = {

@@ -62,7 +62,7 @@ async def overview(
         api.get("followup", "/v1/stats", t, params={"since": since.isoformat()}),
         api.get("mediation", "/v1/supervisions", t, params={"limit": 50}),
         api.get("triage", "/v1/triage/review", t),
-        api.get("followup", "/v1/warnings", t, params={"state": "open"}),
+        api.get("followup", "/v1/warnings", t, params={"status": "open"}),
         period_cases(api, user, since, settings.max_export_pages),
     )
     trend = weekly_trend(cases, since, until, settings.timezone)
@@ -122,8 +122,16 @@ async def overview_numbers(
 async def acknowledge(
     request: Request, warning_id: str, user: CurrentUser, api: ApiDep, _csrf: Csrf
 ) -> Response:
-    """Acknowledge a warning (a trail entry on each case it names); the followup service decides."""
-    r = await api.post("followup", f"/v1/warnings/{warning_id}/ack", user.token, json={})
+    """Acknowledge a warning with a note (a trail entry on each case it names); followup decides."""
+    form = await request.form()
+    note = str(form.get("note") or "").strip() or "已阅，安排研判"
+    r = await api.post(
+        "followup", f"/v1/warnings/{warning_id}/acknowledge", user.token, json={"note": note}
+    )
+    if r.status in (404, 405):  # the route's other spelling
+        r = await api.post(
+            "followup", f"/v1/warnings/{warning_id}/ack", user.token, json={"note": note}
+        )
     outcome = "ok" if r.ok else r.reason()
     days = request.query_params.get("days", "30")
     return RedirectResponse("/overview?" + urlencode({"days": days, "ack": outcome}), 303)
