@@ -328,3 +328,34 @@ def test_the_case_list_refreshes_by_itself_when_the_ledger_changes(
     wait_for(d, f'#case-rows a[data-case="{case_id}"]', timeout=90)
     assert d.find_element(By.CSS_SELECTOR, "#case-rows").get_attribute("data-etag") != first_etag
     assert d.execute_script("return performance.getEntriesByType('navigation').length") == 1
+
+
+def test_a_mediator_returns_a_case_with_a_reason_and_it_leaves_their_list(
+    stack: Stack, browser: Browser
+) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800007777")
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, MEDIATOR)
+    d.get(f"{console}/cases/{case_id}")
+    submit(d, "return", {"reason": "涉及借款合同，不属于人民调解受理范围。"})
+
+    # triage routes it again without the people channel: it is someone else's case now
+    def routed_elsewhere() -> bool:
+        r = httpx.get(
+            f"{stack.url('followup')}/v1/cases/{case_id}", headers=stack.headers(COORDINATOR)
+        )
+        return r.status_code == 200 and r.json()["channel"] not in (None, "people")
+
+    eventually(routed_elsewhere, what="the returned case routed to another channel")
+    trail = httpx.get(
+        f"{stack.url('followup')}/v1/cases/{case_id}/trail", headers=stack.headers(COORDINATOR)
+    ).json()["entries"]
+    ret = next(e for e in trail if e["action"] == "return")
+    assert ret["actor"] == f"user:{MEDIATOR}" and "借款合同" in ret["reason"]
+    d.get(f"{console}/my")
+    wait_for(d, "main h1")
+    assert case_id not in d.page_source
+    d.get(f"{console}/cases/{case_id}")
+    assert wait_for(d, '[data-testid="not-found"]')
