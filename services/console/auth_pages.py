@@ -13,6 +13,7 @@ from services.console.web import (
     ApiDep,
     Csrf,
     SettingsDep,
+    SignInRequired,
     current_user,
     principal_of_token,
     render,
@@ -45,7 +46,7 @@ async def index(request: Request) -> Response:
     """Home: the signed-in person's first screen, else 登录."""
     try:
         user = await current_user(request)
-    except Exception:
+    except SignInRequired:
         return RedirectResponse("/login", 303)
     return RedirectResponse(home_of(user.role), 303)
 
@@ -64,7 +65,7 @@ async def _sign_in(request: Request, api: ApiDep, token: str) -> Response:
         error = "令牌无效或已过期"
     else:
         # the services are the judges: the ledger must accept the token too
-        probe = await api.get("followup", "/v1/stats", token)
+        probe = await api.get("followup", "/v1/cases", token, params={"limit": 1})
         if probe.status == 401:
             error = "服务拒绝了该令牌：" + probe.reason()
     if error or principal is None:

@@ -31,9 +31,9 @@ class FakeServices:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
-        for prefix, handler in self.routes.items():
-            if f"{request.url.host}:{request.url.port}{request.url.path}".startswith(prefix):
-                return handler(request)
+        handler = self.routes.get(f"{request.url.host}:{request.url.port}{request.url.path}")
+        if handler is not None:
+            return handler(request)
         return httpx.Response(404, json={"detail": "Not Found"})
 
 
@@ -42,6 +42,9 @@ def fake() -> FakeServices:
     f = FakeServices()
     f.routes["127.0.0.1:8004/v1/stats"] = lambda r: httpx.Response(
         200, json={"total": 0}, headers={"ETag": '"s1"'}
+    )
+    f.routes["127.0.0.1:8004/v1/cases"] = lambda r: httpx.Response(
+        200, json={"items": [], "count": 0, "has_more": False, "next_cursor": None}
     )
     return f
 
