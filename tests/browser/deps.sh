@@ -6,7 +6,8 @@ set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk' || missing+=(fonts-wqy-zenhei)
+fonts=$(fc-list : family 2>/dev/null || true)  # read whole: grep -q would cut the pipe
+grep -qiE 'wenquanyi|noto sans cjk' <<<"$fonts" || missing+=(fonts-wqy-zenhei)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
