@@ -92,6 +92,17 @@ class Api:
                 body = None
         return ApiResult(r.status_code, body, r.headers.get("etag"), r.content, ctype)
 
+    async def post_report(self, api_key: str, report: dict[str, Any]) -> ApiResult:
+        """POST /v1/reports to intake as an integrator (the dev-mode 演示上报 form)."""
+        try:
+            r = await self.http.post(
+                self.bases["intake"] + "/v1/reports", json=report, headers={"X-API-Key": api_key}
+            )
+        except httpx.HTTPError:
+            return ApiResult(503, {"detail": "intake 服务暂时无法访问"})
+        body = r.json() if "json" in r.headers.get("content-type", "") and r.content else None
+        return ApiResult(r.status_code, body)
+
     async def get(self, service: Service, path: str, token: str, **kw: Any) -> ApiResult:
         """GET."""
         return await self.call("GET", service, path, token, **kw)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import auth_pages, case_pages, overview_pages
+from services.console import auth_pages, case_pages, demo_pages, overview_pages
 from services.console.client import Api
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, CsrfSeedMiddleware, SignInRequired, make_templates, render
@@ -78,4 +78,5 @@ def create_app(
     app.include_router(auth_pages.router)
     app.include_router(case_pages.router)
     app.include_router(overview_pages.router)
+    app.include_router(demo_pages.router)
     return app

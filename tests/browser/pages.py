@@ -51,11 +51,22 @@ def status_of(driver: WebDriver) -> str:
 
 
 def trail_actions(driver: WebDriver) -> list[str]:
-    """The actions of the timeline, in order."""
-    return [
-        str(li.get_attribute("data-action"))
-        for li in driver.find_elements(By.CSS_SELECTOR, '[data-testid="trail"] li[data-action]')
-    ]
+    """The actions of the timeline, in order (read in one script: htmx swaps the timeline in
+    while it polls, so element handles may go stale between two calls)."""
+    actions: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=\"trail\"] li[data-action]'))"
+        ".map(li => li.getAttribute('data-action'))"
+    )
+    return actions
+
+
+def text_of(driver: WebDriver, css: str) -> str:
+    """The text of an element, read in one script (safe inside polled fragments)."""
+    text = driver.execute_script(
+        "const el = document.querySelector(arguments[0]); return el ? el.innerText : null", css
+    )
+    assert text is not None, f"no element {css}"
+    return str(text)
 
 
 def wait_trail(driver: WebDriver, action: str, timeout: float = WAIT_S) -> list[str]:

@@ -17,7 +17,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from services.console.views import percent
-from tests.browser.pages import sign_in_as, status_of, submit, wait_for, wait_trail
+from tests.browser.pages import sign_in_as, status_of, submit, text_of, wait_for, wait_trail
 from tests.browser.stack import Stack, case_in_ledger, case_in_mediation, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
@@ -36,13 +36,20 @@ def session_cookies(driver: WebDriver) -> dict[str, str]:
     return {c["name"]: c["value"] for c in driver.get_cookies()}
 
 
-def test_mediator_takes_a_case_to_closed_through_the_forms(stack: Stack, browser: Browser) -> None:
-    case_id = stack.report(NEIGHBOUR, GRID, "13800001111")
-    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+def test_mediator_takes_a_case_from_report_to_closed_in_the_console(
+    stack: Stack, browser: Browser
+) -> None:
     console = stack.url("console")
     d = browser()
     sign_in_as(d, console, MEDIATOR)
+    # the report itself through the dev-mode 演示上报 form (intake, with the demo grid key)
+    d.get(f"{console}/demo/report")
+    submit(d, "report", {"text": NEIGHBOUR, "phone": "13800001111"})
+    filed = wait_for(d, '[data-testid="report-filed"] a[data-case]')
+    case_id = str(filed.get_attribute("data-case"))
+    case_in_mediation(stack, MEDIATOR, case_id, "assigned")
 
+    d.get(f"{console}/my")
     wait_for(d, f'[data-testid="my-cases"] a[data-case="{case_id}"]').click()
     wait_for(d, '[data-testid="form-accept"]')
     assert status_of(d) == "assigned"
@@ -74,8 +81,7 @@ def test_mediator_takes_a_case_to_closed_through_the_forms(stack: Stack, browser
     assert status_of(d) == "agreed"
     actions = wait_trail(d, "agree")
     assert actions.index("accept") < actions.index("agree")
-    entry = d.find_element(By.CSS_SELECTOR, '[data-testid="trail"] li[data-action="agree"]')
-    assert "调解中 → 已达成协议" in entry.text
+    assert "调解中 → 已达成协议" in text_of(d, '[data-testid="trail"] li[data-action="agree"]')
 
     pdf = httpx.get(
         f"{console}/cases/{case_id}/agreement.pdf", cookies=session_cookies(d), timeout=30
@@ -93,7 +99,7 @@ def test_mediator_takes_a_case_to_closed_through_the_forms(stack: Stack, browser
     case_in_ledger(stack, MEDIATOR, case_id, "closed")
     d.get(f"{console}/cases/{case_id}")
     assert status_of(d) == "closed"
-    assert "哈希链校验通过" in d.find_element(By.CSS_SELECTOR, '[data-testid="verify"]').text
+    assert "哈希链校验通过" in text_of(d, '[data-testid="verify"]')
     assert d.find_elements(By.CSS_SELECTOR, '[data-testid="no-actions"]')
     visits = d.find_element(By.CSS_SELECTOR, '[data-testid="visits"]').text
     assert visits.count("已回访") == 2 and "已履行" in visits
@@ -119,30 +125,26 @@ def test_a_refused_action_shows_the_services_reason(stack: Stack, browser: Brows
     assert status_of(d) == "accepted"
 
 
+NUMBERS = """
+const t = id => document.querySelector(`[data-testid="${id}"]`).innerText.trim();
+const c = id => Object.fromEntries(
+  Array.from(document.querySelectorAll(`[data-testid="${id}"] dd[data-code]`))
+    .map(dd => [dd.getAttribute('data-code'), parseInt(dd.innerText, 10)]));
+return {
+  total: parseInt(t('kpi-total'), 10), backlog: parseInt(t('kpi-backlog'), 10),
+  overdue: parseInt(t('kpi-overdue'), 10), first_tier: t('kpi-first-tier'),
+  success: t('kpi-success'), on_time: t('kpi-on-time'),
+  by_status: c('by-status'), by_channel: c('by-channel'), by_tier: c('by-tier'),
+  by_dispute_type: c('by-type'),
+};
+"""
+
+
 def _numbers(d: WebDriver) -> dict[str, Any]:
-    """What the overview shows: the headline figures and the counts by status/channel/tier/type."""
-
-    def text(testid: str) -> str:
-        return str(d.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').text)
-
-    def counts(testid: str) -> dict[str, int]:
-        return {
-            str(dd.get_attribute("data-code")): int(dd.text)
-            for dd in d.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"] dd[data-code]')
-        }
-
-    return {
-        "total": int(text("kpi-total")),
-        "backlog": int(text("kpi-backlog")),
-        "overdue": int(text("kpi-overdue")),
-        "first_tier": text("kpi-first-tier"),
-        "success": text("kpi-success"),
-        "on_time": text("kpi-on-time"),
-        "by_status": counts("by-status"),
-        "by_channel": counts("by-channel"),
-        "by_tier": counts("by-tier"),
-        "by_dispute_type": counts("by-type"),
-    }
+    """What the overview shows: the headline figures and the counts by status/channel/tier/type
+    (read in one script: htmx may swap the numbers in while they are read)."""
+    shown: dict[str, Any] = d.execute_script(NUMBERS)
+    return shown
 
 
 def _expected(stats: dict[str, Any]) -> dict[str, Any]:
@@ -240,12 +242,11 @@ def test_a_mediator_of_another_channel_sees_no_foreign_case(stack: Stack, browse
         assert case_id not in d.page_source, path
         assert case_id[:8] not in d.page_source, path
     d.get(console + "/cases")
-    channels = {
-        td.text.split(" · ")[0]
-        for td in d.find_elements(
-            By.CSS_SELECTOR, '[data-testid="case-list"] tbody tr td:nth-child(6)'
-        )
-    }
+    cells: list[str] = d.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'[data-testid=\"case-list\"] tbody td:nth-child(6)')).map(td => td.innerText)"
+    )
+    channels = {text.split(" · ")[0] for text in cells}
     assert channels <= {"公调对接"}, channels
 
     d.get(f"{console}/cases/{case_id}")
@@ -321,12 +322,13 @@ def test_the_case_list_refreshes_by_itself_when_the_ledger_changes(
     d = browser()
     sign_in_as(d, console, MEDIATOR)
     d.get(f"{console}/cases")
-    rows = wait_for(d, "#case-rows")
-    first_etag = rows.get_attribute("data-etag")
+    wait_for(d, "#case-rows")
+    etag_js = "return document.querySelector('#case-rows').getAttribute('data-etag')"
+    first_etag = d.execute_script(etag_js)
     case_id = stack.report(NEIGHBOUR, GRID, "13800006666")
     # no reload: htmx polls with the last ETag and swaps the rows in once the ledger changed
     wait_for(d, f'#case-rows a[data-case="{case_id}"]', timeout=90)
-    assert d.find_element(By.CSS_SELECTOR, "#case-rows").get_attribute("data-etag") != first_etag
+    assert d.execute_script(etag_js) != first_etag
     assert d.execute_script("return performance.getEntriesByType('navigation').length") == 1
 
 
