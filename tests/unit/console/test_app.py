@@ -3,8 +3,10 @@ and that it never asks the unscoped reads about a case the caller cannot see."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -240,3 +242,60 @@ async def test_overview_shows_warnings_and_acknowledges_one_with_a_note(
     )
     assert r.status_code == 303 and "ack=ok" in r.headers["location"]
     assert acks == [("/v1/warnings/w1/acknowledge", '{"note":"已约谈"}'.encode())]
+
+
+async def test_demo_sign_in_and_demo_reports_exist_only_in_dev_mode(tmp_path: Path) -> None:
+    creds = tmp_path / "demo-credentials.json"
+    creds.write_text(
+        json.dumps(
+            {
+                "integrators": {"grid": {"api_key": "fq_demo"}},
+                "staff": [{"staff_id": "med-people-grid-day", "role": "mediator", "token": TOKEN}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    fake = FakeServices()
+    fake.routes["127.0.0.1:8004/v1/cases"] = lambda r: httpx.Response(200, json={"items": []})
+    filed: list[httpx.Request] = []
+    fake.routes["127.0.0.1:8001/v1/reports"] = lambda r: (
+        filed.append(r) or httpx.Response(202, json={"case_id": "c" * 32, "merged": False})
+    )
+    dev = create_app(ConsoleSettings(demo_credentials=creds), transport=httpx.MockTransport(fake))
+    async with (
+        dev.router.lifespan_context(dev),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=dev), base_url="http://c") as c,
+    ):
+        token = await csrf(c)
+        assert 'data-staff="med-people-grid-day"' in (await c.get("/login")).text
+        r = await c.post(
+            "/login/demo", data={"csrf_token": token, "staff_id": "med-people-grid-day"}
+        )
+        assert r.status_code == 303
+        r = await c.post(
+            "/demo/report", data={"csrf_token": token, "text": "邻里纠纷", "phone": ""}
+        )
+        assert r.status_code == 200 and 'data-case="' + "c" * 32 in r.text
+        assert filed[0].headers["x-api-key"] == "fq_demo"
+        assert json.loads(filed[0].content)["source"] == "grid"
+
+    secret = "s" * 40
+    prod_settings = ConsoleSettings(
+        dev_mode=False, jwt_secret=secret, pii_key="p" * 32, demo_credentials=creds
+    )
+    prod = create_app(prod_settings, transport=httpx.MockTransport(fake))
+    prod_token = issue_token(secret, "fengqiao", StaffPrincipal("med-1", "mediator"))
+    async with (
+        prod.router.lifespan_context(prod),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=prod), base_url="http://c") as c,
+    ):
+        token = await csrf(c)
+        assert "data-staff=" not in (await c.get("/login")).text
+        r = await c.post(
+            "/login/demo", data={"csrf_token": token, "staff_id": "med-people-grid-day"}
+        )
+        assert r.status_code == 404
+        r = await c.post("/login", data={"csrf_token": token, "token": prod_token})
+        assert r.status_code == 303
+        assert (await c.get("/demo/report")).status_code == 404
+        assert "演示上报" not in (await c.get("/cases")).text
