@@ -101,6 +101,8 @@ def main() -> int:
                 shoot(d, "case-assigned")
                 d.get(f"{console}/cases")
                 shoot(d, "cases")
+                d.get(f"{console}/demo/report")
+                shoot(d, "demo-report")
                 d.set_window_size(390, 844)
                 d.get(f"{console}/my")
                 shoot(d, "phone-my-cases", width=390)
