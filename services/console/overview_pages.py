@@ -23,8 +23,11 @@ PERIODS = {7: "近7天", 30: "近30天", 90: "近90天", 365: "近一年"}
 Days = Annotated[int, Query(ge=1, le=3660)]
 
 
-async def period_cases(api: Api, user: User, since: datetime, pages: int) -> list[dict[str, Any]]:
-    """Every case of the period in the caller's scope (ledger pages of 500, oldest change first)."""
+async def period_cases(
+    api: Api, user: User, since: datetime, pages: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The cases of the period in the caller's scope (ledger pages of 500, oldest change first),
+    and whether that is all of them (at most `pages` pages are read)."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(pages):
@@ -35,12 +38,12 @@ async def period_cases(api: Api, user: User, since: datetime, pages: int) -> lis
             params={"since": since.isoformat(), "limit": 500, "order": "asc", "cursor": cursor},
         )
         if not r.ok:
-            break
+            return items, False
         items.extend(r.body.get("items", []))
         cursor = r.body.get("next_cursor")
         if not r.body.get("has_more") or not cursor:
-            break
-    return items
+            return items, True
+    return items, False
 
 
 def _items_or_none(r: Any) -> list[dict[str, Any]] | None:
@@ -58,7 +61,7 @@ async def overview(
     """The coordinator's one screen."""
     since, until = period_bounds(days, datetime.now(UTC), settings.timezone)
     t = user.token
-    stats, sup, review, warnings, cases = await asyncio.gather(
+    stats, sup, review, warnings, (cases, complete) = await asyncio.gather(
         api.get("followup", "/v1/stats", t, params={"since": since.isoformat()}),
         api.get("mediation", "/v1/supervisions", t, params={"limit": 50}),
         api.get("triage", "/v1/triage/review", t),
@@ -84,6 +87,8 @@ async def overview(
             "areas": areas,
             "map": schematic_map(areas),
             "ack": request.query_params.get("ack"),
+            "complete": complete,
+            "case_count": len(cases),
         },
         user=user,
     )
@@ -143,7 +148,7 @@ async def export_xlsx(
 ) -> Response:
     """The period's 报表 built from /v1/stats and /v1/cases (followup has no export route)."""
     since, until = period_bounds(days, datetime.now(UTC), settings.timezone)
-    stats, cases = await asyncio.gather(
+    stats, (cases, complete) = await asyncio.gather(
         api.get("followup", "/v1/stats", user.token, params={"since": since.isoformat()}),
         period_cases(api, user, since, settings.max_export_pages),
     )
@@ -160,6 +165,7 @@ async def export_xlsx(
         period=period,
         tz=tz,
         who=who,
+        complete=complete,
     )
     name = f"fengqiao-report-{local(until.isoformat(), tz, '%Y%m%d')}-{days}d.xlsx"
     return Response(

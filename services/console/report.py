@@ -54,6 +54,7 @@ def build_workbook(
     period: str,
     tz: str,
     who: str,
+    complete: bool = True,
 ) -> bytes:
     """概况 (headline figures and counts), 按周 (trend), 区域, 案件 (one row per case)."""
     wb = Workbook()
@@ -62,6 +63,8 @@ def build_workbook(
     ws.title = "概况"
     ws.append(["矛盾纠纷调处化解报表", period])
     ws.append(["导出人", who])
+    if not complete:
+        ws.append(["说明", f"按周、区域与案件明细仅含前 {len(cases)} 件（统计数字为全部）"])
     _header(ws, "指标", "数值")
     success = stats.get("mediation_success") or {}
     on_time = stats.get("on_time") or {}
