@@ -78,7 +78,8 @@ def test_mediator_takes_a_case_from_report_to_closed_in_the_console(
     )
     agreement = wait_for(d, '[data-testid="agreement"]')
     assert "3000 元" in agreement.text and "2026-12-20" in agreement.text
-    assert status_of(d) == "agreed"
+    # follow-up may already have scheduled the visits by the time the page is drawn
+    assert status_of(d) in ("agreed", "follow_up")
     actions = wait_trail(d, "agree")
     assert actions.index("accept") < actions.index("agree")
     assert "调解中 → 已达成协议" in text_of(d, '[data-testid="trail"] li[data-action="agree"]')
