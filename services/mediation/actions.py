@@ -55,12 +55,13 @@ async def scope_of(session: AsyncSession, case: MediationCase) -> CaseScope:
     """The access facts of a case."""
     readers = await reader_orgs(session, case.case_id)
     return CaseScope(
-        case.channel,
-        case.tier,
-        case.organisation_id,
-        case.mediator_id,
-        case.area_code,
-        tuple(readers),
+        tier=case.tier,
+        grid_code=case.area_code,
+        organisation_id=case.organisation_id,
+        channel=case.channel,
+        mediator_id=case.mediator_id,
+        co_channels=tuple(case.co_channels or ()),
+        reader_organisations=tuple(readers),
     )
 
 
