@@ -9,8 +9,8 @@ shows it. Lists use `scope_filter`, the same rule as SQL, so a list never holds 
 - coordinator: their tier and every tier below it, inside their grid-code prefixes; the county
   centre (a county coordinator) also sees cases with no location and cases not yet routed.
 - viewer: cases inside their area, masked, never in clear.
-- mediator: cases assigned to their organisation and channel (in clear only those assigned to them) and a
-  masked read-only copy where their channel or organisation is a co-handler.
+- mediator: cases assigned to their organisation and channel (in clear only those assigned
+  to them) and a masked read-only copy where their channel or organisation is a co-handler.
 """
 
 from __future__ import annotations
@@ -146,9 +146,8 @@ def scope_filter(p: StaffPrincipal, cols: ScopeColumns) -> ColumnElement[bool]:
         options: list[ColumnElement[bool]] = []
         if p.organisation and p.channel:
             options.append(and_(cols.organisation_id == p.organisation, cols.channel == p.channel))
-        if p.organisation:
-            if cols.reader_case_ids is not None:
-                options.append(cols.reader_case_ids(p.organisation))
+        if p.organisation and cols.reader_case_ids is not None:
+            options.append(cols.reader_case_ids(p.organisation))
         if p.channel and cols.co_channels is not None:
             options.append(
                 cast(cols.co_channels, String).contains(f'"{p.channel}"', autoescape=True)

@@ -30,6 +30,7 @@ from services.intake.handlers import IntakeHandlers, Receipt
 from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeCase, IntakeReport, report_by_ref, reports_of_case
 from shared.events import utcnow
+from shared.scope import CaseScope, can_see, can_see_clear
 from shared.topics import SOURCES
 from shared.web import CurrentStaff
 
@@ -165,7 +166,9 @@ async def report_status(
     async with h.delivery.sessions() as session:
         row = await report_by_ref(session, source, source_ref)
         case = await session.get(IntakeCase, row.case_id) if row else None
-    if row is None or case is None:
+    # an integrator reads only the reports it sent itself, never another integrator's (those a
+    # source system published natively on Kafka belong to no integrator: that source's keys)
+    if row is None or case is None or row.integrator_id not in (None, integ.id):
         raise HTTPException(
             404,
             {
@@ -191,6 +194,18 @@ async def report_status(
         "parties": [masked_person(p) for p in parties],
         "location": masked_location(h.unseal(row.location_enc), row.grid_code),
     }
+
+
+def case_scope(case: IntakeCase) -> CaseScope:
+    """Who may read a case, as intake knows it (its report's area and the trail)."""
+    return CaseScope(
+        tier=case.tier,
+        grid_code=case.grid_code,
+        organisation_id=case.organisation_id,
+        channel=case.channel,
+        mediator_id=case.mediator_id,
+        co_channels=tuple(case.co_channels or ()),
+    )
 
 
 def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, Any]:
@@ -222,13 +237,13 @@ def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, 
 
 @router.get("/cases/{case_id}/reports")
 async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
-    """Every report of a case for staff: in clear for mediators, coordinators and admins,
-    masked for viewers."""
+    """Every report of a case inside the caller's scope (shared.scope): in clear for those who
+    see the case in clear, masked for the others; 404 outside the scope."""
     h = handlers_of(request)
     async with h.delivery.sessions() as session:
         case = await session.get(IntakeCase, case_id)
         rows = await reports_of_case(session, case_id) if case else []
-    if case is None:
+    if case is None or not can_see(staff, case_scope(case)):
         raise HTTPException(
             404,
             {
@@ -236,7 +251,7 @@ async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> d
                 "errors": [{"field": "case_id", "reason": "no case with this id"}],
             },
         )
-    clear = staff.sees_personal_data
+    clear = can_see_clear(staff, case_scope(case))
     return {
         "case_id": case_id,
         "status": case.status,

@@ -32,6 +32,7 @@ from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeate
 from shared.db import Delivery, Tx
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
+from shared.scope import scope_changes
 from shared.topics import Topics
 
 ACTOR = "system:intake"
@@ -160,6 +161,7 @@ class IntakeHandlers:
                     status_at=now,
                     received_at=now,
                     guessed_type=guess,
+                    grid_code=loc.grid_code if loc else None,
                 )
             )
         location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
@@ -298,6 +300,8 @@ class IntakeHandlers:
                 case.dispute_type = d["dispute_type"]
             if isinstance(d.get("channel"), str):
                 case.channel = d["channel"]
+            for name, value in scope_changes(d).items():
+                setattr(case, name, value)
             reports = await reports_of_case(s, case.case_id)
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
                 # about one report, the one named in details

@@ -15,7 +15,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import delivery_tables, tz
+from shared.db import delivery_tables, json_column, tz
 
 CLOSED_STATUSES = frozenset({"closed", "transferred", "merged"})
 
@@ -53,6 +53,12 @@ class IntakeCase(IntakeBase, table=True):
     channel: str | None = Field(default=None, max_length=40)
     repeat_count: int = 1
     received_at: datetime = tz(nullable=False, index=True)
+    # who may read the case (shared.scope): its area from the report, the rest from the trail
+    tier: str | None = Field(default=None, max_length=16)
+    grid_code: str | None = Field(default=None, max_length=128)
+    organisation_id: str | None = Field(default=None, max_length=128)
+    mediator_id: str | None = Field(default=None, max_length=128)
+    co_channels: list[str] = json_column()
 
 
 class IntakeReport(IntakeBase, table=True):
