@@ -68,6 +68,7 @@ class DeliveryTables:
     outbox: Any
     inbox: Any
     trail: Any
+    staff: Any  # staff_status: who is still active, at which token version (shared.staff_status)
 
 
 def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
@@ -104,7 +105,14 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         details: dict[str, Any] = json_column()
         event_id: str = Field(max_length=64)
 
-    return DeliveryTables(OutboxRow, InboxRow, TrailRow)
+    class StaffStatusRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        __tablename__ = "staff_status"
+        staff_id: str = Field(primary_key=True, max_length=64)
+        active: bool = True
+        token_version: int = 0
+        changed_at: datetime | None = tz(nullable=True)
+
+    return DeliveryTables(OutboxRow, InboxRow, TrailRow, StaffStatusRow)
 
 
 class Tx:

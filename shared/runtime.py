@@ -17,6 +17,7 @@ from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrat
 from shared.events import Envelope
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
+from shared.staff_status import StaffStatusCache
 from shared.topics import Topics
 
 log = logging.getLogger("fengqiao.runtime")
@@ -43,6 +44,9 @@ class Runtime:
         self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
         self.cipher = PiiCipher(settings.pii_key)
         self.migrations_dir = migrations_dir
+        self.staff_status = StaffStatusCache(
+            self.sessions, tables.staff, settings.staff_status_ttl_s
+        )
         self._started = False
 
     def _make_bus(self) -> Bus:
@@ -78,6 +82,11 @@ class Runtime:
     async def start(self) -> None:
         """Migrate the database, start the bus and the relay."""
         await migrate(self.engine, self.migrations_dir)
+        self.on_events(
+            [self.topics.staff],
+            f"{self.settings.service_name}.staff",
+            {"staff.changed": self.staff_status.staff_changed},
+        )
         await self.bus.start()
         self.relay.start()
         self._started = True

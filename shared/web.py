@@ -141,7 +141,10 @@ def service_app(
 
 
 def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
-    """A dependency returning the StaffPrincipal of a valid Bearer token, else 401."""
+    """A dependency returning the StaffPrincipal of a valid Bearer token, else 401.
+
+    Valid: signed by the issuer's key, for this service's audience, at most an hour long, and
+    its subject still active at the token's version (shared.staff_status)."""
 
     async def current_staff(request: Request) -> StaffPrincipal:
         header = request.headers.get("authorization", "")
@@ -150,19 +153,27 @@ def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
             raise HTTPException(
                 401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
             )
-        secret, audience = get_secret(request)
+        public_key, audience = get_secret(request)
+        s = request.app.state.settings
         try:
-            return verify_token(secret, audience, token.strip())
+            p = verify_token(public_key, audience, token.strip(), issuer=s.jwt_issuer)
         except AuthError as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        runtime = getattr(request.app.state, "runtime", None)
+        status = getattr(runtime, "staff_status", None)
+        if status is not None and not await status.allows(p):
+            raise HTTPException(
+                401, "token revoked: sign in again", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return p
 
     return Depends(current_staff)
 
 
 def app_state_secret(request: Request) -> tuple[str, str]:
-    """Read the JWT secret and audience from app.state.settings."""
+    """Read the token issuer's public key and this service's audience from app.state.settings."""
     s = request.app.state.settings
-    return s.jwt_secret, s.jwt_audience
+    return s.jwt_public_key, s.jwt_audience
 
 
 CurrentStaff = Annotated[StaffPrincipal, staff_dependency(app_state_secret)]

@@ -55,6 +55,8 @@ class StaffMember(MediationBase, table=True):
     night_on_call: bool = False
     active: bool = True
     created_at: datetime = tz(nullable=False)
+    # bumped when deactivated or moved: tokens issued before stop working (shared.staff_status)
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     def facts(self) -> MediatorFacts:
         """The mediator as assignment sees it."""

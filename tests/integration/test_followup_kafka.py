@@ -87,7 +87,8 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
     )
     admin = StaffPrincipal(subject="it-admin", role="admin")
     auth = {
-        "Authorization": "Bearer " + issue_token(settings.jwt_secret, settings.jwt_audience, admin)
+        "Authorization": "Bearer "
+        + issue_token(settings.jwt_private_key, settings.jwt_audience, admin)
     }
 
     app = create_app(settings, clock=clock)
@@ -180,7 +181,7 @@ async def test_a_broken_agreement_sends_case_reopened_on_the_broker(
     mediator = StaffPrincipal(subject="m1", role="mediator", channel="court")
     auth = {
         "Authorization": "Bearer "
-        + issue_token(settings.jwt_secret, settings.jwt_audience, mediator)
+        + issue_token(settings.jwt_private_key, settings.jwt_audience, mediator)
     }
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -123,13 +123,13 @@ async def test_a_mediator_never_sees_another_channels_case_anywhere(ledger: Ledg
 
 
 async def test_an_expired_or_foreign_token_is_401(ledger: Ledger) -> None:
-    from shared.auth import StaffPrincipal, issue_token
+    from shared.auth import StaffPrincipal, issue_token, new_signing_keys
 
     p = StaffPrincipal(subject="x", role="admin")
     s = ledger.settings
-    expired = issue_token(s.jwt_secret, s.jwt_audience, p, ttl=timedelta(seconds=-1))
-    foreign = issue_token(s.jwt_secret, "another-system", p)
-    forged = issue_token("another-secret-that-is-long-enough-0000", s.jwt_audience, p)
+    expired = issue_token(s.jwt_private_key, s.jwt_audience, p, ttl=timedelta(seconds=-1))
+    foreign = issue_token(s.jwt_private_key, "another-system", p)
+    forged = issue_token(new_signing_keys()[0], s.jwt_audience, p)  # another issuer's key
     for token in (expired, foreign, forged):
         r = await ledger.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401

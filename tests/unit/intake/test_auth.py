@@ -62,7 +62,7 @@ async def test_rate_limit_answers_429_with_retry_after(limited: Intake) -> None:
 def token(intake: Intake, role: str, **kw: Any) -> dict[str, str]:
     s = intake.app.state.settings
     p = StaffPrincipal(subject=kw.pop("subject", "u1"), role=role, **kw)
-    jwt = issue_token(s.jwt_secret, s.jwt_audience, p)
+    jwt = issue_token(s.jwt_private_key, s.jwt_audience, p)
     return {"Authorization": f"Bearer {jwt}"}
 
 

@@ -139,14 +139,16 @@ def headers(svc: Svc, who: str) -> dict[str, str]:
         return {}
     if who == "expired":
         t = issue_token(
-            svc.settings.jwt_secret,
+            svc.settings.jwt_private_key,
             svc.settings.jwt_audience,
             StaffPrincipal("x", "admin"),
             ttl=timedelta(seconds=-10),
         )
         return {"Authorization": f"Bearer {t}"}
     if who == "foreign":
-        t = issue_token(svc.settings.jwt_secret, "another-system", StaffPrincipal("x", "admin"))
+        t = issue_token(
+            svc.settings.jwt_private_key, "another-system", StaffPrincipal("x", "admin")
+        )
         return {"Authorization": f"Bearer {t}"}
     if who == "coordinator-grid-below":
         return svc.principal_token(

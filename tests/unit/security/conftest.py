@@ -66,7 +66,7 @@ class Running:
     def bearer(self, p: StaffPrincipal) -> dict[str, str]:
         """Authorization header for a principal, signed as this deployment signs."""
         s = self.app.state.settings
-        return {"Authorization": f"Bearer {issue_token(s.jwt_secret, s.jwt_audience, p)}"}
+        return {"Authorization": f"Bearer {issue_token(s.jwt_private_key, s.jwt_audience, p)}"}
 
 
 def trail(case_id: str, to: str, details: dict[str, Any], at: datetime | None = None) -> Envelope:

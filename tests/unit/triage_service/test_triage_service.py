@@ -156,8 +156,8 @@ async def test_preview_decides_without_storing(app: FastAPI) -> None:
 
 async def test_rules_reload_needs_a_coordinator_and_reports_the_version(app: FastAPI) -> None:
     s = app.state.settings
-    viewer = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("v", "viewer"))
-    coord = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("c", "coordinator"))
+    viewer = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("v", "viewer"))
+    coord = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("c", "coordinator"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.post("/v1/triage/rules/reload")).status_code == 401
         assert (
