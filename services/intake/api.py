@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from services.intake.callbacks import UnsafeCallback, check_callback_url
 from services.intake.canonical import FieldError, parse_json, validate_report
 from services.intake.domain import (
     STATUS_NOTES,
@@ -278,6 +279,11 @@ async def add_integrator(
     """Create an integrator (admin only); the API key and webhook secret are shown once."""
     if staff.role != "admin":
         raise HTTPException(403, "only admins register integrators")
+    if body.callback_url:
+        try:
+            check_callback_url(body.callback_url, dev_mode=settings_of(request).dev_mode)
+        except UnsafeCallback as exc:
+            invalid([{"field": "callback_url", "reason": str(exc)}])
     h = handlers_of(request)
     new = await create_integrator(
         h.delivery.sessions,

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.intake import api, consumers, open311
+from services.intake.callbacks import Resolver
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
 from services.intake.repository import TABLES
@@ -28,6 +29,7 @@ def create_app(
     bus: Bus | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     configure_logs: bool = True,
+    webhook_resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the intake app; nothing connects until the lifespan starts."""
     settings = settings or IntakeSettings()
@@ -40,7 +42,12 @@ def create_app(
         handlers = IntakeHandlers(rt.delivery, rt.topics, rt.cipher, settings.merge_window_hours)
         consumers.register(rt, handlers, settings)
         sender = WebhookSender(
-            rt.sessions, rt.cipher, settings, handlers.webhooks_due, transport=webhook_transport
+            rt.sessions,
+            rt.cipher,
+            settings,
+            handlers.webhooks_due,
+            transport=webhook_transport,
+            resolver=webhook_resolver,
         )
         app.state.runtime, app.state.handlers, app.state.webhooks = rt, handlers, sender
         app.state.gate = IntegratorGate(

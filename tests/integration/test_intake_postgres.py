@@ -18,7 +18,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.webhooks import WebhookSender
 from shared.db import make_engine
 from shared.events import utcnow
-from tests.unit.intake.conftest import Intake, report, start_intake
+from tests.unit.intake.conftest import Intake, public_resolver, report, start_intake
 
 
 @pytest.fixture
@@ -108,6 +108,7 @@ async def test_two_senders_on_one_database_send_each_due_webhook_once(
             h.app.state.settings,
             asyncio.Event(),
             transport=transport(name),
+            resolver=public_resolver,
         )
         for e, name in zip(engines, "ab", strict=True)
     ]

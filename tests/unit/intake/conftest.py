@@ -101,8 +101,15 @@ def intake_settings(tmp_path: Path) -> IntakeSettings:
     return make_settings(tmp_path)
 
 
+async def public_resolver(host: str, port: int) -> list[str]:
+    """Test callback hosts (*.test) resolve to one public address."""
+    return ["93.184.216.34"]
+
+
 async def start_intake(settings: IntakeSettings, **app_kw: Any) -> AsyncIterator[Intake]:
     """Run the app's lifespan, create one integrator per source, yield the harness."""
+    if "webhook_transport" in app_kw:
+        app_kw.setdefault("webhook_resolver", public_resolver)
     bus = InMemoryBus()
     app = create_app(settings, bus=bus, configure_logs=False, **app_kw)
     async with app.router.lifespan_context(app):

@@ -67,7 +67,7 @@ def token(intake: Intake, role: str, **kw: Any) -> dict[str, str]:
 
 
 async def test_admin_creates_an_integrator_whose_key_works(intake: Intake) -> None:
-    body = {"name": "县12345热线", "source": "12345", "callback_url": "http://127.0.0.1:9/cb"}
+    body = {"name": "县12345热线", "source": "12345", "callback_url": "https://crm.example.cn/cb"}
     assert (await intake.client.post("/v1/integrators", json=body)).status_code == 401
     r = await intake.client.post("/v1/integrators", json=body, headers=token(intake, "viewer"))
     assert r.status_code == 403
