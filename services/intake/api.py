@@ -167,6 +167,7 @@ async def report_status(
     async with h.delivery.sessions() as session:
         row = await report_by_ref(session, source, source_ref)
         case = await session.get(IntakeCase, row.case_id) if row else None
+        own = len(await reports_of_case(session, row.case_id)) if row else 0
     # an integrator reads only the reports it sent itself, never another integrator's (those a
     # source system published natively on Kafka belong to no integrator: that source's keys)
     if row is None or case is None or row.integrator_id not in (None, integ.id):
@@ -186,7 +187,8 @@ async def report_status(
         "status_note": STATUS_NOTES.get(case.status, case.status),
         "status_at": as_utc(case.status_at).isoformat(),
         "merged": row.merged,
-        "repeat_count": case.repeat_count,
+        # this sender's own reports only: other senders' reports of the parties stay unseen
+        "repeat_count": own,
         "dispute_type": case.dispute_type,
         "received_at": as_utc(row.received_at).isoformat(),
         "reported_at": as_utc(row.reported_at).isoformat() if row.reported_at else None,

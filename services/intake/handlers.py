@@ -137,12 +137,21 @@ class IntakeHandlers:
         loc = report.location
         target: IntakeCase | None = None
         ranked = []
+        elsewhere = 0  # open cases of the same parties reported by someone else
         for case in await open_cases_sharing(
             s, [h for _, h in hashes], now - self.merge_window
         ):  # newest first; the sort below is stable
             rank = merge_rank(case.dispute_type, case.guessed_type, guess)
-            if rank is not None:
+            if rank is None:
+                continue
+            # 并单 only within one sender's reports: merging into another integrator's case
+            # would tell the sender that someone else reported these parties (an oracle)
+            if case.integrator_id == integrator_id and (
+                integrator_id is not None or case.source == report.source
+            ):
                 ranked.append((rank, case))
+            else:
+                elsewhere += 1
         if ranked:
             target = sorted(ranked, key=lambda rc: rc[0])[0][1]
         report_id = new_id()
@@ -162,6 +171,9 @@ class IntakeHandlers:
                     received_at=now,
                     guessed_type=guess,
                     grid_code=loc.grid_code if loc else None,
+                    integrator_id=integrator_id,
+                    # the same parties in other senders' open cases still raise severity
+                    repeat_count=1 + elsewhere,
                 )
             )
         location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
@@ -195,7 +207,7 @@ class IntakeHandlers:
         if target is not None:
             self._merge_events(tx, target, report, report_id, via)
         else:
-            self._receive_events(tx, case_id, report, report_id, via, now)
+            self._receive_events(tx, case_id, report, report_id, via, now, 1 + elsewhere)
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )
@@ -208,7 +220,14 @@ class IntakeHandlers:
         return None if token is None else self.cipher.unseal(token)["v"]
 
     def _receive_events(
-        self, tx: Tx, case_id: str, report: CanonicalReport, report_id: str, via: str, now: Any
+        self,
+        tx: Tx,
+        case_id: str,
+        report: CanonicalReport,
+        report_id: str,
+        via: str,
+        now: Any,
+        repeat_count: int = 1,
     ) -> None:
         loc = report.location
         tx.transition(
@@ -246,7 +265,7 @@ class IntakeHandlers:
                 category=report.category,
                 grid_code=loc.grid_code if loc else None,
                 parties=[party_ref(p) for p in report.parties],
-                repeat_count=1,
+                repeat_count=repeat_count,
                 sealed_contact=self.cipher.seal(contact),
             ),
             case_id,

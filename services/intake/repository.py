@@ -59,6 +59,8 @@ class IntakeCase(IntakeBase, table=True):
     organisation_id: str | None = Field(default=None, max_length=128)
     mediator_id: str | None = Field(default=None, max_length=128)
     co_channels: list[str] = json_column()
+    # who sent the first report (None: a source system on Kafka); 并单 stays within one sender
+    integrator_id: str | None = Field(default=None, max_length=64)
 
 
 class IntakeReport(IntakeBase, table=True):

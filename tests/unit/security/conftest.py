@@ -294,3 +294,12 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     """Each of the four services in turn, holding cases A and B."""
     async for r in RUNNERS[request.param](tmp_path):
         yield r
+
+
+@pytest.fixture
+async def intake(tmp_path: Path) -> AsyncIterator[Any]:
+    """The intake app with one integrator key per source (tests/unit/intake's harness)."""
+    from tests.unit.intake.conftest import make_settings, start_intake
+
+    async for h in start_intake(make_settings(tmp_path)):
+        yield h

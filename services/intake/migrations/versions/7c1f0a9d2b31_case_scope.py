@@ -1,4 +1,4 @@
-"""case scope: who may read a case (tier, area, organisation, mediator, co-handlers)
+"""case scope: who may read a case (tier, area, organisation, mediator, co-handlers, sender)
 
 Revision ID: 7c1f0a9d2b31
 Revises: 1ba99e12dc6e
@@ -34,9 +34,12 @@ def upgrade() -> None:
             sa.Column("mediator_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True)
         )
         batch.add_column(sa.Column("co_channels", sa.JSON(), nullable=True))
+        batch.add_column(
+            sa.Column("integrator_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("intake_cases") as batch:
-        for name in ("co_channels", "mediator_id", "organisation_id", "grid_code", "tier"):
+        for name in ("integrator_id", "co_channels", "mediator_id", "organisation_id", "grid_code", "tier"):
             batch.drop_column(name)
