@@ -218,7 +218,11 @@ def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, 
     location = h.unseal(row.location_enc)
     text = h.cipher.decrypt(row.text_enc) or ""
     if not clear:
-        text = masked_text(text, [p.get("name") for p in [reporter or {}, *parties]])
+        text = masked_text(
+            text,
+            [p.get("name") for p in [reporter or {}, *parties]],
+            [(location or {}).get("address")],
+        )
         reporter = masked_person(reporter)
         parties = [masked_person(p) for p in parties]
         location = masked_location(location, row.grid_code)

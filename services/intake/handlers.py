@@ -63,7 +63,8 @@ def party_ref(p: Person) -> PartyRef:
 def event_text(report: CanonicalReport) -> str:
     """The narrative as events carry it: phone/ID numbers and the persons' names masked."""
     people = [report.reporter, *report.parties] if report.reporter else report.parties
-    return masked_text(report.text, [p.name for p in people])
+    address = report.location.address if report.location else None
+    return masked_text(report.text, [p.name for p in people], [address])
 
 
 class IntakeHandlers:
@@ -335,7 +336,7 @@ class IntakeHandlers:
                 targets = reports
                 if as_utc(entry.at) >= as_utc(case.status_at):
                     case.status, case.status_at = entry.to_status, entry.at
-                    case.status_reason = redact_text(entry.reason)[:500]
+                    case.status_reason = redact_text(entry.reason)[:500]  # names, doors, numbers
             s.add(case)
             for r in targets:
                 body = feedback_body(
