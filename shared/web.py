@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -47,19 +48,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 for bodies larger than the limit, before they are read whole."""
+    """Answer 413 for bodies larger than the route's limit, before they are read whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
+        self.app, self.default, self.per_path = app, max_bytes, per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
             return
         seen = 0
 
@@ -68,14 +72,60 @@ class BodyLimitMiddleware:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _BodyTooLarge
             return msg
 
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, limit)
+
+
+class AuthenticateFirstMiddleware:
+    """A request with a body to a staff route needs a valid bearer token before the body is
+    read (a forged or missing token costs the caller a 401, not the service a parse).
+
+    Routes under `key_paths` authenticate an integrator key themselves, before reading."""
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, settings: ServiceSettings, key_paths: tuple[str, ...]) -> None:
+        self.app, self.settings, self.key_paths = app, settings, key_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry."""
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in self.WRITES
+            or path.startswith(self.key_paths)
+        ):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        s = self.settings
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError("bearer token required")
+            verify_token(s.jwt_public_key, s.jwt_audience, token.strip(), issuer=s.jwt_issuer)
+        except AuthError as exc:
+            body = json.dumps({"detail": str(exc)}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -124,12 +174,17 @@ def service_app(
     title: str,
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-    max_body_bytes: int,
+    max_body_bytes: int = 256 * 1024,
+    body_limits: dict[str, int] | None = None,
+    key_paths: tuple[str, ...] = (),
 ) -> FastAPI:
-    """A service's FastAPI app with body limit, error handlers and health routes in place."""
+    """A service's FastAPI app with authentication before bodies, per-route body limits
+    (256 KiB unless a route says otherwise), error handlers and health routes in place."""
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(AuthenticateFirstMiddleware, settings=settings, key_paths=key_paths)
+    # added last, so it runs first: an oversized body is refused before anything else
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, per_path=body_limits)
     install_error_handlers(app)
 
     async def checks() -> dict[str, bool]:

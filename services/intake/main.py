@@ -51,7 +51,11 @@ def create_app(
         )
         app.state.runtime, app.state.handlers, app.state.webhooks = rt, handlers, sender
         app.state.gate = IntegratorGate(
-            rt.sessions, settings.rate_limit_per_s, settings.rate_limit_burst
+            rt.sessions,
+            settings.rate_limit_per_s,
+            settings.rate_limit_burst,
+            settings.failed_key_rate_per_s,
+            settings.failed_key_burst,
         )
         await rt.start()
         sender.start()
@@ -65,7 +69,9 @@ def create_app(
         "Fengqiao intake",
         settings,
         lifespan,
-        max_body_bytes=max(settings.max_body_bytes, settings.max_batch_body_bytes),
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={"/v1/reports:batch": settings.max_batch_body_bytes},
+        key_paths=("/v1/reports", "/open311/"),
     )
     app.include_router(api.router)
     app.include_router(open311.router)

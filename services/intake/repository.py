@@ -115,6 +115,16 @@ class WebhookDelivery(IntakeBase, table=True):
     created_at: datetime = tz(nullable=False)
 
 
+class RateBucket(IntakeBase, table=True):
+    """A token bucket shared by every intake instance: per API key, and per client address for
+    failed keys (a key guesser is slowed down, not just the keys that work)."""
+
+    __tablename__ = "rate_buckets"
+    key: str = Field(primary_key=True, max_length=100)
+    tokens: float
+    updated: float  # seconds (time.time) of the last take
+
+
 TABLES = delivery_tables(IntakeBase)
 metadata = IntakeBase.metadata
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from services.triage.case_scope import case_scope
 from services.triage.domain import Party, TriageInput, decide
@@ -46,8 +47,8 @@ Rules = Annotated[RulesStore, Depends(rules_store)]
 
 
 @router.post("/triage/preview")
-async def preview(body: PreviewRequest, rules: Rules) -> dict[str, Any]:
-    """Decide a report without storing anything."""
+async def preview(body: PreviewRequest, rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
+    """Decide a report without storing anything (staff only; decided off the event loop)."""
     inp = TriageInput(
         source=body.source,
         text=body.text,
@@ -55,7 +56,9 @@ async def preview(body: PreviewRequest, rules: Rules) -> dict[str, Any]:
         parties=tuple(Party(name=p.name, role=p.role) for p in body.parties),
         repeat_count=body.repeat_count,
     )
-    out = decide(inp, rules.current, utcnow()).to_dict()
+    # deciding is CPU work: in a worker thread, so /healthz and other requests keep answering
+    decision = await run_in_threadpool(decide, inp, rules.current, utcnow())
+    out = decision.to_dict()
     out["source_ref"] = body.source_ref
     return out
 

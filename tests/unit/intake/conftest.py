@@ -32,6 +32,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> IntakeSettings:
         "webhook_backoff_base_s": 0.01,
         "rate_limit_per_s": 1000.0,
         "rate_limit_burst": 1000,
+        "failed_key_burst": 1000,
         "max_text_chars": 2000,
         "max_body_bytes": 64 * 1024,
         "dev_mode": True,
