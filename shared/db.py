@@ -69,6 +69,7 @@ class DeliveryTables:
     inbox: Any
     trail: Any
     staff: Any  # staff_status: who is still active, at which token version (shared.staff_status)
+    audit: Any  # read_audit: who was shown which case's personal data in clear (shared.audit)
 
 
 def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
@@ -112,7 +113,18 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         token_version: int = 0
         changed_at: datetime | None = tz(nullable=True)
 
-    return DeliveryTables(OutboxRow, InboxRow, TrailRow, StaffStatusRow)
+    class ReadAuditRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        __tablename__ = "read_audit"
+        __table_args__ = (Index("ix_read_audit_case", "case_id", "id"),)
+        id: int | None = Field(default=None, primary_key=True)
+        at: datetime = tz(nullable=False)
+        subject: str = Field(max_length=64)
+        role: str = Field(max_length=20)
+        case_id: str = Field(max_length=64)
+        fields: list[str] = json_column()
+        route: str = Field(max_length=200)
+
+    return DeliveryTables(OutboxRow, InboxRow, TrailRow, StaffStatusRow, ReadAuditRow)
 
 
 class Tx:

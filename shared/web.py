@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.audit import audit_router
 from shared.auth import AuthError, StaffPrincipal, verify_token
 from shared.settings import ServiceSettings
 
@@ -192,6 +193,7 @@ def service_app(
         return result
 
     app.include_router(health_router(checks))
+    app.include_router(audit_router(staff_dependency(app_state_secret)))
     return app
 
 

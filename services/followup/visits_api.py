@@ -18,6 +18,7 @@ from services.followup.handlers import (
     VisitReport,
 )
 from services.followup.repository import Visit
+from shared.audit import audit_clear_read
 from shared.pii import PiiCipher
 from shared.scope import CaseScope, can_see, can_see_clear
 from shared.web import CurrentStaff
@@ -85,6 +86,8 @@ async def record_visit(
         ) from None
     except NotInFollowUp as exc:
         raise HTTPException(409, {"detail": str(exc), "status": exc.status}) from None
+    if visit.note_sealed:
+        await audit_clear_read(request, staff, [case_id], ["visits.note"])
     return {"case_status": status, "visit": visit_public(visit, True, handlers.cipher)}
 
 
@@ -102,6 +105,8 @@ async def list_visits(case_id: str, request: Request, staff: CurrentStaff) -> di
         visits = await repo.visits_of(session, case_id)
     cipher: PiiCipher = request.app.state.followup.cipher
     clear = can_see_clear(staff, case)
+    if clear and any(v.note_sealed for v in visits):
+        await audit_clear_read(request, staff, [case_id], ["visits.note"])
     return {
         "case_id": case_id,
         "status": fc.status if fc else None,
@@ -121,24 +126,26 @@ async def due_visits(
     when = as_utc(by) or handlers.clock.now()
     async with request.app.state.runtime.sessions() as session:
         rows = await repo.due_visits(session, when, scope_of(staff), limit)
+    clear = {
+        v.id: can_see_clear(
+            staff,
+            CaseScope(
+                tier=fc.tier,
+                grid_code=grid,
+                organisation_id=fc.organisation_id,
+                channel=fc.channel,
+                mediator_id=fc.mediator_id,
+            ),
+        )
+        for v, fc, grid in rows
+    }
+    shown = [v.case_id for v, _, _ in rows if clear[v.id] and v.note_sealed]
+    await audit_clear_read(request, staff, shown, ["visits.note"])
     return {
         "by": _time(when),
         "items": [
             {
-                **visit_public(
-                    v,
-                    can_see_clear(
-                        staff,
-                        CaseScope(
-                            tier=fc.tier,
-                            grid_code=grid,
-                            organisation_id=fc.organisation_id,
-                            channel=fc.channel,
-                            mediator_id=fc.mediator_id,
-                        ),
-                    ),
-                    handlers.cipher,
-                ),
+                **visit_public(v, clear[v.id], handlers.cipher),
                 "channel": fc.channel,
                 "tier": fc.tier,
                 "organisation_id": fc.organisation_id,

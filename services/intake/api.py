@@ -30,6 +30,7 @@ from services.intake.edge import (
 from services.intake.handlers import IntakeHandlers, Receipt
 from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeCase, IntakeReport, report_by_ref, reports_of_case
+from shared.audit import audit_clear_read
 from shared.events import utcnow
 from shared.scope import CaseScope, can_see, can_see_clear
 from shared.topics import SOURCES
@@ -199,6 +200,9 @@ async def report_status(
     }
 
 
+REPORT_CLEAR_FIELDS = ("text", "reporter", "parties", "location")
+
+
 def case_scope(case: IntakeCase) -> CaseScope:
     """Who may read a case, as intake knows it (its report's area and the trail)."""
     return CaseScope(
@@ -259,6 +263,8 @@ async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> d
             },
         )
     clear = can_see_clear(staff, case_scope(case))
+    if clear:
+        await audit_clear_read(request, staff, [case_id], REPORT_CLEAR_FIELDS)
     return {
         "case_id": case_id,
         "status": case.status,

@@ -1,4 +1,4 @@
-"""staff status: who is still active, at which token version (token revocation)
+"""staff status (token revocation) and the read audit (clear reads of personal data)
 
 Revision ID: a3e5b7c9d1f2
 Revises: 7c1f0a9d2b31
@@ -26,7 +26,21 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("staff_id"),
     )
+    op.create_table(
+        "read_audit",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("case_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=True),
+        sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_read_audit_case", "read_audit", ["case_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_read_audit_case", table_name="read_audit")
+    op.drop_table("read_audit")
     op.drop_table("staff_status")

@@ -1,4 +1,4 @@
-"""staff status: who is still active, at which token version (token revocation)
+"""staff status (token revocation) and the read audit (clear reads of personal data)
 
 Revision ID: d6b8e0f2a4c5
 Revises: e179038b4a16
@@ -26,6 +26,18 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("staff_id"),
     )
+    op.create_table(
+        "read_audit",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("case_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=True),
+        sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_read_audit_case", "read_audit", ["case_id", "id"])
     with op.batch_alter_table("staff") as batch:
         batch.add_column(
             sa.Column("token_version", sa.Integer(), nullable=False, server_default="0")
@@ -33,6 +45,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_read_audit_case", table_name="read_audit")
+    op.drop_table("read_audit")
     op.drop_table("staff_status")
     with op.batch_alter_table("staff") as batch:
         batch.drop_column("token_version")
