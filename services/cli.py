@@ -13,7 +13,8 @@ def main(argv: list[str] | None = None) -> int:
             "usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]\n"
             "       fengqiao token STAFF_ID [--hours H]   (a token for stored staff, ≤ 1 h)\n"
             "       fengqiao token --admin [--hours H]     (an admin token, ≤ 1 h)\n"
-            "       fengqiao keys                          (a new Ed25519 token-signing key pair)"
+            "       fengqiao keys                          (a new Ed25519 token-signing key pair)\n"
+            "       fengqiao pii rekey [SERVICE …]         (re-encrypt with the current PII key)"
         )
         return 0 if args else 2
     command, rest = args[0], args[1:]
@@ -23,6 +24,15 @@ def main(argv: list[str] | None = None) -> int:
         return triage_main(rest)
     if command == "token":
         return _token(rest)
+    if command == "pii" and rest[:1] == ["rekey"]:
+        import asyncio
+
+        from services.pii_rekey import rekey_service
+
+        for service in rest[1:] or ["intake", "triage", "mediation", "followup"]:
+            counts = asyncio.run(rekey_service(service))
+            print(f"{service}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
     if command == "keys":
         from shared.auth import new_signing_keys
 

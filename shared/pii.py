@@ -7,10 +7,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 DEV_PII_KEY = "dev-only-pii-key-change-me"
 
@@ -19,37 +19,81 @@ LANDLINE_RE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{7,8})(?!\d)")
 ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za-z])")
 
 
-class PiiCipher:
-    """Encrypts fields with a key derived from settings and hashes them for equality matching."""
+class PiiKeyError(ValueError):
+    """Personal data that none of the configured keys decrypts: an error, never empty data."""
 
-    def __init__(self, secret: str) -> None:
-        enc_key = hashlib.sha256(b"fengqiao/enc/" + secret.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(enc_key))
+
+def key_id(secret: str) -> str:
+    """A short, non-secret name of a key (which key sealed a value)."""
+    return hashlib.sha256(b"fengqiao/kid/" + secret.encode()).hexdigest()[:8]
+
+
+def _fernet(secret: str) -> Fernet:
+    return Fernet(
+        base64.urlsafe_b64encode(hashlib.sha256(b"fengqiao/enc/" + secret.encode()).digest())
+    )
+
+
+class PiiCipher:
+    """Encrypts fields and hashes them for equality matching, with key versions.
+
+    Values are written as `<key id>:<Fernet token>` with the current key; any previous key
+    still decrypts (a value without a key id is tried with every key). `fengqiao pii rekey`
+    re-encrypts stored values with the current key and recomputes the blind indexes, after
+    which the previous keys can be dropped.
+    """
+
+    def __init__(self, secret: str, previous: Sequence[str] = ()) -> None:
+        self.current_id = key_id(secret)
+        self._keys = {key_id(k): _fernet(k) for k in (secret, *previous) if k}
+        self._current = self._keys[self.current_id]
+        self._any = MultiFernet(list(self._keys.values()))
         self._mac_key = hashlib.sha256(b"fengqiao/mac/" + secret.encode()).digest()
+
+    def _seal_bytes(self, raw: bytes) -> str:
+        return f"{self.current_id}:{self._current.encrypt(raw).decode()}"
+
+    def _open_bytes(self, token: str) -> bytes:
+        kid, sep, body = token.partition(":")
+        try:
+            if sep and kid in self._keys:
+                return self._keys[kid].decrypt(body.encode())
+            if sep and len(kid) == 8 and body.startswith("gAAAA"):
+                raise PiiKeyError(
+                    f"cannot decrypt personal data: sealed with key {kid}, not configured"
+                )
+            return self._any.decrypt(token.encode())
+        except InvalidToken:
+            raise PiiKeyError("cannot decrypt personal data with the configured keys") from None
 
     def encrypt(self, value: str | None) -> str | None:
         """Encrypt a string (None stays None)."""
         if value is None or value == "":
             return value
-        return self._fernet.encrypt(value.encode()).decode()
+        return self._seal_bytes(value.encode())
 
     def decrypt(self, token: str | None) -> str | None:
-        """Decrypt a string produced by encrypt()."""
+        """Decrypt a string produced by encrypt(); PiiKeyError when no key opens it."""
         if token is None or token == "":
             return token
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken:
-            raise ValueError("cannot decrypt personal data with this key") from None
+        return self._open_bytes(token).decode()
 
     def seal(self, data: dict[str, Any]) -> str:
         """Encrypt a JSON object (contact details that travel on the bus)."""
-        return self._fernet.encrypt(json.dumps(data, ensure_ascii=False).encode()).decode()
+        return self._seal_bytes(json.dumps(data, ensure_ascii=False).encode())
 
     def unseal(self, token: str) -> dict[str, Any]:
-        """Decrypt a sealed JSON object."""
-        out: dict[str, Any] = json.loads(self._fernet.decrypt(token.encode()))
+        """Decrypt a sealed JSON object; PiiKeyError when no key opens it."""
+        out: dict[str, Any] = json.loads(self._open_bytes(token))
         return out
+
+    def rotate(self, token: str | None) -> str | None:
+        """The same value sealed with the current key (rekeying)."""
+        if token is None or token == "":
+            return token
+        if token.startswith(self.current_id + ":"):
+            return token
+        return self._seal_bytes(self._open_bytes(token))
 
     def blind_index(self, kind: str, value: str | None) -> str | None:
         """Keyed hash of a normalised phone or ID number, for matching without decrypting."""

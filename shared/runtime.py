@@ -42,7 +42,7 @@ class Runtime:
         self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
         self.bus: Bus = bus or self._make_bus()
         self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
-        self.cipher = PiiCipher(settings.pii_key)
+        self.cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         self.migrations_dir = migrations_dir
         self.staff_status = StaffStatusCache(
             self.sessions, tables.staff, settings.staff_status_ttl_s

@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     group_prefix: str = ""
     database_url: str = ""
     pii_key: str = ""
+    # keys being rotated out: they still decrypt until `fengqiao pii rekey` has run
+    pii_previous_keys: list[str] = []
     # Ed25519 PEM keys: every service verifies with the public key; only the issuer (mediation
     # and the `fengqiao token` command) is given the private key
     jwt_public_key: str = ""

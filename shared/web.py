@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.audit import audit_router
 from shared.auth import AuthError, StaffPrincipal, verify_token
+from shared.pii import PiiKeyError
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
@@ -41,6 +42,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(PiiKeyError)
+    async def _pii_key(req: Request, exc: PiiKeyError) -> JSONResponse:
+        log.error("personal data cannot be decrypted", extra={"path": req.url.path})
+        return JSONResponse(
+            {
+                "detail": "personal data cannot be decrypted with the configured keys",
+                "errors": [{"field": "pii_key", "reason": "configure the key that sealed it"}],
+            },
+            status_code=503,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:

@@ -92,12 +92,8 @@ class CaseActions:
 
     def _redact(self, case: MediationCase, text: str) -> str:
         """Free text leaving the service (trail, events): no phones, IDs or the parties' names."""
-        contact = None
-        if case.sealed_contact:
-            try:
-                contact = self.ctx.cipher.unseal(case.sealed_contact)
-            except Exception:
-                contact = None
+        # a contact no key opens stops the action (PiiKeyError): names must not leak unmasked
+        contact = self.ctx.cipher.unseal(case.sealed_contact) if case.sealed_contact else None
         return redact_with_contact(text, contact)
 
     def _move(

@@ -64,10 +64,8 @@ CONTACT_FIELDS = ("contact.reporter", "contact.parties", "contact.address")
 def _contact(ctx: Context, case: MediationCase, clear: bool) -> dict[str, Any] | None:
     if not case.sealed_contact:
         return None
-    try:
-        contact = ctx.cipher.unseal(case.sealed_contact)
-    except Exception:
-        return None  # sealed with another key: nothing to show
+    # a key that no longer opens it is an error (PiiKeyError → 503), never "no contact"
+    contact = ctx.cipher.unseal(case.sealed_contact)
     return contact if clear else mask_contact(contact)
 
 
@@ -237,10 +235,7 @@ async def read_case(
 
 def _private_text(ctx: Context, stored: str, clear: bool, case: MediationCase) -> str:
     """Notes and terms are stored encrypted; masked readers get them redacted."""
-    try:
-        text = ctx.cipher.decrypt(stored) or ""
-    except ValueError:
-        return ""
+    text = ctx.cipher.decrypt(stored) or ""  # PiiKeyError when no key opens it (→ 503)
     return text if clear else redact_with_contact(text, _contact(ctx, case, True))
 
 
