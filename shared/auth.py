@@ -58,6 +58,7 @@ AUDIENCES: tuple[str, ...] = (
     "fengqiao-triage",
     "fengqiao-mediation",
     "fengqiao-followup",
+    "fengqiao-console",  # the web console checks the token people sign in with
 )
 
 # Dev mode only: a fixed Ed25519 key pair so tests and `make run` can sign tokens. Outside dev
