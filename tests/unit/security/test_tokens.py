@@ -201,3 +201,18 @@ def _as_outgoing(topic: str, message: Any) -> Any:
 
 
 _ = Running  # the harness type, for readers
+
+
+def test_a_demo_member_signs_in_with_a_fresh_hour_in_dev_mode_only_with_our_key() -> None:
+    from services.console.auth_pages import fresh_demo_token
+    from services.console.settings import ConsoleSettings
+
+    settings = ConsoleSettings(dev_mode=True)
+    who = StaffPrincipal(MEDIATOR_A, "mediator", channel="people", organisation="people-town")
+    stale = issue_token(DEV_JWT_PRIVATE_KEY, AUDIENCES, who, ttl=timedelta(seconds=-60))
+    with pytest.raises(AuthError):
+        check(stale, "fengqiao-console")
+    fresh = check(fresh_demo_token(settings, stale), "fengqiao-console")
+    assert (fresh.subject, fresh.organisation) == (MEDIATOR_A, "people-town")
+    forged = issue_token(new_signing_keys()[0], AUDIENCES, ADMIN, ttl=timedelta(seconds=-60))
+    assert fresh_demo_token(settings, forged) == forged  # not re-signed: still refused
