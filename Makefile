@@ -57,8 +57,10 @@ browser-deps: console-assets
 screens: setup browser-deps
 	$(PY) -m tests.browser.screens
 
+## lint: ruff check, ruff format --check, mypy --strict on shared/ and services/
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests bench scripts
+	$(VENV)/bin/ruff format --check shared services tests bench scripts
 	$(VENV)/bin/mypy shared services
 
 broker-start: setup
