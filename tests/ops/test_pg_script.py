@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -20,6 +21,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _select_one(url: str) -> object:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        return await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def private_clone(tmp_path: Path) -> Path:
     """A copy of the scripts inside a 0700 directory, like a clone under /root."""
@@ -31,7 +40,7 @@ def private_clone(tmp_path: Path) -> Path:
     return clone
 
 
-async def test_pg_script_starts_a_server_from_a_clone_in_a_private_directory(
+def test_pg_script_starts_a_server_from_a_clone_in_a_private_directory(
     private_clone: Path,
 ) -> None:
     script = private_clone / "scripts" / "pg.sh"
@@ -51,11 +60,7 @@ async def test_pg_script_starts_a_server_from_a_clone_in_a_private_directory(
     try:
         pg("start")
         assert pg("status") == "running"
-        conn = await asyncpg.connect(pg("url").replace("postgresql+asyncpg", "postgresql"))
-        try:
-            assert await conn.fetchval("SELECT 1") == 1
-        finally:
-            await conn.close()
+        assert asyncio.run(_select_one(pg("url"))) == 1
     finally:
         pg("stop")
         if os.geteuid() == 0:
