@@ -50,6 +50,9 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "auto_offset_reset": "earliest",
     "isolation_level": "read_committed",
 }
+# While the broker is unreachable aiokafka retries metadata, fetches and the coordinator every
+# retry_backoff_ms (default 100): ten tries a second per client burn CPU for nothing.
+CLIENT_SETTINGS: dict[str, Any] = {"retry_backoff_ms": 500}
 
 
 class Bus(Protocol):
@@ -135,6 +138,19 @@ class DeadLetterPolicy:
                 "reason": reason,
             },
         )
+
+
+async def _close_quietly(closing: Awaitable[None]) -> None:
+    """Await an aiokafka close; its errors, and the CancelledError its fetcher lets escape when
+    the broker is gone, must not abort the rest of the shutdown (a cancel of ours still does)."""
+    try:
+        await closing
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.warning("kafka client did not close cleanly", extra={"error": type(exc).__name__})
 
 
 class InMemoryBus:
@@ -245,6 +261,7 @@ class KafkaBus:
         return {
             "bootstrap_servers": self.bootstrap,
             "client_id": self.client_id,
+            **CLIENT_SETTINGS,
             **PRODUCER_SETTINGS,
         }
 
@@ -254,6 +271,7 @@ class KafkaBus:
             "bootstrap_servers": self.bootstrap,
             "group_id": group,
             "client_id": f"{self.client_id}-{group}",
+            **CLIENT_SETTINGS,
             **CONSUMER_SETTINGS,
         }
 
@@ -334,11 +352,9 @@ class KafkaBus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         for c in self.consumers:
-            with contextlib.suppress(Exception):
-                await c.stop()
+            await _close_quietly(c.stop())
         if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            await _close_quietly(self.producer.stop())
         self._tasks.clear()
         self.consumers.clear()
         self.producer = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -94,9 +95,17 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the relay (flushing), the bus, then dispose of the engine."""
+        # Bounded: with the broker gone a final publish or a producer flush can wait for
+        # request_timeout_ms (40 s); the orchestrator kills us long before that. What the relay
+        # could not send stays in the outbox for the next start.
+        budget = self.settings.stop_timeout_s
         if self._started:
-            await self.relay.stop()
-            await self.bus.stop()
+            for part, share in ((self.relay, 0.4), (self.bus, 0.6)):
+                try:
+                    async with asyncio.timeout(budget * share):
+                        await part.stop()
+                except TimeoutError:
+                    log.warning("stop timed out", extra={"part": type(part).__name__})
         await self.engine.dispose()
         self._started = False
 

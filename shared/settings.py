@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     max_attempts: int = 3
     relay_interval_s: float = 0.5
+    # SIGTERM to exit: relay and bus get this long in all, whatever the broker does (k8s and
+    # compose kill after 10 s)
+    stop_timeout_s: float = 6.0
     log_level: str = "INFO"
 
     @model_validator(mode="after")
