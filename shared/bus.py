@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from shared import metrics
 
 log = logging.getLogger("fengqiao.bus")
 
@@ -102,6 +105,7 @@ class DeadLetterPolicy:
                 if attempt == self.max_attempts:
                     await self.dead_letter(msg, exc, attempt)
                     return
+                metrics.retried(msg.topic)
                 log.warning(
                     "handler failed, retrying",
                     extra={
@@ -129,6 +133,7 @@ class DeadLetterPolicy:
 
         key = msg.key.decode(errors="replace") if msg.key else None
         await self.bus.publish([OutgoingMessage(Topics.dlq(msg.topic), key, msg.value, headers)])
+        metrics.dead_lettered(msg.topic)
         log.error(
             "message dead-lettered",
             extra={
@@ -311,10 +316,12 @@ class KafkaBus:
     async def _consume(self, consumer: Any, sub: _Subscription) -> None:
         from aiokafka import TopicPartition
 
+        metrics.consuming_in_this_task(self.client_id, sub.group)
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for tp, records in batches.items():
+                    metrics.batch_received(tp.topic, len(records))
                     done = None
                     try:
                         for r in records:
@@ -326,7 +333,9 @@ class KafkaBus:
                                 r.value or b"",
                                 list(r.headers or []),
                             )
+                            t0 = time.perf_counter()
                             await self.dlq.run(msg, sub.handler)
+                            metrics.record_handled(r.topic, time.perf_counter() - t0)
                             done = r.offset
                     finally:
                         if done is not None:
@@ -336,6 +345,7 @@ class KafkaBus:
                             )
                         if done != records[-1].offset:  # rewind: the rest is read again
                             consumer.seek(tp, records[0].offset if done is None else done + 1)
+                metrics.observe_lag(self.client_id, sub.group, consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker hiccup: keep consuming, never die silently

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended
 from shared.events import Envelope, utcnow
+from shared.tracing import headers_for
 
 log = logging.getLogger("fengqiao.db")
 
@@ -271,7 +272,9 @@ class OutboxRelay:
             rows = (await session.exec(stmt)).all()
             if not rows:
                 return 0
-            await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value) for r in rows])
+            await self.bus.publish(
+                [OutgoingMessage(r.topic, r.key, r.value, headers_for(r.value)) for r in rows]
+            )
             now = utcnow()
             for r in rows:
                 r.published_at = now

@@ -12,10 +12,12 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import tracing
 from shared.bus import Bus, InMemoryBus, KafkaBus, Message
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
+from shared.logs import log_context
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
 from shared.staff_status import StaffStatusCache
@@ -69,8 +71,17 @@ class Runtime:
             handler = handlers.get(env.event_type)
             if handler is None:
                 return
-            payload: BaseModel = REGISTRY.parse(env)
-            await handler(env, payload)
+            # the handler's log lines and the events it emits carry the report's ids
+            with (
+                tracing.consumer_span(
+                    f"{env.event_type} process",
+                    tracing.traceparent_of(msg.headers, msg.value) or env.traceparent,
+                    {"fengqiao.service": self.settings.service_name, "fengqiao.group": group},
+                ),
+                log_context(correlation_id=env.correlation_id, trace_id=tracing.current_trace_id()),
+            ):
+                payload: BaseModel = REGISTRY.parse(env)
+                await handler(env, payload)
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
 
