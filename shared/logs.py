@@ -63,6 +63,10 @@ def log_context(correlation_id: str | None = None, trace_id: str | None = None) 
 class RedactingJsonFormatter(logging.Formatter):
     """One JSON object per line; phone/ID patterns masked; personal fields dropped."""
 
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         """Render a record."""
         out: dict[str, Any] = {
@@ -71,6 +75,8 @@ class RedactingJsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact_text(record.getMessage()),
         }
+        if self.service:
+            out["service"] = self.service
         correlation_id, trace_id = correlation_id_var.get(), trace_id_var.get()
         if correlation_id:
             out["correlation_id"] = correlation_id
@@ -149,10 +155,10 @@ class RepeatFilter(logging.Filter):
             return True
 
 
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+def configure_logging(level: str = "INFO", stream: Any = None, service: str | None = None) -> None:
     """Send every logger through the repeat filter and the redacting JSON formatter."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(RedactingJsonFormatter())
+    handler.setFormatter(RedactingJsonFormatter(service))
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -237,6 +237,7 @@ class ObservabilityMiddleware:
                     log.info(
                         "request",
                         extra={
+                            "service": self.service,
                             "method": method,
                             "route": route,
                             "status": status,

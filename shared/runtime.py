@@ -82,6 +82,16 @@ class Runtime:
             ):
                 payload: BaseModel = REGISTRY.parse(env)
                 await handler(env, payload)
+                log.info(
+                    "event handled",
+                    extra={
+                        "service": self.settings.service_name,
+                        "group": group,
+                        "event_type": env.event_type,
+                        "event_id": env.event_id,
+                        "case_id": env.case_id,
+                    },
+                )
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
 

@@ -44,7 +44,18 @@ def configure(service_name: str) -> bool:
     return True
 
 
+_provider: trace.TracerProvider | None = None
+
+
+def use_provider(provider: trace.TracerProvider | None) -> None:
+    """Trace with this provider instead of the global one (tests: an in-memory exporter)."""
+    global _provider
+    _provider = provider
+
+
 def _tracer() -> trace.Tracer:
+    if _provider is not None:
+        return _provider.get_tracer(_TRACER)
     return trace.get_tracer(_TRACER)
 
 

@@ -42,7 +42,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if configure_logs:
-            configure_logging(settings.log_level)
+            configure_logging(settings.log_level, service=settings.service_name)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         handlers = IntakeHandlers(rt.delivery, rt.topics, rt.cipher, settings.merge_window_hours)
         consumers.register(rt, handlers, settings)
