@@ -1,4 +1,5 @@
-# One image for the four services; docker-compose picks the service with SERVICE.
+# One image for the services (and the console); docker-compose and infra/k8s pick one with
+# SERVICE. `fengqiao migrate` and `fengqiao admin create` run from the same image.
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -10,4 +11,9 @@ ARG SERVICE=intake
 ENV SERVICE=${SERVICE}
 RUN useradd --system --uid 10001 fengqiao
 USER fengqiao
-CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port ${PORT:-8000} --no-access-log"]
+EXPOSE 8000
+# The access log is on: the services write one JSON line per request (route template, status,
+# duration, correlation id) themselves. uvicorn's own access line stays off: it would print the
+# raw path and query string, where keys and personal data can appear.
+# SIGTERM: in-flight requests get 3 s, relay and consumers stop_timeout_s (6 s): under 10 s.
+CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port ${PORT:-8000} --no-access-log --timeout-graceful-shutdown 3"]

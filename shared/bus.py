@@ -247,11 +247,15 @@ class KafkaBus:
         max_attempts: int = 3,
         extra_topics: Sequence[str] = (),
         partitions: int = 3,
+        replication_factor: int = 0,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap, self.client_id = bootstrap, client_id
         self._subs: list[_Subscription] = []
         self._extra_topics = list(extra_topics)
         self._partitions = partitions
+        self._replication = replication_factor  # 0: min(3, brokers in the cluster)
+        self._client_options = dict(client_options or {})  # TLS / SASL
         self.producer: Any = None
         self.consumers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -266,6 +270,7 @@ class KafkaBus:
         return {
             "bootstrap_servers": self.bootstrap,
             "client_id": self.client_id,
+            **self._client_options,
             **CLIENT_SETTINGS,
             **PRODUCER_SETTINGS,
         }
@@ -276,6 +281,7 @@ class KafkaBus:
             "bootstrap_servers": self.bootstrap,
             "group_id": group,
             "client_id": f"{self.client_id}-{group}",
+            **self._client_options,
             **CLIENT_SETTINGS,
             **CONSUMER_SETTINGS,
         }
@@ -284,14 +290,20 @@ class KafkaBus:
         """Create topics (and their dead-letter topics) that do not exist yet."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, client_id=self.client_id, **self._client_options
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
             wanted = sorted(
                 {t for t in topics} | {f"{t}.dlq" for t in topics if not t.endswith(".dlq")}
             )
-            new = [NewTopic(t, self._partitions, 1) for t in wanted if t not in existing]
+            replicas = self._replication
+            if replicas <= 0 and any(t not in existing for t in wanted):
+                brokers = (await admin.describe_cluster()).get("brokers") or [None]
+                replicas = min(3, len(brokers))
+            new = [NewTopic(t, self._partitions, replicas) for t in wanted if t not in existing]
             if new:
                 with contextlib.suppress(Exception):  # a racing creator is fine
                     await admin.create_topics(new)

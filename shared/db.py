@@ -327,8 +327,10 @@ def run_migrations(sync_conn: Any, migrations_dir: Path) -> None:
 
 
 async def migrate(engine: AsyncEngine, migrations_dir: Path) -> None:
-    """Bring a service's database to the newest schema."""
+    """Bring a service's database to the newest schema (one migrator at a time on PostgreSQL)."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # replicas starting together wait their turn
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fengqiao.migrate'))"))
         await conn.run_sync(run_migrations, migrations_dir)
 
 

@@ -61,6 +61,9 @@ class Runtime:
             client_id=s.service_name,
             max_attempts=s.max_attempts,
             extra_topics=self.topics.all_internal(),
+            partitions=s.kafka_partitions,
+            replication_factor=s.kafka_replication_factor,
+            client_options=s.kafka_client_options(),
         )
 
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:
@@ -102,8 +105,9 @@ class Runtime:
         self.bus.subscribe(topics, self.settings.group(group), handler)
 
     async def start(self) -> None:
-        """Migrate the database, start the bus and the relay."""
-        await migrate(self.engine, self.migrations_dir)
+        """Migrate the database (unless a migration job does), start the bus and the relay."""
+        if self.settings.migrate_on_start:
+            await migrate(self.engine, self.migrations_dir)
         self.on_events(
             [self.topics.staff],
             f"{self.settings.service_name}.staff",

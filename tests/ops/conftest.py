@@ -8,10 +8,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.ops.processes import free_port
 
 
 @dataclass
@@ -55,3 +57,50 @@ def own_broker() -> Iterator[OwnBroker]:
     finally:
         broker.kafka_sh("stop")
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own, started by a copy of scripts/pg.sh."""
+
+    port: int
+    env: dict[str, str]
+    script: Path
+
+    def pg(self, command: str) -> str:
+        """Run pg.sh COMMAND; its stdout."""
+        done = subprocess.run(
+            ["bash", str(self.script), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    @property
+    def bindir(self) -> str:
+        """Where the server's binaries (psql, …) are."""
+        return sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1].as_posix()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
+    """Start a throwaway server on a free port from a 0700 directory; stop and remove it after."""
+    private = tmp_path / "priv"
+    private.mkdir(mode=0o700)
+    (private / "fengqiao" / "scripts").mkdir(parents=True)
+    script = private / "fengqiao" / "scripts" / "pg.sh"
+    shutil.copy(REPO / "scripts" / "pg.sh", script)
+    env = {k: v for k, v in os.environ.items() if k != "PG_DIR"}
+    env["PG_PORT"] = str(free_port())
+    server = PrivatePostgres(int(env["PG_PORT"]), env, script)
+    base = Path(server.pg("dir"))
+    try:
+        server.pg("start")
+        yield server
+    finally:
+        server.pg("stop")
+        if os.geteuid() == 0:
+            shutil.rmtree(base, ignore_errors=True)
