@@ -71,4 +71,5 @@ broker-stop:
 
 clean:
 	bash scripts/kafka.sh stop || true
-	rm -rf .run
+	bash scripts/pg.sh stop || true
+	rm -rf .run "$$(bash scripts/pg.sh dir)"
