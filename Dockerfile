@@ -15,5 +15,5 @@ EXPOSE 8000
 # The access log is on: the services write one JSON line per request (route template, status,
 # duration, correlation id) themselves. uvicorn's own access line stays off: it would print the
 # raw path and query string, where keys and personal data can appear.
-# SIGTERM: in-flight requests get 3 s, relay and consumers stop_timeout_s (6 s): under 10 s.
+# SIGTERM: in-flight requests get 3 s, relay and consumers stop_timeout_s (5 s): under 10 s.
 CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port ${PORT:-8000} --no-access-log --timeout-graceful-shutdown 3"]

@@ -373,8 +373,8 @@ class KafkaBus:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for c in self.consumers:
-            await _close_quietly(c.stop())
+        # together: with the broker gone each one waits out its own leave-group request
+        await asyncio.gather(*(_close_quietly(c.stop()) for c in self.consumers))
         if self.producer is not None:
             await _close_quietly(self.producer.stop())
         self._tasks.clear()

@@ -68,7 +68,7 @@ class ServiceSettings(BaseSettings):
     relay_interval_s: float = 0.5
     # SIGTERM to exit: relay and bus get this long in all, whatever the broker does (k8s and
     # compose kill after 10 s)
-    stop_timeout_s: float = 6.0
+    stop_timeout_s: float = 5.0
     log_level: str = "INFO"
 
     @model_validator(mode="after")
