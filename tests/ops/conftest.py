@@ -30,13 +30,14 @@ class OwnBroker:
 
     def kafka_sh(self, command: str) -> None:
         """Run scripts/kafka.sh COMMAND on this broker."""
-        subprocess.run(
+        done = subprocess.run(
             ["bash", str(REPO / "scripts" / "kafka.sh"), command],
             env=self.env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=180,
         )
+        assert done.returncode == 0, f"kafka.sh {command}: {done.stdout}\n{done.stderr}"
 
 
 @pytest.fixture
