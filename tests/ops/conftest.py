@@ -42,18 +42,24 @@ class OwnBroker:
 
 @pytest.fixture
 def own_broker() -> Iterator[OwnBroker]:
-    """Start a broker on FENGQIAO_OPS_KAFKA_PORT (default 19392, controller +1); stop it after."""
-    port = int(os.environ.get("FENGQIAO_OPS_KAFKA_PORT", "19392"))
+    """Start a broker on free ports (or FENGQIAO_OPS_KAFKA_PORT, controller +1); stop it after.
+
+    Never the shared broker's ports: the test stops this one under running services.
+    """
+    fixed = os.environ.get("FENGQIAO_OPS_KAFKA_PORT")
+    port, controller = (int(fixed), int(fixed) + 1) if fixed else (free_port(), free_port())
+    while controller == port:
+        controller = free_port()
     run_dir = REPO / ".run" / f"kafka-ops-{port}-{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,
         "KAFKA_PORT": str(port),
-        "KAFKA_CONTROLLER_PORT": str(port + 1),
+        "KAFKA_CONTROLLER_PORT": str(controller),
         "KAFKA_RUN_DIR": str(run_dir),
     }
     broker = OwnBroker(port, env)
-    broker.kafka_sh("start")
     try:
+        broker.kafka_sh("start")
         yield broker
     finally:
         broker.kafka_sh("stop")
