@@ -109,6 +109,7 @@ def run_services(
             "FENGQIAO_KAFKA_BOOTSTRAP": bootstrap,
             "FENGQIAO_TOPIC_PREFIX": prefix,
             "FENGQIAO_GROUP_PREFIX": prefix,
+            "FENGQIAO_KAFKA_PARTITIONS": os.environ.get("FENGQIAO_KAFKA_PARTITIONS", "3"),
             **(extra_env or {}),
         }
     )
