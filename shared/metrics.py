@@ -184,6 +184,7 @@ def metrics_route(app: FastAPI, samplers: list[Sampler]) -> None:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Routes that are polled by machines: counted, never written to the access log.
 _QUIET = {"/metrics", "/healthz", "/readyz"}
 
@@ -207,7 +208,7 @@ class ObservabilityMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         correlation_id = _clean_id(headers.get("x-correlation-id")) or uuid.uuid4().hex
         status = 500
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded labels
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

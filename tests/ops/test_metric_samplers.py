@@ -87,3 +87,36 @@ async def test_outbox_and_webhook_gauges_on_sqlite(tmp_path: Path) -> None:
 
 async def test_outbox_and_webhook_gauges_on_postgres(pg_url: str) -> None:
     await _check(pg_url, "sampler-pg")
+
+
+async def test_http_series_use_route_templates_and_bounded_labels() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    metrics.install(app, "labels-test", [])
+
+    @app.get("/v1/cases/{case_id}")
+    async def case(case_id: str) -> dict[str, str]:
+        return {"case_id": case_id}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for cid in ("C-1", "C-2"):
+            r = await client.get(f"/v1/cases/{cid}", headers={"X-Correlation-ID": "abc-1"})
+            assert r.status_code == 200 and r.headers["x-correlation-id"] == "abc-1"
+        assert (await client.get("/no/such/path/13800001111")).status_code == 404
+        assert (await client.request("BREW", "/v1/cases/C-3")).status_code == 405
+        bad = await client.get("/v1/cases/C-4", headers={"X-Correlation-ID": "a b<script>"})
+        assert bad.headers["x-correlation-id"] != "a b<script>"  # not echoed: made up instead
+        body = (await client.get("/metrics")).text
+
+    def count(**labels: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "fengqiao_http_requests_total", {"service": "labels-test", **labels}
+        )
+
+    assert count(method="GET", route="/v1/cases/{case_id}", status="200") == 3
+    assert count(method="GET", route="unmatched", status="404") == 1
+    assert count(method="OTHER", route="/v1/cases/{case_id}", status="405") == 1
+    assert "13800001111" not in body and "C-1" not in body
