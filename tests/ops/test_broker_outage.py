@@ -14,9 +14,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.ops.conftest import OwnBroker
 from tests.ops.processes import run_services
+
+pytestmark = pytest.mark.kafka
 
 OUTAGE_S = float(os.environ.get("FENGQIAO_OUTAGE_S", "60"))
 MAX_LINES_PER_MINUTE = 100
