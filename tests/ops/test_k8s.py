@@ -62,14 +62,12 @@ def test_each_service_is_a_deployment_with_probes_a_service_and_an_autoscaler(
     env = {e["name"]: e for e in container["env"]}
     assert env["SERVICE"]["value"] == name
     port = container["ports"][0]
-    if name == "console":
-        assert container["readinessProbe"]["tcpSocket"]["port"] == port["name"]
-    else:
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        annotations = spec["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/path"] == "/metrics"
-        assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    if name != "console":
         url = env[f"{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
         assert url == {"name": "fengqiao-databases", "key": name}
     assert container["resources"]["requests"]["cpu"]  # the HPA needs a CPU request
