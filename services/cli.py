@@ -152,7 +152,7 @@ def _admin(argv: list[str]) -> int:
     create = sub.add_parser("create", help="create an admin and print a bearer token")
     create.add_argument("name", help="the admin's display name")
     create.add_argument("--id", dest="staff_id", default=None, help="staff id (default: made up)")
-    create.add_argument("--hours", type=float, default=24.0, help="token lifetime")
+    create.add_argument("--hours", type=float, default=1.0, help="token lifetime (≤ 1 h)")
     args = p.parse_args(argv)
     settings = MediationSettings()
     try:
@@ -169,7 +169,7 @@ def _admin(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"admin {staff_id} created; bearer token (valid {args.hours:g} h):", file=sys.stderr)
+    print(f"admin {staff_id} is stored; a bearer token for them:", file=sys.stderr)
     print(token)
     return 0
 

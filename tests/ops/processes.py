@@ -107,6 +107,7 @@ def run_services(
         {
             "PYTHONPATH": str(REPO),
             "FENGQIAO_KAFKA_BOOTSTRAP": bootstrap,
+            "FENGQIAO_DEV_MODE": "true",  # the published dev keys
             "FENGQIAO_TOPIC_PREFIX": prefix,
             "FENGQIAO_GROUP_PREFIX": prefix,
             "FENGQIAO_KAFKA_PARTITIONS": os.environ.get("FENGQIAO_KAFKA_PARTITIONS", "3"),

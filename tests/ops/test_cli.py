@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from services.cli import SERVICES, main
-from shared.auth import verify_token
+from shared.auth import DEV_JWT_PUBLIC_KEY, verify_token
 from shared.db import make_engine
-from shared.settings import DEV_JWT_SECRET
 
 
 @pytest.fixture
@@ -52,9 +51,9 @@ def test_admin_create_stores_an_admin_and_prints_a_working_token(
 ) -> None:
     assert main(["migrate", "mediation"]) == 0
     capsys.readouterr()
-    assert main(["admin", "create", "值班管理员", "--id", "ops-admin-1", "--hours", "2"]) == 0
+    assert main(["admin", "create", "值班管理员", "--id", "ops-admin-1", "--hours", "1"]) == 0
     token = capsys.readouterr().out.strip()
-    principal = verify_token(DEV_JWT_SECRET, "fengqiao", token)
+    principal = verify_token(DEV_JWT_PUBLIC_KEY, "fengqiao-mediation", token)
     assert (principal.subject, principal.role) == ("ops-admin-1", "admin")
 
     async def stored() -> list[tuple[str, str, str]]:
@@ -69,7 +68,7 @@ def test_admin_create_stores_an_admin_and_prints_a_working_token(
     assert asyncio.run(stored()) == [("ops-admin-1", "值班管理员", "admin")]
     # again with the same id: the admin exists, a fresh token is printed
     assert main(["admin", "create", "值班管理员", "--id", "ops-admin-1"]) == 0
-    assert verify_token(DEV_JWT_SECRET, "fengqiao", capsys.readouterr().out.strip())
+    assert verify_token(DEV_JWT_PUBLIC_KEY, "fengqiao-mediation", capsys.readouterr().out.strip())
 
 
 def test_admin_create_without_a_database_says_what_to_do(

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.auth import DEV_JWT_PRIVATE_KEY
 from shared.pii import DEV_PII_KEY
-from shared.settings import DEV_JWT_SECRET, ServiceSettings
+from shared.settings import ServiceSettings
 from tests.conftest import REPO
 
 K8S = REPO / "infra" / "k8s"
@@ -124,7 +125,7 @@ def test_secrets_hold_every_referenced_key_and_no_development_default(
         assert key in secrets[name]["stringData"], (name, key)
     assert set(secret_refs) <= set(secrets)
     values = [v for s in secrets.values() for v in s["stringData"].values()]
-    assert DEV_PII_KEY not in values and DEV_JWT_SECRET not in values
+    assert DEV_PII_KEY not in values and DEV_JWT_PRIVATE_KEY not in values
     for name in SERVICES:
         url = secrets["fengqiao-databases"]["stringData"][name]
         assert re.fullmatch(rf"postgresql\+asyncpg://{name}:[^@]+@[^/]+/{name}", url)

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.auth import StaffPrincipal, issue_token
-from shared.settings import DEV_JWT_SECRET
+from shared.auth import AUDIENCES, DEV_JWT_PRIVATE_KEY, StaffPrincipal, issue_token
 from tests.ops.processes import SERVICES, Fleet, run_services
 
 pytestmark = pytest.mark.kafka
@@ -60,7 +59,7 @@ def fleet(kafka_bootstrap: str, tmp_path: Path) -> Any:
 def test_metrics_show_http_lag_outbox_and_decisions_of_a_report_end_to_end(fleet: Fleet) -> None:
     admin = {
         "Authorization": "Bearer "
-        + issue_token(DEV_JWT_SECRET, "fengqiao", StaffPrincipal("ops-admin", "admin"))
+        + issue_token(DEV_JWT_PRIVATE_KEY, AUDIENCES, StaffPrincipal("ops-admin", "admin"))
     }
     answer = httpx.post(
         f"{fleet['intake'].url}/v1/reports",
