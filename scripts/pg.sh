@@ -44,12 +44,12 @@ case "${1:-}" in
   start)
     ensure_installed
     B="$(bindir)"
-    mkdir -p "$BASE"
-    if [[ $(id -u) == 0 ]]; then chown postgres: "$BASE"; chmod 700 "$BASE"; fi
     if running; then echo "pg.sh: already running on $PG_PORT" >&2; exit 0; fi
     if "$B/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U fengqiao 2>/dev/null; then
       echo "pg.sh: a server already answers on 127.0.0.1:$PG_PORT; using it" >&2; exit 0
     fi
+    mkdir -p "$BASE"
+    if [[ $(id -u) == 0 ]]; then chown postgres: "$BASE"; chmod 700 "$BASE"; fi
     if [[ ! -f "$DATA/PG_VERSION" ]]; then
       as_pg "$B/initdb" -D "$DATA" -U fengqiao --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     fi
