@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
+from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
 from services.triage.numbers import NumberWords
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "rules.yaml"
@@ -193,6 +194,8 @@ class Compiled:
     numbers: NumberWords
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
     simplify: dict[int, int]  # str.translate table: traditional → simplified characters
+    normalise: Normaliser  # full-width, traditional, dialect, homophones, pinyin initials
+    segmenter: Segmenter  # word boundaries (jieba, built on first use)
 
 
 class Rules(_Model):
@@ -210,6 +213,8 @@ class Rules(_Model):
     repeat_periods: tuple[str, ...] = ()
     # reports written in traditional characters are read in simplified form
     traditional: CharMap | None = None
+    # dialect words, voice-to-text homophones, pinyin initials, context rewrites (normalise.py)
+    normalise: NormaliseSpec | None = None
     wage_words: tuple[str, ...]
     gathering_words: tuple[str, ...]
     gathering_future: tuple[str, ...] = ()
@@ -256,6 +261,7 @@ class Rules(_Model):
         for code, lex in lexicons:
             for term, weight in lex.plain_terms:
                 by_term.setdefault(term, []).append((code, weight))
+        simplify = self.traditional.table() if self.traditional else {}
         for term in sorted(by_term, key=len, reverse=True):
             index.setdefault(term[0], []).append((term, tuple(by_term[term])))
         self._compiled = Compiled(
@@ -287,7 +293,9 @@ class Rules(_Model):
                 if r.when.any_of is not None and r.when.any_of.company_party
                 for code in (r.when.dispute_type or tuple(self.dispute_types))
             ),
-            simplify=self.traditional.table() if self.traditional else {},
+            simplify=simplify,
+            normalise=Normaliser.build(self.normalise, simplify),
+            segmenter=Segmenter(tuple(by_term)),
         )
         return self
 

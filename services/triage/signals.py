@@ -130,7 +130,7 @@ def score_types(
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     compiled = rules.compiled
-    in_text = _lexicon_hits(text, rules)
+    in_text = _lexicon_hits(text, rules, segmented=True)
     in_names = _lexicon_hits(" ".join(party_names), rules) if party_names else {}
     for lex in compiled.types:
         code = lex.code
@@ -175,14 +175,28 @@ def score_types(
     return TypeChoice(best, scores[best], "、".join(evidence[best]))
 
 
-def _lexicon_hits(text: str, rules: Rules) -> dict[str, list[tuple[str, float]]]:
-    """Every lexicon term present in text, once, grouped by dispute type."""
+def _lexicon_hits(
+    text: str, rules: Rules, *, segmented: bool = False
+) -> dict[str, list[tuple[str, float]]]:
+    """Every lexicon term present in text, once, grouped by dispute type.
+
+    With `segmented`, a term of two or more characters counts only where a word of the text
+    starts or ends with it: "工人" inside "施工人员" straddles two words and is no evidence.
+    """
     index = rules.compiled.term_index
     found: set[str] = set()
     out: dict[str, list[tuple[str, float]]] = {}
+    clauses: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
+    segmenter = rules.compiled.segmenter
     for i, ch in enumerate(text):
         for term, entries in index.get(ch, ()):
             if term not in found and text.startswith(term, i):
+                if (
+                    segmented
+                    and len(term) >= 2
+                    and segmenter.straddles(text, i, i + len(term), clauses)
+                ):
+                    continue
                 found.add(term)
                 for code, weight in entries:
                     out.setdefault(code, []).append((term, weight))
@@ -304,7 +318,7 @@ def extract(
 ) -> Signals:
     """Type, amounts, head count and all severity factors of one report."""
     t = rules.thresholds
-    text = text.translate(rules.compiled.simplify)
+    text = rules.compiled.normalise(text)
     party_names = tuple(n.translate(rules.compiled.simplify) for n in party_names)
     choice = score_types(text, category, party_names, rules)
     counts = [
