@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from services.triage.grammar import DangerGrammar
 from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
 from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
 from services.triage.numbers import NumberWords
@@ -109,6 +110,12 @@ class FactorSpec(_Model):
     requires_nearby: tuple[str, ...] = ()
     not_nearby: tuple[str, ...] = ()
     nearby_window: int = Field(default=12, ge=0, le=60)
+    # the sentence (commas included) must not say the danger is past or settled
+    not_if_sentence_has: tuple[str, ...] = ()
+    # each group: at least one of its words somewhere in the text
+    requires_in_text: tuple[tuple[str, ...], ...] = ()
+    # which grammar element produced the spec (empty for hand-written factors)
+    element: str = ""
     _regex: re.Pattern[str] = PrivateAttr()
 
     @model_validator(mode="after")
@@ -125,6 +132,17 @@ class FactorSpec(_Model):
     def regex(self) -> re.Pattern[str]:
         """All patterns compiled into one alternation."""
         return self._regex
+
+
+class ReviewPolicy(_Model):
+    """When a decision is marked for a coordinator's review (when in doubt, say so)."""
+
+    # the runner-up type is this close to the winner (share of its score) …
+    type_split_ratio: float = Field(default=0.85, gt=0, le=1)
+    # … and at least this strong
+    type_split_min: float = Field(default=4, ge=0)
+    # minutes the county centre has to confirm or correct
+    confirm_minutes: int = Field(default=15, gt=0)
 
 
 class TypeSpec(Lexicon):
@@ -194,6 +212,8 @@ class Compiled:
     numbers: NumberWords
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
     simplify: dict[int, int]  # str.translate table: traditional → simplified characters
+    hyperbole: re.Pattern[str] | None  # a danger match inside one of these is dropped
+    weapon_noun: re.Pattern[str] | None  # weapon nouns: seen without a weapon factor, a cue
     normalise: Normaliser  # full-width, traditional, dialect, homophones, pinyin initials
     segmenter: Segmenter  # word boundaries (jieba, built on first use)
 
@@ -219,9 +239,14 @@ class Rules(_Model):
     gathering_words: tuple[str, ...]
     gathering_future: tuple[str, ...] = ()
     people_not: tuple[str, ...] = ()
+    # what a crowd does, read in the sentence of its head count (对峙, 围着, 来了…)
+    crowd_verbs: tuple[str, ...] = ()
     crowd_words: dict[str, int] = {}
     vulnerable: Vulnerable
     severity_factors: tuple[FactorSpec, ...]
+    # who × intent × harm act, preparations, weapons × handling, aspect, protest (grammar.py)
+    danger_grammar: DangerGrammar | None = None
+    review: ReviewPolicy = ReviewPolicy()
     dispute_types: dict[DisputeType, TypeSpec]
     # subjects outside the ten types (benefits, missing people, funerals…): they score for `other`
     other_anchors: Lexicon | None = None
@@ -262,6 +287,13 @@ class Rules(_Model):
             for term, weight in lex.plain_terms:
                 by_term.setdefault(term, []).append((code, weight))
         simplify = self.traditional.table() if self.traditional else {}
+        grammar = self.danger_grammar
+        grammar_specs: tuple[FactorSpec, ...] = ()
+        if grammar is not None:
+            try:
+                grammar_specs = tuple(FactorSpec.model_validate(d) for d in grammar.factor_specs())
+            except ValidationError as exc:
+                raise ValueError(f"danger_grammar: {_format_validation(exc)}") from exc
         for term in sorted(by_term, key=len, reverse=True):
             index.setdefault(term[0], []).append((term, tuple(by_term[term])))
         self._compiled = Compiled(
@@ -277,7 +309,9 @@ class Rules(_Model):
                 )
                 for code, lex in lexicons
             ),
-            factors=self.severity_factors,
+            factors=self.severity_factors + grammar_specs,
+            hyperbole=grammar.hyperbole_regex() if grammar else None,
+            weapon_noun=grammar.weapon_noun_regex() if grammar else None,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
             numbers=NumberWords(
                 digits=dict(self.numbers.digits),

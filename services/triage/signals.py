@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from services.triage.numbers import (
@@ -31,6 +32,8 @@ class TypeChoice:
     code: str
     score: float
     evidence: str
+    # the strongest other type and its score, when there is one
+    runner_up: tuple[str, float] | None = None
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Signals:
     amount_yuan: int | None = None
     people_count: int | None = None
     company_party: str | None = None
+    # why the decision may be wrong: conflicting danger cues, split type evidence
+    review_cues: list[str] = field(default_factory=list)
 
     @property
     def severity(self) -> str:
@@ -171,8 +176,12 @@ def score_types(
         if scores[under] >= rules.thresholds.underlying_min_score:
             why = "、".join(evidence[under])
             fight = "、".join(evidence[best])
-            return TypeChoice(under, scores[under], f"{why}（冲突之下的纠纷；{fight}）")
-    return TypeChoice(best, scores[best], "、".join(evidence[best]))
+            third = next((c for c in ranked[2:3] if scores[c] > 0), None)
+            runner = (third, scores[third]) if third else None
+            return TypeChoice(under, scores[under], f"{why}（冲突之下的纠纷；{fight}）", runner)
+    second = next((c for c in ranked[1:2] if scores[c] > 0), None)
+    runner_up = (second, scores[second]) if second else None
+    return TypeChoice(best, scores[best], "、".join(evidence[best]), runner_up)
 
 
 def _lexicon_hits(
@@ -234,15 +243,48 @@ def _all_negated(text: str, term: str, rules: Rules) -> bool:
     return True
 
 
-def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
-    """Severity factors found by the rules' regular expressions, skipping negated mentions."""
+def pattern_factors(
+    text: str, dispute_type: str, rules: Rules, cues: list[str] | None = None
+) -> list[Factor]:
+    """Severity factors found by the rules' regular expressions, skipping negated mentions.
+
+    A critical or high match dropped because it is inside hyperbole or in a sentence that says
+    it is past or settled, or a critical one dropped because it is negated, is a reason for
+    doubt: it is added to `cues`.
+    """
     out: list[Factor] = []
+    compiled = rules.compiled
     stops = rules.negation.stops
-    for spec in rules.compiled.factors:
+    hyperbole = _spans(compiled.hyperbole, text)
+    grammar = rules.danger_grammar
+    settled = grammar.aspect.settled if grammar else ()
+    now_words = grammar.aspect.now if grammar else ()
+    for spec in compiled.factors:
         if dispute_type in spec.not_for_types:
             continue
+        if any(f.factor == spec.factor and f.level == spec.level for f in out):
+            continue
+        if spec.requires_in_text and not all(
+            any(w in text for w in group) for group in spec.requires_in_text
+        ):
+            continue
+        serious = spec.level in ("critical", "high")
         for m in spec.regex.finditer(text):
-            if spec.negatable and is_negated(text, m.start(), m.end(), rules):
+            doubt = ""
+            if hyperbole and any(a < m.end() and m.start() < b for a, b in hyperbole):
+                doubt = "夸张"
+            elif spec.negatable and is_negated(text, m.start(), m.end(), rules):
+                # "无人受伤" is a plain statement; a danger denied ("没带刀") is worth a look
+                doubt = "否定" if spec.level == "critical" else "-"
+            else:
+                words = spec.not_if_sentence_has or (settled if spec.level == "critical" else ())
+                past = _past_or_settled(text, m.start(), m.end(), words, now_words)
+                if past:
+                    doubt = f"已过去或已平息（{past}）"
+            if doubt:
+                if serious and cues is not None and doubt != "-":
+                    ctx = _context(text, m.start(), m.end())
+                    cues.append(f"{spec.level}|{spec.factor}{doubt}：{ctx}")
                 continue
             if spec.not_if_clause_has:
                 clause = _clause(text, m.start(), m.end(), stops)
@@ -258,6 +300,44 @@ def pattern_factors(text: str, dispute_type: str, rules: Rules) -> list[Factor]:
             out.append(Factor(spec.level, spec.factor, _context(text, m.start(), m.end())))
             break
     return out
+
+
+SENTENCE_STOPS = "。；！？;!?\n"
+
+
+def _past_or_settled(
+    text: str, start: int, end: int, words: tuple[str, ...], now_words: tuple[str, ...]
+) -> str | None:
+    """A word of `words` that puts text[start:end] in the past or says it is settled.
+
+    Read in the match's sentence: after the match it always counts ("…，后已调解和好"); before
+    it, only when nothing between says the danger is back or now ("已调解，但今天又拿刀…").
+    """
+    if not words:
+        return None
+    sentence_start = start
+    while sentence_start > 0 and text[sentence_start - 1] not in SENTENCE_STOPS:
+        sentence_start -= 1
+    sentence_end = end
+    while sentence_end < len(text) and text[sentence_end] not in SENTENCE_STOPS:
+        sentence_end += 1
+    after = text[end:sentence_end]
+    for w in words:
+        if w in after:
+            return w
+    before = text[sentence_start:start]
+    for w in words:
+        pos = before.rfind(w)
+        if pos >= 0 and not any(n in before[pos + len(w) :] for n in now_words):
+            return w
+    return None
+
+
+def _spans(regex: re.Pattern[str] | None, text: str) -> list[tuple[int, int]]:
+    """Spans of every match of regex in text (none when regex is None)."""
+    if regex is None:
+        return []
+    return [m.span() for m in regex.finditer(text)]
 
 
 def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
@@ -333,7 +413,7 @@ def extract(
             people, people_ev = value, word
     amount, _money = find_money(text, people, rules.compiled.numbers)
     sig = Signals(choice, amount_yuan=amount, people_count=people)
-    sig.factors.extend(pattern_factors(text, choice.code, rules))
+    sig.factors.extend(pattern_factors(text, choice.code, rules, sig.review_cues))
 
     gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
     if gathering and people is not None and people >= t.people_critical_gathering:
@@ -341,7 +421,13 @@ def extract(
     elif gathering and people is not None and people >= t.people_high:
         sig.factors.append(Factor("high", "crowd", f"{people}人（{people_ev}）；{gathering}"))
     elif people is not None and people >= t.people_high:
-        sig.factors.append(Factor("high", "many_people", f"涉及{people}人：{people_ev}"))
+        # a crowd described by what it does in the sentence of its count: 四五十人在门口对峙
+        acting = _word_in_sentence(text, people_ev, rules.crowd_verbs, rules)
+        level = "critical" if people >= t.people_critical_gathering else "high"
+        if acting:
+            sig.factors.append(Factor(level, "crowd", f"{people}人（{people_ev}）；{acting}"))
+        else:
+            sig.factors.append(Factor("high", "many_people", f"涉及{people}人：{people_ev}"))
     if choice.code == "labour" and people is not None and people >= t.people_high:
         wage = next((w for w in rules.wage_words if w in text), None)
         if wage:
@@ -368,7 +454,47 @@ def extract(
         sig.factors.append(vulnerable)
     if choice.code in rules.compiled.company_types:
         sig.company_party = find_company(text, party_names, rules)
+    sig.review_cues = _review_cues(text, sig, rules)
     return sig
+
+
+def _review_cues(text: str, sig: Signals, rules: Rules) -> list[str]:
+    """Why the decision may be wrong; empty when the evidence agrees with itself.
+
+    A dropped danger match (negated, hyperbole, past) matters only when it is more serious
+    than what was decided; a weapon noun nobody is said to handle, and a runner-up type
+    nearly as strong as the winner, are doubts whatever the severity.
+    """
+    order = SEVERITY_ORDER
+    decided = order[sig.severity]
+    cues: list[str] = []
+    for raw in sig.review_cues:
+        level, _, cue = raw.partition("|")
+        if order.get(level, 0) > decided and cue not in cues:
+            cues.append(cue)
+    noun = rules.compiled.weapon_noun
+    if noun is not None and not any(f.factor == "weapon" for f in sig.factors):
+        m = noun.search(text)
+        goods = rules.danger_grammar.weapons.goods_context if rules.danger_grammar else ()
+        if m and decided < order["critical"]:
+            clause = _clause(text, m.start(), m.end(), rules.negation.stops)
+            if not any(g in clause for g in goods):
+                cues.append(f"凶器名词而未见持握或使用：{_context(text, m.start(), m.end())}")
+    choice, policy = sig.type_choice, rules.review
+    if choice.runner_up is not None and choice.code != "other":
+        code, score = choice.runner_up
+        if score >= policy.type_split_min and score >= policy.type_split_ratio * choice.score:
+            cues.append(f"类型证据分歧：{choice.code} {choice.score:g} / {code} {score:g}")
+    return cues
+
+
+def _word_in_sentence(text: str, evidence: str, words: tuple[str, ...], rules: Rules) -> str | None:
+    """The first of words in the sentence holding evidence, not negated and not only planned."""
+    pos = text.find(evidence)
+    if pos < 0 or not words:
+        return None
+    sentence = _clause(text, pos, pos + len(evidence), SENTENCE_STOPS)
+    return _first_unnegated(sentence, words, rules, rules.gathering_future)
 
 
 def _near(text: str, evidence: str, words: tuple[str, ...], pad: int = 4) -> bool:

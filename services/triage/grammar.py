@@ -1,0 +1,285 @@
+"""Danger detection as a small grammar: each element is data in rules.yaml (`danger_grammar:`).
+
+The elements combine into severity factors (the same FactorSpec the hand-written factors use,
+so negation, clause filters and the rest apply to them alike):
+
+- threat:      intent marker (要、扬言、否则…) · up to `window` characters · harm act
+               condition (再不…、不给…) · consequence (就…) · harm act
+               standalone threats ("大家都别好过")
+- preparation: an object (遗书、汽油、打火机) said to be ready (写好、买好、在手)
+- weapon:      handling verb (拿着、拎着、挥着…) · weapon noun; chasing with one (追着砍)
+- ongoing:     progressive aspect (正在、还在…) · violent verb, or a completed-now form
+               ("打起来了") in a sentence that says nothing of the past or of it being settled
+- protest:     a body carried or placed somewhere to press a claim
+- hit_and_run: a driver trying to leave while people gather, after a collision with injury
+
+Who is involved (first person, the other party, a relative) is read for the review cues and
+the evidence; the act and its marker decide. Hyperbole ("气死了", "打死我也不签") is a list of
+patterns: a danger match inside one is dropped and reported as a review cue instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STOP_CLASS = "[^，。；！？,;!?\\s]"  # one character inside a clause
+SENTENCE_CLASS = "[^。；！？;!?\\n]"  # one character inside a sentence (commas allowed)
+
+
+def _alt(words: tuple[str, ...] | list[str]) -> str:
+    """Plain words as one non-capturing alternation, longest first."""
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"
+
+
+def _re_alt(patterns: tuple[str, ...] | list[str]) -> str:
+    """Regular expressions as one non-capturing alternation."""
+    return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Who(_Model):
+    """Who speaks or acts: the first person, the other party, a relative."""
+
+    first_person: tuple[str, ...]
+    other_party: tuple[str, ...]
+    relative: tuple[str, ...]
+
+
+class Threats(_Model):
+    """Intent or condition markers × harm acts (each act a regular expression)."""
+
+    window: int = Field(ge=0, le=30)
+    strong_intent: tuple[str, ...]  # a threat whenever an act follows
+    weak_intent: tuple[str, ...]  # 就、会…: only when the sentence is not about the past
+    conditions: tuple[str, ...]  # 再不…、不给… (then a consequence marker)
+    consequence: tuple[str, ...]
+    harm_acts: dict[str, str] = Field(min_length=1)
+    standalone: tuple[str, ...] = ()
+
+
+class Preparations(_Model):
+    """An object of harm said to be ready: 遗书写好了, 汽油买好了, 打火机在手."""
+
+    objects: tuple[str, ...]
+    ready: tuple[str, ...]
+    ready_before: tuple[str, ...]  # the state first: 写好了遗书, 买好了汽油
+    goods_context: tuple[str, ...] = ()  # the object is merchandise in dispute
+
+
+class Weapons(_Model):
+    """Weapon nouns × handling verbs; work tools need a fight nearby; chasing with a blade."""
+
+    arms: tuple[str, ...]
+    tools: tuple[str, ...]
+    handling: tuple[str, ...]
+    chase: tuple[str, ...]  # regular expressions
+    fight_nearby: tuple[str, ...]
+    work_nearby: tuple[str, ...]
+    goods_context: tuple[str, ...]
+    thing_targets: tuple[str, ...] = ()  # regular expressions: what a tool is swung at
+
+
+class Aspect(_Model):
+    """Violence going on now: aspect markers, violent verbs, completed-now forms."""
+
+    progressive: tuple[str, ...]  # a few characters may sit between marker and verb
+    progressive_adjacent: tuple[str, ...]  # 正、在: only right before the verb
+    violent_verbs: tuple[str, ...]  # regular expressions
+    completed_now: tuple[str, ...]  # regular expressions
+    past: tuple[str, ...]
+    settled: tuple[str, ...]
+    # words that bring a past or settled danger back to now ("已调解，但今天又…")
+    now: tuple[str, ...] = ()
+
+
+class Protest(_Model):
+    """A body used to press a claim: moved or placed at a door, office, site or hospital."""
+
+    acts: tuple[str, ...]  # regular expressions complete in themselves (抬棺)
+    moved_to_place: tuple[str, ...]  # regular expressions needing a death in the text
+    death_words: tuple[str, ...]
+
+
+class HitAndRun(_Model):
+    """A driver trying to leave an injury collision while a crowd gathers."""
+
+    leaving: tuple[str, ...]  # regular expressions
+    crowd_nearby: tuple[str, ...]
+    collision: tuple[str, ...]
+    injury: tuple[str, ...]
+
+
+class DangerGrammar(_Model):
+    """The `danger_grammar:` section: the elements and the hyperbole that cancels them."""
+
+    who: Who
+    threats: Threats
+    preparations: Preparations
+    weapons: Weapons
+    aspect: Aspect
+    protest: Protest
+    hit_and_run: HitAndRun
+    hyperbole: tuple[str, ...] = ()  # regular expressions
+
+    @model_validator(mode="after")
+    def _valid(self) -> DangerGrammar:
+        for name, pattern in self.regexes():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{name}: {pattern!r} is not a valid regex: {exc}") from exc
+        return self
+
+    def regexes(self) -> list[tuple[str, str]]:
+        """Every regular expression of the grammar, named by its element."""
+        out = [(f"threats.harm_acts.{k}", v) for k, v in self.threats.harm_acts.items()]
+        out += [("threats.standalone", p) for p in self.threats.standalone]
+        out += [("weapons.chase", p) for p in self.weapons.chase]
+        out += [("aspect.violent_verbs", p) for p in self.aspect.violent_verbs]
+        out += [("aspect.completed_now", p) for p in self.aspect.completed_now]
+        out += [("protest.acts", p) for p in self.protest.acts]
+        out += [("protest.moved_to_place", p) for p in self.protest.moved_to_place]
+        out += [("hit_and_run.leaving", p) for p in self.hit_and_run.leaving]
+        out += [("hyperbole", p) for p in self.hyperbole]
+        return out
+
+    def harm_act(self) -> str:
+        """Every harm act as one alternation."""
+        return _re_alt(list(self.threats.harm_acts.values()))
+
+    def factor_specs(self) -> list[dict[str, Any]]:
+        """The grammar as severity-factor specs (validated by the rules' FactorSpec)."""
+        t, p, w, a = self.threats, self.preparations, self.weapons, self.aspect
+        act = self.harm_act()
+        gap = f"{STOP_CLASS}{{0,{t.window}}}?"
+        past = list(a.past)
+        specs: list[dict[str, Any]] = [
+            {
+                "factor": "extreme_threat",
+                "level": "critical",
+                "element": "threats.strong_intent",
+                "patterns": [f"{_alt(t.strong_intent)}{gap}{act}"],
+                "not_if_sentence_has": list(a.settled),
+            },
+            {
+                "factor": "extreme_threat",
+                "level": "critical",
+                "element": "threats.weak_intent",
+                "patterns": [f"{_alt(t.weak_intent)}{gap}{act}"],
+                "not_if_sentence_has": past + list(a.settled),
+            },
+            {
+                "factor": "extreme_threat",
+                "level": "critical",
+                "element": "threats.conditions",
+                "patterns": [
+                    f"{_alt(t.conditions)}{SENTENCE_CLASS}{{0,16}}?{_alt(t.consequence)}{gap}{act}"
+                ],
+            },
+            {
+                "factor": "preparation",
+                "level": "critical",
+                "element": "preparations",
+                "patterns": [
+                    f"{_alt(p.objects)}{STOP_CLASS}{{0,6}}?{_alt(p.ready)}",
+                    f"{_alt(p.ready_before)}{STOP_CLASS}{{0,3}}?{_alt(p.objects)}",
+                ],
+                "not_if_clause_has": list(p.goods_context),
+            },
+            {
+                "factor": "weapon",
+                "level": "critical",
+                "element": "weapons.arms",
+                "patterns": [f"{_alt(w.handling)}{STOP_CLASS}{{0,5}}?{_alt(w.arms)}", *w.chase],
+                "not_if_clause_has": list(w.goods_context),
+            },
+            {
+                "factor": "weapon",
+                "level": "critical",
+                "element": "weapons.tools",
+                "patterns": [
+                    f"{_alt(w.handling)}{STOP_CLASS}{{0,5}}?{_alt(w.tools)}"
+                    + (
+                        f"(?!{STOP_CLASS}{{0,10}}{_re_alt(w.thing_targets)})"
+                        if w.thing_targets
+                        else ""
+                    )
+                ],
+                "requires_nearby": list(w.fight_nearby),
+                "not_nearby": list(w.work_nearby),
+                "nearby_window": 16,
+            },
+            {
+                "factor": "ongoing_violence",
+                "level": "critical",
+                "element": "aspect.progressive",
+                "patterns": [
+                    f"{_alt(a.progressive)}{STOP_CLASS}{{0,6}}?{_re_alt(a.violent_verbs)}",
+                    f"{_alt(a.progressive_adjacent)}{_re_alt(a.violent_verbs)}",
+                ],
+                "not_if_sentence_has": past + list(a.settled),
+            },
+            {
+                "factor": "ongoing_violence",
+                "level": "critical",
+                "element": "aspect.completed_now",
+                "patterns": list(a.completed_now),
+                "not_if_sentence_has": past + list(a.settled),
+            },
+            {
+                "factor": "body_pressure",
+                "level": "critical",
+                "element": "protest",
+                "patterns": list(self.protest.acts),
+            },
+            {
+                "factor": "body_pressure",
+                "level": "critical",
+                "element": "protest.moved_to_place",
+                "patterns": list(self.protest.moved_to_place),
+                "requires_in_text": [list(self.protest.death_words)],
+            },
+            {
+                "factor": "hit_and_run",
+                "level": "critical",
+                "element": "hit_and_run",
+                "patterns": list(self.hit_and_run.leaving),
+                "requires_nearby": list(self.hit_and_run.crowd_nearby),
+                "nearby_window": 30,
+                "requires_in_text": [
+                    list(self.hit_and_run.collision),
+                    list(self.hit_and_run.injury),
+                ],
+            },
+        ]
+        if t.standalone:
+            specs.append(
+                {
+                    "factor": "extreme_threat",
+                    "level": "critical",
+                    "element": "threats.standalone",
+                    "patterns": list(t.standalone),
+                }
+            )
+        return specs
+
+    def hyperbole_regex(self) -> re.Pattern[str] | None:
+        """All hyperbole patterns as one regex (None when the list is empty)."""
+        return re.compile(_re_alt(list(self.hyperbole))) if self.hyperbole else None
+
+    def weapon_noun_regex(self) -> re.Pattern[str]:
+        """Any weapon noun (arms only): seen without handling it is a review cue."""
+        return re.compile(_alt(self.weapons.arms))
+
+    def who_of(self, context: str) -> str | None:
+        """Who the words are about: first_person, relative or other_party (None if unsaid)."""
+        for role in ("relative", "first_person", "other_party"):
+            if any(word in context for word in getattr(self.who, role)):
+                return role
+        return None
