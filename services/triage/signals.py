@@ -421,7 +421,7 @@ def extract(
     elif gathering and people is not None and people >= t.people_high:
         sig.factors.append(Factor("high", "crowd", f"{people}人（{people_ev}）；{gathering}"))
     elif people is not None and people >= t.people_high:
-        # a crowd described by what it does in the sentence of its count: 四五十人在门口对峙
+        # a crowd described by what it does in the clause of its count: 四五十人在门口对峙
         acting = _word_in_sentence(text, people_ev, rules.crowd_verbs, rules)
         level = "critical" if people >= t.people_critical_gathering else "high"
         if acting:
@@ -489,12 +489,13 @@ def _review_cues(text: str, sig: Signals, rules: Rules) -> list[str]:
 
 
 def _word_in_sentence(text: str, evidence: str, words: tuple[str, ...], rules: Rules) -> str | None:
-    """The first of words in the sentence holding evidence, not negated and not only planned."""
+    """The first of words in the clause holding evidence, not negated and not only planned."""
     pos = text.find(evidence)
     if pos < 0 or not words:
         return None
-    sentence = _clause(text, pos, pos + len(evidence), SENTENCE_STOPS)
-    return _first_unnegated(sentence, words, rules, rules.gathering_future)
+    stops = rules.negation.stops
+    clause = _clause(text, pos, pos + len(evidence.rstrip(stops)), stops)
+    return _first_unnegated(clause, words, rules, rules.gathering_future)
 
 
 def _near(text: str, evidence: str, words: tuple[str, ...], pad: int = 4) -> bool:

@@ -1,0 +1,275 @@
+"""The danger grammar, element by element: what each must find and what it must leave alone.
+
+Every wording here was written for this test (not taken from a labelled set or the issue).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.triage.grammar import DangerGrammar
+from services.triage.rules import Rules
+from services.triage.signals import extract
+
+
+def _factors(rules: Rules, text: str) -> dict[str, str]:
+    sig = extract(text, None, (), 1, rules)
+    return {f.factor: f.level for f in sig.factors}
+
+
+def _critical(rules: Rules, text: str) -> bool:
+    return extract(text, None, (), 1, rules).severity == "critical"
+
+
+# element → (positive wordings, negative wordings); positives are critical, negatives are not
+ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
+    "threats.strong_intent": (
+        [
+            "老周喝了酒放话说要去弄死那个包工头",
+            "她在电话里哭着说不想拖累家里，准备去跳河",
+            "男的嚷着要放把火把养鸡场烧了",
+            "债主撂话说再拖一天就要他的命",
+            "他声称要开着三轮车撞那家人",
+        ],
+        [
+            "他说想要回自己的那份钱",
+            "老人病得很重，医生说怕是要不行了",
+            "她打算下个月去法院起诉",
+        ],
+    ),
+    "threats.weak_intent": (
+        [
+            "你们再这样拖，我就一把火把这个破棚子点了",
+            "他说这次赔不了，那就去死在你们公司",
+        ],
+        [
+            "他前天就把自家地里的秸秆烧了，村里罚了款",
+            "我就想问问工钱什么时候给",
+        ],
+    ),
+    "threats.conditions": (
+        [
+            "不给个说法，我就死在你们厂门口",
+            "再不赔钱，我就拉着他一块死",
+            "要是不把工钱结清，我们就开车冲进项目部",
+        ],
+        [
+            "再不交物业费就要停水停电",
+            "如果不还钱就去法院起诉他",
+        ],
+    ),
+    "threats.standalone": (
+        [
+            "这事今天不解决，大家都别想过好日子",
+            "他说你们要是敢强拆，就从他身上碾过去",
+        ],
+        [
+            "大家都别急，坐下来慢慢说",
+        ],
+    ),
+    "preparations": (
+        [
+            "他说绝笔信已经写好了，放在枕头底下",
+            "那人身上揣着一瓶汽油在售楼部转来转去",
+            "老太太把打火机攥在手里坐在拆迁办门口",
+        ],
+        [
+            "买的农药是假的，打了以后庄稼全死了",
+            "汽油价格又涨了，跑运输不赚钱",
+            "老人的遗嘱写好了，子女对分法不满",
+        ],
+    ),
+    "weapons.arms": (
+        [
+            "男的揸住把西瓜刀喺村口等人",
+            "他拎着根钢管在楼下转",
+            "那小子操着一根甩棍冲过来",
+            "拿着菜刀撵着他砍",
+        ],
+        [
+            "在五金店买的菜刀质量不行，用两天就卷刃了，要退货",
+            "厨房的刀被邻居借走了一直没还",
+        ],
+    ),
+    "weapons.tools": (
+        [
+            "两家吵起来，男的举起锄头就冲过来",
+            "他抡起扁担要打隔壁老王",
+        ],
+        [
+            "他扛着锄头下地干活，路过时被狗咬了一口",
+            "那人拿石头砸了他家窗户玻璃",
+        ],
+    ),
+    "aspect.progressive": (
+        [
+            "她男人还在屋里打她，娃娃在哭",
+            "他儿子正搁院坝头打老汉",
+            "两兄弟喺门口打紧交",
+            "那个醉汉仍在追着老太太骂着打",
+        ],
+        [
+            "正月里两人打了一架，后来和好了",
+            "他还在外地打工，没空来调解",
+            "他一直在追讨那笔欠款",
+            "楼上还在敲打地板，吵得睡不着",
+        ],
+    ),
+    "aspect.completed_now": (
+        [
+            "两伙人在工地门口打起来了，快来人",
+        ],
+        [
+            "上周两家打起来了，村里已调解",
+        ],
+    ),
+    "protest": (
+        [
+            "死者家属抬着棺材到了镇政府门口",
+            "老人在卫生院走了，家属把人送到卫生院门口摆着不走",
+        ],
+        [
+            "供货商把货拉到公司门口放着，说不给钱不拉走",
+        ],
+    ),
+    "hit_and_run": (
+        [
+            "货车撞倒骑车的老人后司机想跑，周围村民越来越多把车围住了，老人腿在流血",
+        ],
+        [
+            "电动车撞伤了行人，肇事者想走被一个路人拦下",
+        ],
+    ),
+    "crowd": (
+        [
+            "五六十号村民在项目部门口和保安对峙",
+            "黑压压一片人围在镇政府门口",
+            "上百号人把进村的路堵了",
+        ],
+        [
+            "厂里有五十多名员工，老板来了以后说下个月一起发",
+            "村里准备组织四十多人去镇上反映",
+        ],
+    ),
+}
+
+CASES = [(e, t, True) for e, (pos, _) in ELEMENTS.items() for t in pos] + [
+    (e, t, False) for e, (_, neg) in ELEMENTS.items() for t in neg
+]
+
+
+@pytest.mark.parametrize(("element", "text", "critical"), CASES)
+def test_grammar_element(rules: Rules, element: str, text: str, critical: bool) -> None:
+    got = extract(text, None, (), 1, rules)
+    assert (got.severity == "critical") is critical, (element, got.factors)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这物业真是烦死人了，电梯三天两头坏",
+        "就是打死我也不会在这个协议上签字",
+        "工资拖这么久，累死累活白干了",
+        "我快被这个物业搞死了，天天停水",
+    ],
+)
+def test_hyperbole_is_not_danger(rules: Rules, text: str) -> None:
+    assert not _critical(rules, text)
+
+
+def test_hyperbole_that_looked_like_a_threat_is_a_review_cue(rules: Rules) -> None:
+    sig = extract("我就要被这个破物业整死了，天天停水", None, (), 1, rules)
+    assert sig.severity != "critical"
+    assert any("夸张" in c for c in sig.review_cues)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # settled after the event, in the same sentence
+        "去年他放话要烧了对方的房子，后来经村里调解已和好",
+        # a past fight, not going on
+        "前天晚上两口子在家里打起来了，今天来问离婚怎么办",
+    ],
+)
+def test_past_and_settled_danger_is_not_critical(rules: Rules, text: str) -> None:
+    assert not _critical(rules, text)
+
+
+def test_settled_then_back_again_is_critical(rules: Rules) -> None:
+    assert _critical(rules, "两家上个月已调解，但今天男的又提着砍刀堵在门口")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他并没有拿刀，只是在门口骂了几句",
+        "对方不会跳楼的，就是吓唬人",
+    ],
+)
+def test_negated_danger_is_not_critical_and_asks_for_review(rules: Rules, text: str) -> None:
+    sig = extract(text, None, (), 1, rules)
+    assert sig.severity != "critical"
+    assert sig.review_cues
+
+
+def test_weapon_noun_without_handling_asks_for_review(rules: Rules) -> None:
+    sig = extract("两家吵得很凶，他家案板上就放着一把菜刀", None, (), 1, rules)
+    assert sig.severity != "critical"
+    assert any("凶器" in c for c in sig.review_cues)
+
+
+def test_weapon_as_goods_asks_nothing(rules: Rules) -> None:
+    sig = extract("网购的水果刀质量太差，商家不给退货", None, (), 1, rules)
+    assert not any("凶器" in c for c in sig.review_cues)
+
+
+def test_split_type_evidence_asks_for_review(rules: Rules) -> None:
+    # a wall between neighbours that is also a homestead boundary: neighbour or land?
+    sig = extract("隔壁邻居把围墙往我家宅基地这边挪了半米", None, (), 1, rules)
+    assert any("类型证据分歧" in c for c in sig.review_cues)
+
+
+def test_clear_case_asks_nothing(rules: Rules) -> None:
+    sig = extract("楼上装修每天电钻响到晚上十点，邻居劝了不听", None, (), 1, rules)
+    assert sig.review_cues == []
+
+
+@pytest.mark.parametrize(
+    ("context", "who"),
+    [
+        ("我就死在你们门口", "first_person"),
+        ("他老婆说要喝药", "relative"),
+        ("对方扬言报复", "other_party"),
+        ("门口停着车", None),
+    ],
+)
+def test_who(rules: Rules, context: str, who: str | None) -> None:
+    assert rules.danger_grammar is not None
+    assert rules.danger_grammar.who_of(context) == who
+
+
+def test_bad_grammar_regex_names_the_element(rules: Rules) -> None:
+    assert rules.danger_grammar is not None
+    data = rules.danger_grammar.model_dump()
+    data["threats"]["harm_acts"]["die"] = "死在(["
+    with pytest.raises(ValueError, match="threats.harm_acts.die"):
+        DangerGrammar.model_validate(data)
+
+
+def test_each_element_is_a_factor_of_its_own(rules: Rules) -> None:
+    elements = {spec.element for spec in rules.compiled.factors if spec.element}
+    assert {
+        "threats.strong_intent",
+        "threats.weak_intent",
+        "threats.conditions",
+        "threats.standalone",
+        "preparations",
+        "weapons.arms",
+        "weapons.tools",
+        "aspect.progressive",
+        "aspect.completed_now",
+        "protest",
+        "protest.moved_to_place",
+        "hit_and_run",
+    } <= elements
