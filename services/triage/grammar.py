@@ -92,7 +92,9 @@ class Aspect(_Model):
     progressive_adjacent: tuple[str, ...]  # 正、在: only right before the verb
     violent_verbs: tuple[str, ...]  # regular expressions
     completed_now: tuple[str, ...]  # regular expressions
+    passive: tuple[str, ...] = ()  # 被…打: the marker, the passive, the agent, the verb
     past: tuple[str, ...]
+    long_ago: tuple[str, ...] = ()
     settled: tuple[str, ...]
     # words that bring a past or settled danger back to now ("已调解，但今天又…")
     now: tuple[str, ...] = ()
@@ -158,14 +160,20 @@ class DangerGrammar(_Model):
         t, p, w, a = self.threats, self.preparations, self.weapons, self.aspect
         act = self.harm_act()
         gap = f"{STOP_CLASS}{{0,{t.window}}}?"
-        past = list(a.past)
+        past = list(a.past) + list(a.long_ago)
+        markers = _alt(list(a.progressive) + list(a.progressive_adjacent))
+        passive = (
+            [f"{markers}{_alt(a.passive)}{STOP_CLASS}{{0,8}}?{_re_alt(a.violent_verbs)}"]
+            if a.passive
+            else []
+        )
         specs: list[dict[str, Any]] = [
             {
                 "factor": "extreme_threat",
                 "level": "critical",
                 "element": "threats.strong_intent",
                 "patterns": [f"{_alt(t.strong_intent)}{gap}{act}"],
-                "not_if_sentence_has": list(a.settled),
+                "not_if_sentence_has": list(a.long_ago) + list(a.settled),
             },
             {
                 "factor": "extreme_threat",
@@ -222,6 +230,7 @@ class DangerGrammar(_Model):
                 "patterns": [
                     f"{_alt(a.progressive)}{STOP_CLASS}{{0,6}}?{_re_alt(a.violent_verbs)}",
                     f"{_alt(a.progressive_adjacent)}{_re_alt(a.violent_verbs)}",
+                    *passive,
                 ],
                 "not_if_sentence_has": past + list(a.settled),
             },
