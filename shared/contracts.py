@@ -90,6 +90,11 @@ class CaseTriaged(BaseModel):
     text: str = ""
     parties: list[PartyRef] = Field(default_factory=list)
     sealed_contact: str | None = None
+    # optional (v1 stays): triage is unsure and the county centre reviews it (issue 10)
+    review: bool = False
+    review_cues: list[str] = Field(default_factory=list)
+    # set when this decision is a coordinator's correction: who, why, from → to
+    correction: dict[str, Any] | None = None
 
 
 class CaseReturned(BaseModel):

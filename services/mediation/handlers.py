@@ -119,9 +119,10 @@ class MediationHandlers:
         now: datetime,
         after: list[AfterCommit],
     ) -> None:
-        """Severity was raised after routing (repeat reports)."""
+        """Severity was raised after routing (repeat reports), or a coordinator corrected it."""
         before = (case.severity, case.tier)
         moved = (ev.channel, ev.tier) != (case.channel, case.tier)
+        corrected = f"（协调员更正：{ev.correction.get('note', '')}）" if ev.correction else ""
         if case.status == CaseStatus.assigned and moved:
             _apply_routing(case, ev, decided_at)
             after.extend(
@@ -132,12 +133,13 @@ class MediationHandlers:
                     now=now,
                     action="reassign",
                     manual=self._manual(case),
-                    reason=f"重新研判：{before[0]} → {ev.severity}",
+                    reason=f"重新研判：{before[0]} → {ev.severity}{corrected}",
                 )
             )
             return
         # Signed for already: only severity, tier and deadlines change.
         case.severity, case.tier, case.attempt = ev.severity, ev.tier, ev.attempt
+        case.dispute_type = ev.dispute_type
         case.mediation_due = ev.mediation_due
         if case.status == CaseStatus.assigned:
             case.sign_for_due = ev.sign_for_due
@@ -149,7 +151,8 @@ class MediationHandlers:
             from_status=case.status,
             to_status=case.status,
             actor=SYSTEM,
-            reason=f"重新研判：严重程度{before[0]} → {ev.severity}，层级{before[1]} → {ev.tier}",
+            reason=f"重新研判：严重程度{before[0]} → {ev.severity}，"
+            f"层级{before[1]} → {ev.tier}{corrected}",
             details=trail_details(case, attempt=ev.attempt),
             at=now,
         )

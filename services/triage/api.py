@@ -1,17 +1,27 @@
-"""Triage HTTP routes: preview a decision, read a case's decisions, reload the rules."""
+"""Triage HTTP routes: preview, a case's decisions, rules reload, the review queue."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from services.triage.actions import (
+    ReviewClosed,
+    ReviewNotFound,
+    ReviewVerdict,
+    aware,
+    in_scope,
+    resolve_review,
+)
 from services.triage.case_scope import case_scope
 from services.triage.domain import Party, TriageInput, decide
-from services.triage.repository import TriageCase, TriageCaseScope, decisions_of
-from services.triage.rules import RulesError, RulesStore
+from services.triage.repository import TriageCase, TriageCaseScope, decisions_of, pending_reviews
+from services.triage.rules import DisputeType, RulesError, RulesStore, Severity
+from shared.auth import StaffPrincipal
 from shared.events import utcnow
 from shared.scope import can_see
 from shared.web import CurrentStaff
@@ -100,3 +110,115 @@ async def reload_rules(rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
             {"detail": "rules file invalid", "errors": [{"field": "rules", "reason": str(exc)}]},
         ) from None
     return {"previous_version": before, "rules_version": rules.current.version}
+
+
+class ReviewPublic(BaseModel):
+    """A decision waiting for the county centre's confirmation."""
+
+    case_id: str
+    attempt: int
+    review_cues: list[str]
+    dispute_type: str
+    severity: str
+    channel: str
+    tier: str
+    grid_code: str | None
+    created_at: datetime
+    confirm_due: datetime
+    overdue: bool
+
+
+class ReviewList(BaseModel):
+    """The pending review queue, the most urgent first."""
+
+    reviews: list[ReviewPublic]
+
+
+class ReviewCreate(BaseModel):
+    """Confirm the decision (`confirm: true`) or correct type and/or severity with a note."""
+
+    confirm: bool = False
+    dispute_type: DisputeType | None = None
+    severity: Severity | None = None
+    note: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> ReviewCreate:
+        correcting = self.dispute_type is not None or self.severity is not None
+        if self.confirm and correcting:
+            raise ValueError("confirm: give either confirm or a correction, not both")
+        if not self.confirm and not correcting:
+            raise ValueError("confirm: give confirm=true or a dispute_type and/or severity")
+        if correcting and not self.note.strip():
+            raise ValueError("note: a correction says why")
+        return self
+
+
+class ReviewOutcome(BaseModel):
+    """What the review did to the case."""
+
+    case_id: str
+    status: Literal["confirmed", "corrected"]
+    late: bool
+    decision: dict[str, Any] | None = None
+    from_: dict[str, Any] | None = Field(default=None, alias="from")
+    to: dict[str, Any] | None = None
+    rerouted: bool | None = None
+    attempt: int | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+def _reviewer(staff: StaffPrincipal) -> None:
+    """Only the county centre's coordinators (and admins) work the review queue."""
+    if staff.role == "admin":
+        return
+    if staff.role != "coordinator" or staff.tier not in (None, "county"):
+        raise HTTPException(403, "only county coordinators and admins review triage")
+
+
+@router.get("/triage/review", response_model=ReviewList)
+async def review_queue(request: Request, staff: CurrentStaff) -> ReviewList:
+    """Pending reviews in the caller's area, with their 15-minute confirm deadline."""
+    _reviewer(staff)
+    async with request.app.state.runtime.sessions() as session:
+        rows = await pending_reviews(session)
+    now = utcnow()
+    return ReviewList(
+        reviews=[
+            ReviewPublic(
+                case_id=r.case_id,
+                attempt=r.attempt,
+                review_cues=list(r.cues or []),
+                dispute_type=r.dispute_type,
+                severity=r.severity,
+                channel=r.channel,
+                tier=r.tier,
+                grid_code=r.grid_code,
+                created_at=r.created_at,
+                confirm_due=r.confirm_due,
+                overdue=aware(r.confirm_due) < now,
+            )
+            for r in rows
+            if in_scope(staff, r.grid_code)
+        ]
+    )
+
+
+@router.post(
+    "/triage/cases/{case_id}/review", response_model=ReviewOutcome, response_model_by_alias=True
+)
+async def review_case(
+    case_id: str, body: ReviewCreate, request: Request, rules: Rules, staff: CurrentStaff
+) -> ReviewOutcome:
+    """Confirm or correct a decision under review; a correction re-routes the case if needed."""
+    _reviewer(staff)
+    rt = request.app.state.runtime
+    verdict = ReviewVerdict(body.confirm, body.dispute_type, body.severity, body.note.strip())
+    try:
+        out = await resolve_review(rt.delivery, rt.topics, rules, case_id, staff, verdict)
+    except ReviewNotFound:
+        raise HTTPException(404, "no review of this case") from None
+    except ReviewClosed as exc:
+        raise HTTPException(409, f"review already {exc}") from None
+    return ReviewOutcome.model_validate(out)

@@ -62,11 +62,19 @@ def triage_lines(lines: Iterable[str], rules: Rules, out: TextIO, err: TextIO) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the triage CLI; exit 1 if any line was bad, 2 if the rules or file cannot be read."""
+    """Run the triage CLI; exit 1 if any line was bad, 2 if the rules or file cannot be read.
+
+    `triage corrections …` exports coordinators' corrections instead (corrections.py).
+    """
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["corrections"]:
+        from services.triage.corrections import main as corrections_main
+
+        return corrections_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="triage", description=__doc__)
     parser.add_argument("file", nargs="?", type=Path, help="JSONL reports (default: stdin)")
     parser.add_argument("--rules", type=Path, default=None, help="rules.yaml to use")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
         rules = load_rules(args.rules)
     except RulesError as exc:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.triage.rules import RouteRule, Rules
-from services.triage.signals import Signals, extract
+from services.triage.signals import Signals, TypeChoice, extract
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class TriageInput:
     repeat_count: int = 1
     excluded_channels: frozenset[str] = frozenset()
     return_count: int = 0
+    # a coordinator's correction (review queue): it outweighs what the text says
+    corrected_type: str | None = None
+    corrected_severity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class TriageDecision:
     decided_at: datetime
     sign_for_minutes: int = 0
     mediation_days: int = 0
+    # when in doubt, say so: conflicting danger cues or split type evidence
+    review: bool = False
+    review_cues: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of the decision."""
@@ -95,6 +101,8 @@ class TriageDecision:
             "people_count": self.people_count,
             "rules_version": self.rules_version,
             "decided_at": self.decided_at.isoformat(),
+            "review": self.review,
+            "review_cues": list(self.review_cues),
         }
 
 
@@ -171,7 +179,8 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
     """Triage one report: type, severity, channel (§4 order), tier and deadlines, with reasons."""
     names = tuple(p.name for p in inp.parties if p.name)
     sig = extract(inp.text, inp.category, names, inp.repeat_count, rules)
-    severity = sig.severity
+    corrected = _apply_correction(inp, sig)
+    severity = inp.corrected_severity or sig.severity
     channel, rule_id, co, why = route(inp, sig, severity, rules)
     tier = rules.tiers[severity]  # type: ignore[index]
     reasons = [
@@ -179,6 +188,8 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
         Reason("severity", severity, _severity_evidence(sig)),
         Reason("channel", rule_id, why),
     ]
+    if corrected:
+        reasons.append(Reason("correction", "coordinator", corrected))
     if inp.excluded_channels:
         returned = "、".join(sorted(inp.excluded_channels))
         reasons.append(Reason("channel", "returned", f"已退单渠道不再派：{returned}"))
@@ -210,7 +221,22 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
         decided_at=decided_at,
         sign_for_minutes=minutes,
         mediation_days=days,
+        review=bool(sig.review_cues) and not corrected,
+        review_cues=() if corrected else tuple(sig.review_cues),
     )
+
+
+def _apply_correction(inp: TriageInput, sig: Signals) -> str:
+    """Put a coordinator's corrected type on the signals; describe the correction ("" if none)."""
+    bits = []
+    if inp.corrected_type and inp.corrected_type != sig.type_choice.code:
+        bits.append(f"类型{sig.type_choice.code} → {inp.corrected_type}")
+        sig.type_choice = TypeChoice(inp.corrected_type, sig.type_choice.score, "协调员更正")
+    if inp.corrected_severity and inp.corrected_severity != sig.severity:
+        bits.append(f"严重程度{sig.severity} → {inp.corrected_severity}")
+    if not (inp.corrected_type or inp.corrected_severity):
+        return ""
+    return "协调员更正：" + ("，".join(bits) if bits else "维持规则结论")
 
 
 def _severity_evidence(sig: Signals) -> str:

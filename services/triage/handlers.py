@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.triage.domain import Party, TriageDecision, TriageInput, decide
-from services.triage.repository import TriageCase, TriageDecisionRow
+from services.triage.repository import TriageCase, TriageDecisionRow, TriageReview
 from services.triage.rules import RulesStore
 from shared import metrics
 from shared.contracts import (
@@ -35,6 +35,8 @@ def triage_input(case: TriageCase) -> TriageInput:
         repeat_count=case.repeat_count,
         excluded_channels=frozenset(case.excluded_channels),
         return_count=case.return_count,
+        corrected_type=case.corrected_type,
+        corrected_severity=case.corrected_severity,
     )
 
 
@@ -53,8 +55,112 @@ def decision_details(d: TriageDecision) -> dict[str, Any]:
             "rules_version",
             "deadlines",
             "reasons",
+            "review",
+            "review_cues",
         )
     }
+
+
+async def route_case(
+    tx: Tx,
+    topics: Topics,
+    rules: RulesStore,
+    case: TriageCase,
+    *,
+    action: str,
+    from_status: str,
+    reason: str,
+    now: datetime,
+    actor: str = ACTOR,
+    actor_role: str = "system",
+    correction: dict[str, Any] | None = None,
+) -> TriageDecision:
+    """Decide the case, store the decision, append the trail and emit case.triaged.
+
+    A decision the rules are unsure of (review) also opens a review for the county centre.
+    """
+    current = rules.current
+    decision = decide(triage_input(case), current, now)
+    metrics.triage_decided(decision.rule_id, decision.severity, decision.review)
+    case.attempt += 1
+    case.dispute_type, case.severity = decision.dispute_type, decision.severity
+    case.channel, case.tier, case.updated_at = decision.channel, decision.tier, now
+    tx.session.add(case)
+    tx.session.add(
+        TriageDecisionRow(
+            case_id=case.case_id,
+            attempt=case.attempt,
+            rules_version=decision.rules_version,
+            decision=decision.to_dict(),
+            decided_at=now,
+        )
+    )
+    if decision.review:
+        tx.session.add(
+            TriageReview(
+                case_id=case.case_id,
+                attempt=case.attempt,
+                status="pending",
+                cues=list(decision.review_cues),
+                grid_code=case.grid_code,
+                dispute_type=decision.dispute_type,
+                severity=decision.severity,
+                channel=decision.channel,
+                tier=decision.tier,
+                created_at=now,
+                confirm_due=now + timedelta(minutes=current.review.confirm_minutes),
+                correction={},
+            )
+        )
+    details = decision_details(decision) | {
+        "source": case.source,
+        "source_ref": case.source_ref,
+        "grid_code": case.grid_code,
+        "attempt": case.attempt,
+    }
+    if correction is not None:
+        details["correction"] = correction
+    tx.transition(
+        case.case_id,
+        action=action,
+        from_status=from_status,
+        to_status=CaseStatus.triaged,
+        actor=actor,
+        actor_role=actor_role,
+        reason=reason,
+        details=details,
+        at=now,
+    )
+    tx.emit(
+        topics.triaged,
+        "case.triaged",
+        CaseTriaged(
+            case_id=case.case_id,
+            source=case.source,
+            source_ref=case.source_ref,
+            dispute_type=decision.dispute_type,
+            severity=decision.severity,
+            channel=decision.channel,
+            co_channels=list(decision.co_channels),
+            tier=decision.tier,
+            rule_id=decision.rule_id,
+            rules_version=decision.rules_version,
+            sign_for_due=decision.sign_for_due,
+            mediation_due=decision.mediation_due,
+            attempt=case.attempt,
+            excluded_channels=list(case.excluded_channels),
+            decision=decision.to_dict(),
+            grid_code=case.grid_code,
+            text=case.text,
+            parties=[PartyRef.model_validate(p) for p in case.parties],
+            sealed_contact=case.sealed_contact,
+            review=decision.review,
+            review_cues=list(decision.review_cues),
+            correction=correction,
+        ),
+        case.case_id,
+    )
+    return decision
 
 
 class TriageHandlers:
@@ -66,66 +172,16 @@ class TriageHandlers:
     async def _route(
         self, tx: Tx, case: TriageCase, *, action: str, from_status: str, reason: str, now: datetime
     ) -> TriageDecision:
-        decision = decide(triage_input(case), self.rules.current, now)
-        metrics.triage_decided(
-            decision.rule_id, decision.severity, bool(getattr(decision, "review", False))
-        )
-        case.attempt += 1
-        case.dispute_type, case.severity = decision.dispute_type, decision.severity
-        case.channel, case.tier, case.updated_at = decision.channel, decision.tier, now
-        tx.session.add(case)
-        tx.session.add(
-            TriageDecisionRow(
-                case_id=case.case_id,
-                attempt=case.attempt,
-                rules_version=decision.rules_version,
-                decision=decision.to_dict(),
-                decided_at=now,
-            )
-        )
-        tx.transition(
-            case.case_id,
+        return await route_case(
+            tx,
+            self.topics,
+            self.rules,
+            case,
             action=action,
             from_status=from_status,
-            to_status=CaseStatus.triaged,
-            actor=ACTOR,
             reason=reason,
-            details=decision_details(decision)
-            | {
-                "source": case.source,
-                "source_ref": case.source_ref,
-                "grid_code": case.grid_code,
-                "attempt": case.attempt,
-            },
-            at=now,
+            now=now,
         )
-        tx.emit(
-            self.topics.triaged,
-            "case.triaged",
-            CaseTriaged(
-                case_id=case.case_id,
-                source=case.source,
-                source_ref=case.source_ref,
-                dispute_type=decision.dispute_type,
-                severity=decision.severity,
-                channel=decision.channel,
-                co_channels=list(decision.co_channels),
-                tier=decision.tier,
-                rule_id=decision.rule_id,
-                rules_version=decision.rules_version,
-                sign_for_due=decision.sign_for_due,
-                mediation_due=decision.mediation_due,
-                attempt=case.attempt,
-                excluded_channels=list(case.excluded_channels),
-                decision=decision.to_dict(),
-                grid_code=case.grid_code,
-                text=case.text,
-                parties=[PartyRef.model_validate(p) for p in case.parties],
-                sealed_contact=case.sealed_contact,
-            ),
-            case.case_id,
-        )
-        return decision
 
     async def report_received(self, env: Envelope, ev: ReportReceived) -> None:
         """A new case: decide and route it."""

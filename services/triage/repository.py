@@ -37,6 +37,9 @@ class TriageCase(TriageBase, table=True):
     channel: str | None = None
     tier: str | None = None
     updated_at: datetime = tz(nullable=False)
+    # a coordinator's correction, kept for every later decision (repeats, returns)
+    corrected_type: str | None = Field(default=None, max_length=40)
+    corrected_severity: str | None = Field(default=None, max_length=20)
 
 
 class TriageDecisionRow(TriageBase, table=True):
@@ -64,6 +67,29 @@ class TriageCaseScope(TriageBase, table=True):
     co_channels: list[str] = json_column()
 
 
+class TriageReview(TriageBase, table=True):
+    """A decision the rules were unsure of, waiting for the county centre (review queue)."""
+
+    __tablename__ = "triage_reviews"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=64)
+    attempt: int
+    status: str = Field(default="pending", max_length=20, index=True)  # confirmed | corrected
+    cues: list[str] = json_column()
+    grid_code: str | None = Field(default=None, max_length=64)
+    dispute_type: str = Field(max_length=40)
+    severity: str = Field(max_length=20)
+    channel: str = Field(max_length=20)
+    tier: str = Field(max_length=20)
+    created_at: datetime = tz(nullable=False)
+    confirm_due: datetime = tz(nullable=False)
+    resolved_at: datetime | None = tz(nullable=True)
+    resolved_by: str | None = Field(default=None, max_length=100)
+    note: str | None = None
+    # from → to of a correction: type, severity, channel, tier
+    correction: dict[str, Any] = json_column()
+
+
 TABLES = delivery_tables(TriageBase)
 metadata = TriageBase.metadata
 
@@ -78,3 +104,31 @@ async def decisions_of(session: AsyncSession, case_id: str) -> list[TriageDecisi
     stmt = select(TriageDecisionRow).where(TriageDecisionRow.case_id == case_id)
     stmt = stmt.order_by(TriageDecisionRow.id)  # type: ignore[arg-type]
     return list((await session.exec(stmt)).all())
+
+
+async def pending_reviews(session: AsyncSession) -> list[TriageReview]:
+    """Reviews still waiting, the most urgent first."""
+    stmt = select(TriageReview).where(TriageReview.status == "pending")
+    stmt = stmt.order_by(TriageReview.confirm_due, TriageReview.id)  # type: ignore[arg-type]
+    return list((await session.exec(stmt)).all())
+
+
+async def latest_review(session: AsyncSession, case_id: str) -> TriageReview | None:
+    """The newest review of a case (any status)."""
+    stmt = select(TriageReview).where(TriageReview.case_id == case_id)
+    stmt = stmt.order_by(TriageReview.id.desc()).limit(1)  # type: ignore[union-attr]
+    return (await session.exec(stmt)).first()
+
+
+async def corrected_reviews(
+    session: AsyncSession, *, with_confirmed: bool = False
+) -> list[tuple[TriageReview, TriageCase]]:
+    """Resolved reviews with their cases, oldest first (the labelled examples to export)."""
+    statuses = ["corrected", "confirmed"] if with_confirmed else ["corrected"]
+    stmt = (
+        select(TriageReview, TriageCase)
+        .where(TriageReview.case_id == TriageCase.case_id)
+        .where(TriageReview.status.in_(statuses))  # type: ignore[attr-defined]
+        .order_by(TriageReview.id)  # type: ignore[arg-type]
+    )
+    return [(r, c) for r, c in (await session.exec(stmt)).all()]
