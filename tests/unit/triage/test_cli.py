@@ -65,3 +65,15 @@ def test_cli_names_bad_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert errors[0]["error"].startswith("text")
     assert errors[1]["error"].startswith("parties[0]")
     assert errors[2]["error"].startswith("repeat_count")
+
+
+def test_eval_prints_first_run_beside_now_for_every_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.triage.evaluate import labelled_sets
+    from services.triage.evaluate import main as eval_main
+
+    assert eval_main([]) == 0
+    out = capsys.readouterr().out
+    for path in labelled_sets():
+        assert path.name in out
+    assert out.count("first") >= len(labelled_sets()) and "now" in out
+    assert "not recorded" not in out  # every set in the repo has its first run recorded
