@@ -56,6 +56,7 @@ class Vulnerable(_Model):
     pregnant: tuple[str, ...]
     deceased: tuple[str, ...] = ()
     _regexes: dict[str, tuple[re.Pattern[str], ...]] = PrivateAttr()
+    _plain: dict[str, tuple[str, ...]] = PrivateAttr()
 
     @model_validator(mode="after")
     def _compile(self) -> Vulnerable:
@@ -70,12 +71,15 @@ class Vulnerable(_Model):
                         raise ValueError(f"{group}: {word!r} is not a valid regex: {exc}") from exc
             regexes[group] = tuple(compiled)
         self._regexes = regexes
+        self._plain = {
+            group: tuple(w for w in getattr(self, group) if not w.startswith("re:"))
+            for group in ("elderly", "minor", "disabled", "pregnant")
+        }
         return self
 
     def plain(self, group: str) -> tuple[str, ...]:
         """The group's plain words (matched as substrings)."""
-        words: tuple[str, ...] = getattr(self, group)
-        return tuple(w for w in words if not w.startswith("re:"))
+        return self._plain.get(group, ())
 
     def regexes(self, group: str) -> tuple[re.Pattern[str], ...]:
         """The group's regular expressions."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -201,13 +202,49 @@ class Deadlines(_Model):
 
 
 @dataclass(frozen=True)
+class CompiledFactor:
+    """A FactorSpec as plain attributes (reading a pydantic private attribute is slow)."""
+
+    factor: str
+    level: str
+    regex: re.Pattern[str]
+    negatable: bool
+    not_for_types: frozenset[str]
+    not_if_clause_has: tuple[str, ...]
+    requires_nearby: tuple[str, ...]
+    not_nearby: tuple[str, ...]
+    nearby_window: int
+    not_if_sentence_has: tuple[str, ...]
+    requires_in_text: tuple[tuple[str, ...], ...]
+    element: str
+
+    @classmethod
+    def of(cls, spec: FactorSpec) -> CompiledFactor:
+        """The plain view of a spec."""
+        return cls(
+            spec.factor,
+            spec.level,
+            spec.regex,
+            spec.negatable,
+            frozenset(spec.not_for_types),
+            spec.not_if_clause_has,
+            spec.requires_nearby,
+            spec.not_nearby,
+            spec.nearby_window,
+            spec.not_if_sentence_has,
+            spec.requires_in_text,
+            spec.element,
+        )
+
+
+@dataclass(frozen=True)
 class Compiled:
     """Plain-Python views of the rules, so deciding does not go through pydantic attributes."""
 
     term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
     priority: dict[str, int]
     types: tuple[TypeLexicon, ...]
-    factors: tuple[FactorSpec, ...]
+    factors: tuple[CompiledFactor, ...]
     repeat_phrases: tuple[tuple[re.Pattern[str], int], ...]
     numbers: NumberWords
     company_types: frozenset[str]  # dispute types whose routing asks about a company party
@@ -309,7 +346,7 @@ class Rules(_Model):
                 )
                 for code, lex in lexicons
             ),
-            factors=self.severity_factors + grammar_specs,
+            factors=tuple(CompiledFactor.of(f) for f in self.severity_factors + grammar_specs),
             hyperbole=grammar.hyperbole_regex() if grammar else None,
             weapon_noun=grammar.weapon_noun_regex() if grammar else None,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
@@ -333,9 +370,13 @@ class Rules(_Model):
         )
         return self
 
-    @property
+    @cached_property
     def compiled(self) -> Compiled:
-        """Lookup structures built once at load time for the hot path."""
+        """Lookup structures built once at load time for the hot path.
+
+        Cached in the instance dict: a pydantic private attribute costs a __getattr__ call on
+        every read, and deciding reads this dozens of times.
+        """
         return self._compiled
 
 
