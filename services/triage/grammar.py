@@ -83,6 +83,7 @@ class Weapons(_Model):
     work_nearby: tuple[str, ...]
     goods_context: tuple[str, ...]
     thing_targets: tuple[str, ...] = ()  # regular expressions: what a tool is swung at
+    arms_thing_targets: tuple[str, ...] = ()  # what a blade is taken to (a tree, a crop)
 
 
 class Aspect(_Model):
@@ -161,6 +162,12 @@ class DangerGrammar(_Model):
         act = self.harm_act()
         gap = f"{STOP_CLASS}{{0,{t.window}}}?"
         past = list(a.past) + list(a.long_ago)
+        # a blade taken to a tree or a crop is no weapon against a person
+        arms_aimed = (
+            f"(?!{STOP_CLASS}{{0,8}}{_re_alt(w.arms_thing_targets)})"
+            if w.arms_thing_targets
+            else ""
+        )
         markers = _alt(list(a.progressive) + list(a.progressive_adjacent))
         passive = (
             [f"{markers}{_alt(a.passive)}{STOP_CLASS}{{0,8}}?{_re_alt(a.violent_verbs)}"]
@@ -204,7 +211,10 @@ class DangerGrammar(_Model):
                 "factor": "weapon",
                 "level": "critical",
                 "element": "weapons.arms",
-                "patterns": [f"{_alt(w.handling)}{STOP_CLASS}{{0,5}}?{_alt(w.arms)}", *w.chase],
+                "patterns": [
+                    f"{_alt(w.handling)}{STOP_CLASS}{{0,5}}?{_alt(w.arms)}{arms_aimed}",
+                    *w.chase,
+                ],
                 "not_if_clause_has": list(w.goods_context),
             },
             {

@@ -1,0 +1,55 @@
+"""Severity and type wording generalised in round 10 (issue 10), each with its counter-case.
+
+Wordings invented for these tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.triage.rules import Rules
+
+from .conftest import triage
+
+SEVERITY = [
+    # a wound seen on the body is an injury; pain alone is not
+    ("high", "他媳妇回娘家时胳膊上都是伤，说是男人打的"),
+    ("low", "两车蹭了一下，司机下车说脖子有点不舒服"),
+    # a bite is an injury, whoever bit
+    ("high", "对门的狗把放学的孩子腿上咬破了，打了狂犬疫苗"),
+    # harm that outlasts a treatment
+    ("high", "做完胆囊手术后留下后遗症，吃饭就疼，医院说正常"),
+    # a threat to give someone no peace is a revenge threat
+    ("high", "分手后他天天打电话，说要让她不得安宁"),
+    ("low", "楼上每晚跺脚，吵得我们全家不得安宁"),
+    # northern farm tools in a quarrel are weapons
+    ("critical", "两家为浇地吵起来，他拎着镢头站在地头骂"),
+    # a blade taken to a tree is about the tree
+    ("low", "他说那棵核桃树是他家的，扛着斧头去把树砍了"),
+    # a gathering only agreed for tomorrow is many people, not yet a crowd
+    ("high", "三十几个工友约好明天一起去劳动局门口拉横幅讨薪"),
+    ("critical", "三十几个工友现在就在劳动局门口拉着横幅"),
+]
+
+TYPES = [
+    # two relatives in a police record: a family quarrel
+    ("marriage_family", "报警人称其父酒后与其兄争吵，将碗砸碎"),
+    # one relative wronged by strangers: not a family case
+    ("public_order", "报警人称三名男子在其水果摊拿了东西不给钱，还推搡其妻"),
+    # taken to the clinic after a fight: not a medical dispute
+    ("public_order", "两名醉汉在路边互殴，一人被抬到镇卫生院缝针"),
+    # a fight between strangers at a restaurant table
+    ("public_order", "在大排档和邻桌几个人起了冲突，对方掀了桌子"),
+]
+
+
+@pytest.mark.parametrize(("severity", "text"), SEVERITY)
+def test_severity(rules: Rules, severity: str, text: str) -> None:
+    d = triage(rules, text)
+    assert d.severity == severity, d.factors
+
+
+@pytest.mark.parametrize(("dispute_type", "text"), TYPES)
+def test_type(rules: Rules, dispute_type: str, text: str) -> None:
+    d = triage(rules, text, source="110")
+    assert d.dispute_type == dispute_type, d.reasons[0]
