@@ -113,6 +113,10 @@ def parse_number(token: str, words: NumberWords = DEFAULT_WORDS) -> int | None:
         if s.startswith(prefix):
             rest = s[len(prefix) :]
             return value * (words.big_units.get(rest[:1], 1) if rest else 1)
+    # "30几", "20来" typed with digits: the vague tail is a lower bound, like "三十几"
+    m = re.fullmatch(r"(\d+)([" + re.escape(words.vague) + r"]+)", s)
+    if m:
+        return int(m.group(1)) + 1
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(.*)", s)
     if m:
         base = float(m.group(1))

@@ -173,3 +173,12 @@ def test_repeat_after_a_period_word() -> None:
 def test_age_attached_to_a_word(text: str, word: str, age: int | None) -> None:
     start = text.find(word)
     assert attached_age(text, start, start + len(word)) == age
+
+
+def test_digits_with_a_vague_tail_are_a_lower_bound() -> None:
+    from services.triage.numbers import find_people_counts, parse_number
+
+    assert parse_number("30几") == 31
+    assert [q.value for q in find_people_counts("门口有40几个村民")] == [41]
+    # a count whose noun is left out before what the people do
+    assert [q.value for q in find_people_counts("四十几个围住了大门")] == [41]

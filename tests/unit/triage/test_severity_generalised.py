@@ -29,6 +29,18 @@ SEVERITY = [
     # a gathering only agreed for tomorrow is many people, not yet a crowd
     ("high", "三十几个工友约好明天一起去劳动局门口拉横幅讨薪"),
     ("critical", "三十几个工友现在就在劳动局门口拉着横幅"),
+    # head counts typed with digits and a vague tail
+    ("critical", "镇政府门口现在聚了40几个人"),
+    # a bump on the head (脑壳 is 头 in the Southwest), a mark of a needle
+    ("high", "那家的娃儿推了我孙子，脑壳上鼓了个包"),
+    ("high", "托管班阿姨用尺子打孩子，手上都是伤痕"),
+    # Northeastern 削 while it goes on; not 削苹果
+    ("critical", "她男的喝完酒正在屋里削她"),
+    ("low", "邻居削苹果的时候把果皮扔到我家院里"),
+    # Wu: 伊 is she after a verb, 面孔 is face
+    ("high", "伊男人打伊，面孔都肿了"),
+    # "make her whole family sorry"
+    ("high", "前夫说要是不给钱就给她全家好看"),
 ]
 
 TYPES = [
@@ -40,6 +52,10 @@ TYPES = [
     ("public_order", "两名醉汉在路边互殴，一人被抬到镇卫生院缝针"),
     # a fight between strangers at a restaurant table
     ("public_order", "在大排档和邻桌几个人起了冲突，对方掀了桌子"),
+    # a knife attack among strangers names no other dispute
+    ("public_order", "一名男子在车站门口持刀行凶"),
+    # a field ridge dug away is a land matter
+    ("land", "他把我家的地埂挖掉了一截，说那是他的地"),
 ]
 
 
