@@ -41,6 +41,11 @@ SEVERITY = [
     ("high", "伊男人打伊，面孔都肿了"),
     # "make her whole family sorry"
     ("high", "前夫说要是不给钱就给她全家好看"),
+    # crops "burned" by a chemical are a loss, not arson or a death
+    ("medium", "用了他家卖的除草剂，三亩稻子全烧死了，损失一万多"),
+    ("critical", "他说要是再不赔，就一把火烧了那家农资店"),
+    # a threat said in jest and cleared up is settled
+    ("low", "两人喝酒时开玩笑说要弄死对方，被人报了警，到所里说清楚了是误会一场"),
 ]
 
 TYPES = [
