@@ -93,6 +93,7 @@ class Aspect(_Model):
     progressive_adjacent: tuple[str, ...]  # 正、在: only right before the verb
     violent_verbs: tuple[str, ...]  # regular expressions
     completed_now: tuple[str, ...]  # regular expressions
+    urgent: tuple[str, ...] = ()  # a call for help after the violence, in its sentence
     passive: tuple[str, ...] = ()  # 被…打: the marker, the passive, the agent, the verb
     past: tuple[str, ...]
     long_ago: tuple[str, ...] = ()
@@ -251,6 +252,21 @@ class DangerGrammar(_Model):
                 "patterns": list(a.completed_now),
                 "not_if_sentence_has": past + list(a.settled),
             },
+            *(
+                [
+                    {
+                        "factor": "ongoing_violence",
+                        "level": "critical",
+                        "element": "aspect.urgent",
+                        "patterns": [
+                            f"{_re_alt(a.violent_verbs)}{SENTENCE_CLASS}{{0,20}}?{_alt(a.urgent)}"
+                        ],
+                        "not_if_sentence_has": past + list(a.settled),
+                    }
+                ]
+                if a.urgent
+                else []
+            ),
             {
                 "factor": "body_pressure",
                 "level": "critical",

@@ -128,6 +128,17 @@ ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
             "上周两家打起来了，村里已调解",
         ],
     ),
+    "aspect.urgent": (
+        [
+            "她爸喝了酒拿皮带抽她妈，快来人",
+            "有人在楼道里打老人，快点来",
+            "她前夫掐住她喉咙往墙上撞",
+        ],
+        [
+            "老人摔倒了，赶紧打120救命",
+            "上个月他打过我一次，快来帮我调解",
+        ],
+    ),
     "protest": (
         [
             "死者家属抬着棺材到了镇政府门口",
@@ -276,6 +287,7 @@ def test_each_element_is_a_factor_of_its_own(rules: Rules) -> None:
         "weapons.tools",
         "aspect.progressive",
         "aspect.completed_now",
+        "aspect.urgent",
         "protest",
         "protest.moved_to_place",
         "hit_and_run",
