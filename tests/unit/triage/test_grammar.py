@@ -36,6 +36,7 @@ ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "他说想要回自己的那份钱",
+            "他说要砍他家那棵挡光的树",
             "他扬言要到法院告学校",
             "老人病得很重，医生说怕是要不行了",
             "她打算下个月去法院起诉",
@@ -48,6 +49,8 @@ ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "他前天就把自家地里的秸秆烧了，村里罚了款",
+            "她公公就死在那家医院的病床上了",
+            "司机没减速就开过去了",
             "他几年前讲过要砍人，那回派出所已处理，这次来问低保",
             "我就想问问工钱什么时候给",
         ],
@@ -196,6 +199,8 @@ def test_grammar_element(rules: Rules, element: str, text: str, critical: bool) 
         "就是打死我也不会在这个协议上签字",
         "工资拖这么久，累死累活白干了",
         "我快被这个物业搞死了，天天停水",
+        "两人吵架时她骂对方去死",
+        "被这个开发商拖得跳河的心都有了",
     ],
 )
 def test_hyperbole_is_not_danger(rules: Rules, text: str) -> None:
