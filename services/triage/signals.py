@@ -297,12 +297,19 @@ def pattern_factors(
                     continue
                 if any(x in near for x in spec.not_nearby):
                     continue
-            out.append(Factor(spec.level, spec.factor, _context(text, m.start(), m.end())))
+            evidence = _context(text, m.start(), m.end())
+            if grammar is not None and spec.element.startswith("threats"):
+                # who makes the threat: the reporter, a relative or the other party
+                who = grammar.who_of(_clause(text, m.start(), m.end(), stops))
+                if who is not None:
+                    evidence = f"{evidence}（{WHO_LABELS[who]}）"
+            out.append(Factor(spec.level, spec.factor, evidence))
             break
     return out
 
 
 SENTENCE_STOPS = "。；！？;!?\n"
+WHO_LABELS = {"first_person": "本人", "relative": "亲属", "other_party": "对方"}
 
 
 def _past_or_settled(

@@ -304,3 +304,9 @@ def test_each_element_is_a_factor_of_its_own(rules: Rules) -> None:
         "protest.moved_to_place",
         "hit_and_run",
     } <= elements
+
+
+def test_threat_evidence_says_who_makes_it(rules: Rules) -> None:
+    sig = extract("女儿打电话说她老公扬言要把她娘家烧了", None, (), 1, rules)
+    [threat] = [f for f in sig.factors if f.factor == "extreme_threat"]
+    assert threat.evidence.endswith("（亲属）")
