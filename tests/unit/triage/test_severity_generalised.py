@@ -44,6 +44,9 @@ SEVERITY = [
     # crops "burned" by a chemical are a loss, not arson or a death
     ("medium", "用了他家卖的除草剂，三亩稻子全烧死了，损失一万多"),
     ("critical", "他说要是再不赔，就一把火烧了那家农资店"),
+    # a reaction after a treatment that needed a hospital is harm done
+    ("high", "在村卫生室输液后浑身起疹子、呼吸困难，转到县医院才缓过来"),
+    ("medium", "在村卫生室输液后觉得头晕，休息一会儿好了，卫生室不退钱，她已经70岁了"),
     # a threat said in jest and cleared up is settled
     ("low", "两人喝酒时开玩笑说要弄死对方，被人报了警，到所里说清楚了是误会一场"),
 ]
