@@ -239,7 +239,9 @@ class DangerGrammar(_Model):
                 "level": "critical",
                 "element": "aspect.progressive",
                 "patterns": [
-                    f"{_alt(a.progressive)}{STOP_CLASS}{{0,6}}?{_re_alt(a.violent_verbs)}",
+                    # the marker may open a sentence whose next clause names the blow:
+                    # 还在屋里闹，摔东西，打老婆
+                    f"{_alt(a.progressive)}{SENTENCE_CLASS}{{0,12}}?{_re_alt(a.violent_verbs)}",
                     f"{_alt(a.progressive_adjacent)}{_re_alt(a.violent_verbs)}",
                     *passive,
                 ],

@@ -68,7 +68,7 @@ class NumberWords:
             ),
             "people_re": re.compile(
                 rf"(?P<other>另外|另|其他)?(?P<num>{qty})"
-                r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长])|(?=人)"
+                r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长乡亲姓汉妇众])|(?=人)"
                 # "四十几个围住了门口": a count whose noun is left out before what they do
                 r"|个(?=[围堵聚冲闹涌赶坐站躺])"
                 # "百来号人", "几十号工人" (not "3号楼住户")

@@ -257,7 +257,8 @@ def pattern_factors(
     stops = rules.negation.stops
     hyperbole = _spans(compiled.hyperbole, text)
     grammar = rules.danger_grammar
-    settled = grammar.aspect.settled if grammar else ()
+    # a hand-written critical factor is dropped when settled or long ago (去年喝过农药，被救回来了)
+    settled = grammar.aspect.settled + grammar.aspect.long_ago if grammar else ()
     now_words = grammar.aspect.now if grammar else ()
     for spec in compiled.factors:
         if dispute_type in spec.not_for_types:

@@ -47,6 +47,8 @@ SEVERITY = [
     # a reaction after a treatment that needed a hospital is harm done
     ("high", "在村卫生室输液后浑身起疹子、呼吸困难，转到县医院才缓过来"),
     ("medium", "在村卫生室输液后觉得头晕，休息一会儿好了，卫生室不退钱，她已经70岁了"),
+    # a suicide attempt long ago, told as background, is not a danger now
+    ("low", "她前年吃过安眠药，被救回来了，这次是来问离婚手续"),
     # a threat said in jest and cleared up is settled
     ("low", "两人喝酒时开玩笑说要弄死对方，被人报了警，到所里说清楚了是误会一场"),
 ]
