@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import select
 
+from services.triage.cli import main as cli_main
 from services.triage.corrections import export_corrections
 from services.triage.main import create_app
 from services.triage.repository import TriageDecisionRow, TriageReview
@@ -168,3 +170,18 @@ async def test_bad_verdicts_name_the_field(
         r = await c.post("/v1/triage/cases/d1/review", json=body, headers=_token(app, COUNTY))
     assert r.status_code == 422
     assert field in json.dumps(r.json(), ensure_ascii=False)
+
+
+async def test_cli_exports_corrections_from_the_service_database(
+    app: FastAPI, memory_bus: InMemoryBus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _report(app, memory_bus, "d1", DOUBTFUL)
+    body = {"severity": "critical", "note": "核实：他拿着菜刀"}
+    async with _client(app) as c:
+        r = await c.post("/v1/triage/cases/d1/review", json=body, headers=_token(app, COUNTY))
+    assert r.status_code == 200
+    url = app.state.settings.database_url
+    assert await asyncio.to_thread(cli_main, ["corrections", "--database-url", url]) == 0
+    out = capsys.readouterr()
+    [line] = [json.loads(x) for x in out.out.splitlines()]
+    assert line["expected"]["severity"] == "critical" and "1 labelled examples" in out.err
