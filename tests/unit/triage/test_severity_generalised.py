@@ -49,6 +49,12 @@ SEVERITY = [
     ("medium", "在村卫生室输液后觉得头晕，休息一会儿好了，卫生室不退钱，她已经70岁了"),
     # a suicide attempt long ago, told as background, is not a danger now
     ("low", "她前年吃过安眠药，被救回来了，这次是来问离婚手续"),
+    # 万把块 is about ten thousand yuan
+    ("medium", "她借给同学万把块钱，同学一直拖着"),
+    # "came again to report" is a second report
+    ("medium", "前几天投诉过一回，今天又来投诉，隔壁烧烤店油烟太大"),
+    # calling people in to deal with someone is a revenge threat
+    ("high", "吵完架对方说要喊几个人来收拾他"),
     # a threat said in jest and cleared up is settled
     ("low", "两人喝酒时开玩笑说要弄死对方，被人报了警，到所里说清楚了是误会一场"),
 ]
@@ -64,6 +70,9 @@ TYPES = [
     ("public_order", "在大排档和邻桌几个人起了冲突，对方掀了桌子"),
     # a knife attack among strangers names no other dispute
     ("public_order", "一名男子在车站门口持刀行凶"),
+    # a fare, a renovation crew: the customer's side
+    ("consumer", "和网约车司机为车费吵了起来，司机多收了二十块"),
+    ("consumer", "装修队收了钱干了一半就不来了"),
     # a field ridge dug away is a land matter
     ("land", "他把我家的地埂挖掉了一截，说那是他的地"),
 ]
