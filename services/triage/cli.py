@@ -24,6 +24,8 @@ OUTPUT_KEYS = (
     "reasons",
     "factors",
     "rules_version",
+    "review",
+    "review_cues",
 )
 
 
