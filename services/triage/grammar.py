@@ -108,6 +108,8 @@ class Protest(_Model):
     acts: tuple[str, ...]  # regular expressions complete in themselves (抬棺)
     moved_to_place: tuple[str, ...]  # regular expressions needing a death in the text
     death_words: tuple[str, ...]
+    kept_unburied: tuple[str, ...] = ()  # regular expressions: needing a death and a claim
+    claim_words: tuple[str, ...] = ()
 
 
 class HitAndRun(_Model):
@@ -149,6 +151,7 @@ class DangerGrammar(_Model):
         out += [("aspect.completed_now", p) for p in self.aspect.completed_now]
         out += [("protest.acts", p) for p in self.protest.acts]
         out += [("protest.moved_to_place", p) for p in self.protest.moved_to_place]
+        out += [("protest.kept_unburied", p) for p in self.protest.kept_unburied]
         out += [("hit_and_run.leaving", p) for p in self.hit_and_run.leaving]
         out += [("hyperbole", p) for p in self.hyperbole]
         return out
@@ -282,6 +285,22 @@ class DangerGrammar(_Model):
                 "patterns": list(self.protest.moved_to_place),
                 "requires_in_text": [list(self.protest.death_words)],
             },
+            *(
+                [
+                    {
+                        "factor": "body_pressure",
+                        "level": "critical",
+                        "element": "protest.kept_unburied",
+                        "patterns": list(self.protest.kept_unburied),
+                        "requires_in_text": [
+                            list(self.protest.death_words),
+                            list(self.protest.claim_words),
+                        ],
+                    }
+                ]
+                if self.protest.kept_unburied
+                else []
+            ),
             {
                 "factor": "hit_and_run",
                 "level": "critical",

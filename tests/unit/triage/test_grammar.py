@@ -157,9 +157,11 @@ ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
             "死者家属抬着棺材到了镇政府门口",
             "老人在卫生院走了，家属把人送到卫生院门口摆着不走",
             "亲属十几个人推着遗体进了乡政府大院",
+            "矿工出事身亡，家属不准拉去火化，要矿上先赔钱",
         ],
         [
             "供货商把货拉到公司门口放着，说不给钱不拉走",
+            "老人去世了，兄弟几个为丧葬费分摊吵架，迟迟不肯下葬",
         ],
     ),
     "hit_and_run": (
@@ -307,6 +309,7 @@ def test_each_element_is_a_factor_of_its_own(rules: Rules) -> None:
         "aspect.urgent",
         "protest",
         "protest.moved_to_place",
+        "protest.kept_unburied",
         "hit_and_run",
     } <= elements
 
