@@ -6,7 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.triage.domain import Party, TriageDecision, TriageInput, decide
-from services.triage.repository import TriageCase, TriageDecisionRow, TriageReview
+from services.triage.repository import (
+    TriageCase,
+    TriageDecisionRow,
+    TriageReview,
+    pending_reviews_of,
+)
 from services.triage.rules import RulesStore
 from shared import metrics
 from shared.contracts import (
@@ -95,6 +100,10 @@ async def route_case(
             decided_at=now,
         )
     )
+    # a newer decision answers for the case: older pending reviews of it are superseded
+    for old in await pending_reviews_of(tx.session, case.case_id):
+        old.status, old.resolved_at = "superseded", now
+        tx.session.add(old)
     if decision.review:
         tx.session.add(
             TriageReview(

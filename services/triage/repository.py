@@ -74,7 +74,8 @@ class TriageReview(TriageBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(index=True, max_length=64)
     attempt: int
-    status: str = Field(default="pending", max_length=20, index=True)  # confirmed | corrected
+    # pending → confirmed | corrected, or superseded by a newer decision on the case
+    status: str = Field(default="pending", max_length=20, index=True)
     cues: list[str] = json_column()
     grid_code: str | None = Field(default=None, max_length=64)
     dispute_type: str = Field(max_length=40)
@@ -132,3 +133,10 @@ async def corrected_reviews(
         .order_by(TriageReview.id)  # type: ignore[arg-type]
     )
     return [(r, c) for r, c in (await session.exec(stmt)).all()]
+
+
+async def pending_reviews_of(session: AsyncSession, case_id: str) -> list[TriageReview]:
+    """The case's reviews still waiting."""
+    stmt = select(TriageReview).where(TriageReview.case_id == case_id)
+    stmt = stmt.where(TriageReview.status == "pending")
+    return list((await session.exec(stmt)).all())

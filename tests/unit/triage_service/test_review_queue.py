@@ -185,3 +185,28 @@ async def test_cli_exports_corrections_from_the_service_database(
     out = capsys.readouterr()
     [line] = [json.loads(x) for x in out.out.splitlines()]
     assert line["expected"]["severity"] == "critical" and "1 labelled examples" in out.err
+
+
+async def test_a_newer_decision_supersedes_the_pending_review(
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
+    from shared.contracts import REGISTRY, ReportRepeated
+
+    await _report(app, memory_bus, "d1", DOUBTFUL)
+    repeat = REGISTRY.event(
+        ReportRepeated(
+            case_id="d1", source="grid", source_ref="r-d1b", repeat_count=3, text=DOUBTFUL
+        ),
+        event_type="report.repeated",
+        producer="intake",
+        case_id="d1",
+    )
+    await publish(memory_bus, TOPICS.reports, repeat)
+    await flush(app)
+    async with app.state.runtime.sessions() as s:
+        statuses = [r.status for r in (await s.exec(select(TriageReview))).all()]
+    # the repeat raised severity and decided again: one review waits, the old one is superseded
+    assert statuses.count("pending") == 1 and "superseded" in statuses
+    async with _client(app) as c:
+        r = await c.get("/v1/triage/review", headers=_token(app, COUNTY))
+    assert [x["case_id"] for x in r.json()["reviews"]] == ["d1"]
