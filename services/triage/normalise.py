@@ -91,7 +91,7 @@ class Normaliser:
 
     def __call__(self, text: str) -> str:
         """The normalised text (its length may differ from the input's)."""
-        text = text.translate(self.simplify)
+        text = _join_spaced_words(text.translate(self.simplify))
         if self.initials_re is not None:
             initials = self.initials
             text = self.initials_re.sub(lambda m: initials[m.group(0).lower()], text)
@@ -101,6 +101,22 @@ class Normaliser:
         for regex, repl in self.rewrites:
             text = regex.sub(repl, text)
         return text
+
+
+_SPACED = re.compile(r"(?<=[\u4e00-\u9fff]) +(?=[\u4e00-\u9fff])")
+
+
+def _join_spaced_words(text: str) -> str:
+    """Join a note typed word by word ("刘某 扬言 不给 补偿 就 炸 了"): there the spaces
+    separate words, not clauses, and would cut every threat in two. A note whose spaces end
+    clauses ("张家和李家为排水沟干仗 老二头上被打了个口子") keeps them: its pieces are long."""
+    pieces = text.split()
+    if len(pieces) < 5:
+        return text
+    lengths = sorted(len(p) for p in pieces)
+    if lengths[len(lengths) // 2] > 3:
+        return text
+    return _SPACED.sub("", text)
 
 
 def _alternation(words: dict[str, str]) -> re.Pattern[str]:

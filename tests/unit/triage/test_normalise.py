@@ -42,6 +42,8 @@ CHANGED = [
     ("拿扫帚撵着他跑", "拿扫帚追着他跑"),
     ("抽起板凳要砸", "拿起板凳要砸"),
     ("拎起锄头就冲", "拎着锄头就冲"),
+    # a note typed word by word is joined: its spaces separate words, not clauses
+    ("老周 说 不 赔 就 烧 了 他 的 店", "老周说不赔就烧了他的店"),
 ]
 
 UNCHANGED = [
@@ -58,6 +60,8 @@ UNCHANGED = [
     "把东西搁下",
     # 起 after a verb with no weapon following is left alone
     "提起诉讼",
+    # a note whose spaces end clauses keeps them
+    "张家和李家为门前排水沟干仗 张家老二头上被打了个口子 流了不少血",
 ]
 
 
@@ -105,3 +109,8 @@ def test_dialect_report_reads_like_standard(rules: Rules) -> None:
     dia = triage(rules, "佢揸住菜刀喺屋企撵佢老婆")
     assert (dia.dispute_type, dia.severity) == (std.dispute_type, std.severity)
     assert dia.severity == "critical"
+
+
+def test_word_by_word_note_is_read_as_one(rules: Rules) -> None:
+    d = triage(rules, "村民 王某 扬言 再 不 给 钱 就 去 跳 河")
+    assert d.severity == "critical"
