@@ -61,7 +61,7 @@ UNCHANGED = [
     # 起 after a verb with no weapon following is left alone
     "提起诉讼",
     # a note whose spaces end clauses keeps them
-    "张家和李家为门前排水沟干仗 张家老二头上被打了个口子 流了不少血",
+    "张家和李家为门前排水沟吵架 张家老二头上被划了个口子 流了不少血",
 ]
 
 
