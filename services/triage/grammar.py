@@ -70,6 +70,7 @@ class Preparations(_Model):
     ready: tuple[str, ...]
     ready_before: tuple[str, ...]  # the state first: 写好了遗书, 买好了汽油
     goods_context: tuple[str, ...] = ()  # the object is merchandise in dispute
+    goods_unless: tuple[str, ...] = ()  # …unless the sentence threatens with it
 
 
 class Weapons(_Model):
@@ -82,6 +83,7 @@ class Weapons(_Model):
     fight_nearby: tuple[str, ...]
     work_nearby: tuple[str, ...]
     goods_context: tuple[str, ...]
+    goods_unless: tuple[str, ...] = ()
     thing_targets: tuple[str, ...] = ()  # regular expressions: what a tool is swung at
     arms_thing_targets: tuple[str, ...] = ()  # what a blade is taken to (a tree, a crop)
 
@@ -209,7 +211,8 @@ class DangerGrammar(_Model):
                     f"{_alt(p.objects)}{STOP_CLASS}{{0,6}}?{_alt(p.ready)}",
                     f"{_alt(p.ready_before)}{STOP_CLASS}{{0,3}}?{_alt(p.objects)}",
                 ],
-                "not_if_clause_has": list(p.goods_context),
+                "goods_context": list(p.goods_context),
+                "goods_unless": list(p.goods_unless),
             },
             {
                 "factor": "weapon",
@@ -219,7 +222,8 @@ class DangerGrammar(_Model):
                     f"{_alt(w.handling)}{STOP_CLASS}{{0,5}}?{_alt(w.arms)}{arms_aimed}",
                     *w.chase,
                 ],
-                "not_if_clause_has": list(w.goods_context),
+                "goods_context": list(w.goods_context),
+                "goods_unless": list(w.goods_unless),
             },
             {
                 "factor": "weapon",
@@ -233,6 +237,8 @@ class DangerGrammar(_Model):
                         else ""
                     )
                 ],
+                "goods_context": list(w.goods_context),
+                "goods_unless": list(w.goods_unless),
                 "requires_nearby": list(w.fight_nearby),
                 "not_nearby": list(w.work_nearby),
                 "nearby_window": 16,

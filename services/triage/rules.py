@@ -115,6 +115,10 @@ class FactorSpec(_Model):
     not_if_sentence_has: tuple[str, ...] = ()
     # each group: at least one of its words somewhere in the text
     requires_in_text: tuple[tuple[str, ...], ...] = ()
+    # the matched object is the goods in dispute when one of these is in its sentence
+    goods_context: tuple[str, ...] = ()
+    # …unless the sentence threatens or points with it (指着、扬言、喝下去…)
+    goods_unless: tuple[str, ...] = ()
     # which grammar element produced the spec (empty for hand-written factors)
     element: str = ""
     _regex: re.Pattern[str] = PrivateAttr()
@@ -217,6 +221,8 @@ class CompiledFactor:
     not_if_sentence_has: tuple[str, ...]
     requires_in_text: tuple[tuple[str, ...], ...]
     element: str
+    goods_context: tuple[str, ...] = ()
+    goods_unless: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, spec: FactorSpec) -> CompiledFactor:
@@ -234,6 +240,8 @@ class CompiledFactor:
             spec.not_if_sentence_has,
             spec.requires_in_text,
             spec.element,
+            spec.goods_context,
+            spec.goods_unless,
         )
 
 

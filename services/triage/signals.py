@@ -13,7 +13,7 @@ from services.triage.numbers import (
     find_people_counts,
     find_repeat_count,
 )
-from services.triage.rules import SEVERITY_ORDER, Rules
+from services.triage.rules import SEVERITY_ORDER, CompiledFactor, Rules
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,8 @@ def pattern_factors(
             elif spec.negatable and is_negated(text, m.start(), m.end(), rules):
                 # "无人受伤" is a plain statement; a danger denied ("没带刀") is worth a look
                 doubt = "否定" if spec.level == "critical" else "-"
+            elif spec.goods_context and (goods := _goods(text, m.start(), m.end(), spec, rules)):
+                doubt = f"疑为争议商品（{goods}）"
             else:
                 words = spec.not_if_sentence_has or (settled if spec.level == "critical" else ())
                 past = _past_or_settled(text, m.start(), m.end(), words, now_words)
@@ -311,6 +313,16 @@ def pattern_factors(
 
 SENTENCE_STOPS = "。；！？;!?\n"
 WHO_LABELS = {"first_person": "本人", "relative": "亲属", "other_party": "对方"}
+
+
+def _goods(text: str, start: int, end: int, spec: CompiledFactor, rules: Rules) -> str | None:
+    """A goods word in the match's clause, unless its sentence threatens or points with it."""
+    clause = _clause(text, start, end, rules.negation.stops)
+    goods = next((g for g in spec.goods_context if g in clause), None)
+    if goods is None:
+        return None
+    sentence = _clause(text, start, end, SENTENCE_STOPS)
+    return None if any(w in sentence for w in spec.goods_unless) else goods
 
 
 def _past_or_settled(

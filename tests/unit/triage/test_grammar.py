@@ -318,3 +318,20 @@ def test_threat_evidence_says_who_makes_it(rules: Rules) -> None:
     sig = extract("女儿打电话说她老公扬言要把她娘家烧了", None, (), 1, rules)
     [threat] = [f for f in sig.factors if f.factor == "extreme_threat"]
     assert threat.evidence.endswith("（亲属）")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他提着那桶加错的柴油去加油站找老板，说油有问题",
+        "拎着刚买的斧头回五金店要求换货",
+    ],
+)
+def test_goods_in_dispute_are_no_weapon_but_asked_about(rules: Rules, text: str) -> None:
+    sig = extract(text, None, (), 1, rules)
+    assert sig.severity != "critical"
+    assert any("争议商品" in c for c in sig.review_cues)
+
+
+def test_goods_used_to_threaten_are_a_weapon(rules: Rules) -> None:
+    assert _critical(rules, "他拿着在店里买的水果刀指着店主，要店主退钱")
