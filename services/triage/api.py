@@ -116,6 +116,9 @@ class ReviewPublic(BaseModel):
     """A decision waiting for the county centre's confirmation."""
 
     case_id: str
+    source: str
+    source_ref: str
+    text: str
     attempt: int
     review_cues: list[str]
     dispute_type: str
@@ -188,6 +191,9 @@ async def review_queue(request: Request, staff: CurrentStaff) -> ReviewList:
         reviews=[
             ReviewPublic(
                 case_id=r.case_id,
+                source=c.source,
+                source_ref=c.source_ref,
+                text=c.text,
                 attempt=r.attempt,
                 review_cues=list(r.cues or []),
                 dispute_type=r.dispute_type,
@@ -199,7 +205,7 @@ async def review_queue(request: Request, staff: CurrentStaff) -> ReviewList:
                 confirm_due=r.confirm_due,
                 overdue=aware(r.confirm_due) < now,
             )
-            for r in rows
+            for r, c in rows
             if in_scope(staff, r.grid_code)
         ]
     )

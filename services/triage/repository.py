@@ -107,11 +107,15 @@ async def decisions_of(session: AsyncSession, case_id: str) -> list[TriageDecisi
     return list((await session.exec(stmt)).all())
 
 
-async def pending_reviews(session: AsyncSession) -> list[TriageReview]:
-    """Reviews still waiting, the most urgent first."""
-    stmt = select(TriageReview).where(TriageReview.status == "pending")
-    stmt = stmt.order_by(TriageReview.confirm_due, TriageReview.id)  # type: ignore[arg-type]
-    return list((await session.exec(stmt)).all())
+async def pending_reviews(session: AsyncSession) -> list[tuple[TriageReview, TriageCase]]:
+    """Reviews still waiting with their cases, the most urgent first."""
+    stmt = (
+        select(TriageReview, TriageCase)
+        .where(TriageReview.case_id == TriageCase.case_id)
+        .where(TriageReview.status == "pending")
+        .order_by(TriageReview.confirm_due, TriageReview.id)  # type: ignore[arg-type]
+    )
+    return [(r, c) for r, c in (await session.exec(stmt)).all()]
 
 
 async def latest_review(session: AsyncSession, case_id: str) -> TriageReview | None:

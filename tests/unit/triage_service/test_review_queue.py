@@ -70,6 +70,7 @@ async def test_doubtful_decision_is_flagged_everywhere(
         r = await c.get("/v1/triage/review", headers=_token(app, COUNTY))
     [item] = r.json()["reviews"]
     assert item["case_id"] == "d1" and item["review_cues"] and item["overdue"] is False
+    assert item["text"] == DOUBTFUL and item["source_ref"] == "r-d1"
     assert item["confirm_due"] > item["created_at"]
 
 
