@@ -23,6 +23,7 @@ from services.triage.repository import TriageCase, TriageCaseScope, decisions_of
 from services.triage.rules import DisputeType, RulesError, RulesStore, Severity
 from shared.auth import StaffPrincipal
 from shared.events import utcnow
+from shared.pii import redact_text
 from shared.scope import can_see
 from shared.web import CurrentStaff
 
@@ -220,7 +221,9 @@ async def review_case(
     """Confirm or correct a decision under review; a correction re-routes the case if needed."""
     _reviewer(staff)
     rt = request.app.state.runtime
-    verdict = ReviewVerdict(body.confirm, body.dispute_type, body.severity, body.note.strip())
+    # the note travels in the trail and the events: phones and ID numbers in it are masked
+    note = redact_text(body.note.strip())
+    verdict = ReviewVerdict(body.confirm, body.dispute_type, body.severity, note)
     try:
         out = await resolve_review(rt.delivery, rt.topics, rules, case_id, staff, verdict)
     except ReviewNotFound:

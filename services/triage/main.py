@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ def create_app(settings: TriageSettings | None = None, bus: Bus | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, service=settings.service_name)
         rules = RulesStore(settings.rules_path)
+        # the word segmenter loads its dictionary once, before the first report waits for it
+        await asyncio.to_thread(rules.current.compiled.segmenter.warm)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         consumers.register(rt, TriageHandlers(rt.delivery, rt.topics, rules))
         app.state.runtime, app.state.rules = rt, rules

@@ -138,6 +138,10 @@ class Segmenter:
                     self._tokenizer = _shared_tokenizer(self.user_words)
         return self._tokenizer
 
+    def warm(self) -> None:
+        """Build the tokenizer now (about a second) instead of on the first decision."""
+        self._ready()
+
     def boundaries(self, text: str) -> tuple[frozenset[int], frozenset[int]]:
         """(token start offsets, token end offsets) of text."""
         tokenizer = self._ready()

@@ -120,7 +120,11 @@ async def test_correction_reroutes_and_says_who_why_from_to(
     app: FastAPI, memory_bus: InMemoryBus
 ) -> None:
     await _report(app, memory_bus, "d1", DOUBTFUL)
-    body = {"severity": "critical", "dispute_type": "neighbour", "note": "电话回访：他拿着刀在门口"}
+    body = {
+        "severity": "critical",
+        "dispute_type": "neighbour",
+        "note": "电话回访：他拿着刀在门口，邻居电话13812345678",
+    }
     async with _client(app) as c:
         r = await c.post("/v1/triage/cases/d1/review", json=body, headers=_token(app, COUNTY))
     await flush(app)
@@ -134,6 +138,7 @@ async def test_correction_reroutes_and_says_who_why_from_to(
     assert second["correction"]["from"]["severity"] == first["severity"]
     trail = events(memory_bus, TOPICS.trail, "trail.appended")[-1].payload
     assert trail["action"] == "review_correct" and trail["actor"] == "county-1"
+    assert "13812345678" not in json.dumps(trail, ensure_ascii=False)
     assert (
         "电话回访" in trail["reason"] and trail["details"]["correction"]["to"]["tier"] == "county"
     )
