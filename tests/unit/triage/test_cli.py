@@ -75,7 +75,7 @@ def test_eval_prints_first_run_beside_now_for_every_set(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     for path in labelled_sets():
         assert path.name in out
-    assert out.count("now") == len(labelled_sets())
+    assert out.count("  now ") == len(labelled_sets())
     # the sets of earlier rounds have their first runs recorded (a set added since shows
     # "not recorded" until someone runs --record-first-run)
     for name in ("holdout.jsonl", "holdout2.jsonl", "holdout3.jsonl", "holdout4.jsonl"):
