@@ -71,6 +71,8 @@ class NumberWords:
                 r"(?:(?:名|位|户)|个(?=[\u4e00-\u9fff]{0,4}?[人工民主户属生客者员友长乡亲姓汉妇众])|(?=人)"
                 # "四十几个围住了门口": a count whose noun is left out before what they do
                 r"|个(?=[围堵聚冲闹涌赶坐站躺])"
+                # "几十口人", "四五十口子": households counted by mouths
+                r"|口(?=人|子)"
                 # "百来号人", "几十号工人" (not "3号楼住户")
                 r"|(?<![\d.])号(?=[\u4e00-\u9fff]?[人工民户属生客者员友长]))"
             ),

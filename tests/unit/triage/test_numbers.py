@@ -182,3 +182,10 @@ def test_digits_with_a_vague_tail_are_a_lower_bound() -> None:
     assert [q.value for q in find_people_counts("门口有40几个村民")] == [41]
     # a count whose noun is left out before what the people do
     assert [q.value for q in find_people_counts("四十几个围住了大门")] == [41]
+
+
+def test_people_counted_by_mouths() -> None:
+    from services.triage.numbers import find_people_counts
+
+    assert [q.value for q in find_people_counts("来了三十几口人")] == [31]
+    assert [q.value for q in find_people_counts("亲戚四五十口子都来了")] == [40]
