@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services.triage.case_scope import case_scope
 from services.triage.domain import decide
 from services.triage.handlers import route_case, triage_input
 from services.triage.repository import TriageCase, latest_review
@@ -14,6 +15,7 @@ from shared.auth import StaffPrincipal
 from shared.contracts import CaseStatus
 from shared.db import Delivery
 from shared.events import utcnow
+from shared.scope import can_see
 from shared.topics import Topics
 
 
@@ -40,13 +42,9 @@ def aware(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def in_scope(staff: StaffPrincipal, grid_code: str | None) -> bool:
-    """Whether the caller's area covers the case (a case with no location: the county sees it)."""
-    if staff.role == "admin" or not staff.grid_codes:
-        return True
-    if grid_code is None:
-        return staff.tier == "county"
-    return any(grid_code.startswith(prefix) for prefix in staff.grid_codes)
+def in_scope(staff: StaffPrincipal, case: TriageCase) -> bool:
+    """Whether the caller sees the case (shared.scope: tier and area; admin everything)."""
+    return can_see(staff, case_scope(case, None))
 
 
 async def resolve_review(
@@ -61,7 +59,7 @@ async def resolve_review(
     async with delivery.transaction() as tx:
         review = await latest_review(tx.session, case_id)
         case = await tx.session.get(TriageCase, case_id)
-        if review is None or case is None or not in_scope(staff, case.grid_code):
+        if review is None or case is None or not in_scope(staff, case):
             raise ReviewNotFound(case_id)
         if review.status != "pending":
             raise ReviewClosed(review.status)

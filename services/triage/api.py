@@ -207,7 +207,7 @@ async def review_queue(request: Request, staff: CurrentStaff) -> ReviewList:
                 overdue=aware(r.confirm_due) < now,
             )
             for r, c in rows
-            if in_scope(staff, r.grid_code)
+            if in_scope(staff, c)
         ]
     )
 

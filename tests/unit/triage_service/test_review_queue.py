@@ -38,7 +38,7 @@ async def app(tmp_path: Path, memory_bus: InMemoryBus) -> AsyncIterator[FastAPI]
 
 def _token(app: FastAPI, principal: StaffPrincipal) -> dict[str, str]:
     s = app.state.settings
-    return {"Authorization": f"Bearer {issue_token(s.jwt_secret, s.jwt_audience, principal)}"}
+    return {"Authorization": f"Bearer {issue_token(s.jwt_private_key, s.jwt_audience, principal)}"}
 
 
 COUNTY = StaffPrincipal("county-1", "coordinator", tier="county", grid_codes=("5201",))
