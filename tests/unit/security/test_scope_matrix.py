@@ -70,6 +70,7 @@ PRINCIPALS: dict[str, tuple[StaffPrincipal, Sight, Sight]] = {
 CASE_ROUTES: dict[tuple[str, str, str], tuple[dict[str, Any] | None, Sight]] = {
     ("intake", "GET", "/v1/cases/{case_id}/reports"): (None, M),
     ("triage", "GET", "/v1/triage/cases/{case_id}/decisions"): (None, M),
+    ("triage", "POST", "/v1/triage/cases/{case_id}/review"): ({"confirm": True}, C),
     ("followup", "GET", "/v1/cases/{case_id}"): (None, M),
     ("followup", "GET", "/v1/cases/{case_id}/trail"): (None, M),
     ("followup", "GET", "/v1/cases/{case_id}/trail/verify"): (None, M),
@@ -112,6 +113,9 @@ OTHER_ROUTES: set[tuple[str, str, str]] = {
     *(("intake", m, "/open311/v2/{path:path}") for m in ("GET", "POST", "PUT", "PATCH", "DELETE")),
     ("triage", "POST", "/v1/triage/preview"),
     ("triage", "GET", "/v1/triage/rules"),
+    # county coordinators and admins only (403 for others), filtered by area:
+    # tests/unit/triage_service/test_review_queue.py
+    ("triage", "GET", "/v1/triage/review"),
     ("triage", "POST", "/v1/triage/rules/reload"),
     ("mediation", "GET", "/v1/mediation/channels"),
     ("mediation", "GET", "/v1/admin/organisations"),
