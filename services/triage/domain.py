@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.triage.rules import RouteRule, Rules
-from services.triage.signals import Signals, TypeChoice, extract
+from services.triage.signals import Factor, Signals, TypeChoice, extract
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
     """Triage one report: type, severity, channel (§4 order), tier and deadlines, with reasons."""
     names = tuple(p.name for p in inp.parties if p.name)
     sig = extract(inp.text, inp.category, names, inp.repeat_count, rules)
+    read_danger(inp.text, sig, rules)
     corrected = _apply_correction(inp, sig)
     severity = inp.corrected_severity or sig.severity
     channel, rule_id, co, why = route(inp, sig, severity, rules)
@@ -224,6 +225,26 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
         review=bool(sig.review_cues) and not corrected,
         review_cues=() if corrected else tuple(sig.review_cues),
     )
+
+
+def read_danger(text: str, sig: Signals, rules: Rules) -> None:
+    """Let the learned reader raise what the grammar left below critical, always for review.
+
+    The model adds a critical factor only when it is confident (its threshold keeps false
+    criticals within budget on its training corpus) and a review cue when it is unsure; it
+    never lowers a critical read by the grammar.
+    """
+    model = rules.danger
+    if model is None or sig.severity == "critical":
+        return
+    p, cues = model.score(rules.compiled.normalise(text))
+    shown = "、".join(cues) or "整体措辞"
+    if p >= model.threshold:
+        evidence = f"模型读出危险（{p:.2f}）：{shown}"
+        sig.factors.append(Factor("critical", "learned_danger", evidence))
+        sig.review_cues.append(f"仅模型读出危险（{p:.2f}），请核实：{shown}")
+    elif p >= model.review_from:
+        sig.review_cues.append(f"模型提示可能危险（{p:.2f}）：{shown}")
 
 
 def _apply_correction(inp: TriageInput, sig: Signals) -> str:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from services.triage.grammar import DangerGrammar
+from services.triage.learned import DangerModel, load_danger_model
 from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
 from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
 from services.triage.numbers import NumberWords
@@ -306,7 +307,10 @@ class Rules(_Model):
     manual_tier: Tier
     tiers: dict[Severity, Tier]
     deadlines: Deadlines
+    # the learned second reader of danger (learned.py), a file beside the rules file
+    danger_model: str | None = None
     _compiled: Compiled = PrivateAttr()
+    _danger: DangerModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rules:
@@ -378,6 +382,15 @@ class Rules(_Model):
         )
         return self
 
+    @property
+    def danger(self) -> DangerModel | None:
+        """The learned danger reader named by `danger_model`, once loaded."""
+        return self._danger
+
+    def attach_danger_model(self, model: DangerModel | None) -> None:
+        """Use this learned danger reader with these rules."""
+        self._danger = model
+
     @cached_property
     def compiled(self) -> Compiled:
         """Lookup structures built once at load time for the hot path.
@@ -417,7 +430,17 @@ def load_rules(path: Path | None = None) -> Rules:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RulesError(f"{path}: invalid YAML: {exc}") from exc
-    return parse_rules(data, str(path))
+    rules = parse_rules(data, str(path))
+    if rules.danger_model:
+        # beside the rules file; an operator's own rules file may use the packaged model
+        model_path = path.parent / rules.danger_model
+        if not model_path.exists():
+            model_path = DEFAULT_RULES_PATH.parent / rules.danger_model
+        try:
+            rules.attach_danger_model(load_danger_model(model_path))
+        except (OSError, ValueError) as exc:
+            raise RulesError(f"{model_path}: cannot load the danger model: {exc}") from exc
+    return rules
 
 
 class RulesStore:

@@ -12,7 +12,7 @@ from tests.e2e.test_case_lives import mediation_case, submit, trail
 pytestmark = pytest.mark.kafka
 
 # a weapon is named but nobody is said to handle it: the rules stay below critical and say so
-DOUBTFUL = "网格员：两家为排水沟吵得很凶，他家案板上就放着一把菜刀，邻居说很害怕。"
+DOUBTFUL = "网格员：两家为排水沟争执，他家门后放着一把柴刀，邻居有些担心。"
 
 
 async def test_doubtful_report_is_reviewed_corrected_and_rerouted(

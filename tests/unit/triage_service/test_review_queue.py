@@ -24,7 +24,7 @@ from shared.bus import InMemoryBus
 from .test_triage_service import TOPICS, events, flush, publish, received
 
 # a weapon named, nobody said to handle it: the rules are unsure
-DOUBTFUL = "两家为排水沟吵得很凶，他家案板上就放着一把菜刀，邻居很害怕"
+DOUBTFUL = "两家为排水沟争执，他家门后放着一把柴刀，邻居有些担心"
 CLEAR = "楼上邻居每天深夜噪音扰民，协商无果。"
 
 
