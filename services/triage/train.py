@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.triage.domain import decide, input_from_report
-from services.triage.learned import NGRAM_MAX
+from services.triage.learned import NGRAM_MAX, windows
 from services.triage.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit, choose thresholds from out-of-fold figures, export, print what was measured."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
 
     parser = argparse.ArgumentParser(prog="python -m services.triage.train")
     parser.add_argument("--out", type=Path, default=OUTPUT)
@@ -104,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     x = vec.fit_transform(texts)
     clf = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
     folds = StratifiedKFold(5, shuffle=True, random_state=7)
-    oof = [float(v) for v in cross_val_predict(clf, x, y, cv=folds, method="predict_proba")[:, 1]]
+    # out-of-fold probabilities scored as triage scores: the most dangerous window of a report
+    oof = [0.0] * len(rows)
+    for train_idx, test_idx in folds.split(x, y):
+        fold = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
+        fold.fit(x[train_idx], [y[i] for i in train_idx])
+        for i in test_idx:
+            oof[i] = float(fold.predict_proba(vec.transform(windows(texts[i])))[:, 1].max())
     threshold = _lowest_within(oof, grammar, y, FALSE_CRITICAL_BUDGET)
     review_from = min(threshold, _lowest_within(oof, grammar, y, REVIEW_BUDGET))
 

@@ -11,7 +11,14 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
 from services.triage.domain import decide, input_from_report
-from services.triage.learned import NGRAM_MAX, DangerModel, char_ngrams, load_danger_model
+from services.triage.learned import (
+    NGRAM_MAX,
+    WINDOW_CHARS,
+    DangerModel,
+    char_ngrams,
+    load_danger_model,
+    windows,
+)
 from services.triage.rules import RulesError, load_rules
 from services.triage.train import corpus_digest, corpus_files
 
@@ -113,3 +120,20 @@ def test_the_shipped_model_reads_danger_in_words_the_grammar_lacks() -> None:
         assert model.score(rules.compiled.normalise(text))[0] >= model.review_from, text
     for text in calm:
         assert model.score(rules.compiled.normalise(text))[0] < model.review_from, text
+
+
+def test_a_long_call_is_read_window_by_window() -> None:
+    short = "他说钱不退就把店烧了。"
+    assert windows(short) == [short]
+    ramble = (
+        "我今年七十三了，说话你别嫌我啰嗦。" * 6
+        + "他昨晚拎着一桶汽油站在我家门口。"
+        + "我就想让村里来量一量。" * 6
+    )
+    runs = windows(ramble)
+    assert all(len(r) <= 2 * WINDOW_CHARS for r in runs) and len(runs) > 3
+    assert any("拎着一桶汽油" in r for r in runs)
+    assert "".join(runs[: (len(runs) + 1) // 2]) == ramble  # the runs cover the text once
+    model = toy({"汽油": 4.0, "啰嗦": -3.0})
+    whole = model.score_window(ramble)[0]
+    assert model.score(ramble)[0] > whole  # the buried threat is not diluted by the ramble
