@@ -126,7 +126,7 @@ def test_a_long_call_is_read_window_by_window() -> None:
     short = "他说钱不退就把店烧了。"
     assert windows(short) == [short]
     ramble = (
-        "我今年七十三了，说话你别嫌我啰嗦。" * 6
+        "我今年七十三了，说话你别嫌我啰嗦。" * 4  # 68 characters: the threat starts a run
         + "他昨晚拎着一桶汽油站在我家门口。"
         + "我就想让村里来量一量。" * 6
     )
