@@ -155,6 +155,53 @@ class TrailAppended(BaseModel):
     to_status: str
     reason: str = ""
     details: dict[str, Any] = Field(default_factory=dict)  # never personal data
+    # optional, for early warning: keyed blind indices of the parties' phones/ID numbers (never
+    # the numbers) and the report's coordinates sealed with the PII key
+    party_hashes: list[str] = Field(default_factory=list)
+    sealed_location: str | None = None
+
+
+class WarningKind(StrEnum):
+    """The early warnings of DOMAIN.md §8 (风险研判)."""
+
+    repeat_party = "repeat_party"
+    repeat_after_agreement = "repeat_after_agreement"
+    rising_area = "rising_area"
+    group_risk = "group_risk"
+    escalating = "escalating"
+    soon_due = "soon_due"
+
+
+class WarningStatus(StrEnum):
+    """Where a warning stands: raised (open), seen by a coordinator, or no longer holding."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    cleared = "cleared"
+
+
+class WarningRaised(BaseModel):
+    """warning.raised v1 — a warning's condition first holds; it names its cases and facts."""
+
+    warning_id: str
+    kind: WarningKind
+    key: str  # the case id, area code or party/employer hash the warning is about
+    tier: str | None = None  # the coordinating tier it goes to
+    area_code: str | None = None
+    case_ids: list[str] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)  # never a phone or ID number in clear
+    raised_at: datetime
+
+
+class WarningCleared(BaseModel):
+    """warning.cleared v1 — a warning's condition no longer holds."""
+
+    warning_id: str
+    kind: WarningKind
+    key: str
+    case_ids: list[str] = Field(default_factory=list)
+    reason: str
+    cleared_at: datetime
 
 
 REGISTRY = EventRegistry()
@@ -168,6 +215,8 @@ _CURRENT: dict[str, type[BaseModel]] = {
     "case.closed": CaseClosed,
     "supervision.raised": SupervisionRaised,
     "trail.appended": TrailAppended,
+    "warning.raised": WarningRaised,
+    "warning.cleared": WarningCleared,
 }
 for _type, _model in _CURRENT.items():
     REGISTRY.register(_type, _model)

@@ -168,9 +168,13 @@ class Tx:
         reason: str = "",
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
+        party_hashes: list[str] | None = None,
+        sealed_location: str | None = None,
     ) -> Envelope:
         """Append a trail entry locally and publish it to the shared trail topic."""
         entry = TrailAppended(
+            party_hashes=party_hashes or [],
+            sealed_location=sealed_location,
             case_id=case_id,
             at=at or utcnow(),
             actor=actor,

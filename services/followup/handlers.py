@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -64,11 +65,21 @@ class VisitReport:
     note: str | None
 
 
+class LedgerHook(Protocol):
+    """Something kept up to date with the projection, in the same transaction (warnings, stats)."""
+
+    async def after_entry(
+        self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
+    ) -> None:
+        """Called after each entry is projected; `before` is None for a case new to the ledger."""
+        ...
+
+
 class LedgerHandlers:
     """Appends every trail entry of every service to the chained ledger and projects the case."""
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
+    def __init__(self, delivery: Delivery, hooks: Sequence[LedgerHook] = ()) -> None:
+        self.delivery, self.hooks = delivery, list(hooks)
 
     async def trail_appended(self, env: Envelope, ev: TrailAppended) -> None:
         """Chain the entry after the case's newest one and update the case projection."""
@@ -131,6 +142,8 @@ class LedgerHandlers:
         row.take(after)
         row.version, row.entries, row.last_hash = entry.id, seq, digest
         s.add(row)
+        for hook in self.hooks:
+            await hook.after_entry(tx, ev, before if seq > 1 else None, after)
         return entry
 
 

@@ -205,10 +205,13 @@ class IntakeHandlers:
                 PartyIndex(case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now)
             )
         await s.flush()  # the unique (source, source_ref) check fires here
+        party_hashes = [h for _, h in hashes]
         if target is not None:
-            self._merge_events(tx, target, report, report_id, via)
+            self._merge_events(tx, target, report, report_id, via, party_hashes)
         else:
-            self._receive_events(tx, case_id, report, report_id, via, now, 1 + elsewhere)
+            self._receive_events(
+                tx, case_id, report, report_id, via, now, party_hashes, 1 + elsewhere
+            )
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )
@@ -220,6 +223,12 @@ class IntakeHandlers:
         """Decrypt a sealed column (None stays None)."""
         return None if token is None else self.cipher.unseal(token)["v"]
 
+    def _sealed_location(self, report: CanonicalReport) -> str | None:
+        loc = report.location
+        if loc is None or loc.lat is None or loc.lon is None:
+            return None
+        return self.cipher.seal({"lat": loc.lat, "lon": loc.lon})
+
     def _receive_events(
         self,
         tx: Tx,
@@ -228,6 +237,7 @@ class IntakeHandlers:
         report_id: str,
         via: str,
         now: Any,
+        party_hashes: list[str],
         repeat_count: int = 1,
     ) -> None:
         loc = report.location
@@ -246,7 +256,10 @@ class IntakeHandlers:
                 "via": via,
                 "category": report.category,
                 "grid_code": loc.grid_code if loc else None,
+                "parties": [party_ref(p).model_dump() for p in report.parties],
             },
+            party_hashes=party_hashes,
+            sealed_location=self._sealed_location(report),
         )
         contact = {
             "reporter": report.reporter.model_dump() if report.reporter else None,
@@ -273,7 +286,13 @@ class IntakeHandlers:
         )
 
     def _merge_events(
-        self, tx: Tx, case: IntakeCase, report: CanonicalReport, report_id: str, via: str
+        self,
+        tx: Tx,
+        case: IntakeCase,
+        report: CanonicalReport,
+        report_id: str,
+        via: str,
+        party_hashes: list[str],
     ) -> None:
         tx.transition(
             case.case_id,
@@ -290,6 +309,7 @@ class IntakeHandlers:
                 "via": via,
                 "repeat_count": case.repeat_count,
             },
+            party_hashes=party_hashes,
         )
         tx.emit(
             self.topics.reports,
