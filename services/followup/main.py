@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from services.followup import api, consumers, visits_api
 from services.followup.handlers import FollowupHandlers, LedgerHandlers
+from services.followup.places import api as places_api
+from services.followup.places.repository import PlacesHook
 from services.followup.reporting import api as reporting_api
 from services.followup.reporting.repository import StatsAggregates
 from services.followup.repository import TABLES
@@ -39,7 +41,9 @@ def create_app(
         configure_logging(settings.log_level, service=settings.service_name)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         warnings = WarningEngine(rt.topics, thresholds_of(settings))
-        ledger = LedgerHandlers(rt.delivery, hooks=[StatsAggregates(), warnings])
+        ledger = LedgerHandlers(
+            rt.delivery, hooks=[StatsAggregates(), PlacesHook(rt.cipher), warnings]
+        )
         followup = FollowupHandlers(
             rt.delivery, rt.topics, rt.cipher, clock, settings.visit_offsets_days
         )
@@ -65,4 +69,5 @@ def create_app(
     app.include_router(visits_api.router)
     app.include_router(warnings_api.router)
     app.include_router(reporting_api.router)
+    app.include_router(places_api.router)
     return app
