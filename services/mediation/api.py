@@ -99,6 +99,7 @@ def case_body(
         "outcome": case.outcome,
         "transfer_target": case.transfer_target,
         "accepted_at": aware(case.accepted_at) if case.accepted_at else None,
+        "extended_at": aware(case.extended_at) if case.extended_at else None,
         "updated_at": aware(case.updated_at),
         "text": case.text,
         "parties": case.parties,
@@ -349,6 +350,15 @@ async def escalate(
     """Up one tier; the county cannot escalate (409)."""
     await _run(actions.escalate(staff, case_id, body.reason))
     return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/extension")
+async def extension(
+    case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """延期: the court channel's one extension of the mediation deadline (+30 days)."""
+    due = await _run(actions.extend(staff, case_id, body.reason))
+    return {"mediation_due": aware(due), **await _case_after(ctx, staff, case_id)}
 
 
 @router.post("/cases/{case_id}/transfer")
