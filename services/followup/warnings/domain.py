@@ -50,10 +50,22 @@ def local_day(at: datetime) -> date:
     return at.astimezone(LOCAL).date()
 
 
+DIGIT_WIDTHS = (6, 9, 12)  # 统计用区划代码 without dashes: county 6, town 9, village 12 digits
+
+
 def area_levels(grid_code: str | None) -> dict[str, str]:
-    """{level: area code} for each level a grid code reaches (county, town, village, grid)."""
+    """{level: area code} for each level a grid code reaches (county, town, village, grid).
+
+    Dashed codes (522731-103-007-01) split at the dashes; plain digit codes (522731001001) at
+    the widths of the statistical area code, anything past the village being the grid.
+    """
     if not grid_code:
         return {}
+    if "-" not in grid_code and grid_code.isdigit() and len(grid_code) >= DIGIT_WIDTHS[0]:
+        cuts = [w for w in DIGIT_WIDTHS if w <= len(grid_code)]
+        if len(grid_code) > cuts[-1]:
+            cuts.append(len(grid_code))
+        return {level: grid_code[:w] for level, w in zip(AREA_LEVELS, cuts, strict=False)}
     parts = grid_code.split("-")
     return {level: "-".join(parts[: i + 1]) for i, level in enumerate(AREA_LEVELS[: len(parts)])}
 
