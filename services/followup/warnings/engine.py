@@ -291,7 +291,9 @@ class WarningEngine:
             if r.case_id == case.case_id or r.settled_at is None:
                 continue
             settled = utc(r.settled_at)
-            if not (timedelta(0) <= at - settled <= window):
+            # settled before this entry in ledger order; the clocks of two services may differ,
+            # so only the window's far end is compared
+            if at - settled > window:
                 continue
             first = await s.get(LedgerCase, r.case_id)
             await self._raise(
