@@ -64,6 +64,15 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
     "cases since": ("/v1/cases", {"since": "", "limit": "100"}),
     "stats": ("/v1/stats", {}),
     "stats channel": ("/v1/stats", {"channel": "people"}),
+    "series month by type": (
+        "/v1/stats/series",
+        {"from": "", "to": "", "bucket": "month", "group_by": "dispute_type"},
+    ),
+    "series day by town": (
+        "/v1/stats/series",
+        {"from": "", "to": "", "bucket": "day", "group_by": "area", "level": "town"},
+    ),
+    "areas summary": ("/v1/areas/summary", {"from": "", "to": "", "level": "town"}),
 }
 
 
@@ -128,11 +137,18 @@ async def _migrate(db: Path) -> None:
 
 def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
     """Migrate a fresh follow-up database and bulk-insert n ledger_cases rows."""
+    from dataclasses import fields
+
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+    from services.followup.ledger import CaseProjection
+    from services.followup.reporting.domain import contribution
+    from services.followup.reporting.repository import DailyStat
     from services.followup.repository import LedgerCase
 
     asyncio.run(_migrate(db))
+    projected = [f.name for f in fields(CaseProjection)]
+    sums: dict[tuple[Any, ...], list[int]] = {}
     table = LedgerCase.__table__  # type: ignore[attr-defined]
     dialect = sqlite_dialect.dialect()
     columns = [c.name for c in table.columns]
@@ -148,6 +164,13 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
         con.execute("PRAGMA synchronous=OFF")
         batch: list[list[Any]] = []
         for row in _rows(n, columns):
+            # the daily aggregates the ledger hook would have kept, one row per key
+            v = dict(zip(columns, row, strict=True))
+            c = contribution(CaseProjection(**{k: v[k] for k in projected}))
+            if c is not None:
+                acc = sums.setdefault(c.key, [0] * len(c.measures))
+                for j, m in enumerate(c.measures):
+                    acc[j] += m
             batch.append(
                 [p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True)]
             )
@@ -156,6 +179,13 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
                 batch.clear()
         if batch:
             con.executemany(sql, batch)
+        agg = DailyStat.__table__  # type: ignore[attr-defined]
+        agg_cols = [c.name for c in agg.columns]
+        con.executemany(
+            f"INSERT INTO {agg.name} ({', '.join(agg_cols)}) "
+            f"VALUES ({', '.join('?' for _ in agg_cols)})",
+            [(k[0].isoformat(), *k[1:], *m) for k, m in sums.items()],
+        )
         con.commit()
         con.execute("ANALYZE")
         con.commit()
@@ -172,12 +202,14 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
     import httpx
 
     since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(
         base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
     ) as client:
         for name, (path, params) in QUERIES.items():
-            params = {k: (since if k == "since" else v) for k, v in params.items()}
+            params = {k: (since if k == "since" else period.get(k, v)) for k, v in params.items()}
             r = await client.get(path, params=params)  # warm-up (page cache, plan)
             if r.status_code != 200:
                 out[name] = {"error": f"HTTP {r.status_code}: {r.text[:200]}"}
@@ -193,7 +225,7 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
                 "p50_ms": round(percentile(times, 50) or 0, 1),
                 "p95_ms": round(percentile(times, 95) or 0, 1),
                 "requests": repeats,
-                "rows": body.get("count", body.get("total")),
+                "rows": body.get("count", body.get("total", len(body.get("items", [])))),
             }
     return out
 
