@@ -20,7 +20,12 @@ from services.mediation.actions import (
 from services.mediation.agreement_pdf import render_agreement_pdf
 from services.mediation.assignment import Context
 from services.mediation.documents import mask_contact, redact_with_contact, render_agreement
-from services.mediation.domain import TransitionRefused, allowed_actions, aware
+from services.mediation.domain import (
+    TransitionRefused,
+    allowed_actions,
+    aware,
+    extension_refusal,
+)
 from services.mediation.repository import (
     MediationCase,
     Organisation,
@@ -69,6 +74,14 @@ def _contact(ctx: Context, case: MediationCase, clear: bool) -> dict[str, Any] |
     return contact if clear else mask_contact(contact)
 
 
+def _offered(ctx: Context, case: MediationCase, p: StaffPrincipal) -> list[str]:
+    """The state machine's actions, plus the court's extension while it may be granted."""
+    out = allowed_actions(case.status)
+    if p.role in ("mediator", "admin") and extension_refusal(case, ctx.clock.now()) is None:
+        out = sorted([*out, "extend"])
+    return out
+
+
 def case_body(
     ctx: Context, case: MediationCase, level: Access, p: StaffPrincipal, readers: list[str]
 ) -> dict[str, Any]:
@@ -106,7 +119,7 @@ def case_body(
         "contact": _contact(ctx, case, clear),
         "personal_data": "clear" if clear else "masked",
         "read_only": level < Access.act,
-        "allowed_actions": allowed_actions(case.status) if level >= Access.act else [],
+        "allowed_actions": _offered(ctx, case, p) if level >= Access.act else [],
     }
 
 
@@ -353,6 +366,7 @@ async def escalate(
 
 
 @router.post("/cases/{case_id}/extension")
+@router.post("/cases/{case_id}/extend", include_in_schema=False)  # the action's own name
 async def extension(
     case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:

@@ -72,3 +72,13 @@ async def test_extension_refused_outside_the_court_channel_and_after_the_deadlin
     assert "signed for" in r["detail"]
     # a coordinator does not extend: it is the mediator's action
     await svc.act(waiting, "extension", "coordinator-town", {"reason": "x"}, expect=403)
+
+
+async def test_the_case_offers_extend_while_it_may_be_granted(svc: Svc) -> None:
+    cid = await court_case(svc)
+    assert "extend" in (await svc.case(cid, COURT))["allowed_actions"]
+    await svc.act(cid, "extend", COURT, {"reason": "当事人申请"})  # the action's own name
+    assert "extend" not in (await svc.case(cid, COURT))["allowed_actions"]
+    people = await svc.triaged()
+    await svc.act(people, "accept", "med-people-town-day")
+    assert "extend" not in (await svc.case(people, "med-people-town-day"))["allowed_actions"]
