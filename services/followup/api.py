@@ -287,6 +287,6 @@ async def get_stats(
         "overdue": t["overdue"],
         "period": {"from": None, "to": None, "changed_since": _time(as_utc(since))},
         "time_zone": "Asia/Shanghai",
-        "scope": scope_public(staff, scope),
+        "scope": scope_public(staff),
     }
     return tagged(request, body)

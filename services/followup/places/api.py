@@ -11,10 +11,11 @@ from services.followup import repository as repo
 from services.followup.api import tagged
 from services.followup.domain import scope_of
 from services.followup.places import repository as prepo
-from services.followup.places.domain import COARSE_PRECISION_M, sees_exact
+from services.followup.places.domain import COARSE_PRECISION_M
 from services.followup.reporting.api import period_of
 from services.followup.reporting.domain import TIME_ZONE
 from services.followup.warnings.domain import area_levels
+from shared.scope import can_see_clear
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["places"])
@@ -35,7 +36,7 @@ async def case_place(case_id: str, request: Request, staff: CurrentStaff) -> Res
         "location": None,
     }
     if place is not None:
-        if sees_exact(staff, case.organisation_id, case.channel):
+        if can_see_clear(staff, repo.followup_scope_facts(None, case)):
             exact = request.app.state.runtime.cipher.unseal(place.exact_sealed)
             body["location"] = {"lat": exact["lat"], "lon": exact["lon"], "precision_m": None}
         else:

@@ -12,7 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.followup.domain import Scope
 from services.followup.ledger import CaseProjection
 from services.followup.places.domain import coarse
-from services.followup.repository import FollowupBase, LedgerCase, _scope_conditions
+from services.followup.repository import (
+    LEDGER_SCOPE,
+    FollowupBase,
+    LedgerCase,
+    _scope_conditions,
+)
 from services.followup.warnings.domain import local_day
 from shared.contracts import TrailAppended
 from shared.db import Tx
@@ -66,9 +71,7 @@ async def places(
 ) -> list[tuple[CasePlace, LedgerCase]]:
     """Places of the cases received in a period inside a scope (map points)."""
     c = LedgerCase
-    conds: list[Any] = _scope_conditions(
-        scope, col(c.channel), col(c.organisation_id), col(c.tier), col(c.grid_code)
-    )
+    conds: list[Any] = _scope_conditions(scope, LEDGER_SCOPE)
     if area:
         conds.append(col(c.grid_code).startswith(area, autoescape=True))
     stmt = (

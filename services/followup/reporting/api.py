@@ -68,7 +68,7 @@ async def stats_series(
     async with request.app.state.runtime.sessions() as session:
         rows = await rrepo.daily(session, filters, scope, first, last, column)
     items = series(rows, first, last, bucket, group_by, level)
-    who = scope_public(staff, scope)
+    who = scope_public(staff)
     period = {"from": first.isoformat(), "to": last.isoformat()}
     if format == "json":
         return tagged(
@@ -155,7 +155,7 @@ async def areas_summary(
             "period": {"from": first.isoformat(), "to": last.isoformat()},
             "time_zone": TIME_ZONE,
             "level": level,
-            "scope": scope_public(staff, scope),
+            "scope": scope_public(staff),
             "items": items,
         },
     )

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from services.followup.domain import Scope, as_utc, rate
+from services.followup.domain import as_utc, rate
 from services.followup.ledger import SETTLED, TERMINAL, UNSETTLED, CaseProjection
 from services.followup.warnings.domain import AREA_LEVELS, LOCAL, area_at
 from shared.auth import StaffPrincipal
+from shared.scope import tiers_up_to
 
 TIME_ZONE = "Asia/Shanghai"
 # the dimensions of an aggregate row (its key), as stored; None is stored as ""
@@ -228,13 +229,15 @@ def valid_level(level: str) -> bool:
     return level in AREA_LEVELS
 
 
-def scope_public(staff: StaffPrincipal, scope: Scope) -> dict[str, Any]:
-    """The slice of the ledger a figure covers, in words a report can print."""
+def scope_public(staff: StaffPrincipal) -> dict[str, Any]:
+    """The slice of the ledger a figure covers (shared.scope's rule), as a report prints it."""
+    everything = staff.role == "admin" or (staff.role == "viewer" and not staff.grid_codes)
     return {
         "role": staff.role,
-        "all_cases": scope == Scope(),
-        "channel": scope.channel,
-        "organisation_id": scope.organisation_id,
-        "tier": scope.tier,
-        "grid_prefixes": list(scope.grid_prefixes),
+        "all_cases": everything,
+        "channel": staff.channel if staff.role == "mediator" else None,
+        "organisation_id": staff.organisation if staff.role == "mediator" else None,
+        "tier": staff.tier if staff.role == "coordinator" else None,
+        "tiers": list(tiers_up_to(staff.tier)) if staff.role == "coordinator" else None,
+        "grid_prefixes": list(staff.grid_codes) if staff.role != "admin" else [],
     }

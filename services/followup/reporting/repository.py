@@ -25,6 +25,7 @@ from services.followup.reporting.domain import (
 from services.followup.repository import FollowupBase, LedgerCase, _scope_conditions
 from shared.contracts import TrailAppended
 from shared.db import Tx
+from shared.scope import ScopeColumns
 
 
 class DailyStat(FollowupBase, table=True):
@@ -92,9 +93,18 @@ class StatsAggregates:
 # Reads
 
 
+# "" is how the aggregates store an unknown value; scope rules test NULL for "not routed yet"
+AGGREGATE_SCOPE = ScopeColumns(
+    tier=func.nullif(T.c.tier, ""),
+    grid_code=T.c.grid_code,
+    organisation_id=T.c.organisation_id,
+    channel=T.c.channel,
+)
+
+
 def conditions(filters: CaseFilters, scope: Scope) -> list[Any]:
     """The scope and the dashboard filters on the aggregate rows."""
-    out = _scope_conditions(scope, T.c.channel, T.c.organisation_id, T.c.tier, T.c.grid_code)
+    out = _scope_conditions(scope, AGGREGATE_SCOPE)
     for name in ("status", "channel", "tier", "severity", "dispute_type", "source"):
         value = getattr(filters, name)
         if value is not None:

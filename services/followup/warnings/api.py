@@ -109,9 +109,7 @@ async def list_warnings(
 async def _visible(request: Request, staff: CurrentStaff, warning_id: str) -> WarningRow:
     async with request.app.state.runtime.sessions() as session:
         w = await wrepo.by_id(session, warning_id)
-    if w is None or not in_scope(
-        scope_of(staff), w.channel, w.organisation_id, w.tier, w.area_code
-    ):
+    if w is None or not in_scope(scope_of(staff), wrepo.scope_facts(w)):
         raise HTTPException(404, "no such warning")
     return w
 

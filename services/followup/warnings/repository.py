@@ -14,8 +14,9 @@ from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup.domain import Scope
-from services.followup.repository import FollowupBase, _like_prefix, _scope_conditions
+from services.followup.repository import FollowupBase, _scope_conditions
 from shared.db import json_column, tz
+from shared.scope import CaseScope, ScopeColumns
 
 
 class WarningRow(FollowupBase, table=True):
@@ -212,6 +213,14 @@ async def deadline_candidates(
     return list(out.values())
 
 
+WARNING_SCOPE = ScopeColumns(
+    tier=col(WarningRow.tier),
+    grid_code=col(WarningRow.area_code),
+    organisation_id=col(WarningRow.organisation_id),
+    channel=col(WarningRow.channel),
+)
+
+
 def warning_conditions(
     scope: Scope,
     kind: str | None,
@@ -221,9 +230,7 @@ def warning_conditions(
 ) -> list[Any]:
     """SQL conditions for a list of warnings inside a member of staff's scope."""
     w = WarningRow
-    out = _scope_conditions(
-        scope, col(w.channel), col(w.organisation_id), col(w.tier), col(w.area_code)
-    )
+    out = _scope_conditions(scope, WARNING_SCOPE)
     if kind is not None:
         out.append(col(w.kind) == kind)
     if tier is not None:
@@ -231,7 +238,7 @@ def warning_conditions(
     if status is not None:
         out.append(col(w.status) == status)
     if area:
-        out.append(col(w.area_code).like(_like_prefix(area), escape="\\"))
+        out.append(col(w.area_code).startswith(area, autoescape=True))
     return out
 
 
@@ -250,3 +257,10 @@ async def by_id(session: AsyncSession, warning_id: str) -> WarningRow | None:
     """One warning by its public id."""
     stmt = select(WarningRow).where(WarningRow.warning_id == warning_id)
     return (await session.exec(stmt)).first()
+
+
+def scope_facts(w: WarningRow) -> CaseScope:
+    """Who sees a warning: its tier, area, channel and organisation, as a case's would."""
+    return CaseScope(
+        tier=w.tier, grid_code=w.area_code, organisation_id=w.organisation_id, channel=w.channel
+    )

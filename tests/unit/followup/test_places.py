@@ -33,7 +33,12 @@ async def received_at_a_place(ledger: Ledger, case_id: str, org: str = "org-peop
         "received",
         action="assign",
         at=T0 + timedelta(hours=1),
-        details={"channel": "people", "tier": "grid", "organisation_id": org},
+        details={
+            "channel": "people",
+            "tier": "grid",
+            "organisation_id": org,
+            "mediator_id": "mediator-1",
+        },
     )
 
 

@@ -11,8 +11,9 @@ from typing import Any
 from openpyxl import load_workbook
 
 from services.followup import repository as repo
-from services.followup.domain import CaseFilters, Scope
+from services.followup.domain import CaseFilters
 from services.followup.reporting import repository as rrepo
+from shared.auth import StaffPrincipal
 from tests.unit.followup.conftest import T0, Ledger
 
 STATUSES = [
@@ -95,12 +96,21 @@ async def test_aggregates_equal_a_full_recount_after_a_randomised_run(ledger: Le
         assert kept == recounted
         assert sum(v[0] for v in kept.values()) == 40  # every case in exactly one row
         # and the stats read from them equal the ledger's own scan, for every scope
+        admin = StaffPrincipal("a", "admin")
         for filters, scope in (
-            (CaseFilters(), Scope()),
-            (CaseFilters(channel="labour"), Scope()),
-            (CaseFilters(), Scope(tier="town", grid_prefixes=("522731-101",))),
-            (CaseFilters(), Scope(channel="people", organisation_id="org-1")),
-            (CaseFilters(severity="high", dispute_type="land"), Scope()),
+            (CaseFilters(), admin),
+            (CaseFilters(channel="labour"), admin),
+            (
+                CaseFilters(),
+                StaffPrincipal("c", "coordinator", tier="town", grid_codes=("522731-101",)),
+            ),
+            (CaseFilters(), StaffPrincipal("k", "coordinator", tier="county")),
+            (
+                CaseFilters(),
+                StaffPrincipal("m", "mediator", channel="people", organisation="org-1"),
+            ),
+            (CaseFilters(), StaffPrincipal("v", "viewer", grid_codes=("522731-102",))),
+            (CaseFilters(severity="high", dispute_type="land"), admin),
         ):
             assert await rrepo.stats(session, filters, scope) == await repo.stats(
                 session, filters, scope

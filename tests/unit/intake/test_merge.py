@@ -122,7 +122,7 @@ async def test_trail_entries_carry_party_hashes_and_sealed_coordinates_never_num
     body["location"] = {"grid_code": "522731-103-007-01", "lat": 26.58, "lon": 107.97}
     body["parties"].append({"name": "黔东南某建筑有限公司", "role": "respondent"})
     first = (await intake.post(body)).json()
-    await intake.post(with_party("110", "H-2", phone=PHONE))
+    await intake.post(with_party("grid", "H-2", phone=PHONE))  # 并单 within one sender
     await intake.settle()
     trail = intake.events(intake.topics.trail, "trail.appended")
     receive = next(e for e in trail if e.payload["action"] == "receive")
