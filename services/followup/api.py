@@ -257,7 +257,9 @@ async def get_stats(
     filters = filters_of(None, channel, tier, severity, dispute_type, source, None, since)
     scope = scope_of(staff)
     async with request.app.state.runtime.sessions() as session:
-        if since is None:  # the aggregates are kept per event: no scan of the cases
+        # the aggregates are kept per event (no scan of the cases); a mediator's scope also
+        # holds the cases their channel co-handles, which the aggregates do not key
+        if since is None and staff.role != "mediator":
             raw = await aggregates.stats(session, filters, scope)
         else:  # "changed since" is a property of cases, not of received days
             raw = await repo.stats(session, filters, scope)

@@ -11,9 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Query as Q
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 
+from services.followup import repository as repo
 from services.followup.api import invalid, tagged
-from services.followup.domain import as_utc, in_scope, scope_of
+from services.followup.domain import CaseFilters, as_utc, in_scope, scope_of
 from services.followup.repository import LedgerCase
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.repository import WarningRow
@@ -35,8 +37,24 @@ def _time(value: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at else None
 
 
-def warning_public(w: WarningRow) -> dict[str, Any]:
-    """A warning as dashboards see it: cases, facts (no phone or ID), where it stands."""
+async def visible_cases(session: Any, staff: Any, rows: list[WarningRow]) -> set[str]:
+    """The cases named by some warnings that the caller may see (a warning may name more)."""
+    ids = sorted({c for w in rows for c in w.case_ids})
+    if not ids:
+        return set()
+    stmt = select(LedgerCase.case_id).where(
+        col(LedgerCase.case_id).in_(ids), *repo.case_conditions(CaseFilters(), scope_of(staff))
+    )
+    return set((await session.exec(stmt)).all())
+
+
+def warning_public(w: WarningRow, visible: set[str] | None = None) -> dict[str, Any]:
+    """A warning as dashboards see it: cases, facts (no phone or ID), where it stands.
+
+    `visible` drops the named cases the caller may not see (a rising village names every case
+    in it, some perhaps of a tier above the caller's); `hidden_cases` says how many.
+    """
+    shown = w.case_ids if visible is None else [c for c in w.case_ids if c in visible]
     return {
         "warning_id": w.warning_id,
         "kind": w.kind,
@@ -44,7 +62,8 @@ def warning_public(w: WarningRow) -> dict[str, Any]:
         "key": w.subject,
         "tier": w.tier,
         "area_code": w.area_code,
-        "case_ids": w.case_ids,
+        "case_ids": shown,
+        "hidden_cases": len(w.case_ids) - len(shown),
         "facts": w.facts,
         "raised_at": _time(w.raised_at),
         "updated_at": _time(w.updated_at),
@@ -92,13 +111,14 @@ async def list_warnings(
     )
     async with request.app.state.runtime.sessions() as session:
         rows = await wrepo.list_warnings(session, conditions, before, limit + 1)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        visible = await visible_cases(session, staff, rows)
     last = rows[-1].id if rows and has_more else None
     return tagged(
         request,
         {
-            "items": [warning_public(w) for w in rows],
+            "items": [warning_public(w, visible) for w in rows],
             "count": len(rows),
             "has_more": has_more,
             "next_cursor": _cursor(last) if last is not None else None,
@@ -106,18 +126,20 @@ async def list_warnings(
     )
 
 
-async def _visible(request: Request, staff: CurrentStaff, warning_id: str) -> WarningRow:
+async def _visible(
+    request: Request, staff: CurrentStaff, warning_id: str
+) -> tuple[WarningRow, set[str]]:
     async with request.app.state.runtime.sessions() as session:
         w = await wrepo.by_id(session, warning_id)
-    if w is None or not in_scope(scope_of(staff), wrepo.scope_facts(w)):
-        raise HTTPException(404, "no such warning")
-    return w
+        if w is None or not in_scope(scope_of(staff), wrepo.scope_facts(w)):
+            raise HTTPException(404, "no such warning")
+        return w, await visible_cases(session, staff, [w])
 
 
 @router.get("/warnings/{warning_id}")
 async def get_warning(warning_id: str, request: Request, staff: CurrentStaff) -> Response:
     """One warning."""
-    return tagged(request, warning_public(await _visible(request, staff, warning_id)))
+    return tagged(request, warning_public(*await _visible(request, staff, warning_id)))
 
 
 @router.post("/warnings/{warning_id}/acknowledge")
@@ -125,7 +147,7 @@ async def acknowledge(
     warning_id: str, body: AcknowledgeBody, request: Request, staff: CurrentStaff
 ) -> dict[str, Any]:
     """A coordinator has looked at the warning (研判): a trail entry on every case it names."""
-    await _visible(request, staff, warning_id)
+    _, visible = await _visible(request, staff, warning_id)
     if staff.role not in ("coordinator", "admin"):
         raise HTTPException(403, "only a coordinator acknowledges a warning")
     delivery = request.app.state.runtime.delivery
@@ -154,5 +176,5 @@ async def acknowledge(
                 details={"warning_id": w.warning_id, "kind": w.kind},
                 at=now,
             )
-        out = warning_public(w)
+        out = warning_public(w, visible)
     return out

@@ -377,3 +377,19 @@ async def test_list_filters_and_cursor_paging(w: Warnings) -> None:
     assert await w.warnings(tier="county", status="open")
     assert (await w.get("/v1/warnings", params={"cursor": "nope"})).status_code == 422
     assert (await w.get("/v1/warnings", params={"kind": "nope"})).status_code == 422
+
+
+async def test_a_warning_hides_the_cases_its_reader_may_not_see(w: Warnings) -> None:
+    for i in range(5):
+        tier = "county" if i == 0 else "grid"
+        await w.report(f"h{i}", T0 + timedelta(hours=i), grid=f"{VILLAGE}-0{i}", tier=tier)
+    town = {"tier": "town", "grid_codes": (TOWN,)}
+    [village] = [
+        i
+        for i in await w.warnings("coordinator", who=town, kind="rising_area")
+        if i["area_code"] == VILLAGE
+    ]
+    assert sorted(village["case_ids"]) == ["h1", "h2", "h3", "h4"]  # h0 is a county case
+    assert village["hidden_cases"] == 1
+    full = [i for i in await w.warnings(kind="rising_area") if i["area_code"] == VILLAGE][0]
+    assert len(full["case_ids"]) == 5 and full["hidden_cases"] == 0
