@@ -52,6 +52,20 @@ CONSUMER_SETTINGS: dict[str, Any] = {
 }
 
 
+def is_fatal_producer_error(exc: BaseException) -> bool:
+    """Whether an idempotent producer must be recreated after this error.
+
+    aiokafka marks errors it can retry itself as `retriable`; the rest (OutOfOrderSequenceNumber,
+    UnknownProducerId, an expired batch's KafkaTimeoutError, ...) leave the producer's sequence
+    state unusable.
+    """
+    from aiokafka.errors import KafkaError
+
+    if isinstance(exc, KafkaError):
+        return not exc.retriable
+    return isinstance(exc, TimeoutError)
+
+
 class Bus(Protocol):
     """The port every service talks to; adapters: InMemoryBus, KafkaBus."""
 
@@ -232,6 +246,10 @@ class KafkaBus:
         self._extra_topics = list(extra_topics)
         self._partitions = partitions
         self.producer: Any = None
+        self.producer_generation = 0
+        self.producer_resets = 0  # how often a fatal error forced a new producer (metrics)
+        self._producer_lock = asyncio.Lock()
+        self._stopping = False
         self.consumers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts)
@@ -328,6 +346,7 @@ class KafkaBus:
 
     async def stop(self) -> None:
         """Stop consumers first (no new work), then flush the producer."""
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -342,21 +361,70 @@ class KafkaBus:
         self._tasks.clear()
         self.consumers.clear()
         self.producer = None
+        self._stopping = False
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send in order, then wait for every acknowledgement."""
+        """Send in order, then wait for every acknowledgement.
+
+        A fatal producer error (an out-of-order sequence, an expired batch, any error the
+        idempotent producer cannot retry) leaves the producer's sequence numbers out of step
+        with the broker: every later send would fail the same way. The producer is closed and
+        recreated, then the error is raised so the caller retries with the new one.
+        """
+        await self._ensure_producer()
+        producer, generation = self.producer, self.producer_generation
         futures = []
-        for m in messages:
-            futures.append(
-                await self.producer.send(
-                    m.topic,
-                    m.value,
-                    key=m.key.encode() if m.key is not None else None,
-                    headers=m.headers or None,
+        try:
+            for m in messages:
+                futures.append(
+                    await producer.send(
+                        m.topic,
+                        m.value,
+                        key=m.key.encode() if m.key is not None else None,
+                        headers=m.headers or None,
+                    )
                 )
+            for f in futures:
+                await f
+        except Exception as exc:
+            if is_fatal_producer_error(exc):
+                await self.reset_producer(generation, exc)
+            raise
+
+    async def reset_producer(self, generation: int, cause: BaseException | None = None) -> None:
+        """Close and recreate the producer, unless another caller already did since `generation`."""
+        from aiokafka import AIOKafkaProducer
+
+        async with self._producer_lock:
+            if generation != self.producer_generation or self._stopping:
+                return
+            old = self.producer
+            self.producer_resets += 1
+            log.warning(
+                "producer recreated after a fatal error",
+                extra={"error": type(cause).__name__ if cause else None},
             )
-        for f in futures:
-            await f
+            producer = AIOKafkaProducer(**self.producer_config())
+            try:
+                await producer.start()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                self.producer = None  # the next publish tries again
+                raise
+            self.producer = producer
+            self.producer_generation += 1
+            if old is not None:
+                # sends already in flight on the old producer settle first (acknowledged or
+                # failed), so no acknowledgement is lost and nothing acknowledged is resent
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.flush(), 30)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.stop(), 10)
+
+    async def _ensure_producer(self) -> None:
+        if self.producer is None and not self._stopping:
+            await self.reset_producer(self.producer_generation)
 
     async def ping(self) -> bool:
         """Whether the broker answers a metadata request."""

@@ -26,6 +26,8 @@ from shared.events import Envelope, utcnow
 
 log = logging.getLogger("fengqiao.db")
 
+_RELAY_LOCK_KEY = 0x0F3A_0B0C  # the outbox relay's advisory lock (one per service database)
+
 
 def make_engine(url: str) -> AsyncEngine:
     """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
@@ -226,8 +228,23 @@ class Delivery:
             raise
 
 
+class RelayStalled(RuntimeError):
+    """Some outbox rows could not be published in this attempt."""
+
+
 class OutboxRelay:
-    """Publishes committed outbox rows in order with the idempotent producer, then marks them."""
+    """Publishes committed outbox rows with the idempotent producer and marks them sent.
+
+    Per key (the case id; a source reference for feedback) rows go out strictly in outbox
+    order: a row is sent only after the one before it was acknowledged, and a failure stops the
+    rest of that key's rows until the next attempt. Rows are marked sent as they are
+    acknowledged, so an attempt that fails half-way never sends the acknowledged half again.
+    Keys are independent of each other and are sent concurrently.
+    """
+
+    # after this many attempts in a row that published nothing while rows were pending,
+    # the relay reports itself stalled (readiness fails, `stalled` is exposed to metrics)
+    STALL_AFTER = 3
 
     def __init__(
         self, delivery: Delivery, bus: Bus, interval_s: float = 0.5, batch: int = 500
@@ -235,27 +252,70 @@ class OutboxRelay:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
+        # counters another module's /metrics reads as plain attributes
+        self.published_total = 0
+        self.failed_attempts_total = 0
+        self.attempts_without_progress = 0
+        self.last_error: str | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the relay has pending rows it has failed to publish several times in a row."""
+        return self.attempts_without_progress >= self.STALL_AFTER
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; return how many were sent."""
-        async with self._lock:
-            return await self._publish_batch()
+        """Publish one batch of unpublished rows; return how many were sent.
 
-    async def _publish_batch(self) -> int:
+        Raises RelayStalled (after marking what was acknowledged) when some rows failed.
+        """
+        async with self._lock:
+            sent, error = await self._publish_batch()
+        self.published_total += sent
+        if error is None:
+            self.attempts_without_progress = 0
+            self.last_error = None
+            return sent
+        self.failed_attempts_total += 1
+        self.attempts_without_progress = 0 if sent else self.attempts_without_progress + 1
+        self.last_error = type(error).__name__
+        raise RelayStalled(f"{sent} rows published, the rest failed: {self.last_error}") from error
+
+    async def _publish_batch(self) -> tuple[int, BaseException | None]:
         outbox = self.delivery.tables.outbox
         async with self.delivery.sessions() as session, session.begin():
-            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
-            stmt = stmt.limit(self.batch)
             if self.delivery.sessions.kw["bind"].dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.exec(stmt)).all()
+                # one publisher per database at a time: two instances taking rows of one case
+                # side by side would send them out of order
+                got = await session.exec(  # type: ignore[call-overload]
+                    text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_RELAY_LOCK_KEY)
+                )
+                if not got.scalar():
+                    return 0, None
+            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
+            rows = (await session.exec(stmt.limit(self.batch))).all()
             if not rows:
-                return 0
-            await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value) for r in rows])
-            now = utcnow()
+                return 0, None
+            by_key: dict[str | None, list[Any]] = {}
             for r in rows:
+                by_key.setdefault(r.key, []).append(r)
+            acked: list[Any] = []
+
+            async def send_in_order(key_rows: list[Any]) -> None:
+                for r in key_rows:
+                    await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value)])
+                    acked.append(r)
+
+            results = await asyncio.gather(
+                *(send_in_order(rs) for rs in by_key.values()), return_exceptions=True
+            )
+            now = utcnow()
+            for r in acked:
                 r.published_at = now
-        return len(rows)
+            errors = [e for e in results if isinstance(e, BaseException)]
+        for e in errors:
+            if isinstance(e, asyncio.CancelledError):
+                raise e
+        return len(acked), (errors[0] if errors else None)
 
     async def run(self) -> None:
         """Loop until cancelled: publish, then wait for a wake-up or the interval."""
@@ -268,7 +328,14 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error("outbox relay failed; will retry", extra={"error": type(exc).__name__})
+                log.error(
+                    "outbox relay failed; will retry",
+                    extra={
+                        "error": type(exc.__cause__ or exc).__name__,
+                        "stalled": self.stalled,
+                        "attempts_without_progress": self.attempts_without_progress,
+                    },
+                )
                 await asyncio.sleep(1)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives just as the wake-up fires, and stop() then waits for ever

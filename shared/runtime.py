@@ -92,5 +92,9 @@ class Runtime:
         self._started = False
 
     async def checks(self) -> dict[str, bool]:
-        """Readiness: database and broker reachable."""
-        return {"database": await ping_db(self.engine), "broker": await self.bus.ping()}
+        """Readiness: database and broker reachable, the outbox relay making progress."""
+        return {
+            "database": await ping_db(self.engine),
+            "broker": await self.bus.ping(),
+            "relay": not self.relay.stalled,
+        }
