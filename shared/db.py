@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, DateTime, Index, event, text
+from sqlalchemy import JSON, Column, DateTime, Index, event, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -70,6 +70,8 @@ class DeliveryTables:
     outbox: Any
     inbox: Any
     trail: Any
+    trail_heads: Any = None
+    parked: Any = None
 
 
 def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
@@ -106,7 +108,28 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         details: dict[str, Any] = json_column()
         event_id: str = Field(max_length=64)
 
-    return DeliveryTables(OutboxRow, InboxRow, TrailRow)
+    class TrailHeadRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        """The newest trail entries of a case this service knows of (causal order)."""
+
+        __tablename__ = "trail_heads"
+        case_id: str = Field(primary_key=True, max_length=64)
+        heads: list[str] = json_column()
+        seq: int = 0
+
+    class ParkedRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        """A trail entry that arrived before one it follows: applied once that one is."""
+
+        __tablename__ = "trail_parked"
+        __table_args__ = (Index("ix_trail_parked_case", "consumer", "case_id", "id"),)
+        id: int | None = Field(default=None, primary_key=True)
+        consumer: str = Field(max_length=100)
+        event_id: str = Field(max_length=64)
+        case_id: str = Field(max_length=64)
+        follows: list[str] = json_column()
+        value: bytes
+        parked_at: datetime = tz(nullable=False)
+
+    return DeliveryTables(OutboxRow, InboxRow, TrailRow, TrailHeadRow, ParkedRow)
 
 
 class Tx:
@@ -115,6 +138,8 @@ class Tx:
     def __init__(self, session: AsyncSession, delivery: Delivery, cause: Envelope | None) -> None:
         self.session, self.delivery, self.cause = session, delivery, cause
         self.emitted: list[Envelope] = []
+        # what seal() links into causal order before commit: (envelope, its outbox row)
+        self._outgoing: list[tuple[Envelope, Any]] = []
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -125,17 +150,56 @@ class Tx:
             case_id=case_id,
             cause=self.cause,
         )
-        self.session.add(
-            self.delivery.tables.outbox(
-                event_id=env.event_id,
-                topic=topic,
-                key=case_id,
-                value=env.to_bytes(),
-                created_at=utcnow(),
-            )
+        row = self.delivery.tables.outbox(
+            event_id=env.event_id,
+            topic=topic,
+            key=case_id,
+            value=env.to_bytes(),
+            created_at=utcnow(),
         )
+        self.session.add(row)
         self.emitted.append(env)
+        self._outgoing.append((env, row))
         return env
+
+    async def seal(self) -> None:
+        """Link this transaction's trail entries and events into the case's causal order.
+
+        Each trail entry follows the newest entries this service knows of for its case (its own
+        last one, and the head its cause carried); each event carries the head it leaves, so the
+        service acting on it writes entries that follow it. Called once, just before commit.
+        """
+        heads_table = self.delivery.tables.trail_heads
+        if heads_table is None or not self._outgoing:
+            return
+        cases: dict[str, list[tuple[Envelope, Any]]] = {}
+        for env, row in self._outgoing:
+            cases.setdefault(env.case_id, []).append((env, row))
+        for case_id, outgoing in cases.items():
+            stored = await self.session.get(heads_table, case_id)
+            heads = set(stored.heads) if stored is not None else set()
+            seq = stored.seq if stored is not None else 0
+            if self.cause is not None and self.cause.case_id == case_id:
+                # what we did and what caused this: the new entry follows both
+                heads |= set(self.cause.trail_head)
+                seq = max(seq, self.cause.trail_seq)
+            before = (sorted(heads), seq)
+            for env, row in outgoing:
+                if env.event_type == "trail.appended":
+                    env.payload["follows"], env.payload["seq"] = sorted(heads), seq + 1
+                    heads, seq = {env.event_id}, seq + 1
+                    row.value = env.to_bytes()
+            for env, row in outgoing:
+                if env.event_type != "trail.appended":
+                    env.trail_head, env.trail_seq = sorted(heads), seq
+                    row.value = env.to_bytes()
+            if (sorted(heads), seq) == before:
+                continue
+            if stored is None:
+                self.session.add(heads_table(case_id=case_id, heads=sorted(heads), seq=seq))
+            else:
+                stored.heads, stored.seq = sorted(heads), seq
+                self.session.add(stored)
 
     def transition(
         self,
@@ -200,6 +264,7 @@ class Delivery:
         async with self.sessions() as session, session.begin():
             tx = Tx(session, self, cause)
             yield tx
+            await tx.seal()
         if tx.emitted:
             self.wakeup.set()
 
@@ -226,6 +291,124 @@ class Delivery:
                 if await session.get(self.tables.inbox, (consumer, env.event_id)) is not None:
                     return False
             raise
+
+
+class ParkingFull(RuntimeError):
+    """Too many trail entries are waiting for their causes; refuse (retry, then dead-letter)."""
+
+
+TrailApply = Callable[[Tx, Envelope, TrailAppended], Awaitable[None]]
+
+
+@dataclass
+class CausalStats:
+    """Counters of the causal gate (plain attributes another module's /metrics reads)."""
+
+    parked_total: int = 0
+    released_total: int = 0
+    refused_total: int = 0
+
+
+class CausalGate:
+    """Applies one consumer's trail entries in causal order, parking those that come early.
+
+    An entry is applied once every entry it follows has been applied by this consumer; one
+    that arrives before its cause is kept in `trail_parked` (persisted, bounded) and applied in
+    the same transaction as the entry that completes its causes.
+    """
+
+    def __init__(self, delivery: Delivery, consumer: str, max_parked: int = 10_000) -> None:
+        self.delivery, self.consumer, self.max_parked = delivery, consumer, max_parked
+        self.stats = CausalStats()
+
+    async def handle(self, env: Envelope, entry: TrailAppended, apply: TrailApply) -> bool:
+        """Apply (or park) an entry once; False when this consumer has seen it before."""
+
+        async def work(tx: Tx) -> None:
+            if not await self._ready(tx, entry):
+                await self._park(tx, env, entry)
+                return
+            await apply(tx, env, entry)
+            await self._release(tx, entry.case_id, apply)
+
+        return await self.delivery.handle_once(self.consumer, env, work)
+
+    async def parked(self, case_id: str | None = None) -> int:
+        """How many entries wait for their causes now (of one case, or all)."""
+        parked = self.delivery.tables.parked
+        async with self.delivery.sessions() as session:
+            stmt = select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
+            if case_id is not None:
+                stmt = stmt.where(parked.case_id == case_id)
+            return int((await session.exec(stmt)).one())
+
+    async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:
+        if not entry.follows:
+            return True
+        inbox, parked = self.delivery.tables.inbox, self.delivery.tables.parked
+        seen = await tx.session.exec(
+            select(inbox.event_id).where(
+                inbox.consumer == self.consumer, inbox.event_id.in_(entry.follows)
+            )
+        )
+        if len(set(seen.all())) < len(set(entry.follows)):
+            return False
+        waiting = await tx.session.exec(
+            select(parked.event_id).where(
+                parked.consumer == self.consumer, parked.event_id.in_(entry.follows)
+            )
+        )
+        return not waiting.all()
+
+    async def _park(self, tx: Tx, env: Envelope, entry: TrailAppended) -> None:
+        parked = self.delivery.tables.parked
+        count = (
+            await tx.session.exec(
+                select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
+            )
+        ).one()
+        if count >= self.max_parked:
+            self.stats.refused_total += 1
+            raise ParkingFull(f"{count} trail entries wait for their causes")
+        tx.session.add(
+            parked(
+                consumer=self.consumer,
+                event_id=env.event_id,
+                case_id=entry.case_id,
+                follows=list(entry.follows),
+                value=env.to_bytes(),
+                parked_at=utcnow(),
+            )
+        )
+        await tx.session.flush()
+        self.stats.parked_total += 1
+        log.info(
+            "trail entry parked until its cause arrives",
+            extra={"consumer": self.consumer, "case_id": entry.case_id, "seq": entry.seq},
+        )
+
+    async def _release(self, tx: Tx, case_id: str, apply: TrailApply) -> None:
+        parked = self.delivery.tables.parked
+        progress = True
+        while progress:
+            progress = False
+            rows = (
+                await tx.session.exec(
+                    select(parked)
+                    .where(parked.consumer == self.consumer, parked.case_id == case_id)
+                    .order_by(parked.id)
+                )
+            ).all()
+            for row in rows:
+                env = Envelope.from_bytes(row.value)
+                entry = TrailAppended.model_validate(env.payload)
+                if not await self._ready(tx, entry):
+                    continue
+                await tx.session.delete(row)
+                await tx.session.flush()
+                await apply(tx, env, entry)
+                self.stats.released_total += 1
+                progress = True
 
 
 class RelayStalled(RuntimeError):

@@ -36,6 +36,7 @@ class EntryContent:
     to_status: str
     reason: str
     details: Mapping[str, Any]
+    follows: tuple[str, ...] = ()  # the entries (event ids) this one follows
 
 
 def canonical_time(value: datetime) -> str:
@@ -58,6 +59,8 @@ def entry_hash(prev_hash: str, e: EntryContent) -> str:
         "reason": e.reason,
         "details": e.details,
     }
+    if e.follows:  # entries from before causal order hash as they always did
+        doc["follows"] = sorted(e.follows)
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -69,6 +72,7 @@ class StoredEntry:
     content: EntryContent
     prev_hash: str
     hash: str
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,16 @@ def verify_chain(
     cut off the end of the chain is noticed too.
     """
     prev = GENESIS_HASH
+    seen: set[str] = set()
     for i, e in enumerate(entries, start=1):
         seq = e.content.seq
         if seq != i:
             return ChainCheck(False, len(entries), i, f"entry {i} is missing (found {seq})")
+        if any(f not in seen for f in e.content.follows):
+            return ChainCheck(
+                False, len(entries), seq, "entry is chained before an entry it follows"
+            )
+        seen.add(e.event_id)
         if e.prev_hash != prev:
             return ChainCheck(
                 False, len(entries), seq, "prev_hash does not match the hash of the entry before"
@@ -244,7 +254,11 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
     """The case after one more trail entry; missing details keep what was known."""
     d = e.details
     at = as_utc(e.at)
-    changes: dict[str, Any] = {"status": e.to_status}
+    changes: dict[str, Any] = {}
+    # an entry that is not a transition (a merge, a retriage, a note) leaves the status alone:
+    # its producer may have written it against an older status
+    if e.from_status != e.to_status or p.created_at is None:
+        changes["status"] = e.to_status
     for name in _TEXT_FIELDS:
         if (value := _text(d.get(name))) is not None:
             changes[name] = value
