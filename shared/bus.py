@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -92,26 +93,40 @@ class _Subscription:
     handler: MessageHandler
 
 
+# The handler working on the current message; an event dispatcher narrows it to the handler of
+# the event's type, so a dead letter names the function that failed.
+CURRENT_HANDLER: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "fengqiao_current_handler", default=""
+)
+
+
+def handler_name(fn: Callable[..., Any]) -> str:
+    """module.Qualified.name of a handler (bound methods included)."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 class DeadLetterPolicy:
     """Retry a failing message a few times, then send it to `<topic>.dlq` and move on."""
 
     def __init__(self, bus: Bus, max_attempts: int = 3, backoff_s: float = 0.05) -> None:
         self.bus, self.max_attempts, self.backoff_s = bus, max_attempts, backoff_s
+        self.dead_lettered: dict[str, int] = {}  # per consumer group (metrics)
 
-    async def run(self, msg: Message, handler: MessageHandler) -> None:
+    async def run(self, msg: Message, handler: MessageHandler, group: str = "") -> None:
         """Call the handler; after max_attempts failures dead-letter the raw message."""
         from shared.events import EventDecodeError
 
         for attempt in range(1, self.max_attempts + 1):
+            CURRENT_HANDLER.set(handler_name(handler))
             try:
                 await handler(msg)
                 return
             except EventDecodeError as exc:  # retrying cannot fix bad bytes
-                await self.dead_letter(msg, exc, attempt)
+                await self.dead_letter(msg, exc, attempt, group)
                 return
             except Exception as exc:
                 if attempt == self.max_attempts:
-                    await self.dead_letter(msg, exc, attempt)
+                    await self.dead_letter(msg, exc, attempt, group)
                     return
                 log.warning(
                     "handler failed, retrying",
@@ -124,13 +139,22 @@ class DeadLetterPolicy:
                 )
                 await asyncio.sleep(self.backoff_s * attempt)
 
-    async def dead_letter(self, msg: Message, exc: BaseException, attempts: int) -> None:
-        """Publish the raw bytes with the error and origin; never the payload in a header."""
+    async def dead_letter(
+        self, msg: Message, exc: BaseException, attempts: int, group: str = ""
+    ) -> None:
+        """Publish the raw bytes with the error, origin, consumer group and handler.
+
+        Several groups read one topic (the trail: intake and follow-up): the group and the
+        handler tell a re-drive tool which consumer failed. Never the payload in a header.
+        """
         from shared.pii import redact_text
 
         reason = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+        self.dead_lettered[group] = self.dead_lettered.get(group, 0) + 1
         headers: Headers = [
             ("dlq.error", reason.encode()),
+            ("dlq.group", group.encode()),
+            ("dlq.handler", CURRENT_HANDLER.get().encode()),
             ("dlq.origin.topic", msg.topic.encode()),
             ("dlq.origin.partition", str(msg.partition).encode()),
             ("dlq.origin.offset", str(msg.offset).encode()),
@@ -146,6 +170,8 @@ class DeadLetterPolicy:
                 "topic": msg.topic,
                 "partition": msg.partition,
                 "offset": msg.offset,
+                "group": group,
+                "handler": CURRENT_HANDLER.get(),
                 "reason": reason,
             },
         )
@@ -189,7 +215,7 @@ class InMemoryBus:
         while True:
             m = await q.get()
             try:
-                await self.dlq.run(m, sub.handler)
+                await self.dlq.run(m, sub.handler, sub.group)
             finally:
                 self._pending -= 1
                 if self._pending == 0:
@@ -326,7 +352,7 @@ class KafkaBus:
                                 r.value or b"",
                                 list(r.headers or []),
                             )
-                            await self.dlq.run(msg, sub.handler)
+                            await self.dlq.run(msg, sub.handler, sub.group)
                             done = r.offset
                     finally:
                         if done is not None:

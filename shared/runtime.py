@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.bus import Bus, InMemoryBus, KafkaBus, Message
+from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, handler_name
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
@@ -44,6 +44,7 @@ class Runtime:
         self.cipher = PiiCipher(settings.pii_key)
         self.migrations_dir = migrations_dir
         self._started = False
+        self.unknown_events: dict[str, int] = {}  # event type → how many were skipped (metrics)
 
     def _make_bus(self) -> Bus:
         s = self.settings
@@ -63,11 +64,26 @@ class Runtime:
             env = Envelope.from_bytes(msg.value)
             handler = handlers.get(env.event_type)
             if handler is None:
-                return
+                if not REGISTRY.known(env.event_type):
+                    self._unknown_event(group, env.event_type)
+                return  # a known event meant for another group
+            CURRENT_HANDLER.set(handler_name(handler))
             payload: BaseModel = REGISTRY.parse(env)
             await handler(env, payload)
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
+
+    def _unknown_event(self, group: str, event_type: str) -> None:
+        """Count an event of a type nobody registered; log the first one of each type."""
+        key = event_type[:100]
+        if key not in self.unknown_events and len(self.unknown_events) >= 1000:
+            key = "<other>"  # garbage types must not grow this map without bound
+        self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
+        if self.unknown_events[key] == 1:
+            log.warning(
+                "event of an unknown type skipped",
+                extra={"group": group, "event_type": key},
+            )
 
     def on_messages(
         self, topics: list[str], group: str, handler: Callable[[Message], Awaitable[None]]
