@@ -323,9 +323,13 @@ class MediationDetails(TrailDetails):
     queued: bool | None = None
     signed_on_time: bool | None = None
     return_count: int | None = None
-    note_id: str | None = None
+    note_id: int | str | None = None
     agreement_id: str | None = None
     amount_yuan: int | None = None
+    performance_due: datetime | None = None
+    agreed_on_time: bool | None = None
+    first_tier: str | None = None
+    escalations: int | None = None
     from_tier: str | None = None
     to_tier: str | None = None
     target: str | None = None

@@ -21,7 +21,7 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus, OutgoingMessage
-from shared.contracts import REGISTRY, TrailAppended
+from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, utcnow
 
 log = logging.getLogger("fengqiao.db")
@@ -224,7 +224,8 @@ class Tx:
             from_status=from_status,
             to_status=to_status,
             reason=reason,
-            details=details or {},
+            # the action's typed model: a field the consumers do not know is refused here
+            details=produce_trail_details(action, details or {}),
         )
         env = self.emit(self.delivery.trail_topic, "trail.appended", entry, case_id)
         self.session.add(

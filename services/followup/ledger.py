@@ -14,6 +14,7 @@ from typing import Any
 
 from services.followup.domain import as_utc, parse_time, utc
 from shared.contracts import CaseStatus as S
+from shared.contracts import SuperviseDetails, TrailAction, WarningKind, read_trail_details
 from shared.pii import mask_name, redact_text
 
 # ---------------------------------------------------------------------------------------------
@@ -280,13 +281,12 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
         due = parse_time(d.get(name)) or parse_time(deadlines.get(name))
         if due is not None:
             changes[name] = due
-    if e.action == "supervise":
-        kind = d.get("kind")
-        if kind == "sign_for_overdue":
+    if e.action == TrailAction.supervise:
+        typed = read_trail_details(e.action, dict(d))
+        kind = typed.kind if isinstance(typed, SuperviseDetails) else None
+        if kind == WarningKind.sign_for_overdue:
             changes["sign_for_overdue"] = True
-        elif kind == "mediation_overdue":
-            changes["mediation_overdue"] = True
-        else:  # a supervision notice without a kind still means "overdue"
+        else:  # mediation_overdue, or a notice whose kind is unreadable: still "overdue"
             changes["mediation_overdue"] = True
     satisfaction = d.get("satisfaction")
     if (

@@ -226,6 +226,8 @@ class IntakeHandlers:
                 "via": via,
                 "category": report.category,
                 "grid_code": loc.grid_code if loc else None,
+                # persons masked, organisations named: what the ledger shows as the parties
+                "parties": [party_ref(p).model_dump() for p in report.parties],
             },
         )
         contact = {

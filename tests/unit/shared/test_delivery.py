@@ -44,7 +44,7 @@ async def test_state_trail_and_outbox_commit_together_or_not_at_all(delivery: De
     async with delivery.transaction() as tx:
         tx.transition(
             "c1",
-            action="close",
+            action="fail",
             from_status="follow_up",
             to_status="closed",
             actor="system:test",
@@ -95,7 +95,7 @@ async def test_inbox_skips_an_event_seen_before(delivery: Delivery) -> None:
     async def work(tx: Tx) -> None:
         calls.append(env.event_id)
         tx.transition(
-            "c", action="close", from_status="follow_up", to_status="closed", actor="system:test"
+            "c", action="fail", from_status="follow_up", to_status="closed", actor="system:test"
         )
 
     assert await delivery.handle_once("svc", env, work) is True
