@@ -63,6 +63,7 @@ class Config:
     controller_port: int = 19393
     drain_timeout_s: float = 420.0
     seed: int = 15
+    accept_every: int = 4  # a mediator signs for every n-th case during the faults
     db: str = "sqlite"  # or "pg": PostgreSQL, two instances of each service
     instances: int = 1
     workdir: Path | None = None
@@ -155,6 +156,19 @@ class ChaosStack(Stack):
 def service_of(label: str) -> str:
     """intake2 → intake."""
     return label.rstrip("0123456789")
+
+
+async def pg_drop(prefix: str) -> None:
+    """Drop the run's databases."""
+    import asyncpg
+
+    admin = await asyncio.to_thread(pg_admin_url)
+    conn = await asyncpg.connect(admin.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        for name in SERVICES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{prefix.rstrip(".")}_{name}"')
+    finally:
+        await conn.close()
 
 
 def pg_admin_url() -> str:
@@ -251,12 +265,15 @@ def make_reports(n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 async def submit_all(
-    stack: Stack, keys: dict[str, str], reports: list[dict[str, Any]], rate: float
+    stack: Stack,
+    keys: dict[str, str],
+    reports: list[dict[str, Any]],
+    rate: float,
+    cases: dict[str, str],
 ) -> dict[str, str]:
-    """POST every report, retrying while intake is down; returns source_ref → case_id."""
+    """POST every report, retrying while intake is down; fills and returns source_ref → case."""
     import httpx
 
-    cases: dict[str, str] = {}
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for r in reports:
         queue.put_nowait(r)
@@ -283,6 +300,59 @@ async def submit_all(
     async with httpx.AsyncClient() as client:
         await asyncio.gather(*(worker(client) for _ in range(4)))
     return cases
+
+
+def token_for_case(staff: list[dict[str, Any]], case: dict[str, Any]) -> dict[str, str] | None:
+    """The bearer header of the case's mediator, or of a mediator of its organisation."""
+    for s in staff:
+        if case.get("mediator_id") and s.get("staff_id") == case["mediator_id"]:
+            return {"Authorization": f"Bearer {s['token']}"}
+    for s in staff:
+        if s.get("role") == "mediator" and s.get("organisation") == case.get("organisation_id"):
+            return {"Authorization": f"Bearer {s['token']}"}
+    return None
+
+
+async def acceptor(
+    stack: ChaosStack,
+    staff: list[dict[str, Any]],
+    admin: dict[str, str],
+    cases: dict[str, str],
+    wanted: set[str],
+    accepted: set[str],
+    stop: asyncio.Event,
+) -> None:
+    """Mediators sign for (签收) some cases while the faults go on: trail entries written by a
+    person over HTTP, ordered after the system's, by a service that may be killed meanwhile."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=15) as client:
+        while not stop.is_set() or wanted - accepted:
+            for ref in sorted(wanted - accepted):
+                case_id = cases.get(ref)
+                if case_id is None:
+                    continue
+                try:
+                    url = f"{stack.url('mediation')}/v1/mediation/cases/{case_id}"
+                    r = await client.get(url, headers=admin)
+                    if r.status_code != 200:
+                        continue
+                    case = r.json()
+                    if case["status"] == "accepted":
+                        accepted.add(ref)
+                        continue
+                    who = token_for_case(staff, case)
+                    if case["status"] != "assigned" or who is None:
+                        continue
+                    await client.post(
+                        f"{stack.url('mediation')}/v1/cases/{case_id}/accept", headers=who
+                    )
+                except httpx.HTTPError:
+                    pass  # mediation is restarting: try again
+            if stop.is_set() and wanted - accepted:
+                await asyncio.sleep(1)
+            else:
+                await asyncio.sleep(0.5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +533,7 @@ async def check(
     reports: list[dict[str, Any]],
     result: Result,
     admin: dict[str, str],
+    must_accept: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> bool:
     """Fill in the counts; True when everything has settled (nothing stuck, no lag)."""
     import httpx
@@ -497,7 +568,8 @@ async def check(
                 continue
             if led.json()["status"] != med.json()["status"]:
                 result.status_mismatch += 1
-            if med.json()["status"] in ("received", "triaged"):
+            expected = "accepted" if r["source_ref"] in must_accept else "assigned"
+            if med.json()["status"] != expected:
                 result.stuck += 1
             trail = (
                 await client.get(f"{stack.url('followup')}/v1/cases/{case_id}/trail", headers=admin)
@@ -515,7 +587,8 @@ async def check(
             if sum(1 for _, to in moves if to == "assigned") != 1:
                 result.assigned_not_once += 1
             order = [to for _, to in moves]
-            if order[:3] != ["received", "triaged", "assigned"][: len(order)]:
+            life = ["received", "triaged", "assigned", "accepted"]
+            if order != life[: len(order)]:
                 result.out_of_order += 1
             got = [status for _, status in feedback.get(r["source_ref"], [])]
             if got != order:
@@ -589,21 +662,37 @@ async def run(cfg: Config) -> Result:
         reports = make_reports(cfg.reports, rng)
         load_s = cfg.reports / cfg.rate
         stop = asyncio.Event()
+        staff = stack.creds["staff"]
+        live_cases: dict[str, str] = {}
+        wanted = (
+            {r["source_ref"] for r in reports[:: cfg.accept_every]} if cfg.accept_every else set()
+        )
+        accepted: set[str] = set()
         supervisor = asyncio.create_task(supervise(stack, result, stop))
-        submit = asyncio.create_task(submit_all(stack, keys, reports, cfg.rate))
+        submit = asyncio.create_task(submit_all(stack, keys, reports, cfg.rate, live_cases))
         faults = [
             asyncio.create_task(killer(stack, cfg, rng, result)),
             asyncio.create_task(outage(cfg, result, after_s=load_s / 3)),
         ]
+        accepting = asyncio.create_task(
+            acceptor(stack, staff, admin, live_cases, wanted, accepted, stop)
+        )
         cases = await submit
         await asyncio.gather(*faults)
         stop.set()
         await supervisor
+        try:
+            async with asyncio.timeout(cfg.drain_timeout_s):
+                await accepting
+        except TimeoutError:
+            result.notes.append(f"{len(wanted - accepted)} cases could not be signed for")
         await poison_and_replay(bootstrap, topics, cfg, rng, result)
         t0 = time.monotonic()
         deadline = t0 + cfg.drain_timeout_s
         while True:
-            settled = await check(stack, bootstrap, topics, prefix, cases, reports, result, admin)
+            settled = await check(
+                stack, bootstrap, topics, prefix, cases, reports, result, admin, wanted
+            )
             if settled or time.monotonic() > deadline:
                 break
             await asyncio.sleep(3)
@@ -615,6 +704,8 @@ async def run(cfg: Config) -> Result:
     finally:
         stack.stop()
         broker_stop(cfg)
+        if cfg.db == "pg":
+            await pg_drop(prefix)
     return result
 
 
