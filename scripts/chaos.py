@@ -63,6 +63,7 @@ class Config:
     controller_port: int = 19393
     drain_timeout_s: float = 420.0
     seed: int = 15
+    cpu_hogs: int = 0  # CPU-bound neighbours running beside the services
     accept_every: int = 4  # a mediator signs for every n-th case during the faults
     db: str = "sqlite"  # or "pg": PostgreSQL, two instances of each service
     instances: int = 1
@@ -616,6 +617,11 @@ async def check(
     return result.stuck == 0 and result.lag == 0 and result.dlq_mismatch == 0
 
 
+def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
+    """n processes that do nothing but burn a CPU."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def admin_header(env: dict[str, str]) -> dict[str, str]:
     """An admin's bearer token, signed with the services' secret as their environment sets it."""
     from services.mediation.settings import MediationSettings
@@ -654,6 +660,7 @@ async def run(cfg: Config) -> Result:
         instances=cfg.instances if cfg.db == "pg" else 1,
     )
     broker_start(cfg)
+    hogs = start_hogs(cfg.cpu_hogs)
     try:
         stack.creds = stack.seed()
         keys = api_keys(stack.creds)
@@ -702,6 +709,9 @@ async def run(cfg: Config) -> Result:
         if stack.dead():
             result.notes.append(f"exited on their own: {stack.dead()}")
     finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
         stack.stop()
         broker_stop(cfg)
         if cfg.db == "pg":
@@ -723,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka-port", type=int, default=Config.kafka_port)
     p.add_argument("--controller-port", type=int, default=Config.controller_port)
     p.add_argument("--seed", type=int, default=Config.seed)
+    p.add_argument("--cpu-hogs", type=int, default=0, help="CPU-bound neighbour processes")
     p.add_argument("--db", choices=("sqlite", "pg"), default=os.environ.get("DB") or "sqlite")
     p.add_argument("--instances", type=int, default=2, help="of each service, with --db pg")
     a = p.parse_args(argv)
@@ -737,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=a.seed,
         db=a.db,
         instances=a.instances,
+        cpu_hogs=a.cpu_hogs,
     )
     result = asyncio.run(run(cfg))
     print(result.table())
