@@ -76,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     ports = {name: args.port_base + i for i, name in enumerate(SERVICES)}
     console_port = args.port_base + len(SERVICES)
     os.environ.update(
-        {"FENGQIAO_TOPIC_PREFIX": args.topic_prefix, "FENGQIAO_GROUP_PREFIX": args.topic_prefix}
+        {
+            "FENGQIAO_TOPIC_PREFIX": args.topic_prefix,
+            "FENGQIAO_GROUP_PREFIX": args.topic_prefix,
+            # the demo runs in dev mode (published dev keys, http callbacks); a deployment never
+            # does: dev mode is off by default and the services refuse default secrets
+            "FENGQIAO_DEV_MODE": "true",
+        }
     )
     for name, port in ports.items():
         os.environ[f"{name.upper()}_HTTP_PORT"] = str(port)

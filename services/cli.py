@@ -11,8 +11,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(
             "usage: fengqiao triage [FILE.jsonl] [--rules RULES.yaml]\n"
-            "       fengqiao token STAFF_ID [--hours H]   (a bearer token for stored staff)\n"
-            "       fengqiao token --admin [--hours H]     (an admin token)"
+            "       fengqiao token STAFF_ID [--hours H]   (a token for stored staff, ≤ 1 h)\n"
+            "       fengqiao token --admin [--hours H]     (an admin token, ≤ 1 h)\n"
+            "       fengqiao keys                          (a new Ed25519 token-signing key pair)\n"
+            "       fengqiao pii rekey [SERVICE …]         (re-encrypt with the current PII key)"
         )
         return 0 if args else 2
     command, rest = args[0], args[1:]
@@ -22,6 +24,25 @@ def main(argv: list[str] | None = None) -> int:
         return triage_main(rest)
     if command == "token":
         return _token(rest)
+    if command == "pii" and rest[:1] == ["rekey"]:
+        import asyncio
+
+        from services.pii_rekey import rekey_service
+
+        for service in rest[1:] or ["intake", "triage", "mediation", "followup"]:
+            counts = asyncio.run(rekey_service(service))
+            print(f"{service}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+    if command == "keys":
+        from shared.auth import new_signing_keys
+
+        private, public = new_signing_keys()
+        esc = "\\n"
+        print("# the issuer (mediation) only:")
+        print(f"MEDIATION_JWT_PRIVATE_KEY='{private.strip().replace(chr(10), esc)}'")
+        print("# every service:")
+        print(f"FENGQIAO_JWT_PUBLIC_KEY='{public.strip().replace(chr(10), esc)}'")
+        return 0
     print(f"fengqiao: unknown command {command!r}", file=sys.stderr)
     return 2
 
@@ -38,11 +59,15 @@ def _token(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="fengqiao token")
     p.add_argument("staff_id", nargs="?")
     p.add_argument("--admin", action="store_true", help="an admin token (all channels)")
-    p.add_argument("--hours", type=float, default=12.0)
+    p.add_argument("--hours", type=float, default=1.0, help="at most 1 (tokens are short-lived)")
     args = p.parse_args(argv)
-    settings, ttl = MediationSettings(), timedelta(hours=args.hours)
+    settings, ttl = MediationSettings(), timedelta(hours=min(args.hours, 1.0))
     if args.admin:
-        print(issue_admin_token(settings, ttl=ttl))
+        try:
+            print(issue_admin_token(settings, ttl=ttl))
+        except LookupError as exc:
+            print(f"fengqiao token: {exc}", file=sys.stderr)
+            return 1
         return 0
     if not args.staff_id:
         p.error("give a STAFF_ID or --admin")

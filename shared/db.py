@@ -70,6 +70,8 @@ class DeliveryTables:
     outbox: Any
     inbox: Any
     trail: Any
+    staff: Any  # staff_status: who is still active, at which token version (shared.staff_status)
+    audit: Any  # read_audit: who was shown which case's personal data in clear (shared.audit)
     trail_heads: Any = None
     parked: Any = None
 
@@ -129,7 +131,27 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         value: bytes
         parked_at: datetime = tz(nullable=False)
 
-    return DeliveryTables(OutboxRow, InboxRow, TrailRow, TrailHeadRow, ParkedRow)
+    class StaffStatusRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        __tablename__ = "staff_status"
+        staff_id: str = Field(primary_key=True, max_length=64)
+        active: bool = True
+        token_version: int = 0
+        changed_at: datetime | None = tz(nullable=True)
+
+    class ReadAuditRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        __tablename__ = "read_audit"
+        __table_args__ = (Index("ix_read_audit_case", "case_id", "id"),)
+        id: int | None = Field(default=None, primary_key=True)
+        at: datetime = tz(nullable=False)
+        subject: str = Field(max_length=64)
+        role: str = Field(max_length=20)
+        case_id: str = Field(max_length=64)
+        fields: list[str] = json_column()
+        route: str = Field(max_length=200)
+
+    return DeliveryTables(
+        OutboxRow, InboxRow, TrailRow, StaffStatusRow, ReadAuditRow, TrailHeadRow, ParkedRow
+    )
 
 
 class Tx:

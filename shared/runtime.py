@@ -17,6 +17,7 @@ from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrat
 from shared.events import Envelope
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
+from shared.staff_status import StaffStatusCache
 from shared.topics import Topics
 
 log = logging.getLogger("fengqiao.runtime")
@@ -41,8 +42,11 @@ class Runtime:
         self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
         self.bus: Bus = bus or self._make_bus()
         self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
-        self.cipher = PiiCipher(settings.pii_key)
+        self.cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         self.migrations_dir = migrations_dir
+        self.staff_status = StaffStatusCache(
+            self.sessions, tables.staff, settings.staff_status_ttl_s
+        )
         self._started = False
         self.unknown_events: dict[str, int] = {}  # event type → how many were skipped (metrics)
 
@@ -94,6 +98,11 @@ class Runtime:
     async def start(self) -> None:
         """Migrate the database, start the bus and the relay."""
         await migrate(self.engine, self.migrations_dir)
+        self.on_events(
+            [self.topics.staff],
+            f"{self.settings.service_name}.staff",
+            {"staff.changed": self.staff_status.staff_changed},
+        )
         await self.bus.start()
         self.relay.start()
         self._started = True

@@ -13,11 +13,16 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared.auth import DEV_JWT_PRIVATE_KEY, DEV_JWT_PUBLIC_KEY, ISSUER, MAX_TOKEN_TTL
 from shared.pii import DEV_PII_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = REPO_ROOT / ".run"
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+MIN_PII_KEY_CHARS = 32
+
+
+class InsecureSettings(ValueError):
+    """A secret is missing, a published default or too short outside dev mode."""
 
 
 class ServiceSettings(BaseSettings):
@@ -26,15 +31,24 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "service"
-    dev_mode: bool = True
+    # off unless asked for: `make run` and the tests turn it on; a deployment never does
+    dev_mode: bool = False
     kafka_bootstrap: str = "127.0.0.1:9092"
     bus: Literal["kafka", "memory"] = "kafka"
     topic_prefix: str = ""
     group_prefix: str = ""
     database_url: str = ""
-    pii_key: str = DEV_PII_KEY
-    jwt_secret: str = DEV_JWT_SECRET
-    jwt_audience: str = "fengqiao"
+    pii_key: str = ""
+    # keys being rotated out: they still decrypt until `fengqiao pii rekey` has run
+    pii_previous_keys: list[str] = []
+    # Ed25519 PEM keys: every service verifies with the public key; only the issuer (mediation
+    # and the `fengqiao token` command) is given the private key
+    jwt_public_key: str = ""
+    jwt_private_key: str = ""
+    jwt_issuer: str = ISSUER
+    jwt_audience: str = ""  # default: fengqiao-<service_name>
+    token_ttl_s: int = int(MAX_TOKEN_TTL.total_seconds())
+    staff_status_ttl_s: float = 30.0  # how long a staff member's active flag is cached
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     max_attempts: int = 3
@@ -43,11 +57,17 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
-        if not self.dev_mode:
-            if self.pii_key == DEV_PII_KEY or len(self.pii_key) < 16:
-                raise ValueError("pii_key: set a real key (16+ characters) outside dev mode")
-            if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
-                raise ValueError("jwt_secret: set a real secret (32+ characters) outside dev mode")
+        if self.dev_mode:
+            self.pii_key = self.pii_key or DEV_PII_KEY
+            self.jwt_public_key = self.jwt_public_key or DEV_JWT_PUBLIC_KEY
+            self.jwt_private_key = self.jwt_private_key or DEV_JWT_PRIVATE_KEY
+        else:
+            refuse_insecure(self)
+        if not 60 <= self.token_ttl_s <= MAX_TOKEN_TTL.total_seconds():
+            raise InsecureSettings("token_ttl_s: between 60 and 3600 seconds")
+        if not 0 <= self.staff_status_ttl_s <= 60:
+            raise InsecureSettings("staff_status_ttl_s: at most 60 seconds")
+        self.jwt_audience = self.jwt_audience or f"fengqiao-{self.service_name}"
         if not self.database_url:
             RUN_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite+aiosqlite:///{RUN_DIR / (self.service_name + '.db')}"
@@ -74,3 +94,27 @@ class ServiceSettings(BaseSettings):
 def settings_kwargs(**overrides: Any) -> dict[str, Any]:
     """Helper for tests: drop None overrides."""
     return {k: v for k, v in overrides.items() if v is not None}
+
+
+def _var(s: ServiceSettings, name: str) -> str:
+    """The environment variable that sets a field (service prefix, or FENGQIAO_ for all)."""
+    prefix = str(s.model_config.get("env_prefix") or "FENGQIAO_")
+    return f"{prefix}{name.upper()} (or FENGQIAO_{name.upper()})"
+
+
+def refuse_insecure(s: ServiceSettings) -> None:
+    """Outside dev mode: no missing, published or short secret. The message names the variable."""
+    if s.pii_key in ("", DEV_PII_KEY) or len(s.pii_key) < MIN_PII_KEY_CHARS:
+        raise InsecureSettings(
+            f"pii_key: set {_var(s, 'pii_key')} to a random key of {MIN_PII_KEY_CHARS}+ "
+            "characters (not the dev default) outside dev mode"
+        )
+    if s.jwt_public_key in ("", DEV_JWT_PUBLIC_KEY):
+        raise InsecureSettings(
+            f"jwt_public_key: set {_var(s, 'jwt_public_key')} to the token issuer's Ed25519 "
+            "public key (PEM; `fengqiao keys` makes a pair) outside dev mode"
+        )
+    if s.jwt_private_key == DEV_JWT_PRIVATE_KEY:
+        raise InsecureSettings(
+            f"jwt_private_key: {_var(s, 'jwt_private_key')} holds the published dev key"
+        )

@@ -40,6 +40,11 @@ class Topics:
         """every service → ledger and source feedback: trail.appended."""
         return f"{self.prefix}cases.trail"
 
+    @property
+    def staff(self) -> str:
+        """mediation → every service: staff.changed (deactivated or moved: tokens revoked)."""
+        return f"{self.prefix}staff.changed"
+
     def source(self, source: str) -> str:
         """Native records published by a source system (110, 12345, grid)."""
         return f"{self.prefix}source.{source}.reports"
@@ -55,4 +60,4 @@ class Topics:
 
     def all_internal(self) -> list[str]:
         """Every topic the services exchange events on."""
-        return [self.reports, self.triaged, self.mediation, self.followup, self.trail]
+        return [self.reports, self.triaged, self.mediation, self.followup, self.trail, self.staff]

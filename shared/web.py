@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -13,7 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.audit import audit_router
 from shared.auth import AuthError, StaffPrincipal, verify_token
+from shared.pii import PiiKeyError
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
@@ -40,6 +43,17 @@ def install_error_handlers(app: FastAPI) -> None:
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(PiiKeyError)
+    async def _pii_key(req: Request, exc: PiiKeyError) -> JSONResponse:
+        log.error("personal data cannot be decrypted", extra={"path": req.url.path})
+        return JSONResponse(
+            {
+                "detail": "personal data cannot be decrypted with the configured keys",
+                "errors": [{"field": "pii_key", "reason": "configure the key that sealed it"}],
+            },
+            status_code=503,
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", extra={"path": req.url.path, "error": type(exc).__name__})
@@ -47,19 +61,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 for bodies larger than the limit, before they are read whole."""
+    """Answer 413 for bodies larger than the route's limit, before they are read whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
+        self.app, self.default, self.per_path = app, max_bytes, per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
             return
         seen = 0
 
@@ -68,14 +85,60 @@ class BodyLimitMiddleware:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _BodyTooLarge
             return msg
 
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, limit)
+
+
+class AuthenticateFirstMiddleware:
+    """A request with a body to a staff route needs a valid bearer token before the body is
+    read (a forged or missing token costs the caller a 401, not the service a parse).
+
+    Routes under `key_paths` authenticate an integrator key themselves, before reading."""
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, settings: ServiceSettings, key_paths: tuple[str, ...]) -> None:
+        self.app, self.settings, self.key_paths = app, settings, key_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry."""
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in self.WRITES
+            or path.startswith(self.key_paths)
+        ):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        s = self.settings
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError("bearer token required")
+            verify_token(s.jwt_public_key, s.jwt_audience, token.strip(), issuer=s.jwt_issuer)
+        except AuthError as exc:
+            body = json.dumps({"detail": str(exc)}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -124,12 +187,17 @@ def service_app(
     title: str,
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-    max_body_bytes: int,
+    max_body_bytes: int = 256 * 1024,
+    body_limits: dict[str, int] | None = None,
+    key_paths: tuple[str, ...] = (),
 ) -> FastAPI:
-    """A service's FastAPI app with body limit, error handlers and health routes in place."""
+    """A service's FastAPI app with authentication before bodies, per-route body limits
+    (256 KiB unless a route says otherwise), error handlers and health routes in place."""
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(AuthenticateFirstMiddleware, settings=settings, key_paths=key_paths)
+    # added last, so it runs first: an oversized body is refused before anything else
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, per_path=body_limits)
     install_error_handlers(app)
 
     async def checks() -> dict[str, bool]:
@@ -137,11 +205,15 @@ def service_app(
         return result
 
     app.include_router(health_router(checks))
+    app.include_router(audit_router(staff_dependency(app_state_secret)))
     return app
 
 
 def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
-    """A dependency returning the StaffPrincipal of a valid Bearer token, else 401."""
+    """A dependency returning the StaffPrincipal of a valid Bearer token, else 401.
+
+    Valid: signed by the issuer's key, for this service's audience, at most an hour long, and
+    its subject still active at the token's version (shared.staff_status)."""
 
     async def current_staff(request: Request) -> StaffPrincipal:
         header = request.headers.get("authorization", "")
@@ -150,19 +222,27 @@ def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
             raise HTTPException(
                 401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
             )
-        secret, audience = get_secret(request)
+        public_key, audience = get_secret(request)
+        s = request.app.state.settings
         try:
-            return verify_token(secret, audience, token.strip())
+            p = verify_token(public_key, audience, token.strip(), issuer=s.jwt_issuer)
         except AuthError as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        runtime = getattr(request.app.state, "runtime", None)
+        status = getattr(runtime, "staff_status", None)
+        if status is not None and not await status.allows(p):
+            raise HTTPException(
+                401, "token revoked: sign in again", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return p
 
     return Depends(current_staff)
 
 
 def app_state_secret(request: Request) -> tuple[str, str]:
-    """Read the JWT secret and audience from app.state.settings."""
+    """Read the token issuer's public key and this service's audience from app.state.settings."""
     s = request.app.state.settings
-    return s.jwt_secret, s.jwt_audience
+    return s.jwt_public_key, s.jwt_audience
 
 
 CurrentStaff = Annotated[StaffPrincipal, staff_dependency(app_state_secret)]

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 SAMPLES = SHARED / "samples" / "reports.jsonl"
 BOOTSTRAP = os.environ.get("FENGQIAO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+# dev mode is off by default (a deployment never runs in it); the tests turn it on explicitly,
+# so the services accept the published dev keys. tests/unit/security checks the refusals.
+os.environ["FENGQIAO_DEV_MODE"] = "true"
 
 
 def _port_open(hostport: str) -> bool:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import jwt
+from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.console.settings import ConsoleSettings
 from services.console.web import (
     SESSION_COOKIE,
     ApiDep,
@@ -19,6 +22,7 @@ from services.console.web import (
     render,
     settings_of,
 )
+from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 
 router = APIRouter()
 
@@ -108,7 +112,32 @@ async def login_demo(
             {"staff": demo_staff(request), "error": "没有这位演示人员"},
             404,
         )
-    return await _sign_in(request, api, str(member["token"]))
+    return await _sign_in(request, api, fresh_demo_token(settings, str(member["token"])))
+
+
+def fresh_demo_token(settings: ConsoleSettings, token: str) -> str:
+    """Dev mode: staff tokens live an hour, so a demo member is signed in with the same claims
+    re-signed now (dev key pair; the stored token's signature is still checked)."""
+    try:
+        key = serialization.load_pem_public_key(settings.jwt_public_key.encode())
+        c = jwt.decode(
+            token,
+            key,  # type: ignore[arg-type]
+            algorithms=["EdDSA"],
+            options={"verify_exp": False, "verify_aud": False},
+        )
+        p = StaffPrincipal(
+            subject=c["sub"],
+            role=c["role"],
+            channel=c.get("channel"),
+            tier=c.get("tier"),
+            organisation=c.get("org"),
+            grid_codes=tuple(c.get("grids") or ()),
+            version=int(c.get("ver", 0)),
+        )
+        return issue_token(settings.jwt_private_key, AUDIENCES, p, issuer=settings.jwt_issuer)
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+        return token  # not ours: signing in fails as it would have
 
 
 @router.post("/logout")

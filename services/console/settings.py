@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import RUN_DIR, ServiceSettings
+
+DEV_CSRF_SECRET = "dev-only-console-csrf-secret-0123456789"
 
 
 class ConsoleSettings(ServiceSettings):
     """Where the four services answer, and how the console keeps a session.
 
     The console has no database and no broker: `database_url` and `kafka_bootstrap` are
-    inherited and unused. `jwt_secret` checks the tokens people paste and signs form tokens.
+    inherited and unused. `jwt_public_key` checks the tokens people sign in with;
+    `csrf_secret` signs form tokens (required, 32+ characters, outside dev mode).
     """
 
     model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore")
@@ -32,3 +36,15 @@ class ConsoleSettings(ServiceSettings):
     secure_cookies: bool = False
     # overview: how many ledger pages (500 cases each) the trend, areas and export read at most
     max_export_pages: int = 40
+    csrf_secret: str = ""
+
+    @model_validator(mode="after")
+    def _csrf_secret(self) -> ConsoleSettings:
+        if self.dev_mode:
+            self.csrf_secret = self.csrf_secret or DEV_CSRF_SECRET
+        elif len(self.csrf_secret) < 32 or self.csrf_secret == DEV_CSRF_SECRET:
+            raise ValueError(
+                "csrf_secret: set CONSOLE_CSRF_SECRET (or FENGQIAO_CSRF_SECRET) to 32+ random "
+                "characters outside dev mode"
+            )
+        return self

@@ -40,7 +40,8 @@ def api_of(request: Request) -> Api:
 
 def csrf_for(settings: ConsoleSettings, seed: str) -> str:
     """The form token of a browser: an HMAC of its random seed cookie."""
-    return hmac.new(settings.jwt_secret.encode(), f"csrf:{seed}".encode(), "sha256").hexdigest()
+    key = settings.csrf_secret.encode()
+    return hmac.new(key, f"csrf:{seed}".encode(), "sha256").hexdigest()
 
 
 class CsrfSeedMiddleware(BaseHTTPMiddleware):
@@ -114,7 +115,9 @@ class SignInRequired(Exception):
 def principal_of_token(settings: ConsoleSettings, token: str) -> StaffPrincipal | None:
     """Who a token says it is, when its signature, audience and expiry hold."""
     try:
-        return verify_token(settings.jwt_secret, settings.jwt_audience, token)
+        return verify_token(
+            settings.jwt_public_key, settings.jwt_audience, token, issuer=settings.jwt_issuer
+        )
     except AuthError:
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.auth import StaffPrincipal
 from shared.contracts import CaseStatus as S
+from shared.scope import CaseScope, can_see, can_see_clear
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -42,62 +43,25 @@ def parse_time(value: Any) -> datetime | None:
 # Who sees what
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The slice of the ledger a member of staff may read, as plain conditions.
-
-    `nothing` means no case at all; None fields mean "no condition".
-    """
-
-    nothing: bool = False
-    channel: str | None = None
-    organisation_id: str | None = None
-    tier: str | None = None
-    grid_prefixes: tuple[str, ...] = ()
+# The caller is the scope: shared.scope decides what a member of staff sees (DOMAIN.md §7).
+Scope = StaffPrincipal
 
 
 def scope_of(p: StaffPrincipal) -> Scope:
-    """Mediators: own channel (and organisation). Coordinators: own tier and area.
-
-    Viewers and admins: everything (viewers read only; the ledger holds no personal data).
-    """
-    if p.role in ("admin", "viewer"):
-        return Scope()
-    if p.role == "mediator":
-        if not p.channel:
-            return Scope(nothing=True)
-        return Scope(channel=p.channel, organisation_id=p.organisation or None)
-    if p.role == "coordinator":
-        if not p.tier:
-            return Scope(nothing=True)
-        return Scope(tier=p.tier, grid_prefixes=tuple(g for g in p.grid_codes if g))
-    return Scope(nothing=True)
+    """The slice of the ledger a member of staff may read: decided by shared.scope."""
+    return p
 
 
-def in_scope(
-    s: Scope,
-    channel: str | None,
-    organisation_id: str | None,
-    tier: str | None,
-    grid_code: str | None,
-) -> bool:
-    """Whether one case lies inside a scope (the SQL filters say the same)."""
-    if s.nothing:
+def in_scope(p: Scope, case: CaseScope) -> bool:
+    """Whether one case lies inside the caller's scope (the SQL filters say the same)."""
+    return can_see(p, case)
+
+
+def may_record_visits(p: StaffPrincipal, case: CaseScope | None = None) -> bool:
+    """Admins, coordinators over the case, and the mediator it is assigned to; never viewers."""
+    if p.role not in ("mediator", "coordinator", "admin"):
         return False
-    if s.channel is not None and channel != s.channel:
-        return False
-    if s.organisation_id is not None and organisation_id != s.organisation_id:
-        return False
-    if s.tier is not None and tier != s.tier:
-        return False
-    return not s.grid_prefixes or (
-        grid_code is not None and any(grid_code.startswith(g) for g in s.grid_prefixes)
-    )
-
-
-def may_record_visits(p: StaffPrincipal) -> bool:
-    """Mediators, coordinators and admins record visits; viewers only read."""
-    return p.role in ("mediator", "coordinator", "admin")
+    return case is None or can_see_clear(p, case)
 
 
 # ---------------------------------------------------------------------------------------------

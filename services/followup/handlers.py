@@ -11,7 +11,7 @@ from sqlmodel import col
 from services.followup import repository as repo
 from services.followup.domain import (
     Scope,
-    in_scope,
+    may_record_visits,
     utc,
     visit_outcome,
     visit_schedule,
@@ -234,7 +234,7 @@ class FollowupHandlers:
             s = tx.session
             fc = await s.get(FollowupCase, case_id)
             ledger = await s.get(LedgerCase, case_id)
-            if fc is None or not in_scope(scope, *repo.followup_scope_facts(fc, ledger)):
+            if fc is None or not may_record_visits(scope, repo.followup_scope_facts(fc, ledger)):
                 raise CaseNotFound(case_id)
             if fc.status != S.follow_up:
                 raise NotInFollowUp(fc.status)

@@ -6,7 +6,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, and_, case, false, func, or_
+from sqlalchemy import Index, UniqueConstraint, and_, case, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
@@ -22,6 +22,7 @@ from services.followup.ledger import (
     StoredEntry,
 )
 from shared.db import delivery_tables, json_column, tz
+from shared.scope import CaseScope, ScopeColumns, scope_filter
 
 
 class FollowupBase(SQLModel, registry=registry()):
@@ -182,21 +183,27 @@ class Visit(FollowupBase, table=True):
     recorded_by: str | None = Field(default=None, max_length=128)
 
 
-def followup_scope_facts(
-    fc: FollowupCase, ledger: LedgerCase | None
-) -> tuple[str | None, str | None, str | None, str | None]:
-    """(channel, organisation_id, tier, grid_code) deciding who sees a case in follow-up.
+def followup_scope_facts(fc: FollowupCase | None, ledger: LedgerCase | None) -> CaseScope:
+    """Who sees a case in follow-up (shared.scope facts).
 
     The ledger's projection wins where it knows a value, so the dashboards and the visit
     routes agree; the agreement fills what the ledger has not heard yet.
     """
     if ledger is None:
-        return fc.channel, fc.organisation_id, fc.tier, None
-    return (
-        ledger.channel or fc.channel,
-        ledger.organisation_id or fc.organisation_id,
-        ledger.tier or fc.tier,
-        ledger.grid_code,
+        assert fc is not None
+        return CaseScope(
+            tier=fc.tier,
+            organisation_id=fc.organisation_id,
+            channel=fc.channel,
+            mediator_id=fc.mediator_id,
+        )
+    return CaseScope(
+        tier=ledger.tier or (fc.tier if fc else None),
+        grid_code=ledger.grid_code,
+        organisation_id=ledger.organisation_id or (fc.organisation_id if fc else None),
+        channel=ledger.channel or (fc.channel if fc else None),
+        mediator_id=ledger.mediator_id or (fc.mediator_id if fc else None),
+        co_channels=tuple(ledger.co_channels or ()),
     )
 
 
@@ -208,31 +215,24 @@ metadata = FollowupBase.metadata
 # Queries
 
 
-def _scope_conditions(
-    scope: Scope, channel: Any, organisation: Any, tier: Any, grid: Any
-) -> list[Any]:
-    if scope.nothing:
-        return [false()]
-    out: list[Any] = []
-    if scope.channel is not None:
-        out.append(channel == scope.channel)
-    if scope.organisation_id is not None:
-        out.append(organisation == scope.organisation_id)
-    if scope.tier is not None:
-        out.append(tier == scope.tier)
-    if scope.grid_prefixes:
-        out.append(or_(*(grid.like(_like_prefix(g), escape="\\") for g in scope.grid_prefixes)))
-    return out
+def _scope_conditions(p: Scope, cols: ScopeColumns) -> list[Any]:
+    return [scope_filter(p, cols)]
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+LEDGER_SCOPE = ScopeColumns(
+    tier=col(LedgerCase.tier),
+    grid_code=col(LedgerCase.grid_code),
+    organisation_id=col(LedgerCase.organisation_id),
+    channel=col(LedgerCase.channel),
+    mediator_id=col(LedgerCase.mediator_id),
+    co_channels=col(LedgerCase.co_channels),
+)
 
 
 def case_conditions(filters: CaseFilters, scope: Scope) -> list[Any]:
     """SQL conditions for a dashboard's filters inside a member of staff's scope."""
     c = LedgerCase
-    out = _scope_conditions(scope, c.channel, c.organisation_id, c.tier, c.grid_code)
+    out = _scope_conditions(scope, LEDGER_SCOPE)
     for name in ("status", "channel", "tier", "severity", "dispute_type", "source"):
         value = getattr(filters, name)
         if value is not None:
@@ -390,10 +390,14 @@ async def due_visits(
             f.status == "follow_up",
             *_scope_conditions(
                 scope,
-                func.coalesce(LedgerCase.channel, f.channel),
-                func.coalesce(LedgerCase.organisation_id, f.organisation_id),
-                func.coalesce(LedgerCase.tier, f.tier),
-                LedgerCase.grid_code,
+                ScopeColumns(
+                    tier=func.coalesce(LedgerCase.tier, f.tier),
+                    grid_code=col(LedgerCase.grid_code),
+                    organisation_id=func.coalesce(LedgerCase.organisation_id, f.organisation_id),
+                    channel=func.coalesce(LedgerCase.channel, f.channel),
+                    mediator_id=func.coalesce(LedgerCase.mediator_id, f.mediator_id),
+                    co_channels=col(LedgerCase.co_channels),
+                ),
             ),
         )
         .order_by(col(Visit.due_at), col(Visit.case_id))

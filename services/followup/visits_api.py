@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from services.followup import repository as repo
-from services.followup.domain import as_utc, in_scope, may_record_visits, scope_of
+from services.followup.domain import as_utc, may_record_visits, scope_of
 from services.followup.handlers import (
     CaseNotFound,
     FollowupHandlers,
@@ -18,8 +18,9 @@ from services.followup.handlers import (
     VisitReport,
 )
 from services.followup.repository import Visit
-from shared.auth import StaffPrincipal
+from shared.audit import audit_clear_read
 from shared.pii import PiiCipher
+from shared.scope import CaseScope, can_see, can_see_clear
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["visits"])
@@ -39,9 +40,9 @@ def _time(value: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at else None
 
 
-def visit_public(v: Visit, staff: StaffPrincipal, cipher: PiiCipher) -> dict[str, Any]:
-    """A visit; the note (it may name people) only for those who see personal data."""
-    note = cipher.decrypt(v.note_sealed) if v.note_sealed and staff.sees_personal_data else None
+def visit_public(v: Visit, clear: bool, cipher: PiiCipher) -> dict[str, Any]:
+    """A visit; the note (it may name people) only for those who see the case in clear."""
+    note = cipher.decrypt(v.note_sealed) if v.note_sealed and clear else None
     return {
         "visit_id": v.id,
         "case_id": v.case_id,
@@ -67,6 +68,7 @@ async def record_visit(
     """Record a visit: not honoured reopens the case; the second honoured visit closes it."""
     if not may_record_visits(staff):
         raise HTTPException(403, "viewers read only")
+    # outside the caller's scope, or not the mediator the case is assigned to: 404 (handlers)
     handlers: FollowupHandlers = request.app.state.followup
     try:
         visit, status = await handlers.record_visit(
@@ -84,28 +86,31 @@ async def record_visit(
         ) from None
     except NotInFollowUp as exc:
         raise HTTPException(409, {"detail": str(exc), "status": exc.status}) from None
-    return {"case_status": status, "visit": visit_public(visit, staff, handlers.cipher)}
+    if visit.note_sealed:
+        await audit_clear_read(request, staff, [case_id], ["visits.note"])
+    return {"case_status": status, "visit": visit_public(visit, True, handlers.cipher)}
 
 
 @router.get("/cases/{case_id}/visits")
 async def list_visits(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
     """Every visit of a case, scheduled, recorded or cancelled."""
-    scope = scope_of(staff)
     async with request.app.state.runtime.sessions() as session:
         fc = await session.get(repo.FollowupCase, case_id)
         ledger = await session.get(repo.LedgerCase, case_id)
-        if fc is not None:
-            visible = in_scope(scope, *repo.followup_scope_facts(fc, ledger))
-        else:
-            visible = await repo.get_case(session, case_id, scope) is not None
-        if not visible:
+        if fc is None and ledger is None:
+            raise HTTPException(404, "no such case")
+        case = repo.followup_scope_facts(fc, ledger)
+        if not can_see(staff, case):
             raise HTTPException(404, "no such case")
         visits = await repo.visits_of(session, case_id)
     cipher: PiiCipher = request.app.state.followup.cipher
+    clear = can_see_clear(staff, case)
+    if clear and any(v.note_sealed for v in visits):
+        await audit_clear_read(request, staff, [case_id], ["visits.note"])
     return {
         "case_id": case_id,
         "status": fc.status if fc else None,
-        "visits": [visit_public(v, staff, cipher) for v in visits],
+        "visits": [visit_public(v, clear, cipher) for v in visits],
     }
 
 
@@ -121,11 +126,26 @@ async def due_visits(
     when = as_utc(by) or handlers.clock.now()
     async with request.app.state.runtime.sessions() as session:
         rows = await repo.due_visits(session, when, scope_of(staff), limit)
+    clear = {
+        v.id: can_see_clear(
+            staff,
+            CaseScope(
+                tier=fc.tier,
+                grid_code=grid,
+                organisation_id=fc.organisation_id,
+                channel=fc.channel,
+                mediator_id=fc.mediator_id,
+            ),
+        )
+        for v, fc, grid in rows
+    }
+    shown = [v.case_id for v, _, _ in rows if clear[v.id] and v.note_sealed]
+    await audit_clear_read(request, staff, shown, ["visits.note"])
     return {
         "by": _time(when),
         "items": [
             {
-                **visit_public(v, staff, handlers.cipher),
+                **visit_public(v, clear[v.id], handlers.cipher),
                 "channel": fc.channel,
                 "tier": fc.tier,
                 "organisation_id": fc.organisation_id,

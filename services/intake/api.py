@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from services.intake.callbacks import UnsafeCallback, check_callback_url
 from services.intake.canonical import FieldError, parse_json, validate_report
 from services.intake.domain import (
     STATUS_NOTES,
@@ -29,7 +30,9 @@ from services.intake.edge import (
 from services.intake.handlers import IntakeHandlers, Receipt
 from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeCase, IntakeReport, report_by_ref, reports_of_case
+from shared.audit import audit_clear_read
 from shared.events import utcnow
+from shared.scope import CaseScope, can_see, can_see_clear
 from shared.topics import SOURCES
 from shared.web import CurrentStaff
 
@@ -165,7 +168,10 @@ async def report_status(
     async with h.delivery.sessions() as session:
         row = await report_by_ref(session, source, source_ref)
         case = await session.get(IntakeCase, row.case_id) if row else None
-    if row is None or case is None:
+        own = len(await reports_of_case(session, row.case_id)) if row else 0
+    # an integrator reads only the reports it sent itself, never another integrator's (those a
+    # source system published natively on Kafka belong to no integrator: that source's keys)
+    if row is None or case is None or row.integrator_id not in (None, integ.id):
         raise HTTPException(
             404,
             {
@@ -182,7 +188,8 @@ async def report_status(
         "status_note": STATUS_NOTES.get(case.status, case.status),
         "status_at": as_utc(case.status_at).isoformat(),
         "merged": row.merged,
-        "repeat_count": case.repeat_count,
+        # this sender's own reports only: other senders' reports of the parties stay unseen
+        "repeat_count": own,
         "dispute_type": case.dispute_type,
         "received_at": as_utc(row.received_at).isoformat(),
         "reported_at": as_utc(row.reported_at).isoformat() if row.reported_at else None,
@@ -193,6 +200,21 @@ async def report_status(
     }
 
 
+REPORT_CLEAR_FIELDS = ("text", "reporter", "parties", "location")
+
+
+def case_scope(case: IntakeCase) -> CaseScope:
+    """Who may read a case, as intake knows it (its report's area and the trail)."""
+    return CaseScope(
+        tier=case.tier,
+        grid_code=case.grid_code,
+        organisation_id=case.organisation_id,
+        channel=case.channel,
+        mediator_id=case.mediator_id,
+        co_channels=tuple(case.co_channels or ()),
+    )
+
+
 def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, Any]:
     """One stored report; personal data in clear only for roles that work with the parties."""
     reporter = h.unseal(row.reporter_enc)
@@ -200,7 +222,11 @@ def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, 
     location = h.unseal(row.location_enc)
     text = h.cipher.decrypt(row.text_enc) or ""
     if not clear:
-        text = masked_text(text, [p.get("name") for p in [reporter or {}, *parties]])
+        text = masked_text(
+            text,
+            [p.get("name") for p in [reporter or {}, *parties]],
+            [(location or {}).get("address")],
+        )
         reporter = masked_person(reporter)
         parties = [masked_person(p) for p in parties]
         location = masked_location(location, row.grid_code)
@@ -222,13 +248,13 @@ def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, 
 
 @router.get("/cases/{case_id}/reports")
 async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
-    """Every report of a case for staff: in clear for mediators, coordinators and admins,
-    masked for viewers."""
+    """Every report of a case inside the caller's scope (shared.scope): in clear for those who
+    see the case in clear, masked for the others; 404 outside the scope."""
     h = handlers_of(request)
     async with h.delivery.sessions() as session:
         case = await session.get(IntakeCase, case_id)
         rows = await reports_of_case(session, case_id) if case else []
-    if case is None:
+    if case is None or not can_see(staff, case_scope(case)):
         raise HTTPException(
             404,
             {
@@ -236,7 +262,9 @@ async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> d
                 "errors": [{"field": "case_id", "reason": "no case with this id"}],
             },
         )
-    clear = staff.sees_personal_data
+    clear = can_see_clear(staff, case_scope(case))
+    if clear:
+        await audit_clear_read(request, staff, [case_id], REPORT_CLEAR_FIELDS)
     return {
         "case_id": case_id,
         "status": case.status,
@@ -263,6 +291,11 @@ async def add_integrator(
     """Create an integrator (admin only); the API key and webhook secret are shown once."""
     if staff.role != "admin":
         raise HTTPException(403, "only admins register integrators")
+    if body.callback_url:
+        try:
+            check_callback_url(body.callback_url, dev_mode=settings_of(request).dev_mode)
+        except UnsafeCallback as exc:
+            invalid([{"field": "callback_url", "reason": str(exc)}])
     h = handlers_of(request)
     new = await create_integrator(
         h.delivery.sessions,

@@ -15,7 +15,7 @@ from shared.pii import (
     mask_id_number,
     mask_name,
     mask_phone,
-    redact_text,
+    redact_free_text,
 )
 
 # dispute_type → (中文, words that make the type unmistakable in a category or narrative)
@@ -139,13 +139,12 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate if self.rate > 0 else math.inf
 
 
-def masked_text(text: str, names: list[str | None]) -> str:
-    """Phone and ID numbers masked, and the given persons' names wherever the text has them."""
-    text = redact_text(text)
-    persons = {n for n in names if n and len(n) >= 2 and not is_organisation(n)}
-    for name in sorted(persons, key=len, reverse=True):
-        text = text.replace(name, mask_name(name) or "")
-    return text
+def masked_text(
+    text: str, names: list[str | None], addresses: list[str | None] | None = None
+) -> str:
+    """The given persons' names and addresses masked wherever the text has them, and phone and
+    ID numbers, door addresses and names found by pattern (shared.pii.redact_free_text)."""
+    return redact_free_text(text, names, addresses or ())
 
 
 def masked_person(p: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -21,7 +21,13 @@ def invalid(errors: list[dict[str, str]], status: int = 422) -> NoReturn:
 async def authenticate(request: Request, api_key: str | None) -> Integrator:
     """401 without a known key; 429 with Retry-After when the key's bucket is empty."""
     gate: IntegratorGate = request.app.state.gate
-    integ = await gate.authenticate(api_key)
+    client = request.client.host if request.client else "unknown"
+    wait = await gate.blocked(client)
+    integ = await gate.authenticate(api_key) if wait == 0 else None
+    if integ is None and wait == 0:
+        wait = await gate.failed(client)  # failed keys are counted per client address
+    if wait > 0:
+        raise _too_many(wait)
     if integ is None:
         reason = "missing" if not api_key else "unknown or revoked key"
         raise HTTPException(
@@ -32,17 +38,21 @@ async def authenticate(request: Request, api_key: str | None) -> Integrator:
             },
             headers={"WWW-Authenticate": "ApiKey"},
         )
-    wait = gate.throttle(integ.id)
+    wait = await gate.throttle(integ.id)
     if wait > 0:
-        raise HTTPException(
-            429,
-            {
-                "detail": "rate limit exceeded for this API key",
-                "errors": [{"field": "X-API-Key", "reason": "too many requests"}],
-            },
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+        raise _too_many(wait)
     return integ
+
+
+def _too_many(wait: float) -> HTTPException:
+    return HTTPException(
+        429,
+        {
+            "detail": "rate limit exceeded for this API key",
+            "errors": [{"field": "X-API-Key", "reason": "too many requests"}],
+        },
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
 
 async def current_integrator(

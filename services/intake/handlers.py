@@ -32,6 +32,7 @@ from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeate
 from shared.db import CausalGate, Delivery, Tx
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
+from shared.scope import scope_changes
 from shared.topics import Topics
 
 ACTOR = "system:intake"
@@ -63,7 +64,8 @@ def party_ref(p: Person) -> PartyRef:
 def event_text(report: CanonicalReport) -> str:
     """The narrative as events carry it: phone/ID numbers and the persons' names masked."""
     people = [report.reporter, *report.parties] if report.reporter else report.parties
-    return masked_text(report.text, [p.name for p in people])
+    address = report.location.address if report.location else None
+    return masked_text(report.text, [p.name for p in people], [address])
 
 
 class IntakeHandlers:
@@ -138,12 +140,21 @@ class IntakeHandlers:
         loc = report.location
         target: IntakeCase | None = None
         ranked = []
+        elsewhere = 0  # open cases of the same parties reported by someone else
         for case in await open_cases_sharing(
             s, [h for _, h in hashes], now - self.merge_window
         ):  # newest first; the sort below is stable
             rank = merge_rank(case.dispute_type, case.guessed_type, guess)
-            if rank is not None:
+            if rank is None:
+                continue
+            # 并单 only within one sender's reports: merging into another integrator's case
+            # would tell the sender that someone else reported these parties (an oracle)
+            if case.integrator_id == integrator_id and (
+                integrator_id is not None or case.source == report.source
+            ):
                 ranked.append((rank, case))
+            else:
+                elsewhere += 1
         if ranked:
             target = sorted(ranked, key=lambda rc: rc[0])[0][1]
         report_id = new_id()
@@ -162,6 +173,10 @@ class IntakeHandlers:
                     status_at=now,
                     received_at=now,
                     guessed_type=guess,
+                    grid_code=loc.grid_code if loc else None,
+                    integrator_id=integrator_id,
+                    # the same parties in other senders' open cases still raise severity
+                    repeat_count=1 + elsewhere,
                 )
             )
         location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
@@ -195,7 +210,7 @@ class IntakeHandlers:
         if target is not None:
             self._merge_events(tx, target, report, report_id, via)
         else:
-            self._receive_events(tx, case_id, report, report_id, via, now)
+            self._receive_events(tx, case_id, report, report_id, via, now, 1 + elsewhere)
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )
@@ -208,7 +223,14 @@ class IntakeHandlers:
         return None if token is None else self.cipher.unseal(token)["v"]
 
     def _receive_events(
-        self, tx: Tx, case_id: str, report: CanonicalReport, report_id: str, via: str, now: Any
+        self,
+        tx: Tx,
+        case_id: str,
+        report: CanonicalReport,
+        report_id: str,
+        via: str,
+        now: Any,
+        repeat_count: int = 1,
     ) -> None:
         loc = report.location
         tx.transition(
@@ -248,7 +270,7 @@ class IntakeHandlers:
                 category=report.category,
                 grid_code=loc.grid_code if loc else None,
                 parties=[party_ref(p) for p in report.parties],
-                repeat_count=1,
+                repeat_count=repeat_count,
                 sealed_contact=self.cipher.seal(contact),
             ),
             case_id,
@@ -306,6 +328,8 @@ class IntakeHandlers:
                 case.dispute_type = d["dispute_type"]
             if isinstance(d.get("channel"), str):
                 case.channel = d["channel"]
+            for name, value in scope_changes(d).items():
+                setattr(case, name, value)
             reports = await reports_of_case(s, case.case_id)
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
                 # about one report, the one named in details
@@ -321,7 +345,7 @@ class IntakeHandlers:
                 # entries come in causal order; only those from before it existed need the clock
                 if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.status_at):
                     case.status, case.status_at = entry.to_status, entry.at
-                    case.status_reason = redact_text(entry.reason)[:500]
+                    case.status_reason = redact_text(entry.reason)[:500]  # names, doors, numbers
             s.add(case)
             for r in targets:
                 body = feedback_body(

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.intake import api, consumers, open311
+from services.intake.callbacks import Resolver
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
 from services.intake.repository import TABLES
@@ -28,6 +29,7 @@ def create_app(
     bus: Bus | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     configure_logs: bool = True,
+    webhook_resolver: Resolver | None = None,
 ) -> FastAPI:
     """Build the intake app; nothing connects until the lifespan starts."""
     settings = settings or IntakeSettings()
@@ -40,11 +42,20 @@ def create_app(
         handlers = IntakeHandlers(rt.delivery, rt.topics, rt.cipher, settings.merge_window_hours)
         consumers.register(rt, handlers, settings)
         sender = WebhookSender(
-            rt.sessions, rt.cipher, settings, handlers.webhooks_due, transport=webhook_transport
+            rt.sessions,
+            rt.cipher,
+            settings,
+            handlers.webhooks_due,
+            transport=webhook_transport,
+            resolver=webhook_resolver,
         )
         app.state.runtime, app.state.handlers, app.state.webhooks = rt, handlers, sender
         app.state.gate = IntegratorGate(
-            rt.sessions, settings.rate_limit_per_s, settings.rate_limit_burst
+            rt.sessions,
+            settings.rate_limit_per_s,
+            settings.rate_limit_burst,
+            settings.failed_key_rate_per_s,
+            settings.failed_key_burst,
         )
         await rt.start()
         sender.start()
@@ -58,7 +69,9 @@ def create_app(
         "Fengqiao intake",
         settings,
         lifespan,
-        max_body_bytes=max(settings.max_body_bytes, settings.max_batch_body_bytes),
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={"/v1/reports:batch": settings.max_batch_body_bytes},
+        key_paths=("/v1/reports", "/open311/"),
     )
     app.include_router(api.router)
     app.include_router(open311.router)

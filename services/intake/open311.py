@@ -133,11 +133,15 @@ async def create_request(request: Request) -> Any:
 
     async def work() -> Any:
         s = settings_of(request)
+        refuse_key_in_query(request)
+        header_key = request.headers.get("x-api-key")
+        # with the key in a header (preferred) the caller is known before the body is read;
+        # GeoReport's form field still works, within the route's 256 KiB body limit
+        integ = await authenticate(request, header_key) if header_key else None
         require_content_type(request, FORM)
         form = _form(await read_body(request, s.max_body_bytes))
-        integ = await authenticate(
-            request, form.get("api_key") or request.query_params.get("api_key")
-        )
+        if integ is None:
+            integ = await authenticate(request, form.get("api_key"))
         code = form.get("service_code", "")
         if not code:
             invalid([{"field": "service_code", "reason": "field required"}])
@@ -184,6 +188,15 @@ async def create_request(request: Request) -> Any:
     return await _georeport(work)
 
 
+def refuse_key_in_query(request: Request) -> None:
+    """Keys never travel in URLs (they end up in logs and proxies): 401 naming the field."""
+    if "api_key" in request.query_params:
+        invalid(
+            [{"field": "api_key", "reason": "send the key in the X-API-Key header, not the URL"}],
+            status=401,
+        )
+
+
 def _open311_field(field: str) -> str:
     return {
         "text": "description",
@@ -200,13 +213,15 @@ def _open311_field(field: str) -> str:
 
 @router.get("/requests/{service_request_id}.json")
 async def get_request(service_request_id: str, request: Request) -> Any:
-    """The current status of one request (no personal data)."""
+    """The current status of one of the caller's requests (X-API-Key; no personal data)."""
 
     async def work() -> Any:
+        refuse_key_in_query(request)
+        integ = await authenticate(request, request.headers.get("x-api-key"))
         async with handlers_of(request).delivery.sessions() as session:
             row = await session.get(IntakeReport, service_request_id[:64])
             case = await session.get(IntakeCase, row.case_id) if row else None
-        if row is None or case is None:
+        if row is None or case is None or row.integrator_id != integ.id:
             raise HTTPException(
                 404,
                 {

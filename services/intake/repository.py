@@ -15,7 +15,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import delivery_tables, tz
+from shared.db import delivery_tables, json_column, tz
 
 CLOSED_STATUSES = frozenset({"closed", "transferred", "merged"})
 
@@ -53,6 +53,14 @@ class IntakeCase(IntakeBase, table=True):
     channel: str | None = Field(default=None, max_length=40)
     repeat_count: int = 1
     received_at: datetime = tz(nullable=False, index=True)
+    # who may read the case (shared.scope): its area from the report, the rest from the trail
+    tier: str | None = Field(default=None, max_length=16)
+    grid_code: str | None = Field(default=None, max_length=128)
+    organisation_id: str | None = Field(default=None, max_length=128)
+    mediator_id: str | None = Field(default=None, max_length=128)
+    co_channels: list[str] = json_column()
+    # who sent the first report (None: a source system on Kafka); 并单 stays within one sender
+    integrator_id: str | None = Field(default=None, max_length=64)
 
 
 class IntakeReport(IntakeBase, table=True):
@@ -105,6 +113,16 @@ class WebhookDelivery(IntakeBase, table=True):
     delivered_at: datetime | None = tz(nullable=True)
     last_status: int | None = None
     created_at: datetime = tz(nullable=False)
+
+
+class RateBucket(IntakeBase, table=True):
+    """A token bucket shared by every intake instance: per API key, and per client address for
+    failed keys (a key guesser is slowed down, not just the keys that work)."""
+
+    __tablename__ = "rate_buckets"
+    key: str = Field(primary_key=True, max_length=100)
+    tokens: float
+    updated: float  # seconds (time.time) of the last take
 
 
 TABLES = delivery_tables(IntakeBase)

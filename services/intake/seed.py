@@ -19,7 +19,7 @@ async def seed_demo(settings: IntakeSettings) -> dict[str, dict[str, str]]:
     try:
         await migrate(engine, MIGRATIONS)
         sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-        cipher = PiiCipher(settings.pii_key)
+        cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         out: dict[str, dict[str, str]] = {}
         for source in SOURCES:
             new = await create_integrator(

@@ -23,6 +23,9 @@ class IntakeSettings(ServiceSettings):
     # integrator rate limit: a token bucket per API key
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 100
+    # failed keys, per client address (shared by instances): a key guesser gets 429s
+    failed_key_rate_per_s: float = 0.2
+    failed_key_burst: int = 10
     # 并单: merge window
     merge_window_hours: int = 72
     # status webhooks: exponential backoff base * 2**(attempt-1), capped

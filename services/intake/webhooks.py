@@ -11,6 +11,13 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.intake.callbacks import (
+    Resolver,
+    UnsafeCallback,
+    UnsafeCallbackError,
+    callback_client,
+    check_callback_url,
+)
 from services.intake.domain import backoff_s, sign_webhook
 from services.intake.repository import Integrator, WebhookDelivery, claim_due_webhooks
 from services.intake.settings import IntakeSettings
@@ -30,9 +37,10 @@ class WebhookSender:
         settings: IntakeSettings,
         wakeup: asyncio.Event,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.sessions, self.cipher, self.settings = sessions, cipher, settings
-        self.wakeup, self.transport = wakeup, transport
+        self.wakeup, self.transport, self.resolver = wakeup, transport, resolver
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -54,8 +62,8 @@ class WebhookSender:
         if not rows:
             return 0
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self.transport, timeout=self.settings.webhook_timeout_s
+            self._client = callback_client(
+                self.settings.webhook_timeout_s, self.transport, self.resolver
             )
         acked = 0
         for row in rows:
@@ -75,6 +83,11 @@ class WebhookSender:
     ) -> int | None:
         if integ is None or not integ.callback_url:
             return None
+        try:
+            check_callback_url(integ.callback_url, dev_mode=self.settings.dev_mode)
+        except UnsafeCallback as exc:  # registered before the rules tightened: never sent
+            log.warning("webhook refused", extra={"delivery": row.id, "reason": str(exc)})
+            return None
         ts = str(int(now.timestamp()))
         secret = self.cipher.decrypt(integ.webhook_secret_enc) or ""
         headers = {
@@ -86,6 +99,15 @@ class WebhookSender:
         try:
             resp = await client.post(integ.callback_url, content=row.body, headers=headers)
             return resp.status_code
+        except UnsafeCallbackError:
+            log.warning(
+                "webhook refused",
+                extra={
+                    "delivery": row.id,
+                    "reason": "callback host resolves to an internal address",
+                },
+            )
+            return None
         except httpx.HTTPError as exc:
             log.warning(
                 "webhook delivery failed", extra={"delivery": row.id, "error": type(exc).__name__}

@@ -2,8 +2,9 @@
 
 - mediator: cases of their own organisation (and channel); acts on those assigned to them or
   waiting in the organisation's queue; co-channel organisations read a masked copy.
-- coordinator: cases of their tier inside their area (grid prefixes); reassigns and acts on
-  escalations, failures, transfers and returns.
+- coordinator: cases of their tier and the tiers below inside their area (grid prefixes; the
+  county centre also sees cases with no location); reassigns and acts on escalations,
+  failures, transfers and returns.
 - viewer: reads masked, never acts.
 - admin: everything.
 
@@ -13,12 +14,13 @@ organisation's grid codes all lie inside their area (`management_refusal`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import IntEnum
 
-from services.mediation.domain import in_area
 from shared.auth import StaffPrincipal
+from shared.scope import CaseScope, Sight, in_area, sight
+
+__all__ = ["Access", "CaseScope", "access_to", "may_perform", "management_refusal", "actor_of"]
 
 MEDIATOR_ACTIONS = frozenset({"accept", "return", "note", "agree", "fail", "escalate", "transfer"})
 COORDINATOR_ACTIONS = frozenset({"reassign", "return", "fail", "escalate", "transfer"})
@@ -33,37 +35,19 @@ class Access(IntEnum):
     act = 3
 
 
-@dataclass(frozen=True)
-class CaseScope:
-    """The facts of a case that decide access."""
-
-    channel: str
-    tier: str
-    organisation_id: str | None
-    mediator_id: str | None
-    area_code: str
-    reader_organisations: Collection[str] = ()
-
-
 def access_to(p: StaffPrincipal, c: CaseScope) -> Access:
-    """How much of the case the principal may see or do."""
-    if p.role == "admin":
+    """How much of the case the principal may see or do (visibility: shared.scope.sight)."""
+    seen = sight(p, c)
+    if seen is Sight.none:
+        return Access.none
+    if p.role in ("admin", "coordinator"):
         return Access.act
     if p.role == "mediator":
-        if p.organisation and p.organisation == c.organisation_id and p.channel == c.channel:
-            if c.mediator_id in (None, p.subject):
-                return Access.act
-            return Access.read_masked  # a colleague's case: read, not act
-        if p.organisation and p.organisation in c.reader_organisations:
-            return Access.read_masked
-        return Access.none
-    if p.role == "coordinator":
-        if p.tier == c.tier and in_area(c.area_code, p.grid_codes):
+        own = p.organisation == c.organisation_id and p.channel == c.channel
+        if own and c.mediator_id in (None, p.subject):  # theirs, or the organisation's queue
             return Access.act
-        return Access.none
-    if p.role == "viewer":
-        return Access.read_masked if in_area(c.area_code, p.grid_codes) else Access.none
-    return Access.none
+        return Access.read_masked  # a colleague's case or a co-handler's copy: read, not act
+    return Access.read_masked
 
 
 def may_perform(p: StaffPrincipal, action: str) -> bool:

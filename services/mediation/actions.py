@@ -55,12 +55,13 @@ async def scope_of(session: AsyncSession, case: MediationCase) -> CaseScope:
     """The access facts of a case."""
     readers = await reader_orgs(session, case.case_id)
     return CaseScope(
-        case.channel,
-        case.tier,
-        case.organisation_id,
-        case.mediator_id,
-        case.area_code,
-        tuple(readers),
+        tier=case.tier,
+        grid_code=case.area_code,
+        organisation_id=case.organisation_id,
+        channel=case.channel,
+        mediator_id=case.mediator_id,
+        co_channels=tuple(case.co_channels or ()),
+        reader_organisations=tuple(readers),
     )
 
 
@@ -91,12 +92,8 @@ class CaseActions:
 
     def _redact(self, case: MediationCase, text: str) -> str:
         """Free text leaving the service (trail, events): no phones, IDs or the parties' names."""
-        contact = None
-        if case.sealed_contact:
-            try:
-                contact = self.ctx.cipher.unseal(case.sealed_contact)
-            except Exception:
-                contact = None
+        # a contact no key opens stops the action (PiiKeyError): names must not leak unmasked
+        contact = self.ctx.cipher.unseal(case.sealed_contact) if case.sealed_contact else None
         return redact_with_contact(text, contact)
 
     def _move(

@@ -16,6 +16,7 @@ from services.mediation.staff import principal_for, token_for
 from services.mediation.supervision import scan_overdue
 from shared.auth import StaffPrincipal
 from shared.events import utcnow
+from shared.staff_status import StaffChanged
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -210,6 +211,7 @@ async def update_staff(
         if row is None:
             raise HTTPException(404, "no such staff member")
         _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
+        before = (row.organisation_id, row.channel, row.tier, row.role, row.active)
         if body.organisation_id is not None:
             org = await tx.session.get(Organisation, body.organisation_id)
             if org is None:
@@ -220,6 +222,20 @@ async def update_staff(
             value = getattr(body, field)
             if value is not None:
                 setattr(row, field, value)
+        if (row.organisation_id, row.channel, row.tier, row.role, row.active) != before:
+            # deactivated or moved: every token issued before stops working (shared.staff_status)
+            row.token_version += 1
+            tx.emit(
+                ctx.topics.staff,
+                "staff.changed",
+                StaffChanged(
+                    staff_id=row.id,
+                    active=row.active,
+                    token_version=row.token_version,
+                    changed_at=utcnow(),
+                ),
+                case_id=row.id,
+            )
         tx.session.add(row)
     return staff_body(row)
 
@@ -233,7 +249,7 @@ async def staff_token(staff_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str,
             principal = await principal_for(session, staff_id)
         except LookupError:
             raise HTTPException(404, "no such staff member") from None
-    ttl = timedelta(days=30)
+    ttl = timedelta(seconds=ctx.settings.token_ttl_s)
     expires: datetime = utcnow() + ttl
     return {
         "token": token_for(ctx.settings, principal, ttl),

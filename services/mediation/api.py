@@ -32,6 +32,7 @@ from services.mediation.repository import (
     trail_of,
 )
 from services.mediation.schemas import AgreementIn, AssignIn, NoteIn, ReasonIn, TransferIn
+from shared.audit import audit_clear_read, record_clear_read
 from shared.auth import StaffPrincipal
 from shared.web import CurrentStaff
 
@@ -57,13 +58,14 @@ Actions = Annotated[CaseActions, Depends(case_actions)]
 # --- views ------------------------------------------------------------------------------------
 
 
+CONTACT_FIELDS = ("contact.reporter", "contact.parties", "contact.address")
+
+
 def _contact(ctx: Context, case: MediationCase, clear: bool) -> dict[str, Any] | None:
     if not case.sealed_contact:
         return None
-    try:
-        contact = ctx.cipher.unseal(case.sealed_contact)
-    except Exception:
-        return None  # sealed with another key: nothing to show
+    # a key that no longer opens it is an error (PiiKeyError → 503), never "no contact"
+    contact = ctx.cipher.unseal(case.sealed_contact)
     return contact if clear else mask_contact(contact)
 
 
@@ -147,7 +149,10 @@ async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str
             case, level, readers = await _load(session, p, case_id)
         except HTTPException:  # e.g. escalated out of the caller's tier: the action stood
             return {"case_id": case_id, "visible": False}
-        return case_body(ctx, case, level, p, readers)
+        body = case_body(ctx, case, level, p, readers)
+    if body["personal_data"] == "clear" and body["contact"]:
+        await record_clear_read(ctx.delivery, p, [case_id], CONTACT_FIELDS, "case action")
+    return body
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -155,6 +160,7 @@ async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str
 
 @router.get("/mediation/cases")
 async def work_list(
+    request: Request,
     ctx: Ctx,
     staff: CurrentStaff,
     status: Annotated[str | None, Query(max_length=20)] = None,
@@ -174,12 +180,16 @@ async def work_list(
             if level is Access.none:  # belt and braces: the query already scoped it
                 continue
             items.append(case_body(ctx, case, level, staff, list(scope.reader_organisations)))
+    shown = [i["case_id"] for i in items if i["personal_data"] == "clear" and i["contact"]]
+    await audit_clear_read(request, staff, shown, CONTACT_FIELDS)
     next_after = rows[-1].case_id if len(rows) == limit else None
     return {"items": items, "next_after": next_after}
 
 
 @router.get("/mediation/cases/{case_id}")
-async def read_case(case_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
+async def read_case(
+    case_id: str, request: Request, ctx: Ctx, staff: CurrentStaff
+) -> dict[str, Any]:
     """One case with its notes, agreement and this service's trail entries."""
     async with ctx.delivery.sessions() as session:
         case, level, readers = await _load(session, staff, case_id)
@@ -218,15 +228,14 @@ async def read_case(case_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str, An
             }
             for t in await trail_of(session, case_id)
         ]
+    if body["personal_data"] == "clear":
+        await audit_clear_read(request, staff, [case_id], [*CONTACT_FIELDS, "notes", "terms"])
     return body
 
 
 def _private_text(ctx: Context, stored: str, clear: bool, case: MediationCase) -> str:
     """Notes and terms are stored encrypted; masked readers get them redacted."""
-    try:
-        text = ctx.cipher.decrypt(stored) or ""
-    except ValueError:
-        return ""
+    text = ctx.cipher.decrypt(stored) or ""  # PiiKeyError when no key opens it (→ 503)
     return text if clear else redact_with_contact(text, _contact(ctx, case, True))
 
 
@@ -237,6 +246,7 @@ def _private_text(ctx: Context, stored: str, clear: bool, case: MediationCase) -
 )
 async def agreement_document(
     case_id: str,
+    request: Request,
     ctx: Ctx,
     staff: CurrentStaff,
     fmt: Annotated[Literal["text", "pdf"], Query(alias="format")] = "text",
@@ -251,6 +261,8 @@ async def agreement_document(
         clear = body["personal_data"] == "clear"
         org = await session.get(Organisation, agreement.organisation_id or "")
         mediator = await session.get(StaffMember, agreement.mediator_id or "")
+    if clear:
+        await audit_clear_read(request, staff, [case_id], [*CONTACT_FIELDS, "terms"])
     plugin = ctx.channel(agreement.channel)
     title = plugin.document_title if plugin else "调解协议书"
     text = render_agreement(

@@ -7,11 +7,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.pii import (
-    is_organisation,
     mask_address,
     mask_id_number,
     mask_name,
     mask_phone,
+    redact_free_text,
     redact_text,
 )
 
@@ -47,12 +47,12 @@ def _names(value: Any) -> set[str]:
 
 
 def redact_with_contact(text: str, contact: dict[str, Any] | None) -> str:
-    """Redact phones and IDs, and mask the names of this case's people, inside free text."""
-    text = redact_text(text)
-    for name in sorted(_names(contact or {}), key=len, reverse=True):
-        if len(name) >= 2 and not is_organisation(name):
-            text = text.replace(name, mask_name(name) or "")
-    return text
+    """Mask this case's people and address, and phones, IDs, doors and names found by pattern,
+    inside free text (shared.pii.redact_free_text)."""
+    address = (contact or {}).get("address")
+    return redact_free_text(
+        text, _names(contact or {}), [address] if isinstance(address, str) else []
+    )
 
 
 def _local(when: datetime | None, tz: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, String, UniqueConstraint, and_, func, or_
+from sqlalchemy import Column, String, UniqueConstraint, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.mediation.domain import WORKLOAD_STATUSES, MediatorFacts, OrgFacts
 from shared.auth import StaffPrincipal
 from shared.db import delivery_tables, json_column, tz
+from shared.scope import ScopeColumns, scope_filter
 
 
 class MediationBase(SQLModel, registry=registry()):
@@ -54,6 +55,8 @@ class StaffMember(MediationBase, table=True):
     night_on_call: bool = False
     active: bool = True
     created_at: datetime = tz(nullable=False)
+    # bumped when deactivated or moved: tokens issued before stop working (shared.staff_status)
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     def facts(self) -> MediatorFacts:
         """The mediator as assignment sees it."""
@@ -212,23 +215,23 @@ def _area_clause(column: Any, prefixes: Sequence[str]) -> Any:
 
 
 def scoped_cases_stmt(p: StaffPrincipal) -> Any:
-    """The cases a member of staff may list (mirrors access.access_to)."""
-    stmt = select(MediationCase)
+    """The cases a member of staff may list (shared.scope, as SQL: mirrors access.access_to)."""
     c = MediationCase
-    if p.role == "admin":
-        return stmt
-    if p.role == "mediator":
-        if not p.organisation:
-            return stmt.where(False)
-        readers = select(CaseReader.case_id).where(CaseReader.organisation_id == p.organisation)
-        own = and_(col(c.organisation_id) == p.organisation, col(c.channel) == p.channel)
-        return stmt.where(or_(own, col(c.case_id).in_(readers)))
-    if p.role == "coordinator":
-        stmt = stmt.where(c.tier == p.tier)
-        return stmt.where(_area_clause(col(c.area_code), p.grid_codes)) if p.grid_codes else stmt
-    if p.role == "viewer":
-        return stmt.where(_area_clause(col(c.area_code), p.grid_codes)) if p.grid_codes else stmt
-    return stmt.where(False)
+
+    def readers(org: str) -> Any:
+        copies = select(CaseReader.case_id).where(CaseReader.organisation_id == org)
+        return col(c.case_id).in_(copies)
+
+    cols = ScopeColumns(
+        tier=col(c.tier),
+        grid_code=col(c.area_code),
+        organisation_id=col(c.organisation_id),
+        channel=col(c.channel),
+        mediator_id=col(c.mediator_id),
+        co_channels=col(c.co_channels),
+        reader_case_ids=readers,
+    )
+    return select(MediationCase).where(scope_filter(p, cols))
 
 
 async def list_cases(

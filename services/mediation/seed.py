@@ -154,7 +154,7 @@ def demo_rows(settings: MediationSettings) -> tuple[list[Organisation], list[Sta
 
 
 async def seed_demo(settings: MediationSettings) -> list[dict[str, Any]]:
-    """Migrate, create the demo county, and return each member of staff with a 30-day token."""
+    """Migrate, create the demo county, and return each member of staff with a token (≤ 1 h)."""
     engine = make_engine(settings.database_url)
     try:
         await migrate(engine, MIGRATIONS)

@@ -9,10 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.mediation.repository import Organisation, StaffMember
 from services.mediation.settings import MediationSettings
-from shared.auth import StaffPrincipal, issue_token
+from shared.auth import AUDIENCES, MAX_TOKEN_TTL, StaffPrincipal, issue_token
 from shared.db import make_engine
 
-TOKEN_TTL = timedelta(days=30)
+TOKEN_TTL = MAX_TOKEN_TTL
 
 
 def principal_of(member: StaffMember, org: Organisation | None) -> StaffPrincipal:
@@ -24,14 +24,21 @@ def principal_of(member: StaffMember, org: Organisation | None) -> StaffPrincipa
         tier=member.tier or (org.tier if org else None),
         organisation=member.organisation_id,
         grid_codes=tuple(org.grid_codes) if org else (),
+        version=member.token_version,
     )
 
 
 def token_for(
     settings: MediationSettings, principal: StaffPrincipal, ttl: timedelta = TOKEN_TTL
 ) -> str:
-    """Sign a bearer token with the deployment's JWT secret and audience."""
-    return issue_token(settings.jwt_secret, settings.jwt_audience, principal, ttl=ttl)
+    """Sign a short-lived bearer token (≤ 1 h) good for the four services, with the issuer's
+    private key (only mediation and the `fengqiao token` command hold it)."""
+    if not settings.jwt_private_key:
+        raise LookupError("no signing key: set MEDIATION_JWT_PRIVATE_KEY on the token issuer")
+    ttl = min(ttl, timedelta(seconds=settings.token_ttl_s))
+    return issue_token(
+        settings.jwt_private_key, AUDIENCES, principal, ttl=ttl, issuer=settings.jwt_issuer
+    )
 
 
 async def principal_for(session: AsyncSession, staff_id: str) -> StaffPrincipal:

@@ -6,11 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from services.triage.case_scope import case_scope
 from services.triage.domain import Party, TriageInput, decide
-from services.triage.repository import decisions_of
+from services.triage.repository import TriageCase, TriageCaseScope, decisions_of
 from services.triage.rules import RulesError, RulesStore
 from shared.events import utcnow
+from shared.scope import can_see
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["triage"])
@@ -44,8 +47,8 @@ Rules = Annotated[RulesStore, Depends(rules_store)]
 
 
 @router.post("/triage/preview")
-async def preview(body: PreviewRequest, rules: Rules) -> dict[str, Any]:
-    """Decide a report without storing anything."""
+async def preview(body: PreviewRequest, rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
+    """Decide a report without storing anything (staff only; decided off the event loop)."""
     inp = TriageInput(
         source=body.source,
         text=body.text,
@@ -53,17 +56,21 @@ async def preview(body: PreviewRequest, rules: Rules) -> dict[str, Any]:
         parties=tuple(Party(name=p.name, role=p.role) for p in body.parties),
         repeat_count=body.repeat_count,
     )
-    out = decide(inp, rules.current, utcnow()).to_dict()
+    # deciding is CPU work: in a worker thread, so /healthz and other requests keep answering
+    decision = await run_in_threadpool(decide, inp, rules.current, utcnow())
+    out = decision.to_dict()
     out["source_ref"] = body.source_ref
     return out
 
 
 @router.get("/triage/cases/{case_id}/decisions")
 async def case_decisions(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
-    """Every decision taken on a case, with reasons (staff only)."""
+    """Every decision taken on a case, with reasons (staff who see the case; else 404)."""
     async with request.app.state.runtime.sessions() as session:
         rows = await decisions_of(session, case_id)
-    if not rows:
+        case = await session.get(TriageCase, case_id)
+        scope_row = await session.get(TriageCaseScope, case_id)
+    if not rows or not can_see(staff, case_scope(case, scope_row)):
         raise HTTPException(404, "no such case")
     return {
         "case_id": case_id,

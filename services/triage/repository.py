@@ -51,6 +51,19 @@ class TriageDecisionRow(TriageBase, table=True):
     decided_at: datetime = tz(nullable=False)
 
 
+class TriageCaseScope(TriageBase, table=True):
+    """Who may read a case's decisions (shared.scope), as the trail tells it."""
+
+    __tablename__ = "triage_case_scopes"
+    case_id: str = Field(primary_key=True, max_length=64)
+    tier: str | None = Field(default=None, max_length=16)
+    grid_code: str | None = Field(default=None, max_length=128)
+    organisation_id: str | None = Field(default=None, max_length=128)
+    mediator_id: str | None = Field(default=None, max_length=128)
+    channel: str | None = Field(default=None, max_length=128)
+    co_channels: list[str] = json_column()
+
+
 TABLES = delivery_tables(TriageBase)
 metadata = TriageBase.metadata
 

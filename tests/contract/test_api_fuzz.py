@@ -72,7 +72,7 @@ class Live:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         admin = StaffPrincipal(subject="fuzz-admin", role="admin")
-        token = issue_token(settings_.jwt_secret, settings_.jwt_audience, admin)
+        token = issue_token(settings_.jwt_private_key, settings_.jwt_audience, admin)
         self.headers: dict[str, str] = {"Authorization": f"Bearer {token}"}
 
     @property

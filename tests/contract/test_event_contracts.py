@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import shared.staff_status  # noqa: F401 - registers staff.changed
 from shared.contracts import REGISTRY
 from shared.events import Envelope
 from shared.topics import Topics
@@ -77,6 +78,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "from_status": "received",
         "to_status": "triaged",
     },
+    # not about a case: the staff id is the Kafka key (shared.staff_status)
+    "staff.changed": {
+        "staff_id": "med-1",
+        "active": False,
+        "token_version": 2,
+        "changed_at": NOW,
+    },
 }
 SERVICES = ("intake", "triage", "mediation", "followup")
 
@@ -95,7 +103,8 @@ def test_samples_parse_through_the_wire_format(event_type: str) -> None:
         payload=SAMPLES[event_type],
     )
     parsed = REGISTRY.parse(Envelope.from_bytes(env.to_bytes()))
-    assert parsed.model_dump(exclude_unset=True)["case_id"] == "c1"
+    dumped = parsed.model_dump(exclude_unset=True)
+    assert dumped.get("case_id", dumped.get("staff_id")) in ("c1", "med-1")
 
 
 class _RecordingRuntime:

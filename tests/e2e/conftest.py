@@ -27,7 +27,7 @@ from services.mediation.seed import seed_demo as seed_mediation
 from services.mediation.settings import MediationSettings
 from services.triage.main import create_app as triage_app
 from services.triage.settings import TriageSettings
-from shared.auth import StaffPrincipal, issue_token
+from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 
 
 class MovableClock:
@@ -127,9 +127,7 @@ async def system(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Asy
     }
     admin = {
         "Authorization": "Bearer "
-        + issue_token(
-            mediation_s.jwt_secret, mediation_s.jwt_audience, StaffPrincipal("e2e-admin", "admin")
-        )
+        + issue_token(mediation_s.jwt_private_key, AUDIENCES, StaffPrincipal("e2e-admin", "admin"))
     }
     async with contextlib.AsyncExitStack() as stack:
         clients = {}

@@ -87,7 +87,8 @@ async def test_ledger_and_visits_close_a_case_on_the_broker(
     )
     admin = StaffPrincipal(subject="it-admin", role="admin")
     auth = {
-        "Authorization": "Bearer " + issue_token(settings.jwt_secret, settings.jwt_audience, admin)
+        "Authorization": "Bearer "
+        + issue_token(settings.jwt_private_key, settings.jwt_audience, admin)
     }
 
     app = create_app(settings, clock=clock)
@@ -172,15 +173,20 @@ async def test_a_broken_agreement_sends_case_reopened_on_the_broker(
             channel="court",
             tier="town",
             agreed_at=utcnow(),
+            organisation_id="court-town",
+            mediator_id="m1",
         ),
         event_type="case.agreed",
         producer="mediation",
         case_id=case_id,
     )
-    mediator = StaffPrincipal(subject="m1", role="mediator", channel="court")
+    # only the mediator the case is assigned to records its visits (DOMAIN.md §7)
+    mediator = StaffPrincipal(
+        subject="m1", role="mediator", channel="court", organisation="court-town"
+    )
     auth = {
         "Authorization": "Bearer "
-        + issue_token(settings.jwt_secret, settings.jwt_audience, mediator)
+        + issue_token(settings.jwt_private_key, settings.jwt_audience, mediator)
     }
     app = create_app(settings)
     async with app.router.lifespan_context(app):

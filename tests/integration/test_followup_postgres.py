@@ -44,7 +44,9 @@ async def test_stats_and_filters_on_postgres(pg_ledger: Ledger) -> None:
     assert await ids(pg_ledger, overdue="true") == ["f"]
     assert await ids(pg_ledger, since="2026-11-21T00:00:00Z") == ["a", "b", "f"]
     coordinator = {"tier": "town", "grid_codes": ("5227",)}
-    assert await ids(pg_ledger, role="coordinator", who=coordinator) == ["b", "c", "e"]
+    # a town coordinator oversees the town tier and the grid tier below it (DOMAIN.md §7)
+    seen = await ids(pg_ledger, role="coordinator", who=coordinator)
+    assert seen == ["a", "b", "c", "e", "f"]
 
 
 async def test_tampering_is_detected_on_postgres(pg_ledger: Ledger) -> None:

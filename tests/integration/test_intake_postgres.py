@@ -18,7 +18,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.webhooks import WebhookSender
 from shared.db import make_engine
 from shared.events import utcnow
-from tests.unit.intake.conftest import Intake, report, start_intake
+from tests.unit.intake.conftest import Intake, public_resolver, report, start_intake
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ async def test_concurrent_duplicates_and_merges_on_postgres(pg_intake: Intake) -
     assert len({a.json()["case_id"] for a in answers}) == 1
     party = [{"name": "孙八", "phone": "13100004444"}]
     first = (await pg_intake.post(report("110", "PG-2", parties=party))).json()
-    second = (await pg_intake.post(report("grid", "PG-3", parties=party))).json()
+    # one sender: 并单 (another sender's report would be a new case, see test_merge_oracle)
+    second = (await pg_intake.post(report("110", "PG-3", parties=party))).json()
     assert second["merged"] and second["case_id"] == first["case_id"]
     async with pg_intake.app.state.runtime.sessions() as s:
         count = (await s.exec(select(func.count()).select_from(IntakeReport))).one()
@@ -108,6 +109,7 @@ async def test_two_senders_on_one_database_send_each_due_webhook_once(
             h.app.state.settings,
             asyncio.Event(),
             transport=transport(name),
+            resolver=public_resolver,
         )
         for e, name in zip(engines, "ab", strict=True)
     ]

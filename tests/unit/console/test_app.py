@@ -13,13 +13,18 @@ import pytest
 
 from services.console.main import create_app
 from services.console.settings import ConsoleSettings
-from shared.auth import StaffPrincipal, issue_token
-from shared.settings import DEV_JWT_SECRET
+from shared.auth import (
+    AUDIENCES,
+    DEV_JWT_PRIVATE_KEY,
+    StaffPrincipal,
+    issue_token,
+    new_signing_keys,
+)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 TOKEN = issue_token(
-    DEV_JWT_SECRET,
-    "fengqiao",
+    DEV_JWT_PRIVATE_KEY,
+    AUDIENCES,
     StaffPrincipal("med-people-grid-day", "mediator", channel="people", tier="grid"),
 )
 
@@ -71,8 +76,8 @@ async def csrf(c: httpx.AsyncClient) -> str:
 
 
 COORDINATOR = issue_token(
-    DEV_JWT_SECRET,
-    "fengqiao",
+    DEV_JWT_PRIVATE_KEY,
+    AUDIENCES,
     StaffPrincipal("coordinator-grid", "coordinator", tier="grid", grid_codes=("522731001001",)),
 )
 
@@ -279,12 +284,16 @@ async def test_demo_sign_in_and_demo_reports_exist_only_in_dev_mode(tmp_path: Pa
         assert filed[0].headers["x-api-key"] == "fq_demo"
         assert json.loads(filed[0].content)["source"] == "grid"
 
-    secret = "s" * 40
+    private, public = new_signing_keys()
     prod_settings = ConsoleSettings(
-        dev_mode=False, jwt_secret=secret, pii_key="p" * 32, demo_credentials=creds
+        dev_mode=False,
+        jwt_public_key=public,
+        pii_key="p" * 32,
+        csrf_secret="c" * 40,
+        demo_credentials=creds,
     )
     prod = create_app(prod_settings, transport=httpx.MockTransport(fake))
-    prod_token = issue_token(secret, "fengqiao", StaffPrincipal("med-1", "mediator"))
+    prod_token = issue_token(private, AUDIENCES, StaffPrincipal("med-1", "mediator"))
     async with (
         prod.router.lifespan_context(prod),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=prod), base_url="http://c") as c,

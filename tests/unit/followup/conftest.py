@@ -54,7 +54,7 @@ class Ledger:
         p = StaffPrincipal(subject=kw.pop("subject", f"{role}-1"), role=role, **kw)
         return {
             "Authorization": "Bearer "
-            + issue_token(self.settings.jwt_secret, self.settings.jwt_audience, p)
+            + issue_token(self.settings.jwt_private_key, self.settings.jwt_audience, p)
         }
 
     async def publish(self, topic: str, *envs: Envelope) -> None:

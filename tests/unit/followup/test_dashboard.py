@@ -127,7 +127,9 @@ async def test_stats_take_filters_and_scope(ledger: Ledger) -> None:
     await populate(ledger)
     town = (await ledger.get("/v1/stats", params={"tier": "town"})).json()
     assert (town["total"], town["by_status"]) == (3, {"follow_up": 1, "failed": 1, "agreed": 1})
-    labour = (await ledger.get("/v1/stats", role="mediator", who={"channel": "labour"})).json()
+    # b is labour's case of org-people-1 (the fixture's default organisation)
+    who = {"channel": "labour", "organisation": "org-people-1"}
+    labour = (await ledger.get("/v1/stats", role="mediator", who=who)).json()
     assert (labour["total"], labour["by_channel"], labour["backlog"]) == (1, {"labour": 1}, 1)
     empty = (await ledger.get("/v1/stats", role="mediator", who={"channel": "medical"})).json()
     assert empty["total"] == 0 and empty["mediation_success"]["rate"] is None

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from services.followup import repository as repo
 from services.followup.domain import CaseFilters, Scope
+from shared.auth import StaffPrincipal
 from tests.unit.followup.conftest import Ledger
 
 
@@ -20,21 +21,29 @@ async def plan(ledger: Ledger, stmt: Any) -> str:
     return " | ".join(str(r[-1]) for r in rows)
 
 
+ADMIN = StaffPrincipal("a", "admin")
+
+
 @pytest.mark.parametrize(
     ("filters", "scope", "index"),
     [
-        (CaseFilters(), Scope(), "version"),
-        (CaseFilters(status="closed"), Scope(), "ix_ledger_cases_status_version"),
-        (CaseFilters(channel="labour"), Scope(), "ix_ledger_cases_channel_version"),
-        (CaseFilters(tier="town"), Scope(), "ix_ledger_cases_tier_version"),
-        (CaseFilters(severity="high"), Scope(), "ix_ledger_cases_severity_version"),
-        (CaseFilters(dispute_type="land"), Scope(), "ix_ledger_cases_dispute_type_version"),
-        (CaseFilters(source="110"), Scope(), "ix_ledger_cases_source_version"),
-        (CaseFilters(overdue=True), Scope(), "ix_ledger_cases_overdue_version"),
-        (CaseFilters(), Scope(channel="people", organisation_id="o1"), "scope_mediator"),
+        (CaseFilters(), ADMIN, "version"),
+        (CaseFilters(status="closed"), ADMIN, "ix_ledger_cases_status_version"),
+        (CaseFilters(channel="labour"), ADMIN, "ix_ledger_cases_channel_version"),
+        (CaseFilters(tier="town"), ADMIN, "ix_ledger_cases_tier_version"),
+        (CaseFilters(severity="high"), ADMIN, "ix_ledger_cases_severity_version"),
+        (CaseFilters(dispute_type="land"), ADMIN, "ix_ledger_cases_dispute_type_version"),
+        (CaseFilters(source="110"), ADMIN, "ix_ledger_cases_source_version"),
+        (CaseFilters(overdue=True), ADMIN, "ix_ledger_cases_overdue_version"),
+        # own cases or a co-handler's copy: an OR no single index covers; read in version order
         (
             CaseFilters(),
-            Scope(tier="town", grid_prefixes=("5227",)),
+            StaffPrincipal("m", "mediator", channel="people", organisation="o1"),
+            "autoindex_ledger_cases",
+        ),
+        (
+            CaseFilters(),
+            StaffPrincipal("c", "coordinator", tier="grid", grid_codes=("5227",)),
             "ix_ledger_cases_tier_version",
         ),
     ],
@@ -48,5 +57,5 @@ async def test_a_filtered_page_reads_an_index(
 
 
 async def test_stats_read_the_covering_index_only(ledger: Ledger) -> None:
-    p = await plan(ledger, repo.stats_query(CaseFilters(), Scope()))
+    p = await plan(ledger, repo.stats_query(CaseFilters(), ADMIN))
     assert "USING COVERING INDEX ix_ledger_cases_stats" in p, p

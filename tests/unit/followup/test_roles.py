@@ -18,9 +18,14 @@ PRINCIPALS: dict[str, tuple[str, dict[str, Any]] | None] = {
     "viewer": ("viewer", {}),
     "coordinator_here": ("coordinator", {"tier": "grid", "grid_codes": ("522731",)}),
     "coordinator_whole_tier": ("coordinator", {"tier": "grid"}),
-    "coordinator_other_tier": ("coordinator", {"tier": "county", "grid_codes": ("522731",)}),
+    "coordinator_tier_above": ("coordinator", {"tier": "county", "grid_codes": ("522731",)}),
+    "coordinator_tier_below": ("coordinator", {"tier": "grid", "grid_codes": ("522799",)}),
     "coordinator_other_area": ("coordinator", {"tier": "grid", "grid_codes": ("522732",)}),
-    "mediator_own": ("mediator", {"channel": "people", "organisation": "org-people-1"}),
+    "mediator_assigned": (
+        "mediator",
+        {"subject": "med-1", "channel": "people", "organisation": "org-people-1"},
+    ),
+    "mediator_colleague": ("mediator", {"channel": "people", "organisation": "org-people-1"}),
     "mediator_other_org": ("mediator", {"channel": "people", "organisation": "org-people-2"}),
     "mediator_other_channel": ("mediator", {"channel": "labour", "organisation": "org-lab-1"}),
     "mediator_no_channel": ("mediator", {}),
@@ -34,9 +39,11 @@ EXPECTED: dict[str, tuple[str, int]] = {
     "viewer": (SEES, 403),
     "coordinator_here": (SEES, 201),
     "coordinator_whole_tier": (SEES, 201),
-    "coordinator_other_tier": (HIDDEN, 404),
+    "coordinator_tier_above": (SEES, 201),
+    "coordinator_tier_below": (HIDDEN, 404),
     "coordinator_other_area": (HIDDEN, 404),
-    "mediator_own": (SEES, 201),
+    "mediator_assigned": (SEES, 201),
+    "mediator_colleague": (SEES, 404),  # reads a masked copy; records no visit on it
     "mediator_other_org": (HIDDEN, 404),
     "mediator_other_channel": (HIDDEN, 404),
     "mediator_no_channel": (HIDDEN, 404),
@@ -116,13 +123,13 @@ async def test_a_mediator_never_sees_another_channels_case_anywhere(ledger: Ledg
 
 
 async def test_an_expired_or_foreign_token_is_401(ledger: Ledger) -> None:
-    from shared.auth import StaffPrincipal, issue_token
+    from shared.auth import StaffPrincipal, issue_token, new_signing_keys
 
     p = StaffPrincipal(subject="x", role="admin")
     s = ledger.settings
-    expired = issue_token(s.jwt_secret, s.jwt_audience, p, ttl=timedelta(seconds=-1))
-    foreign = issue_token(s.jwt_secret, "another-system", p)
-    forged = issue_token("another-secret-that-is-long-enough-0000", s.jwt_audience, p)
+    expired = issue_token(s.jwt_private_key, s.jwt_audience, p, ttl=timedelta(seconds=-1))
+    foreign = issue_token(s.jwt_private_key, "another-system", p)
+    forged = issue_token(new_signing_keys()[0], s.jwt_audience, p)  # another issuer's key
     for token in (expired, foreign, forged):
         r = await ledger.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401
@@ -142,4 +149,7 @@ async def test_visit_routes_and_the_ledger_agree_on_who_sees_a_case(ledger: Ledg
         assert case.status_code == visits.status_code == (200 if visible else 404)
         assert bool(listed.json()["items"]) is visible
     assert (await ledger.visit("a", role="mediator", who=other)).status_code == 404
-    assert (await ledger.visit("a", role="mediator", who=own)).status_code == 201
+    # a colleague in the organisation reads the case but records no visit on it
+    assert (await ledger.visit("a", role="mediator", who=own)).status_code == 404
+    assigned = {**own, "subject": "med-1"}
+    assert (await ledger.visit("a", role="mediator", who=assigned)).status_code == 201

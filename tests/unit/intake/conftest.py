@@ -32,6 +32,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> IntakeSettings:
         "webhook_backoff_base_s": 0.01,
         "rate_limit_per_s": 1000.0,
         "rate_limit_burst": 1000,
+        "failed_key_burst": 1000,
         "max_text_chars": 2000,
         "max_body_bytes": 64 * 1024,
         "dev_mode": True,
@@ -101,8 +102,15 @@ def intake_settings(tmp_path: Path) -> IntakeSettings:
     return make_settings(tmp_path)
 
 
+async def public_resolver(host: str, port: int) -> list[str]:
+    """Test callback hosts (*.test) resolve to one public address."""
+    return ["93.184.216.34"]
+
+
 async def start_intake(settings: IntakeSettings, **app_kw: Any) -> AsyncIterator[Intake]:
     """Run the app's lifespan, create one integrator per source, yield the harness."""
+    if "webhook_transport" in app_kw:
+        app_kw.setdefault("webhook_resolver", public_resolver)
     bus = InMemoryBus()
     app = create_app(settings, bus=bus, configure_logs=False, **app_kw)
     async with app.router.lifespan_context(app):

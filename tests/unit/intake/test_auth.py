@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -58,14 +59,15 @@ async def test_rate_limit_answers_429_with_retry_after(limited: Intake) -> None:
     assert other.status_code == 202
 
 
-def token(intake: Intake, role: str) -> dict[str, str]:
+def token(intake: Intake, role: str, **kw: Any) -> dict[str, str]:
     s = intake.app.state.settings
-    jwt = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal(subject="u1", role=role))
+    p = StaffPrincipal(subject=kw.pop("subject", "u1"), role=role, **kw)
+    jwt = issue_token(s.jwt_private_key, s.jwt_audience, p)
     return {"Authorization": f"Bearer {jwt}"}
 
 
 async def test_admin_creates_an_integrator_whose_key_works(intake: Intake) -> None:
-    body = {"name": "县12345热线", "source": "12345", "callback_url": "http://127.0.0.1:9/cb"}
+    body = {"name": "县12345热线", "source": "12345", "callback_url": "https://crm.example.cn/cb"}
     assert (await intake.client.post("/v1/integrators", json=body)).status_code == 401
     r = await intake.client.post("/v1/integrators", json=body, headers=token(intake, "viewer"))
     assert r.status_code == 403
@@ -109,9 +111,21 @@ async def test_staff_see_reports_in_clear_only_with_a_role_that_works_with_parti
             location={"address": "南溪县城关镇幸福路1号"},
         )
     )
-    url = f"/v1/cases/{r.json()['case_id']}/reports"
+    case_id = r.json()["case_id"]
+    url = f"/v1/cases/{case_id}/reports"
     assert (await intake.client.get(url)).status_code == 401
-    clear = await intake.client.get(url, headers=token(intake, "mediator"))
+    # before the case is assigned, it exists for no mediator
+    assert (await intake.client.get(url, headers=token(intake, "mediator"))).status_code == 404
+    await intake.publish_trail(
+        case_id,
+        "triaged",
+        "assigned",
+        details={"channel": "police", "tier": "town", "organisation_id": "o1", "mediator_id": "u1"},
+        actor="system:mediation",
+    )
+    await intake.settle()
+    me = {"channel": "police", "organisation": "o1"}
+    clear = await intake.client.get(url, headers=token(intake, "mediator", **me))
     assert clear.status_code == 200 and clear.json()["personal_data"] == "clear"
     [rep] = clear.json()["reports"]
     assert rep["parties"][0]["phone"] == "13511112222" and "13511112222" in rep["text"]

@@ -97,7 +97,9 @@ async def test_broken_records_go_to_the_dead_letter_topic(intake: Intake) -> Non
     ] == [NOTE_GRID["note_id"]]
 
 
-async def test_records_sharing_a_party_merge_across_sources(intake: Intake) -> None:
+async def test_records_sharing_a_party_across_sources_count_as_repeats(intake: Intake) -> None:
+    """Two source systems never merge (no oracle, tests/unit/security/test_merge_oracle.py);
+    the second case's report.received carries the repeat, which feeds severity."""
     await intake.publish_native("110", raw(CALL_110))
     await intake.settle()
     follow_up = ORDER_12345 | {
@@ -108,7 +110,9 @@ async def test_records_sharing_a_party_merge_across_sources(intake: Intake) -> N
     }
     await intake.publish_native("12345", json.dumps(follow_up).encode())
     await intake.settle()
-    repeated = intake.events(intake.topics.reports, "report.repeated")
-    assert [(e.payload["source_ref"], e.payload["repeat_count"]) for e in repeated] == [
-        ("GD-REPEAT", 2)
-    ]
+    assert intake.events(intake.topics.reports, "report.repeated") == []
+    received = intake.events(intake.topics.reports, "report.received")
+    assert [(e.payload["source_ref"], e.payload["repeat_count"]) for e in received][-1] == (
+        "GD-REPEAT",
+        2,
+    )

@@ -38,7 +38,15 @@ async def test_create_and_read_a_request(intake: Intake) -> None:
     rid = created["service_request_id"]
     assert "13912348888" not in r.text
     await intake.settle()
-    g = await intake.client.get(f"/open311/v2/requests/{rid}.json")
+    assert (await intake.client.get(f"/open311/v2/requests/{rid}.json")).status_code == 401
+    mine = {"X-API-Key": intake.keys["12345"]}
+    theirs = {"X-API-Key": intake.keys["grid"]}
+    assert (
+        await intake.client.get(f"/open311/v2/requests/{rid}.json", headers=theirs)
+    ).status_code == 404  # another integrator's request does not exist for it
+    keyed_url = f"/open311/v2/requests/{rid}.json?api_key={intake.keys['12345']}"
+    assert (await intake.client.get(keyed_url)).status_code == 401  # never in the URL
+    g = await intake.client.get(f"/open311/v2/requests/{rid}.json", headers=mine)
     assert g.status_code == 200
     [req] = g.json()
     assert req["status"] == "open" and req["service_code"] == "neighbour"
@@ -55,7 +63,7 @@ async def test_create_and_read_a_request(intake: Intake) -> None:
     )
     await intake.publish_trail(env.case_id, "follow_up", "closed", actor="system:followup")
     await intake.settle()
-    [req] = (await intake.client.get(f"/open311/v2/requests/{rid}.json")).json()
+    [req] = (await intake.client.get(f"/open311/v2/requests/{rid}.json", headers=mine)).json()
     assert req["status"] == "closed" and req["agency_responsible"] == "人民调解"
 
 
@@ -107,5 +115,5 @@ async def test_open311_errors(intake: Intake) -> None:
         headers=FORM,
     )
     assert r.status_code == 422 and "NUL" in r.json()[0]["description"]
-    r = await intake.client.get("/open311/v2/requests/nope.json")
+    r = await intake.client.get("/open311/v2/requests/nope.json", headers={"X-API-Key": key})
     assert r.status_code == 404 and r.json()[0]["code"] == 404

@@ -14,6 +14,7 @@ from services.intake.domain import (
     verify_webhook,
 )
 from services.intake.settings import IntakeSettings
+from shared.auth import new_signing_keys
 
 
 def test_default_pii_key_is_refused_outside_dev_mode() -> None:
@@ -22,8 +23,8 @@ def test_default_pii_key_is_refused_outside_dev_mode() -> None:
     ok = IntakeSettings(
         dev_mode=False,
         database_url="sqlite+aiosqlite://",
-        pii_key="a-real-key-of-enough-length",
-        jwt_secret="x" * 40,
+        pii_key="a-real-key-of-enough-length-0123456789",
+        jwt_public_key=new_signing_keys()[1],
     )
     assert ok.http_port == 8001 and ok.merge_window_hours == 72
 

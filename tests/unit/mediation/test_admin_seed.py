@@ -27,7 +27,7 @@ async def test_seed_creates_the_demo_county_and_is_idempotent(tmp_path: Path) ->
     }
     assert any(e["night_on_call"] for e in first if e["role"] == "mediator")
     for e in first:
-        p = verify_token(settings.jwt_secret, "fengqiao", e["token"])
+        p = verify_token(settings.jwt_public_key, settings.jwt_audience, e["token"])
         assert (p.role, p.channel, p.tier, p.organisation) == (
             e["role"],
             e["channel"],
@@ -36,16 +36,16 @@ async def test_seed_creates_the_demo_county_and_is_idempotent(tmp_path: Path) ->
         )
         assert set(e) >= {"role", "channel", "tier", "organisation", "token"}
     coordinator = next(e for e in first if e["staff_id"] == "coordinator-county")
-    assert verify_token(settings.jwt_secret, "fengqiao", coordinator["token"]).grid_codes == (
-        "522731",
-    )
+    assert verify_token(
+        settings.jwt_public_key, settings.jwt_audience, coordinator["token"]
+    ).grid_codes == ("522731",)
 
 
 async def test_issue_staff_token_for_a_stored_mediator(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     await seed_demo(settings)
     token = await issue_staff_token(settings, "med-labour-grid-day")
-    p = verify_token(settings.jwt_secret, settings.jwt_audience, token)
+    p = verify_token(settings.jwt_public_key, settings.jwt_audience, token)
     assert (p.subject, p.role, p.channel, p.tier, p.organisation) == (
         "med-labour-grid-day",
         "mediator",
@@ -105,7 +105,7 @@ async def test_admin_api_manages_organisations_and_mediators(svc: Svc) -> None:
     r = await svc.client.get("/v1/admin/organisations", headers=svc.token("viewer-county"))
     assert r.status_code == 403
     r = await svc.client.post("/v1/admin/mediators/med-hb/token", headers=svc.token("admin"))
-    p = verify_token(svc.settings.jwt_secret, "fengqiao", r.json()["token"])
+    p = verify_token(svc.settings.jwt_public_key, svc.settings.jwt_audience, r.json()["token"])
     assert (p.subject, p.organisation) == ("med-hb", "people-town-hb")
 
 

@@ -103,8 +103,21 @@ TABLE: dict[str, tuple[str, bool | int, dict[str, Any]]] = {
             **MANAGER,
         },
     ),
-    "coordinator of another tier": (
+    # DOMAIN.md §7: a coordinator oversees their tier and every tier below it
+    "coordinator of the tier above": (
         "coordinator-county",
+        True,
+        {
+            **READS,
+            **dict.fromkeys(ACTS, OK),
+            "accept": 403,
+            "notes": 403,
+            "agreement": 403,
+            **OTHER_MANAGER,
+        },
+    ),
+    "coordinator of the tier below": (
+        "coordinator-grid-below",
         False,
         {**HIDDEN, **dict.fromkeys(ACTS, 404), **OTHER_MANAGER},
     ),
@@ -126,15 +139,21 @@ def headers(svc: Svc, who: str) -> dict[str, str]:
         return {}
     if who == "expired":
         t = issue_token(
-            svc.settings.jwt_secret,
+            svc.settings.jwt_private_key,
             svc.settings.jwt_audience,
             StaffPrincipal("x", "admin"),
             ttl=timedelta(seconds=-10),
         )
         return {"Authorization": f"Bearer {t}"}
     if who == "foreign":
-        t = issue_token(svc.settings.jwt_secret, "another-system", StaffPrincipal("x", "admin"))
+        t = issue_token(
+            svc.settings.jwt_private_key, "another-system", StaffPrincipal("x", "admin")
+        )
         return {"Authorization": f"Bearer {t}"}
+    if who == "coordinator-grid-below":
+        return svc.principal_token(
+            StaffPrincipal("c8", "coordinator", tier="grid", grid_codes=("522731",))
+        )
     if who == "coordinator-elsewhere":
         return svc.principal_token(
             StaffPrincipal("c9", "coordinator", tier="town", grid_codes=("110105",))

@@ -6,12 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from services.triage.settings import TriageSettings
+from shared.auth import new_signing_keys
 
 
 def test_default_secrets_are_refused_outside_dev_mode() -> None:
     with pytest.raises(ValidationError, match="pii_key"):
         TriageSettings(dev_mode=False)
-    ok = TriageSettings(dev_mode=False, pii_key="p" * 32, jwt_secret="j" * 40)
+    ok = TriageSettings(dev_mode=False, pii_key="p" * 32, jwt_public_key=new_signing_keys()[1])
     assert ok.pii_key == "p" * 32
 
 

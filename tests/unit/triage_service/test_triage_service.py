@@ -133,7 +133,19 @@ async def test_a_returned_case_is_routed_again_without_that_channel(
 
 
 async def test_preview_decides_without_storing(app: FastAPI) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    s = app.state.settings
+    viewer = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("v", "viewer"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {viewer}"},
+    ) as c:
+        anonymous = await c.post(
+            "/v1/triage/preview",
+            json={"source": "grid", "text": "楼上漏水"},
+            headers={"Authorization": ""},
+        )
+        assert anonymous.status_code == 401  # staff only
         r = await c.post(
             "/v1/triage/preview",
             json={
@@ -156,8 +168,8 @@ async def test_preview_decides_without_storing(app: FastAPI) -> None:
 
 async def test_rules_reload_needs_a_coordinator_and_reports_the_version(app: FastAPI) -> None:
     s = app.state.settings
-    viewer = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("v", "viewer"))
-    coord = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("c", "coordinator"))
+    viewer = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("v", "viewer"))
+    coord = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("c", "coordinator"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.post("/v1/triage/rules/reload")).status_code == 401
         assert (

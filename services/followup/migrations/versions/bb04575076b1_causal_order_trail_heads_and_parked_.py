@@ -1,7 +1,7 @@
 """causal order: trail heads and parked trail entries
 
 Revision ID: bb04575076b1
-Revises: 8e642fe3a138
+Revises: c5a7d9e1f3b4
 Create Date: 2026-11-30 19:17:01.628661
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "bb04575076b1"
-down_revision: str | None = "8e642fe3a138"
+down_revision: str | None = "c5a7d9e1f3b4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """causal order: trail heads and parked trail entries
 
 Revision ID: 0f2d04d868be
-Revises: 1ba99e12dc6e
+Revises: f7a9b1c3d5e6
 Create Date: 2026-11-30 19:16:31.582793
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "0f2d04d868be"
-down_revision: str | None = "1ba99e12dc6e"
+down_revision: str | None = "f7a9b1c3d5e6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """causal order: trail heads and parked trail entries
 
 Revision ID: abea66d76acd
-Revises: e179038b4a16
+Revises: d6b8e0f2a4c5
 Create Date: 2026-11-30 19:16:50.260325
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "abea66d76acd"
-down_revision: str | None = "e179038b4a16"
+down_revision: str | None = "d6b8e0f2a4c5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

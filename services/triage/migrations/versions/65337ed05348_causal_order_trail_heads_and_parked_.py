@@ -1,7 +1,7 @@
 """causal order: trail heads and parked trail entries
 
 Revision ID: 65337ed05348
-Revises: 2e9ae1bea0b2
+Revises: b4f6c8d0e2a3
 Create Date: 2026-11-30 19:16:42.202539
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "65337ed05348"
-down_revision: str | None = "2e9ae1bea0b2"
+down_revision: str | None = "b4f6c8d0e2a3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,122 @@
+"""The HTTP edge: authentication before bodies, per-route body limits, a rate limit shared by
+instances that also counts failed keys, keys and callback URLs out of URLs and logs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.intake.integrators import IntegratorGate
+from shared.auth import AUDIENCES, StaffPrincipal, issue_token, new_signing_keys
+from tests.unit.intake.conftest import Intake, make_settings, report, start_intake
+from tests.unit.security.conftest import Running
+
+
+async def _asgi(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """Call the app directly with a body it must never read; return the status."""
+    read: list[bool] = []
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        read.append(True)
+        return {"type": "http.request", "body": b'{"reason": "x"}', "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "client": ("203.0.113.9", 5000),
+        "server": ("svc", 80),
+    }
+    await app(scope, receive, send)
+    assert not read, "the body was read before authentication"
+    return status[0]
+
+
+async def test_no_body_is_read_before_the_caller_is_authenticated(running: Running) -> None:
+    path = {
+        "intake": "/v1/integrators",
+        "triage": "/v1/triage/preview",
+        "mediation": f"/v1/cases/{running.case_a}/return",
+        "followup": f"/v1/cases/{running.case_a}/visits",
+    }[running.name]
+    assert await _asgi(running.app, "POST", path, []) == 401
+    forged = issue_token(new_signing_keys()[0], AUDIENCES, StaffPrincipal("x", "admin"))
+    bad = [(b"authorization", f"Bearer {forged}".encode())]
+    assert await _asgi(running.app, "POST", path, bad) == 401
+
+
+async def test_bodies_are_limited_per_route(intake: Intake) -> None:
+    big = report("110", "BIG-1", text="漏水" * 10) | {"padding": "x" * (300 * 1024)}
+    r = await intake.post(big)
+    assert r.status_code == 413
+    batch = {"reports": [report("110", "BIG-2")], "padding": "x" * (300 * 1024)}
+    r = await intake.client.post(
+        "/v1/reports:batch", json=batch, headers={"X-API-Key": intake.keys["110"]}
+    )
+    assert r.status_code == 200, r.text  # the batch route takes more
+
+
+async def test_the_rate_limit_is_shared_by_instances(intake: Intake) -> None:
+    sessions = intake.app.state.runtime.sessions
+    now = [1000.0]
+    one = IntegratorGate(sessions, rate_per_s=0.001, burst=3, clock=lambda: now[0])
+    two = IntegratorGate(sessions, rate_per_s=0.001, burst=3, clock=lambda: now[0])
+    waits = [await one.throttle("k"), await two.throttle("k"), await one.throttle("k")]
+    assert waits == [0.0, 0.0, 0.0]
+    assert await two.throttle("k") > 0  # the fourth call, on either instance, waits
+
+
+@pytest.fixture
+async def strict(tmp_path: Path) -> Any:
+    async for h in start_intake(make_settings(tmp_path, failed_key_burst=3)):
+        yield h
+
+
+async def test_failed_keys_are_counted_and_then_refused(strict: Intake) -> None:
+    codes = []
+    for i in range(5):
+        r = await strict.post(report("110", f"FK-{i}"), key=f"fq_guess_{i}")
+        codes.append(r.status_code)
+    assert codes == [401, 401, 401, 429, 429]
+    # the guessing client is slowed down even when it finally holds a real key
+    r = await strict.post(report("110", "FK-9"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_keys_and_callback_urls_stay_out_of_logs(
+    intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the level services run at (DEBUG is for a developer)
+    s = intake.app.state.settings
+    admin = issue_token(s.jwt_private_key, s.jwt_audience, StaffPrincipal("a", "admin"))
+    callback = "https://crm.example.cn/hook?token=SECRET-CALLBACK-TOKEN"
+    created = await intake.client.post(
+        "/v1/integrators",
+        headers={"Authorization": f"Bearer {admin}"},
+        json={"name": "CRM", "source": "grid", "callback_url": callback},
+    )
+    assert created.status_code == 201
+    key = created.json()["api_key"]
+    await intake.post(report("grid", "LOG-1"), key=key)
+    await intake.client.get(f"/v1/reports/grid/LOG-1?api_key={key}")
+    await intake.settle()
+    # the services' own records (the test client's httpx log line is the caller's, not ours)
+    logged = "\n".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name != "httpx"
+    )
+    assert key not in logged and "SECRET-CALLBACK-TOKEN" not in logged
+    assert "crm.example.cn/hook" not in logged
