@@ -625,7 +625,7 @@ def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
 def admin_header(env: dict[str, str]) -> dict[str, str]:
     """An admin's bearer token, signed with the services' secret as their environment sets it."""
     from services.mediation.settings import MediationSettings
-    from shared.auth import StaffPrincipal, issue_token
+    from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 
     saved = dict(os.environ)
     os.environ.update(env)
@@ -634,7 +634,7 @@ def admin_header(env: dict[str, str]) -> dict[str, str]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    token = issue_token(s.jwt_secret, s.jwt_audience, StaffPrincipal("chaos-admin", "admin"))
+    token = issue_token(s.jwt_private_key, AUDIENCES, StaffPrincipal("chaos-admin", "admin"))
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -23,7 +23,7 @@ from services.mediation.seed import seed_demo as seed_mediation
 from services.mediation.settings import MediationSettings
 from services.triage.main import create_app as triage_app
 from services.triage.settings import TriageSettings
-from shared.auth import StaffPrincipal, issue_token
+from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 from shared.bus import InMemoryBus
 from shared.contracts import TRAIL_DETAILS, TrailAction, produce_trail_details
 from shared.events import Envelope
@@ -62,9 +62,7 @@ async def memory_system(tmp_path: Path) -> AsyncIterator[tuple[System, InMemoryB
     }
     admin = {
         "Authorization": "Bearer "
-        + issue_token(
-            mediation_s.jwt_secret, mediation_s.jwt_audience, StaffPrincipal("c-admin", "admin")
-        )
+        + issue_token(mediation_s.jwt_private_key, AUDIENCES, StaffPrincipal("c-admin", "admin"))
     }
     async with contextlib.AsyncExitStack() as stack:
         clients = {}

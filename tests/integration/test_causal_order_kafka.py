@@ -11,7 +11,7 @@ import pytest
 
 from services.followup.main import create_app
 from services.followup.settings import FollowupSettings
-from shared.auth import StaffPrincipal, issue_token
+from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 from shared.events import new_id
 from shared.topics import Topics
 from tests.causal import LIFE, case_life, causal_position_ok, shuffled
@@ -40,7 +40,7 @@ async def test_ledger_applies_shuffled_trails_in_causal_order_on_the_broker(
     ]
     admin = StaffPrincipal(subject="it-admin", role="admin")
     auth = {
-        "Authorization": "Bearer " + issue_token(settings.jwt_secret, settings.jwt_audience, admin)
+        "Authorization": "Bearer " + issue_token(settings.jwt_private_key, AUDIENCES, admin)
     }
     app = create_app(settings)
     async with app.router.lifespan_context(app):
