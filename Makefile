@@ -64,8 +64,10 @@ DB ?= sqlite
 chaos: setup
 	$(PY) scripts/chaos.py --db $(DB) $(CHAOS_ARGS)
 
+## lint: ruff check, ruff format --check, mypy --strict on shared/ and services/
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests bench scripts
+	$(VENV)/bin/ruff format --check shared services tests bench scripts
 	$(VENV)/bin/mypy shared services
 
 broker-start: setup
@@ -76,4 +78,5 @@ broker-stop:
 
 clean:
 	bash scripts/kafka.sh stop || true
-	rm -rf .run
+	bash scripts/pg.sh stop || true
+	rm -rf .run "$$(bash scripts/pg.sh dir)"

@@ -10,6 +10,8 @@
 #   KAFKA_CONTROLLER_PORT  KRaft controller port       (default 9093)
 #   KAFKA_HEAP_OPTS        JVM heap flags              (default "-Xms128m -Xmx512m")
 #   KAFKA_START_TIMEOUT    seconds to wait for ready   (default 90)
+#   KAFKA_RUN_DIR          config, logs and data       (default .run/kafka; a second broker
+#                          from the same clone, e.g. one a test stops, needs its own)
 #   JAVA_HOME              Java 17+ to use (default: `java` on PATH)
 #
 # Files (relative to the repo root, both git-ignored):
@@ -201,7 +203,7 @@ format_storage_once() {
   local cluster_id
   cluster_id="$("$JAVA" -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J_CONF" \
     kafka.tools.StorageTool random-uuid)"
-  log "formatting KRaft storage in .run/kafka/data (cluster id $cluster_id)"
+  log "formatting KRaft storage in $DATA_DIR (cluster id $cluster_id)"
   "$JAVA" -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J_CONF" \
     kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$PROPS" \
     >>"$BROKER_OUT" 2>&1 || { tail -n 20 "$BROKER_OUT" >&2; die "storage format failed"; }
@@ -245,7 +247,7 @@ wait_ready() {
   local pid="$1" deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
-      log "broker process $pid exited during startup; last lines of .run/kafka/broker.log / broker.out:"
+      log "broker process $pid exited during startup; last lines of $RUN_DIR/broker.log / broker.out:"
       tail -n 40 "$BROKER_LOG" >&2 2>/dev/null || true
       tail -n 20 "$BROKER_OUT" >&2 2>/dev/null || true
       rm -f "$PID_FILE"
@@ -256,7 +258,7 @@ wait_ready() {
     fi
     sleep 0.5
   done
-  log "broker not ready after ${KAFKA_START_TIMEOUT}s; last lines of .run/kafka/broker.log:"
+  log "broker not ready after ${KAFKA_START_TIMEOUT}s; last lines of $BROKER_LOG:"
   tail -n 40 "$BROKER_LOG" >&2 2>/dev/null || true
   tail -n 20 "$BROKER_OUT" >&2 2>/dev/null || true
   exit 1
@@ -306,7 +308,7 @@ cmd_start() {
   echo "$pid" >"$PID_FILE"
   log "started broker pid $pid, waiting for it to be ready on $HOST:$KAFKA_PORT ..."
   wait_ready "$pid"
-  echo "kafka: ready on $HOST:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s; log .run/kafka/broker.log)"
+  echo "kafka: ready on $HOST:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s; log $BROKER_LOG)"
 }
 
 cmd_stop() {
@@ -351,7 +353,7 @@ cmd_status() {
 cmd_reset() {
   cmd_stop
   rm -rf "$DATA_DIR"
-  echo "kafka: data deleted (.run/kafka/data)"
+  echo "kafka: data deleted ($DATA_DIR)"
 }
 
 case "${1:-}" in

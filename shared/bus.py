@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from shared import metrics
 
 log = logging.getLogger("fengqiao.bus")
 
@@ -51,6 +54,9 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "auto_offset_reset": "earliest",
     "isolation_level": "read_committed",
 }
+# While the broker is unreachable aiokafka retries metadata, fetches and the coordinator every
+# retry_backoff_ms (default 100): ten tries a second per client burn CPU for nothing.
+CLIENT_SETTINGS: dict[str, Any] = {"retry_backoff_ms": 500}
 
 
 def is_fatal_producer_error(exc: BaseException) -> bool:
@@ -128,6 +134,7 @@ class DeadLetterPolicy:
                 if attempt == self.max_attempts:
                     await self.dead_letter(msg, exc, attempt, group)
                     return
+                metrics.retried(msg.topic)
                 log.warning(
                     "handler failed, retrying",
                     extra={
@@ -164,6 +171,7 @@ class DeadLetterPolicy:
 
         key = msg.key.decode(errors="replace") if msg.key else None
         await self.bus.publish([OutgoingMessage(Topics.dlq(msg.topic), key, msg.value, headers)])
+        metrics.dead_lettered(msg.topic)
         log.error(
             "message dead-lettered",
             extra={
@@ -175,6 +183,19 @@ class DeadLetterPolicy:
                 "reason": reason,
             },
         )
+
+
+async def _close_quietly(closing: Awaitable[None]) -> None:
+    """Await an aiokafka close; its errors, and the CancelledError its fetcher lets escape when
+    the broker is gone, must not abort the rest of the shutdown (a cancel of ours still does)."""
+    try:
+        await closing
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.warning("kafka client did not close cleanly", extra={"error": type(exc).__name__})
 
 
 class InMemoryBus:
@@ -266,11 +287,15 @@ class KafkaBus:
         max_attempts: int = 3,
         extra_topics: Sequence[str] = (),
         partitions: int = 3,
+        replication_factor: int = 0,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap, self.client_id = bootstrap, client_id
         self._subs: list[_Subscription] = []
         self._extra_topics = list(extra_topics)
         self._partitions = partitions
+        self._replication = replication_factor  # 0: min(3, brokers in the cluster)
+        self._client_options = dict(client_options or {})  # TLS / SASL
         self.producer: Any = None
         self.producer_generation = 0
         self.producer_resets = 0  # how often a fatal error forced a new producer (metrics)
@@ -289,6 +314,8 @@ class KafkaBus:
         return {
             "bootstrap_servers": self.bootstrap,
             "client_id": self.client_id,
+            **self._client_options,
+            **CLIENT_SETTINGS,
             **PRODUCER_SETTINGS,
         }
 
@@ -298,6 +325,8 @@ class KafkaBus:
             "bootstrap_servers": self.bootstrap,
             "group_id": group,
             "client_id": f"{self.client_id}-{group}",
+            **self._client_options,
+            **CLIENT_SETTINGS,
             **CONSUMER_SETTINGS,
         }
 
@@ -305,14 +334,20 @@ class KafkaBus:
         """Create topics (and their dead-letter topics) that do not exist yet."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, client_id=self.client_id, **self._client_options
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
             wanted = sorted(
                 {t for t in topics} | {f"{t}.dlq" for t in topics if not t.endswith(".dlq")}
             )
-            new = [NewTopic(t, self._partitions, 1) for t in wanted if t not in existing]
+            replicas = self._replication
+            if replicas <= 0 and any(t not in existing for t in wanted):
+                brokers = (await admin.describe_cluster()).get("brokers") or [None]
+                replicas = min(3, len(brokers))
+            new = [NewTopic(t, self._partitions, replicas) for t in wanted if t not in existing]
             if new:
                 with contextlib.suppress(Exception):  # a racing creator is fine
                     await admin.create_topics(new)
@@ -337,10 +372,12 @@ class KafkaBus:
     async def _consume(self, consumer: Any, sub: _Subscription) -> None:
         from aiokafka import TopicPartition
 
+        metrics.consuming_in_this_task(self.client_id, sub.group)
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for tp, records in batches.items():
+                    metrics.batch_received(tp.topic, len(records))
                     done = None
                     try:
                         for r in records:
@@ -352,7 +389,9 @@ class KafkaBus:
                                 r.value or b"",
                                 list(r.headers or []),
                             )
+                            t0 = time.perf_counter()
                             await self.dlq.run(msg, sub.handler, sub.group)
+                            metrics.record_handled(r.topic, time.perf_counter() - t0)
                             done = r.offset
                     finally:
                         if done is not None:
@@ -362,6 +401,7 @@ class KafkaBus:
                             )
                         if done != records[-1].offset:  # rewind: the rest is read again
                             consumer.seek(tp, records[0].offset if done is None else done + 1)
+                metrics.observe_lag(self.client_id, sub.group, consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker hiccup: keep consuming, never die silently
@@ -378,12 +418,10 @@ class KafkaBus:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for c in self.consumers:
-            with contextlib.suppress(Exception):
-                await c.stop()
+        # together: with the broker gone each one waits out its own leave-group request
+        await asyncio.gather(*(_close_quietly(c.stop()) for c in self.consumers))
         if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            await _close_quietly(self.producer.stop())
         self._tasks.clear()
         self.consumers.clear()
         self.producer = None

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, utcnow
+from shared.tracing import headers_for
 
 log = logging.getLogger("fengqiao.db")
 
@@ -508,7 +509,9 @@ class OutboxRelay:
 
             async def send_in_order(key_rows: list[Any]) -> None:
                 for r in key_rows:
-                    await self.bus.publish([OutgoingMessage(r.topic, r.key, r.value)])
+                    await self.bus.publish(
+                        [OutgoingMessage(r.topic, r.key, r.value, headers_for(r.value))]
+                    )
                     acked.append(r)
 
             results = await asyncio.gather(
@@ -577,8 +580,10 @@ def run_migrations(sync_conn: Any, migrations_dir: Path) -> None:
 
 
 async def migrate(engine: AsyncEngine, migrations_dir: Path) -> None:
-    """Bring a service's database to the newest schema."""
+    """Bring a service's database to the newest schema (one migrator at a time on PostgreSQL)."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # replicas starting together wait their turn
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fengqiao.migrate'))"))
         await conn.run_sync(run_migrations, migrations_dir)
 
 

@@ -38,6 +38,9 @@ class Envelope(BaseModel):
     trail_head: list[str] = Field(default_factory=list)
     trail_seq: int = 0
     payload: dict[str, Any]
+    # W3C trace context of the span that emitted the event (None when tracing is off); the
+    # relay also sends it as the record's `traceparent` header
+    traceparent: str | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise to UTF-8 JSON."""
@@ -118,7 +121,14 @@ class EventRegistry:
         cause: Envelope | None = None,
         correlation_id: str | None = None,
     ) -> Envelope:
-        """Build an envelope for a payload, carrying correlation from its cause."""
+        """Build an envelope for a payload, carrying correlation from its cause.
+
+        Without a cause the correlation id is the one of the work in hand (the HTTP request's
+        X-Correlation-ID), else a new one; the current trace context travels along.
+        """
+        from shared.logs import correlation_id_var
+        from shared.tracing import current_traceparent
+
         version, model = self._models[event_type]
         if not isinstance(payload, model):
             raise TypeError(f"{event_type} expects {model.__name__}")
@@ -127,7 +137,11 @@ class EventRegistry:
             schema_version=version,
             producer=producer,
             case_id=case_id,
-            correlation_id=correlation_id or (cause.correlation_id if cause else new_id()),
+            correlation_id=correlation_id
+            or (cause.correlation_id if cause else None)
+            or correlation_id_var.get()
+            or new_id(),
             causation_id=cause.event_id if cause else None,
             payload=json.loads(payload.model_dump_json()),
+            traceparent=current_traceparent(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,10 +12,12 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import tracing
 from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, handler_name
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
+from shared.logs import log_context
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
 from shared.staff_status import StaffStatusCache
@@ -59,6 +62,9 @@ class Runtime:
             client_id=s.service_name,
             max_attempts=s.max_attempts,
             extra_topics=self.topics.all_internal(),
+            partitions=s.kafka_partitions,
+            replication_factor=s.kafka_replication_factor,
+            client_options=s.kafka_client_options(),
         )
 
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:
@@ -72,8 +78,27 @@ class Runtime:
                     self._unknown_event(group, env.event_type)
                 return  # a known event meant for another group
             CURRENT_HANDLER.set(handler_name(handler))
-            payload: BaseModel = REGISTRY.parse(env)
-            await handler(env, payload)
+            # the handler's log lines and the events it emits carry the report's ids
+            with (
+                tracing.consumer_span(
+                    f"{env.event_type} process",
+                    tracing.traceparent_of(msg.headers, msg.value) or env.traceparent,
+                    {"fengqiao.service": self.settings.service_name, "fengqiao.group": group},
+                ),
+                log_context(correlation_id=env.correlation_id, trace_id=tracing.current_trace_id()),
+            ):
+                payload: BaseModel = REGISTRY.parse(env)
+                await handler(env, payload)
+                log.info(
+                    "event handled",
+                    extra={
+                        "service": self.settings.service_name,
+                        "group": group,
+                        "event_type": env.event_type,
+                        "event_id": env.event_id,
+                        "case_id": env.case_id,
+                    },
+                )
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
 
@@ -96,8 +121,9 @@ class Runtime:
         self.bus.subscribe(topics, self.settings.group(group), handler)
 
     async def start(self) -> None:
-        """Migrate the database, start the bus and the relay."""
-        await migrate(self.engine, self.migrations_dir)
+        """Migrate the database (unless a migration job does), start the bus and the relay."""
+        if self.settings.migrate_on_start:
+            await migrate(self.engine, self.migrations_dir)
         self.on_events(
             [self.topics.staff],
             f"{self.settings.service_name}.staff",
@@ -110,9 +136,17 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the relay (flushing), the bus, then dispose of the engine."""
+        # Bounded: with the broker gone a final publish or a producer flush can wait for
+        # request_timeout_ms (40 s); the orchestrator kills us long before that. What the relay
+        # could not send stays in the outbox for the next start.
+        budget = self.settings.stop_timeout_s
         if self._started:
-            await self.relay.stop()
-            await self.bus.stop()
+            for part, share in ((self.relay, 0.4), (self.bus, 0.6)):
+                try:
+                    async with asyncio.timeout(budget * share):
+                        await part.stop()
+                except TimeoutError:
+                    log.warning("stop timed out", extra={"part": type(part).__name__})
         await self.engine.dispose()
         self._started = False
 

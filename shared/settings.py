@@ -34,6 +34,19 @@ class ServiceSettings(BaseSettings):
     # off unless asked for: `make run` and the tests turn it on; a deployment never does
     dev_mode: bool = False
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # topics this service creates: partitions, and replicas (0 = min(3, brokers in the cluster))
+    kafka_partitions: int = 12
+    kafka_replication_factor: int = 0
+    # TLS / SASL towards the brokers, passed through to aiokafka
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    # false where a one-shot `fengqiao migrate` runs before the services (compose, Kubernetes)
+    migrate_on_start: bool = True
     bus: Literal["kafka", "memory"] = "kafka"
     topic_prefix: str = ""
     group_prefix: str = ""
@@ -53,6 +66,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     max_attempts: int = 3
     relay_interval_s: float = 0.5
+    # SIGTERM to exit: relay and bus get this long in all, whatever the broker does (k8s and
+    # compose kill after 10 s)
+    stop_timeout_s: float = 5.0
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -72,6 +88,23 @@ class ServiceSettings(BaseSettings):
             RUN_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite+aiosqlite:///{RUN_DIR / (self.service_name + '.db')}"
         return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security settings for every aiokafka client (producer, consumers, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=self.kafka_ssl_cafile or None,  # compose passes "" for unset
+                certfile=self.kafka_ssl_certfile or None,
+                keyfile=self.kafka_ssl_keyfile or None,
+            )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username or None
+            options["sasl_plain_password"] = self.kafka_sasl_password or None
+        return options
 
     def group(self, name: str) -> str:
         """Consumer group name, prefixed for isolated test runs."""

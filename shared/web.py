@@ -206,7 +206,23 @@ def service_app(
 
     app.include_router(health_router(checks))
     app.include_router(audit_router(staff_dependency(app_state_secret)))
+    observe(app, settings.service_name)
     return app
+
+
+def observe(app: FastAPI, service: str) -> None:
+    """/metrics (with the outbox gauges of app.state.runtime, once running), the observability
+    middleware, and tracing when configured. More samplers: app.state.metric_samplers."""
+    from shared import metrics, tracing
+
+    async def sample_outbox() -> None:
+        rt = getattr(app.state, "runtime", None)
+        if rt is not None:
+            await metrics.sample_outbox(service, rt.sessions, rt.delivery.tables.outbox)
+
+    app.state.metric_samplers = [sample_outbox]
+    tracing.configure(service)
+    metrics.install(app, service, app.state.metric_samplers)
 
 
 def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:

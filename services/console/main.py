@@ -16,6 +16,7 @@ from services.console import auth_pages, case_pages, demo_pages, overview_pages
 from services.console.client import Api
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, CsrfSeedMiddleware, SignInRequired, make_templates, render
+from shared.web import observe
 
 
 def create_app(
@@ -79,4 +80,5 @@ def create_app(
     app.include_router(case_pages.router)
     app.include_router(overview_pages.router)
     app.include_router(demo_pages.router)
+    observe(app, settings.service_name)  # /metrics, access log, correlation id, tracing
     return app

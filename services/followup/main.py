@@ -30,7 +30,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, service=settings.service_name)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         ledger = LedgerHandlers(rt.delivery)
         followup = FollowupHandlers(

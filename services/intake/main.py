@@ -8,14 +8,19 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import case, func
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import api, consumers, open311
 from services.intake.callbacks import Resolver
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
-from services.intake.repository import TABLES
+from services.intake.repository import TABLES, WebhookDelivery
 from services.intake.settings import IntakeSettings
 from services.intake.webhooks import WebhookSender
+from shared import metrics
 from shared.bus import Bus
 from shared.logs import configure_logging
 from shared.runtime import Runtime
@@ -37,7 +42,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if configure_logs:
-            configure_logging(settings.log_level)
+            configure_logging(settings.log_level, service=settings.service_name)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         handlers = IntakeHandlers(rt.delivery, rt.topics, rt.cipher, settings.merge_window_hours)
         consumers.register(rt, handlers, settings)
@@ -75,4 +80,25 @@ def create_app(
     )
     app.include_router(api.router)
     app.include_router(open311.router)
+
+    async def sample_webhooks() -> None:
+        rt = getattr(app.state, "runtime", None)
+        if rt is not None:
+            pending, failing = await webhook_counts(rt.sessions)
+            metrics.WEBHOOKS_PENDING.labels(settings.service_name).set(pending)
+            metrics.WEBHOOKS_FAILING.labels(settings.service_name).set(failing)
+
+    app.state.metric_samplers.append(sample_webhooks)
     return app
+
+
+async def webhook_counts(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    """Undelivered callbacks, and how many of them have failed at least once (for /metrics)."""
+    failed = func.coalesce(func.sum(case((col(WebhookDelivery.attempts) > 0, 1), else_=0)), 0)
+    async with sessions() as session:
+        pending, failing = (
+            await session.exec(
+                select(func.count(), failed).where(col(WebhookDelivery.delivered_at).is_(None))
+            )
+        ).one()
+    return int(pending or 0), int(failing or 0)

@@ -38,7 +38,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, service=settings.service_name)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         ctx = Context(settings, rt.delivery, rt.topics, clock, channels, rt.cipher)
         consumers.register(rt, MediationHandlers(ctx))

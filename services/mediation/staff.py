@@ -69,3 +69,29 @@ def issue_admin_token(
 ) -> str:
     """Issue an admin token (no scope: admins see and do everything)."""
     return token_for(settings, StaffPrincipal(subject=subject, role="admin"), ttl)
+
+
+async def create_admin(
+    settings: MediationSettings, name: str, staff_id: str | None = None, ttl: timedelta = TOKEN_TTL
+) -> tuple[str, str]:
+    """Store an admin member of staff (the deployment's first) and sign a token for them.
+
+    ValueError when the id is taken by someone who is not an active admin.
+    """
+    from shared.events import new_id, utcnow
+
+    staff_id = staff_id or f"admin-{new_id()[:8]}"
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        async with sessions() as session, session.begin():
+            existing = await session.get(StaffMember, staff_id)
+            if existing is not None and (existing.role != "admin" or not existing.active):
+                raise ValueError(f"staff id {staff_id!r} is taken")
+            if existing is None:
+                session.add(StaffMember(id=staff_id, name=name, role="admin", created_at=utcnow()))
+        async with sessions() as session:
+            principal = await principal_for(session, staff_id)
+    finally:
+        await engine.dispose()
+    return staff_id, token_for(settings, principal, ttl)

@@ -8,6 +8,7 @@ from typing import Any
 from services.triage.domain import Party, TriageDecision, TriageInput, decide
 from services.triage.repository import TriageCase, TriageDecisionRow
 from services.triage.rules import RulesStore
+from shared import metrics
 from shared.contracts import (
     CaseReturned,
     CaseStatus,
@@ -66,6 +67,9 @@ class TriageHandlers:
         self, tx: Tx, case: TriageCase, *, action: str, from_status: str, reason: str, now: datetime
     ) -> TriageDecision:
         decision = decide(triage_input(case), self.rules.current, now)
+        metrics.triage_decided(
+            decision.rule_id, decision.severity, bool(getattr(decision, "review", False))
+        )
         case.attempt += 1
         case.dispute_type, case.severity = decision.dispute_type, decision.severity
         case.channel, case.tier, case.updated_at = decision.channel, decision.tier, now

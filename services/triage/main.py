@@ -27,7 +27,7 @@ def create_app(settings: TriageSettings | None = None, bus: Bus | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, service=settings.service_name)
         rules = RulesStore(settings.rules_path)
         rt = Runtime(settings, TABLES, MIGRATIONS, bus=bus)
         consumers.register(rt, TriageHandlers(rt.delivery, rt.topics, rules))
