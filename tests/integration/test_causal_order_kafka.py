@@ -39,9 +39,7 @@ async def test_ledger_applies_shuffled_trails_in_causal_order_on_the_broker(
         for env in shuffled(life, seed)
     ]
     admin = StaffPrincipal(subject="it-admin", role="admin")
-    auth = {
-        "Authorization": "Bearer " + issue_token(settings.jwt_private_key, AUDIENCES, admin)
-    }
+    auth = {"Authorization": "Bearer " + issue_token(settings.jwt_private_key, AUDIENCES, admin)}
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
