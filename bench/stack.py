@@ -70,6 +70,8 @@ class Stack:
             "FENGQIAO_TOPIC_PREFIX": self.prefix,
             "FENGQIAO_GROUP_PREFIX": self.prefix,
             "FENGQIAO_LOG_LEVEL": "WARNING",
+            # a throwaway deployment on the packaged dev keys (make bench, make chaos)
+            "FENGQIAO_DEV_MODE": "true",
             "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'intake.db'}",
             "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{db / f'triage{triage_index}.db'}",
             "MEDIATION_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'mediation.db'}",
