@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.common import percentile
 from bench.stack import Stack
+from shared.contracts import Channel, DisputeType, Severity, Source, Tier
 
 STATUSES = (
     ("assigned", 8),
@@ -33,23 +34,11 @@ STATUSES = (
     ("triaged", 3),
     ("received", 2),
 )
-CHANNELS = ("police", "court", "labour", "medical", "people")
-TIERS = ("grid", "town", "county")
-SEVERITIES = ("low", "medium", "high", "critical")
-TYPES = (
-    "marriage_family",
-    "neighbour",
-    "labour",
-    "medical",
-    "debt_contract",
-    "property_mgmt",
-    "land",
-    "traffic",
-    "consumer",
-    "public_order",
-    "other",
-)
-SOURCES = ("110", "12345", "grid")
+CHANNELS: tuple[str, ...] = tuple(Channel)
+TIERS: tuple[str, ...] = tuple(Tier)
+SEVERITIES: tuple[str, ...] = tuple(Severity)
+TYPES: tuple[str, ...] = tuple(DisputeType)
+SOURCES: tuple[str, ...] = tuple(Source)
 GRIDS = ("522731", "522731001", "522731002", "522731001001", "522731001002")
 QUERIES: dict[str, tuple[str, dict[str, str]]] = {
     "cases status+channel": (

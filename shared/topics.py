@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOURCES = ("110", "12345", "grid")
+from shared.contracts import Source
+
+SOURCES: tuple[str, ...] = tuple(Source)
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,14 @@ from services.intake.repository import (
     reports_of_case,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
-from shared.db import Delivery, Tx
+from shared.db import CausalGate, Delivery, Tx
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
 from shared.scope import scope_changes
 from shared.topics import Topics
 
 ACTOR = "system:intake"
+FEEDBACK_CONSUMER = "intake.feedback"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class IntakeHandlers:
     ) -> None:
         self.delivery, self.topics, self.cipher = delivery, topics, cipher
         self.merge_window = timedelta(hours=merge_window_hours)
+        self.feedback_gate = CausalGate(delivery, FEEDBACK_CONSUMER)
         self.webhooks_due = asyncio.Event()
 
     # ---- receipt -------------------------------------------------------------------------
@@ -256,6 +258,7 @@ class IntakeHandlers:
                 "via": via,
                 "category": report.category,
                 "grid_code": loc.grid_code if loc else None,
+                # persons masked, organisations named: what the ledger shows as the parties
                 "parties": [party_ref(p).model_dump() for p in report.parties],
             },
             party_hashes=party_hashes,
@@ -327,10 +330,14 @@ class IntakeHandlers:
     # ---- status back to the sources ----------------------------------------------------
 
     async def trail_appended(self, env: Envelope, entry: TrailAppended) -> None:
-        """Project the case's status and tell every source that reported it."""
+        """Project the case's status and tell every source that reported it, in causal order.
+
+        An entry that arrives before one it follows waits (parked) until that one was applied,
+        so a source never hears `triaged` after `assigned`.
+        """
         queued: list[int] = []
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx, env: Envelope, entry: TrailAppended) -> None:
             s = tx.session
             case = await s.get(IntakeCase, entry.case_id)
             if case is None:
@@ -354,7 +361,8 @@ class IntakeHandlers:
                 targets = []
             else:
                 targets = reports
-                if as_utc(entry.at) >= as_utc(case.status_at):
+                # entries come in causal order; only those from before it existed need the clock
+                if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.status_at):
                     case.status, case.status_at = entry.to_status, entry.at
                     case.status_reason = redact_text(entry.reason)[:500]  # names, doors, numbers
             s.add(case)
@@ -388,7 +396,7 @@ class IntakeHandlers:
                             )
                         )
 
-        await self.delivery.handle_once("intake.feedback", env, work)
+        await self.feedback_gate.handle(env, entry, work)
         if queued:
             self.delivery.wakeup.set()
             self.webhooks_due.set()

@@ -9,6 +9,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.contracts import CaseStatus as S
+from shared.contracts import Tier
 
 # ---------------------------------------------------------------------------------------------
 # State machine: (action, from status) → to status. Anything not in the table is refused.
@@ -79,7 +80,7 @@ def allowed_actions(status: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Tiers
 
-TIERS: tuple[str, ...] = ("grid", "town", "county")
+TIERS: tuple[str, ...] = tuple(Tier)  # in order, lowest first
 
 
 def next_tier(tier: str) -> str:

@@ -1,7 +1,7 @@
 """early warning tables
 
 Revision ID: 028e119710c0
-Revises: c5a7d9e1f3b4
+Revises: bb04575076b1
 Create Date: 2026-11-30 19:08:24.758977
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '028e119710c0'
-down_revision: str | None = 'c5a7d9e1f3b4'
+down_revision: str | None = 'bb04575076b1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """court extension
 
 Revision ID: a12d0b97c3ac
-Revises: d6b8e0f2a4c5
+Revises: abea66d76acd
 Create Date: 2026-11-30 19:20:00.867317
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = 'a12d0b97c3ac'
-down_revision: str | None = 'd6b8e0f2a4c5'
+down_revision: str | None = 'abea66d76acd'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
