@@ -275,7 +275,7 @@ class WarningRaised(BaseModel):
     """warning.raised v1 — a warning's condition first holds; it names its cases and facts."""
 
     warning_id: str
-    kind: SupervisionKind
+    kind: WarningKind
     key: str  # the case id, area code or party/employer hash the warning is about
     tier: str | None = None  # the coordinating tier it goes to
     area_code: str | None = None
@@ -403,7 +403,7 @@ class AcknowledgeWarningDetails(TrailDetails):
 class SuperviseDetails(MediationDetails):
     """supervise (mediation): which deadline was missed."""
 
-    kind: WarningKind
+    kind: SupervisionKind
 
     @model_validator(mode="before")
     @classmethod

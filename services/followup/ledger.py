@@ -14,7 +14,7 @@ from typing import Any
 
 from services.followup.domain import as_utc, parse_time, utc
 from shared.contracts import CaseStatus as S
-from shared.contracts import SuperviseDetails, TrailAction, SupervisionKind, read_trail_details
+from shared.contracts import SuperviseDetails, SupervisionKind, TrailAction, read_trail_details
 from shared.pii import mask_name, redact_text
 
 # ---------------------------------------------------------------------------------------------
