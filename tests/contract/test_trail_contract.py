@@ -186,5 +186,9 @@ async def test_every_producer_output_passes_every_consumer(
     untested = {a.value for a in TrailAction} - seen_actions
     # reassign/unassigned/merge/retriage need a coordinator or a repeat report: the unit tests
     # of mediation and intake drive those through the same models
-    assert untested <= {"reassign", "unassigned", "merge", "retriage"}, untested
+    # extend (a court case's deadline) and acknowledge_warning (a coordinator's act in followup)
+    # are written through the same typed models in tests/unit/mediation/test_extension.py and
+    # tests/unit/followup/test_warnings.py
+    allowed = {"reassign", "unassigned", "merge", "retriage", "extend", "acknowledge_warning"}
+    assert untested <= allowed, untested
     assert set(TRAIL_DETAILS) == {a.value for a in TrailAction}
