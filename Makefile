@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit eval bench lint broker-start broker-stop clean console-assets browser-deps screens
+.PHONY: setup run test test-unit eval bench chaos lint broker-start broker-stop clean console-assets browser-deps screens
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ browser-deps: console-assets
 ## screens: screenshots of each console screen under docs/screens/ (a seeded stack in a browser)
 screens: setup browser-deps
 	$(PY) -m tests.browser.screens
+
+## chaos: fault injection on a broker of its own (SIGKILLs, a broker outage, poison, replays);
+## prints a table, fails unless nothing was lost, doubled, out of order or stuck.
+## `make chaos DB=pg`: PostgreSQL with two instances of each service
+DB ?= sqlite
+chaos: setup
+	$(PY) scripts/chaos.py --db $(DB) $(CHAOS_ARGS)
 
 ## lint: ruff check, ruff format --check, mypy --strict on shared/ and services/
 lint: $(STAMP)

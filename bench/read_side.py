@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.common import percentile
 from bench.stack import Stack
+from shared.contracts import Channel, DisputeType, Severity, Source, Tier
 
 STATUSES = (
     ("assigned", 8),
@@ -33,23 +34,11 @@ STATUSES = (
     ("triaged", 3),
     ("received", 2),
 )
-CHANNELS = ("police", "court", "labour", "medical", "people")
-TIERS = ("grid", "town", "county")
-SEVERITIES = ("low", "medium", "high", "critical")
-TYPES = (
-    "marriage_family",
-    "neighbour",
-    "labour",
-    "medical",
-    "debt_contract",
-    "property_mgmt",
-    "land",
-    "traffic",
-    "consumer",
-    "public_order",
-    "other",
-)
-SOURCES = ("110", "12345", "grid")
+CHANNELS: tuple[str, ...] = tuple(Channel)
+TIERS: tuple[str, ...] = tuple(Tier)
+SEVERITIES: tuple[str, ...] = tuple(Severity)
+TYPES: tuple[str, ...] = tuple(DisputeType)
+SOURCES: tuple[str, ...] = tuple(Source)
 GRIDS = ("522731", "522731001", "522731002", "522731001001", "522731001002")
 QUERIES: dict[str, tuple[str, dict[str, str]]] = {
     "cases status+channel": (
@@ -64,6 +53,15 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
     "cases since": ("/v1/cases", {"since": "", "limit": "100"}),
     "stats": ("/v1/stats", {}),
     "stats channel": ("/v1/stats", {"channel": "people"}),
+    "series month by type": (
+        "/v1/stats/series",
+        {"from": "", "to": "", "bucket": "month", "group_by": "dispute_type"},
+    ),
+    "series day by town": (
+        "/v1/stats/series",
+        {"from": "", "to": "", "bucket": "day", "group_by": "area", "level": "town"},
+    ),
+    "areas summary": ("/v1/areas/summary", {"from": "", "to": "", "level": "town"}),
 }
 
 
@@ -128,11 +126,18 @@ async def _migrate(db: Path) -> None:
 
 def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
     """Migrate a fresh follow-up database and bulk-insert n ledger_cases rows."""
+    from dataclasses import fields
+
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+    from services.followup.ledger import CaseProjection
+    from services.followup.reporting.domain import contribution
+    from services.followup.reporting.repository import DailyStat
     from services.followup.repository import LedgerCase
 
     asyncio.run(_migrate(db))
+    projected = [f.name for f in fields(CaseProjection)]
+    sums: dict[tuple[Any, ...], list[int]] = {}
     table = LedgerCase.__table__  # type: ignore[attr-defined]
     dialect = sqlite_dialect.dialect()
     columns = [c.name for c in table.columns]
@@ -148,6 +153,13 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
         con.execute("PRAGMA synchronous=OFF")
         batch: list[list[Any]] = []
         for row in _rows(n, columns):
+            # the daily aggregates the ledger hook would have kept, one row per key
+            v = dict(zip(columns, row, strict=True))
+            c = contribution(CaseProjection(**{k: v[k] for k in projected}))
+            if c is not None:
+                acc = sums.setdefault(c.key, [0] * len(c.measures))
+                for j, m in enumerate(c.measures):
+                    acc[j] += m
             batch.append(
                 [p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True)]
             )
@@ -156,6 +168,13 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
                 batch.clear()
         if batch:
             con.executemany(sql, batch)
+        agg = DailyStat.__table__  # type: ignore[attr-defined]
+        agg_cols = [c.name for c in agg.columns]
+        con.executemany(
+            f"INSERT INTO {agg.name} ({', '.join(agg_cols)}) "
+            f"VALUES ({', '.join('?' for _ in agg_cols)})",
+            [(k[0].isoformat(), *k[1:], *m) for k, m in sums.items()],
+        )
         con.commit()
         con.execute("ANALYZE")
         con.commit()
@@ -172,12 +191,14 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
     import httpx
 
     since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(
         base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
     ) as client:
         for name, (path, params) in QUERIES.items():
-            params = {k: (since if k == "since" else v) for k, v in params.items()}
+            params = {k: (since if k == "since" else period.get(k, v)) for k, v in params.items()}
             r = await client.get(path, params=params)  # warm-up (page cache, plan)
             if r.status_code != 200:
                 out[name] = {"error": f"HTTP {r.status_code}: {r.text[:200]}"}
@@ -193,7 +214,7 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
                 "p50_ms": round(percentile(times, 50) or 0, 1),
                 "p95_ms": round(percentile(times, 95) or 0, 1),
                 "requests": repeats,
-                "rows": body.get("count", body.get("total")),
+                "rows": body.get("count", body.get("total", len(body.get("items", [])))),
             }
     return out
 

@@ -1,7 +1,8 @@
 """`python -m bench.run`: every benchmark in one go; one table printed, one JSON file written.
 
 Stages: ceiling (raw aiokafka), triage (decisions/s), e2e (full speed and steady rate),
-read (ledger queries on a million cases), scaleout (one vs two triage processes).
+read (ledger queries on a million cases), scaleout (one vs two triage processes),
+warnings (what the early warnings and daily aggregates cost per ledger event).
 A stage that fails is reported as failed; the others still run. Nothing timed is asserted.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from bench.common import ROOT, broker_settings, ensure_broker, machine, versions
 
-STAGES = ("ceiling", "triage", "e2e", "steady", "read", "scaleout")  # steady: part of e2e
+STAGES = ("ceiling", "triage", "e2e", "steady", "read", "scaleout", "warnings")  # steady: in e2e
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--read-requests", type=int, default=30, help="timed requests per read query (default 30)"
+    )
+    ap.add_argument(
+        "--warning-cases",
+        type=int,
+        default=200,
+        help="cases per batch (three batches) for the warnings' cost per event (default 200)",
     )
     ap.add_argument("--skip", default="", help=f"comma-separated stages to skip: {STAGES}")
     ap.add_argument(
@@ -172,6 +179,10 @@ def run_all(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
         stage(results, "read", lambda: _read(args))
     if "scaleout" not in skip:
         stage(results, "scaleout", lambda: _e2e(args, 2, False))
+    if "warnings" not in skip:
+        from bench import warnings_cost
+
+        stage(results, "warnings", lambda: warnings_cost.run(args.warning_cases))
     if profile_dir is not None:
         doc["profiles"] = str(profile_dir.relative_to(ROOT))
     return doc
@@ -308,6 +319,18 @@ def table(doc: dict[str, Any]) -> str:
                 + (" — INCOMPLETE" if two.get("incomplete") else ""),
             )
         )
+    if not failed("warnings"):
+        w = s["warnings"]
+        for name, v in w["variants"].items():
+            rows.append(
+                (
+                    f"ledger event, {name}",
+                    f"{_f(v['us_per_event'])} µs CPU/event (+{_f(v['extra_us_per_event'])}; "
+                    f"by batch of {w['cases'] // 3:,} cases: "
+                    f"{', '.join(str(x) for x in v['us_per_event_by_batch'])}; "
+                    f"{v['warnings_raised']} warnings)",
+                )
+            )
     width = max(len(k) for k, _ in rows)
     lines = [f"Fengqiao bench {doc['started_at']}"]
     lines += [f"{k:<{width}}  {val}" if k else "" for k, val in rows]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, port_free
+from shared.topics import SOURCES
 
 SERVICES = {"intake": 8001, "triage": 8002, "mediation": 8003, "followup": 8004}
 
@@ -69,6 +70,8 @@ class Stack:
             "FENGQIAO_TOPIC_PREFIX": self.prefix,
             "FENGQIAO_GROUP_PREFIX": self.prefix,
             "FENGQIAO_LOG_LEVEL": "WARNING",
+            # a throwaway deployment on the packaged dev keys (make bench, make chaos)
+            "FENGQIAO_DEV_MODE": "true",
             "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'intake.db'}",
             "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{db / f'triage{triage_index}.db'}",
             "MEDIATION_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'mediation.db'}",
@@ -246,11 +249,11 @@ def api_keys(creds: dict[str, Any]) -> dict[str, str]:
             if isinstance(x.get("api_key"), str) and src:
                 keys.setdefault(str(src), x["api_key"])
             for k, v in x.items():
-                walk(v, k if k in ("110", "12345", "grid") else src)
+                walk(v, k if k in SOURCES else src)
         elif isinstance(x, list):
             for v in x:
                 walk(v, hint)
-        elif isinstance(x, str) and hint in ("110", "12345", "grid") and x.startswith("fq_"):
+        elif isinstance(x, str) and hint in SOURCES and x.startswith("fq_"):
             keys.setdefault(hint, x)
         elif hasattr(x, "__dict__"):
             walk(vars(x), hint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import defaultdict
@@ -58,6 +59,20 @@ CONSUMER_SETTINGS: dict[str, Any] = {
 CLIENT_SETTINGS: dict[str, Any] = {"retry_backoff_ms": 500}
 
 
+def is_fatal_producer_error(exc: BaseException) -> bool:
+    """Whether an idempotent producer must be recreated after this error.
+
+    aiokafka marks errors it can retry itself as `retriable`; the rest (OutOfOrderSequenceNumber,
+    UnknownProducerId, an expired batch's KafkaTimeoutError, ...) leave the producer's sequence
+    state unusable.
+    """
+    from aiokafka.errors import KafkaError
+
+    if isinstance(exc, KafkaError):
+        return not exc.retriable
+    return isinstance(exc, TimeoutError)
+
+
 class Bus(Protocol):
     """The port every service talks to; adapters: InMemoryBus, KafkaBus."""
 
@@ -84,26 +99,40 @@ class _Subscription:
     handler: MessageHandler
 
 
+# The handler working on the current message; an event dispatcher narrows it to the handler of
+# the event's type, so a dead letter names the function that failed.
+CURRENT_HANDLER: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "fengqiao_current_handler", default=""
+)
+
+
+def handler_name(fn: Callable[..., Any]) -> str:
+    """module.Qualified.name of a handler (bound methods included)."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 class DeadLetterPolicy:
     """Retry a failing message a few times, then send it to `<topic>.dlq` and move on."""
 
     def __init__(self, bus: Bus, max_attempts: int = 3, backoff_s: float = 0.05) -> None:
         self.bus, self.max_attempts, self.backoff_s = bus, max_attempts, backoff_s
+        self.dead_lettered: dict[str, int] = {}  # per consumer group (metrics)
 
-    async def run(self, msg: Message, handler: MessageHandler) -> None:
+    async def run(self, msg: Message, handler: MessageHandler, group: str = "") -> None:
         """Call the handler; after max_attempts failures dead-letter the raw message."""
         from shared.events import EventDecodeError
 
         for attempt in range(1, self.max_attempts + 1):
+            CURRENT_HANDLER.set(handler_name(handler))
             try:
                 await handler(msg)
                 return
             except EventDecodeError as exc:  # retrying cannot fix bad bytes
-                await self.dead_letter(msg, exc, attempt)
+                await self.dead_letter(msg, exc, attempt, group)
                 return
             except Exception as exc:
                 if attempt == self.max_attempts:
-                    await self.dead_letter(msg, exc, attempt)
+                    await self.dead_letter(msg, exc, attempt, group)
                     return
                 metrics.retried(msg.topic)
                 log.warning(
@@ -117,13 +146,22 @@ class DeadLetterPolicy:
                 )
                 await asyncio.sleep(self.backoff_s * attempt)
 
-    async def dead_letter(self, msg: Message, exc: BaseException, attempts: int) -> None:
-        """Publish the raw bytes with the error and origin; never the payload in a header."""
+    async def dead_letter(
+        self, msg: Message, exc: BaseException, attempts: int, group: str = ""
+    ) -> None:
+        """Publish the raw bytes with the error, origin, consumer group and handler.
+
+        Several groups read one topic (the trail: intake and follow-up): the group and the
+        handler tell a re-drive tool which consumer failed. Never the payload in a header.
+        """
         from shared.pii import redact_text
 
         reason = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+        self.dead_lettered[group] = self.dead_lettered.get(group, 0) + 1
         headers: Headers = [
             ("dlq.error", reason.encode()),
+            ("dlq.group", group.encode()),
+            ("dlq.handler", CURRENT_HANDLER.get().encode()),
             ("dlq.origin.topic", msg.topic.encode()),
             ("dlq.origin.partition", str(msg.partition).encode()),
             ("dlq.origin.offset", str(msg.offset).encode()),
@@ -140,6 +178,8 @@ class DeadLetterPolicy:
                 "topic": msg.topic,
                 "partition": msg.partition,
                 "offset": msg.offset,
+                "group": group,
+                "handler": CURRENT_HANDLER.get(),
                 "reason": reason,
             },
         )
@@ -196,7 +236,7 @@ class InMemoryBus:
         while True:
             m = await q.get()
             try:
-                await self.dlq.run(m, sub.handler)
+                await self.dlq.run(m, sub.handler, sub.group)
             finally:
                 self._pending -= 1
                 if self._pending == 0:
@@ -257,6 +297,10 @@ class KafkaBus:
         self._replication = replication_factor  # 0: min(3, brokers in the cluster)
         self._client_options = dict(client_options or {})  # TLS / SASL
         self.producer: Any = None
+        self.producer_generation = 0
+        self.producer_resets = 0  # how often a fatal error forced a new producer (metrics)
+        self._producer_lock = asyncio.Lock()
+        self._stopping = False
         self.consumers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts)
@@ -346,7 +390,7 @@ class KafkaBus:
                                 list(r.headers or []),
                             )
                             t0 = time.perf_counter()
-                            await self.dlq.run(msg, sub.handler)
+                            await self.dlq.run(msg, sub.handler, sub.group)
                             metrics.record_handled(r.topic, time.perf_counter() - t0)
                             done = r.offset
                     finally:
@@ -368,6 +412,7 @@ class KafkaBus:
 
     async def stop(self) -> None:
         """Stop consumers first (no new work), then flush the producer."""
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -380,21 +425,70 @@ class KafkaBus:
         self._tasks.clear()
         self.consumers.clear()
         self.producer = None
+        self._stopping = False
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send in order, then wait for every acknowledgement."""
+        """Send in order, then wait for every acknowledgement.
+
+        A fatal producer error (an out-of-order sequence, an expired batch, any error the
+        idempotent producer cannot retry) leaves the producer's sequence numbers out of step
+        with the broker: every later send would fail the same way. The producer is closed and
+        recreated, then the error is raised so the caller retries with the new one.
+        """
+        await self._ensure_producer()
+        producer, generation = self.producer, self.producer_generation
         futures = []
-        for m in messages:
-            futures.append(
-                await self.producer.send(
-                    m.topic,
-                    m.value,
-                    key=m.key.encode() if m.key is not None else None,
-                    headers=m.headers or None,
+        try:
+            for m in messages:
+                futures.append(
+                    await producer.send(
+                        m.topic,
+                        m.value,
+                        key=m.key.encode() if m.key is not None else None,
+                        headers=m.headers or None,
+                    )
                 )
+            for f in futures:
+                await f
+        except Exception as exc:
+            if is_fatal_producer_error(exc):
+                await self.reset_producer(generation, exc)
+            raise
+
+    async def reset_producer(self, generation: int, cause: BaseException | None = None) -> None:
+        """Close and recreate the producer, unless another caller already did since `generation`."""
+        from aiokafka import AIOKafkaProducer
+
+        async with self._producer_lock:
+            if generation != self.producer_generation or self._stopping:
+                return
+            old = self.producer
+            self.producer_resets += 1
+            log.warning(
+                "producer recreated after a fatal error",
+                extra={"error": type(cause).__name__ if cause else None},
             )
-        for f in futures:
-            await f
+            producer = AIOKafkaProducer(**self.producer_config())
+            try:
+                await producer.start()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                self.producer = None  # the next publish tries again
+                raise
+            self.producer = producer
+            self.producer_generation += 1
+            if old is not None:
+                # sends already in flight on the old producer settle first (acknowledged or
+                # failed), so no acknowledgement is lost and nothing acknowledged is resent
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.flush(), 30)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.stop(), 10)
+
+    async def _ensure_producer(self) -> None:
+        if self.producer is None and not self._stopping:
+            await self.reset_producer(self.producer_generation)
 
     async def ping(self) -> bool:
         """Whether the broker answers a metadata request."""

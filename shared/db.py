@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, DateTime, Index, event, text
+from sqlalchemy import JSON, Column, DateTime, Index, event, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -21,11 +21,13 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus, OutgoingMessage
-from shared.contracts import REGISTRY, TrailAppended
+from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, utcnow
 from shared.tracing import headers_for
 
 log = logging.getLogger("fengqiao.db")
+
+_RELAY_LOCK_KEY = 0x0F3A_0B0C  # the outbox relay's advisory lock (one per service database)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -71,6 +73,8 @@ class DeliveryTables:
     trail: Any
     staff: Any  # staff_status: who is still active, at which token version (shared.staff_status)
     audit: Any  # read_audit: who was shown which case's personal data in clear (shared.audit)
+    trail_heads: Any = None
+    parked: Any = None
 
 
 def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
@@ -107,6 +111,27 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         details: dict[str, Any] = json_column()
         event_id: str = Field(max_length=64)
 
+    class TrailHeadRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        """The newest trail entries of a case this service knows of (causal order)."""
+
+        __tablename__ = "trail_heads"
+        case_id: str = Field(primary_key=True, max_length=64)
+        heads: list[str] = json_column()
+        seq: int = 0
+
+    class ParkedRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        """A trail entry that arrived before one it follows: applied once that one is."""
+
+        __tablename__ = "trail_parked"
+        __table_args__ = (Index("ix_trail_parked_case", "consumer", "case_id", "id"),)
+        id: int | None = Field(default=None, primary_key=True)
+        consumer: str = Field(max_length=100)
+        event_id: str = Field(max_length=64)
+        case_id: str = Field(max_length=64)
+        follows: list[str] = json_column()
+        value: bytes
+        parked_at: datetime = tz(nullable=False)
+
     class StaffStatusRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
         __tablename__ = "staff_status"
         staff_id: str = Field(primary_key=True, max_length=64)
@@ -125,7 +150,9 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
         fields: list[str] = json_column()
         route: str = Field(max_length=200)
 
-    return DeliveryTables(OutboxRow, InboxRow, TrailRow, StaffStatusRow, ReadAuditRow)
+    return DeliveryTables(
+        OutboxRow, InboxRow, TrailRow, StaffStatusRow, ReadAuditRow, TrailHeadRow, ParkedRow
+    )
 
 
 class Tx:
@@ -134,6 +161,8 @@ class Tx:
     def __init__(self, session: AsyncSession, delivery: Delivery, cause: Envelope | None) -> None:
         self.session, self.delivery, self.cause = session, delivery, cause
         self.emitted: list[Envelope] = []
+        # what seal() links into causal order before commit: (envelope, its outbox row)
+        self._outgoing: list[tuple[Envelope, Any]] = []
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -144,17 +173,56 @@ class Tx:
             case_id=case_id,
             cause=self.cause,
         )
-        self.session.add(
-            self.delivery.tables.outbox(
-                event_id=env.event_id,
-                topic=topic,
-                key=case_id,
-                value=env.to_bytes(),
-                created_at=utcnow(),
-            )
+        row = self.delivery.tables.outbox(
+            event_id=env.event_id,
+            topic=topic,
+            key=case_id,
+            value=env.to_bytes(),
+            created_at=utcnow(),
         )
+        self.session.add(row)
         self.emitted.append(env)
+        self._outgoing.append((env, row))
         return env
+
+    async def seal(self) -> None:
+        """Link this transaction's trail entries and events into the case's causal order.
+
+        Each trail entry follows the newest entries this service knows of for its case (its own
+        last one, and the head its cause carried); each event carries the head it leaves, so the
+        service acting on it writes entries that follow it. Called once, just before commit.
+        """
+        heads_table = self.delivery.tables.trail_heads
+        if heads_table is None or not self._outgoing:
+            return
+        cases: dict[str, list[tuple[Envelope, Any]]] = {}
+        for env, row in self._outgoing:
+            cases.setdefault(env.case_id, []).append((env, row))
+        for case_id, outgoing in cases.items():
+            stored = await self.session.get(heads_table, case_id)
+            heads = set(stored.heads) if stored is not None else set()
+            seq = stored.seq if stored is not None else 0
+            if self.cause is not None and self.cause.case_id == case_id:
+                # what we did and what caused this: the new entry follows both
+                heads |= set(self.cause.trail_head)
+                seq = max(seq, self.cause.trail_seq)
+            before = (sorted(heads), seq)
+            for env, row in outgoing:
+                if env.event_type == "trail.appended":
+                    env.payload["follows"], env.payload["seq"] = sorted(heads), seq + 1
+                    heads, seq = {env.event_id}, seq + 1
+                    row.value = env.to_bytes()
+            for env, row in outgoing:
+                if env.event_type != "trail.appended":
+                    env.trail_head, env.trail_seq = sorted(heads), seq
+                    row.value = env.to_bytes()
+            if (sorted(heads), seq) == before:
+                continue
+            if stored is None:
+                self.session.add(heads_table(case_id=case_id, heads=sorted(heads), seq=seq))
+            else:
+                stored.heads, stored.seq = sorted(heads), seq
+                self.session.add(stored)
 
     def transition(
         self,
@@ -168,9 +236,13 @@ class Tx:
         reason: str = "",
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
+        party_hashes: list[str] | None = None,
+        sealed_location: str | None = None,
     ) -> Envelope:
         """Append a trail entry locally and publish it to the shared trail topic."""
         entry = TrailAppended(
+            party_hashes=party_hashes or [],
+            sealed_location=sealed_location,
             case_id=case_id,
             at=at or utcnow(),
             actor=actor,
@@ -179,7 +251,8 @@ class Tx:
             from_status=from_status,
             to_status=to_status,
             reason=reason,
-            details=details or {},
+            # the action's typed model: a field the consumers do not know is refused here
+            details=produce_trail_details(action, details or {}),
         )
         env = self.emit(self.delivery.trail_topic, "trail.appended", entry, case_id)
         self.session.add(
@@ -219,6 +292,7 @@ class Delivery:
         async with self.sessions() as session, session.begin():
             tx = Tx(session, self, cause)
             yield tx
+            await tx.seal()
         if tx.emitted:
             self.wakeup.set()
 
@@ -247,8 +321,141 @@ class Delivery:
             raise
 
 
+class ParkingFull(RuntimeError):
+    """Too many trail entries are waiting for their causes; refuse (retry, then dead-letter)."""
+
+
+TrailApply = Callable[[Tx, Envelope, TrailAppended], Awaitable[None]]
+
+
+@dataclass
+class CausalStats:
+    """Counters of the causal gate (plain attributes another module's /metrics reads)."""
+
+    parked_total: int = 0
+    released_total: int = 0
+    refused_total: int = 0
+
+
+class CausalGate:
+    """Applies one consumer's trail entries in causal order, parking those that come early.
+
+    An entry is applied once every entry it follows has been applied by this consumer; one
+    that arrives before its cause is kept in `trail_parked` (persisted, bounded) and applied in
+    the same transaction as the entry that completes its causes.
+    """
+
+    def __init__(self, delivery: Delivery, consumer: str, max_parked: int = 10_000) -> None:
+        self.delivery, self.consumer, self.max_parked = delivery, consumer, max_parked
+        self.stats = CausalStats()
+
+    async def handle(self, env: Envelope, entry: TrailAppended, apply: TrailApply) -> bool:
+        """Apply (or park) an entry once; False when this consumer has seen it before."""
+
+        async def work(tx: Tx) -> None:
+            if not await self._ready(tx, entry):
+                await self._park(tx, env, entry)
+                return
+            await apply(tx, env, entry)
+            await self._release(tx, entry.case_id, apply)
+
+        return await self.delivery.handle_once(self.consumer, env, work)
+
+    async def parked(self, case_id: str | None = None) -> int:
+        """How many entries wait for their causes now (of one case, or all)."""
+        parked = self.delivery.tables.parked
+        async with self.delivery.sessions() as session:
+            stmt = select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
+            if case_id is not None:
+                stmt = stmt.where(parked.case_id == case_id)
+            return int((await session.exec(stmt)).one())
+
+    async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:
+        if not entry.follows:
+            return True
+        inbox, parked = self.delivery.tables.inbox, self.delivery.tables.parked
+        seen = await tx.session.exec(
+            select(inbox.event_id).where(
+                inbox.consumer == self.consumer, inbox.event_id.in_(entry.follows)
+            )
+        )
+        if len(set(seen.all())) < len(set(entry.follows)):
+            return False
+        waiting = await tx.session.exec(
+            select(parked.event_id).where(
+                parked.consumer == self.consumer, parked.event_id.in_(entry.follows)
+            )
+        )
+        return not waiting.all()
+
+    async def _park(self, tx: Tx, env: Envelope, entry: TrailAppended) -> None:
+        parked = self.delivery.tables.parked
+        count = (
+            await tx.session.exec(
+                select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
+            )
+        ).one()
+        if count >= self.max_parked:
+            self.stats.refused_total += 1
+            raise ParkingFull(f"{count} trail entries wait for their causes")
+        tx.session.add(
+            parked(
+                consumer=self.consumer,
+                event_id=env.event_id,
+                case_id=entry.case_id,
+                follows=list(entry.follows),
+                value=env.to_bytes(),
+                parked_at=utcnow(),
+            )
+        )
+        await tx.session.flush()
+        self.stats.parked_total += 1
+        log.info(
+            "trail entry parked until its cause arrives",
+            extra={"consumer": self.consumer, "case_id": entry.case_id, "seq": entry.seq},
+        )
+
+    async def _release(self, tx: Tx, case_id: str, apply: TrailApply) -> None:
+        parked = self.delivery.tables.parked
+        progress = True
+        while progress:
+            progress = False
+            rows = (
+                await tx.session.exec(
+                    select(parked)
+                    .where(parked.consumer == self.consumer, parked.case_id == case_id)
+                    .order_by(parked.id)
+                )
+            ).all()
+            for row in rows:
+                env = Envelope.from_bytes(row.value)
+                entry = TrailAppended.model_validate(env.payload)
+                if not await self._ready(tx, entry):
+                    continue
+                await tx.session.delete(row)
+                await tx.session.flush()
+                await apply(tx, env, entry)
+                self.stats.released_total += 1
+                progress = True
+
+
+class RelayStalled(RuntimeError):
+    """Some outbox rows could not be published in this attempt."""
+
+
 class OutboxRelay:
-    """Publishes committed outbox rows in order with the idempotent producer, then marks them."""
+    """Publishes committed outbox rows with the idempotent producer and marks them sent.
+
+    Per key (the case id; a source reference for feedback) rows go out strictly in outbox
+    order: a row is sent only after the one before it was acknowledged, and a failure stops the
+    rest of that key's rows until the next attempt. Rows are marked sent as they are
+    acknowledged, so an attempt that fails half-way never sends the acknowledged half again.
+    Keys are independent of each other and are sent concurrently.
+    """
+
+    # after this many attempts in a row that published nothing while rows were pending,
+    # the relay reports itself stalled (readiness fails, `stalled` is exposed to metrics)
+    STALL_AFTER = 3
 
     def __init__(
         self, delivery: Delivery, bus: Bus, interval_s: float = 0.5, batch: int = 500
@@ -256,29 +463,72 @@ class OutboxRelay:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
+        # counters another module's /metrics reads as plain attributes
+        self.published_total = 0
+        self.failed_attempts_total = 0
+        self.attempts_without_progress = 0
+        self.last_error: str | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the relay has pending rows it has failed to publish several times in a row."""
+        return self.attempts_without_progress >= self.STALL_AFTER
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; return how many were sent."""
-        async with self._lock:
-            return await self._publish_batch()
+        """Publish one batch of unpublished rows; return how many were sent.
 
-    async def _publish_batch(self) -> int:
+        Raises RelayStalled (after marking what was acknowledged) when some rows failed.
+        """
+        async with self._lock:
+            sent, error = await self._publish_batch()
+        self.published_total += sent
+        if error is None:
+            self.attempts_without_progress = 0
+            self.last_error = None
+            return sent
+        self.failed_attempts_total += 1
+        self.attempts_without_progress = 0 if sent else self.attempts_without_progress + 1
+        self.last_error = type(error).__name__
+        raise RelayStalled(f"{sent} rows published, the rest failed: {self.last_error}") from error
+
+    async def _publish_batch(self) -> tuple[int, BaseException | None]:
         outbox = self.delivery.tables.outbox
         async with self.delivery.sessions() as session, session.begin():
-            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
-            stmt = stmt.limit(self.batch)
             if self.delivery.sessions.kw["bind"].dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.exec(stmt)).all()
+                # one publisher per database at a time: two instances taking rows of one case
+                # side by side would send them out of order
+                got = await session.exec(  # type: ignore[call-overload]
+                    text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_RELAY_LOCK_KEY)
+                )
+                if not got.scalar():
+                    return 0, None
+            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
+            rows = (await session.exec(stmt.limit(self.batch))).all()
             if not rows:
-                return 0
-            await self.bus.publish(
-                [OutgoingMessage(r.topic, r.key, r.value, headers_for(r.value)) for r in rows]
+                return 0, None
+            by_key: dict[str | None, list[Any]] = {}
+            for r in rows:
+                by_key.setdefault(r.key, []).append(r)
+            acked: list[Any] = []
+
+            async def send_in_order(key_rows: list[Any]) -> None:
+                for r in key_rows:
+                    await self.bus.publish(
+                        [OutgoingMessage(r.topic, r.key, r.value, headers_for(r.value))]
+                    )
+                    acked.append(r)
+
+            results = await asyncio.gather(
+                *(send_in_order(rs) for rs in by_key.values()), return_exceptions=True
             )
             now = utcnow()
-            for r in rows:
+            for r in acked:
                 r.published_at = now
-        return len(rows)
+            errors = [e for e in results if isinstance(e, BaseException)]
+        for e in errors:
+            if isinstance(e, asyncio.CancelledError):
+                raise e
+        return len(acked), (errors[0] if errors else None)
 
     async def run(self) -> None:
         """Loop until cancelled: publish, then wait for a wake-up or the interval."""
@@ -291,7 +541,14 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error("outbox relay failed; will retry", extra={"error": type(exc).__name__})
+                log.error(
+                    "outbox relay failed; will retry",
+                    extra={
+                        "error": type(exc.__cause__ or exc).__name__,
+                        "stalled": self.stalled,
+                        "attempts_without_progress": self.attempts_without_progress,
+                    },
+                )
                 await asyncio.sleep(1)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives just as the wake-up fires, and stop() then waits for ever

@@ -32,6 +32,11 @@ class Envelope(BaseModel):
     case_id: str
     correlation_id: str
     causation_id: str | None = None
+    # the case's newest trail entries (event ids) and their per-case sequence, as the producer
+    # knew them when it emitted this event: whoever acts on the event writes a trail entry
+    # that follows these, so the trail stays in causal order across services
+    trail_head: list[str] = Field(default_factory=list)
+    trail_seq: int = 0
     payload: dict[str, Any]
     # W3C trace context of the span that emitted the event (None when tracing is off); the
     # relay also sends it as the record's `traceparent` header

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import tracing
-from shared.bus import Bus, InMemoryBus, KafkaBus, Message
+from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, handler_name
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
@@ -51,6 +51,7 @@ class Runtime:
             self.sessions, tables.staff, settings.staff_status_ttl_s
         )
         self._started = False
+        self.unknown_events: dict[str, int] = {}  # event type → how many were skipped (metrics)
 
     def _make_bus(self) -> Bus:
         s = self.settings
@@ -73,7 +74,10 @@ class Runtime:
             env = Envelope.from_bytes(msg.value)
             handler = handlers.get(env.event_type)
             if handler is None:
-                return
+                if not REGISTRY.known(env.event_type):
+                    self._unknown_event(group, env.event_type)
+                return  # a known event meant for another group
+            CURRENT_HANDLER.set(handler_name(handler))
             # the handler's log lines and the events it emits carry the report's ids
             with (
                 tracing.consumer_span(
@@ -97,6 +101,18 @@ class Runtime:
                 )
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch)
+
+    def _unknown_event(self, group: str, event_type: str) -> None:
+        """Count an event of a type nobody registered; log the first one of each type."""
+        key = event_type[:100]
+        if key not in self.unknown_events and len(self.unknown_events) >= 1000:
+            key = "<other>"  # garbage types must not grow this map without bound
+        self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
+        if self.unknown_events[key] == 1:
+            log.warning(
+                "event of an unknown type skipped",
+                extra={"group": group, "event_type": key},
+            )
 
     def on_messages(
         self, topics: list[str], group: str, handler: Callable[[Message], Awaitable[None]]
@@ -135,5 +151,9 @@ class Runtime:
         self._started = False
 
     async def checks(self) -> dict[str, bool]:
-        """Readiness: database and broker reachable."""
-        return {"database": await ping_db(self.engine), "broker": await self.bus.ping()}
+        """Readiness: database and broker reachable, the outbox relay making progress."""
+        return {
+            "database": await ping_db(self.engine),
+            "broker": await self.bus.ping(),
+            "relay": not self.relay.stalled,
+        }

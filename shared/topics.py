@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOURCES = ("110", "12345", "grid")
+from shared.contracts import Source
+
+SOURCES: tuple[str, ...] = tuple(Source)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Topics:
         """mediation → every service: staff.changed (deactivated or moved: tokens revoked)."""
         return f"{self.prefix}staff.changed"
 
+    @property
+    def warnings(self) -> str:
+        """followup → dashboards: warning.raised, warning.cleared (风险研判)."""
+        return f"{self.prefix}cases.warnings"
+
     def source(self, source: str) -> str:
         """Native records published by a source system (110, 12345, grid)."""
         return f"{self.prefix}source.{source}.reports"
@@ -58,4 +65,12 @@ class Topics:
 
     def all_internal(self) -> list[str]:
         """Every topic the services exchange events on."""
-        return [self.reports, self.triaged, self.mediation, self.followup, self.trail, self.staff]
+        return [
+            self.reports,
+            self.triaged,
+            self.mediation,
+            self.followup,
+            self.trail,
+            self.staff,
+            self.warnings,
+        ]

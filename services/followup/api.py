@@ -15,6 +15,8 @@ from fastapi.encoders import jsonable_encoder
 from services.followup import repository as repo
 from services.followup.domain import CaseFilters, as_utc, rate, scope_of
 from services.followup.ledger import verify_chain
+from services.followup.reporting import repository as aggregates
+from services.followup.reporting.domain import scope_public
 from services.followup.repository import LedgerCase, LedgerEntry
 from shared.contracts import CaseStatus
 from shared.web import CurrentStaff
@@ -251,10 +253,16 @@ async def get_stats(
     source: Source | None = None,
     since: datetime | None = None,
 ) -> Response:
-    """Counts and rates over the cases the caller may see."""
+    """Counts and rates over the cases the caller may see (from the daily aggregates)."""
     filters = filters_of(None, channel, tier, severity, dispute_type, source, None, since)
+    scope = scope_of(staff)
     async with request.app.state.runtime.sessions() as session:
-        raw = await repo.stats(session, filters, scope_of(staff))
+        # the aggregates are kept per event (no scan of the cases); a mediator's scope also
+        # holds the cases their channel co-handles, which the aggregates do not key
+        if since is None and staff.role != "mediator":
+            raw = await aggregates.stats(session, filters, scope)
+        else:  # "changed since" is a property of cases, not of received days
+            raw = await repo.stats(session, filters, scope)
     t = raw["totals"]
     n_sat = t["satisfaction_count"]
     mean = round(t["satisfaction_sum"] / n_sat, 2) if n_sat else None
@@ -279,5 +287,8 @@ async def get_stats(
         },
         "backlog": t["backlog"],
         "overdue": t["overdue"],
+        "period": {"from": None, "to": None, "changed_since": _time(as_utc(since))},
+        "time_zone": "Asia/Shanghai",
+        "scope": scope_public(staff),
     }
     return tagged(request, body)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -28,7 +29,7 @@ from services.followup.repository import FollowupCase, LedgerCase, LedgerEntry, 
 from shared.clock import Clock
 from shared.contracts import CaseAgreed, CaseClosed, CaseReopened, TrailAppended
 from shared.contracts import CaseStatus as S
-from shared.db import Delivery, Tx
+from shared.db import CausalGate, Delivery, Tx
 from shared.events import Envelope, new_id
 from shared.pii import PiiCipher, redact_text
 from shared.topics import Topics
@@ -64,19 +65,33 @@ class VisitReport:
     note: str | None
 
 
+class LedgerHook(Protocol):
+    """Something kept up to date with the projection, in the same transaction (warnings, stats)."""
+
+    async def after_entry(
+        self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
+    ) -> None:
+        """Called after each entry is projected; `before` is None for a case new to the ledger."""
+        ...
+
+
 class LedgerHandlers:
     """Appends every trail entry of every service to the chained ledger and projects the case."""
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
+    def __init__(self, delivery: Delivery, hooks: Sequence[LedgerHook] = ()) -> None:
+        self.delivery, self.hooks = delivery, list(hooks)
+        self.gate = CausalGate(delivery, LEDGER_CONSUMER)
 
     async def trail_appended(self, env: Envelope, ev: TrailAppended) -> None:
-        """Chain the entry after the case's newest one and update the case projection."""
+        """Chain the entry after the entries it follows and update the case projection.
 
-        async def work(tx: Tx) -> None:
+        An entry that arrives before one it follows waits (parked) until that one is chained.
+        """
+
+        async def apply(tx: Tx, env: Envelope, ev: TrailAppended) -> None:
             await self.append(tx, env, ev)
 
-        await self.delivery.handle_once(LEDGER_CONSUMER, env, work)
+        await self.gate.handle(env, ev, apply)
 
     async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> LedgerEntry:
         """Append one entry (inside the caller's transaction)."""
@@ -96,6 +111,7 @@ class LedgerHandlers:
             to_status=ev.to_status,
             reason=redact_text(ev.reason),
             details=clean_details(ev.details),
+            follows=tuple(ev.follows),
         )
         digest = entry_hash(prev, content)
         entry = LedgerEntry(
@@ -111,6 +127,7 @@ class LedgerHandlers:
             to_status=content.to_status,
             reason=content.reason,
             details=dict(content.details),
+            follows=list(content.follows),
             prev_hash=prev,
             hash=digest,
             recorded_at=utc(env.occurred_at),
@@ -131,6 +148,8 @@ class LedgerHandlers:
         row.take(after)
         row.version, row.entries, row.last_hash = entry.id, seq, digest
         s.add(row)
+        for hook in self.hooks:
+            await hook.after_entry(tx, ev, before if seq > 1 else None, after)
         return entry
 
 

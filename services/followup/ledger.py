@@ -14,6 +14,7 @@ from typing import Any
 
 from services.followup.domain import as_utc, parse_time, utc
 from shared.contracts import CaseStatus as S
+from shared.contracts import SuperviseDetails, SupervisionKind, TrailAction, read_trail_details
 from shared.pii import mask_name, redact_text
 
 # ---------------------------------------------------------------------------------------------
@@ -36,6 +37,7 @@ class EntryContent:
     to_status: str
     reason: str
     details: Mapping[str, Any]
+    follows: tuple[str, ...] = ()  # the entries (event ids) this one follows
 
 
 def canonical_time(value: datetime) -> str:
@@ -58,6 +60,8 @@ def entry_hash(prev_hash: str, e: EntryContent) -> str:
         "reason": e.reason,
         "details": e.details,
     }
+    if e.follows:  # entries from before causal order hash as they always did
+        doc["follows"] = sorted(e.follows)
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -69,6 +73,7 @@ class StoredEntry:
     content: EntryContent
     prev_hash: str
     hash: str
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,16 @@ def verify_chain(
     cut off the end of the chain is noticed too.
     """
     prev = GENESIS_HASH
+    seen: set[str] = set()
     for i, e in enumerate(entries, start=1):
         seq = e.content.seq
         if seq != i:
             return ChainCheck(False, len(entries), i, f"entry {i} is missing (found {seq})")
+        if any(f not in seen for f in e.content.follows):
+            return ChainCheck(
+                False, len(entries), seq, "entry is chained before an entry it follows"
+            )
+        seen.add(e.event_id)
         if e.prev_hash != prev:
             return ChainCheck(
                 False, len(entries), seq, "prev_hash does not match the hash of the entry before"
@@ -244,7 +255,11 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
     """The case after one more trail entry; missing details keep what was known."""
     d = e.details
     at = as_utc(e.at)
-    changes: dict[str, Any] = {"status": e.to_status}
+    changes: dict[str, Any] = {}
+    # an entry that is not a transition (a merge, a retriage, a note) leaves the status alone:
+    # its producer may have written it against an older status
+    if e.from_status != e.to_status or p.created_at is None:
+        changes["status"] = e.to_status
     for name in _TEXT_FIELDS:
         if (value := _text(d.get(name))) is not None:
             changes[name] = value
@@ -266,13 +281,12 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
         due = parse_time(d.get(name)) or parse_time(deadlines.get(name))
         if due is not None:
             changes[name] = due
-    if e.action == "supervise":
-        kind = d.get("kind")
-        if kind == "sign_for_overdue":
+    if e.action == TrailAction.supervise:
+        typed = read_trail_details(e.action, dict(d))
+        kind = typed.kind if isinstance(typed, SuperviseDetails) else None
+        if kind == SupervisionKind.sign_for_overdue:
             changes["sign_for_overdue"] = True
-        elif kind == "mediation_overdue":
-            changes["mediation_overdue"] = True
-        else:  # a supervision notice without a kind still means "overdue"
+        else:  # mediation_overdue, or a notice whose kind is unreadable: still "overdue"
             changes["mediation_overdue"] = True
     satisfaction = d.get("satisfaction")
     if (

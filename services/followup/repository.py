@@ -47,6 +47,7 @@ class LedgerEntry(FollowupBase, table=True):
     to_status: str = Field(max_length=40)
     reason: str = ""
     details: dict[str, Any] = json_column()
+    follows: list[str] = json_column(nullable=True)  # causes (event ids), hashed with the entry
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
     recorded_at: datetime = tz(nullable=False)
@@ -65,9 +66,11 @@ class LedgerEntry(FollowupBase, table=True):
                 to_status=self.to_status,
                 reason=self.reason,
                 details=self.details,
+                follows=tuple(self.follows or ()),
             ),
             prev_hash=self.prev_hash,
             hash=self.hash,
+            event_id=self.event_id,
         )
 
 

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.contracts import Source
 from shared.topics import SOURCES
 
-Source = Literal["110", "12345", "grid"]
 PHONE_OK = re.compile(r"^\+?[0-9][0-9 \-]{2,22}$")
 ID_OK = re.compile(r"^(\d{15}|\d{17}[\dXx])$")
 REF_OK = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")

@@ -29,13 +29,14 @@ from services.intake.repository import (
     reports_of_case,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
-from shared.db import Delivery, Tx
+from shared.db import CausalGate, Delivery, Tx
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
 from shared.scope import scope_changes
 from shared.topics import Topics
 
 ACTOR = "system:intake"
+FEEDBACK_CONSUMER = "intake.feedback"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class IntakeHandlers:
     ) -> None:
         self.delivery, self.topics, self.cipher = delivery, topics, cipher
         self.merge_window = timedelta(hours=merge_window_hours)
+        self.feedback_gate = CausalGate(delivery, FEEDBACK_CONSUMER)
         self.webhooks_due = asyncio.Event()
 
     # ---- receipt -------------------------------------------------------------------------
@@ -205,10 +207,13 @@ class IntakeHandlers:
                 PartyIndex(case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now)
             )
         await s.flush()  # the unique (source, source_ref) check fires here
+        party_hashes = [h for _, h in hashes]
         if target is not None:
-            self._merge_events(tx, target, report, report_id, via)
+            self._merge_events(tx, target, report, report_id, via, party_hashes)
         else:
-            self._receive_events(tx, case_id, report, report_id, via, now, 1 + elsewhere)
+            self._receive_events(
+                tx, case_id, report, report_id, via, now, party_hashes, 1 + elsewhere
+            )
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )
@@ -220,6 +225,12 @@ class IntakeHandlers:
         """Decrypt a sealed column (None stays None)."""
         return None if token is None else self.cipher.unseal(token)["v"]
 
+    def _sealed_location(self, report: CanonicalReport) -> str | None:
+        loc = report.location
+        if loc is None or loc.lat is None or loc.lon is None:
+            return None
+        return self.cipher.seal({"lat": loc.lat, "lon": loc.lon})
+
     def _receive_events(
         self,
         tx: Tx,
@@ -228,6 +239,7 @@ class IntakeHandlers:
         report_id: str,
         via: str,
         now: Any,
+        party_hashes: list[str],
         repeat_count: int = 1,
     ) -> None:
         loc = report.location
@@ -246,7 +258,11 @@ class IntakeHandlers:
                 "via": via,
                 "category": report.category,
                 "grid_code": loc.grid_code if loc else None,
+                # persons masked, organisations named: what the ledger shows as the parties
+                "parties": [party_ref(p).model_dump() for p in report.parties],
             },
+            party_hashes=party_hashes,
+            sealed_location=self._sealed_location(report),
         )
         contact = {
             "reporter": report.reporter.model_dump() if report.reporter else None,
@@ -273,7 +289,13 @@ class IntakeHandlers:
         )
 
     def _merge_events(
-        self, tx: Tx, case: IntakeCase, report: CanonicalReport, report_id: str, via: str
+        self,
+        tx: Tx,
+        case: IntakeCase,
+        report: CanonicalReport,
+        report_id: str,
+        via: str,
+        party_hashes: list[str],
     ) -> None:
         tx.transition(
             case.case_id,
@@ -290,6 +312,7 @@ class IntakeHandlers:
                 "via": via,
                 "repeat_count": case.repeat_count,
             },
+            party_hashes=party_hashes,
         )
         tx.emit(
             self.topics.reports,
@@ -307,10 +330,14 @@ class IntakeHandlers:
     # ---- status back to the sources ----------------------------------------------------
 
     async def trail_appended(self, env: Envelope, entry: TrailAppended) -> None:
-        """Project the case's status and tell every source that reported it."""
+        """Project the case's status and tell every source that reported it, in causal order.
+
+        An entry that arrives before one it follows waits (parked) until that one was applied,
+        so a source never hears `triaged` after `assigned`.
+        """
         queued: list[int] = []
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx, env: Envelope, entry: TrailAppended) -> None:
             s = tx.session
             case = await s.get(IntakeCase, entry.case_id)
             if case is None:
@@ -334,7 +361,8 @@ class IntakeHandlers:
                 targets = []
             else:
                 targets = reports
-                if as_utc(entry.at) >= as_utc(case.status_at):
+                # entries come in causal order; only those from before it existed need the clock
+                if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.status_at):
                     case.status, case.status_at = entry.to_status, entry.at
                     case.status_reason = redact_text(entry.reason)[:500]  # names, doors, numbers
             s.add(case)
@@ -368,7 +396,7 @@ class IntakeHandlers:
                             )
                         )
 
-        await self.delivery.handle_once("intake.feedback", env, work)
+        await self.feedback_gate.handle(env, entry, work)
         if queued:
             self.delivery.wakeup.set()
             self.webhooks_due.set()

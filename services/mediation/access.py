@@ -22,7 +22,9 @@ from shared.scope import CaseScope, Sight, in_area, sight
 
 __all__ = ["Access", "CaseScope", "access_to", "may_perform", "management_refusal", "actor_of"]
 
-MEDIATOR_ACTIONS = frozenset({"accept", "return", "note", "agree", "fail", "escalate", "transfer"})
+MEDIATOR_ACTIONS = frozenset(
+    {"accept", "return", "note", "agree", "fail", "escalate", "transfer", "extend"}
+)
 COORDINATOR_ACTIONS = frozenset({"reassign", "return", "fail", "escalate", "transfer"})
 
 

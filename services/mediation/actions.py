@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,7 +19,13 @@ from services.mediation.assignment import (
 )
 from services.mediation.channels import AgreementView
 from services.mediation.documents import redact_with_contact
-from services.mediation.domain import TransitionRefused, aware, next_status, next_tier
+from services.mediation.domain import (
+    TransitionRefused,
+    aware,
+    extension_refusal,
+    next_status,
+    next_tier,
+)
 from services.mediation.repository import (
     Agreement,
     CaseNote,
@@ -344,6 +350,35 @@ class CaseActions:
             return [tell]
 
         await self._act(p, case_id, "transfer", work)
+
+    async def extend(self, p: StaffPrincipal, case_id: str, reason: str) -> datetime:
+        """延期: the court channel extends its mediation deadline once (+30 days by default)."""
+        new_due: list[datetime] = []
+
+        async def work(tx: Tx, case: MediationCase, now: datetime) -> list[AfterCommit]:
+            refusal = extension_refusal(case, now)
+            if refusal is not None:
+                raise TransitionRefused("extend", case.status, refusal)
+            assert case.mediation_due is not None
+            before = aware(case.mediation_due)
+            case.mediation_due = before + timedelta(days=self.ctx.settings.court_extension_days)
+            case.extended_at = now
+            new_due.append(case.mediation_due)
+            self._move(
+                tx,
+                case,
+                p,
+                "extend",
+                case.status,
+                now,
+                f"延期{self.ctx.settings.court_extension_days}日：{self._redact(case, reason)}",
+                previous_mediation_due=before.isoformat(),
+                extension_days=self.ctx.settings.court_extension_days,
+            )
+            return []
+
+        await self._act(p, case_id, "extend", work)
+        return new_due[0]
 
     async def reassign(
         self,

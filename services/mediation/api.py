@@ -20,7 +20,12 @@ from services.mediation.actions import (
 from services.mediation.agreement_pdf import render_agreement_pdf
 from services.mediation.assignment import Context
 from services.mediation.documents import mask_contact, redact_with_contact, render_agreement
-from services.mediation.domain import TransitionRefused, allowed_actions, aware
+from services.mediation.domain import (
+    TransitionRefused,
+    allowed_actions,
+    aware,
+    extension_refusal,
+)
 from services.mediation.repository import (
     MediationCase,
     Organisation,
@@ -69,6 +74,14 @@ def _contact(ctx: Context, case: MediationCase, clear: bool) -> dict[str, Any] |
     return contact if clear else mask_contact(contact)
 
 
+def _offered(ctx: Context, case: MediationCase, p: StaffPrincipal) -> list[str]:
+    """The state machine's actions, plus the court's extension while it may be granted."""
+    out = allowed_actions(case.status)
+    if p.role in ("mediator", "admin") and extension_refusal(case, ctx.clock.now()) is None:
+        out = sorted([*out, "extend"])
+    return out
+
+
 def case_body(
     ctx: Context, case: MediationCase, level: Access, p: StaffPrincipal, readers: list[str]
 ) -> dict[str, Any]:
@@ -99,13 +112,14 @@ def case_body(
         "outcome": case.outcome,
         "transfer_target": case.transfer_target,
         "accepted_at": aware(case.accepted_at) if case.accepted_at else None,
+        "extended_at": aware(case.extended_at) if case.extended_at else None,
         "updated_at": aware(case.updated_at),
         "text": case.text,
         "parties": case.parties,
         "contact": _contact(ctx, case, clear),
         "personal_data": "clear" if clear else "masked",
         "read_only": level < Access.act,
-        "allowed_actions": allowed_actions(case.status) if level >= Access.act else [],
+        "allowed_actions": _offered(ctx, case, p) if level >= Access.act else [],
     }
 
 
@@ -349,6 +363,16 @@ async def escalate(
     """Up one tier; the county cannot escalate (409)."""
     await _run(actions.escalate(staff, case_id, body.reason))
     return await _case_after(ctx, staff, case_id)
+
+
+@router.post("/cases/{case_id}/extension")
+@router.post("/cases/{case_id}/extend", include_in_schema=False)  # the action's own name
+async def extension(
+    case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
+) -> dict[str, Any]:
+    """延期: the court channel's one extension of the mediation deadline (+30 days)."""
+    due = await _run(actions.extend(staff, case_id, body.reason))
+    return {"mediation_due": aware(due), **await _case_after(ctx, staff, case_id)}
 
 
 @router.post("/cases/{case_id}/transfer")

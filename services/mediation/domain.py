@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.contracts import CaseStatus as S
+from shared.contracts import Tier
 
 # ---------------------------------------------------------------------------------------------
 # State machine: (action, from status) → to status. Anything not in the table is refused.
@@ -78,7 +80,7 @@ def allowed_actions(status: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Tiers
 
-TIERS: tuple[str, ...] = ("grid", "town", "county")
+TIERS: tuple[str, ...] = tuple(Tier)  # in order, lowest first
 
 
 def next_tier(tier: str) -> str:
@@ -241,6 +243,33 @@ def overdue_kinds(d: Deadlines, now: datetime) -> list[str]:
     ):
         out.append("mediation_overdue")
     return out
+
+
+EXTENDABLE: frozenset[str] = frozenset({S.accepted, S.mediating})
+
+
+class Extensible(Protocol):
+    """What the extension rule needs to know of a case."""
+
+    channel: str
+    status: str
+    mediation_due: datetime | None
+    extended_at: datetime | None
+
+
+def extension_refusal(case: Extensible, now: datetime) -> str | None:
+    """Why the court's one extension (延期) is refused now, or None when it may be granted."""
+    if case.channel != "court":
+        return "only court pre-litigation mediation (诉调对接) can be extended"
+    if case.extended_at is not None:
+        return "the mediation deadline was already extended once"
+    if case.status not in EXTENDABLE:
+        return (
+            f"only a case signed for or under mediation can be extended; the case is {case.status}"
+        )
+    if case.mediation_due is None or now > aware(case.mediation_due):
+        return "the mediation deadline has passed; transfer to litigation instead"
+    return None
 
 
 SUPERVISION_REASONS: dict[str, str] = {

@@ -99,6 +99,7 @@ class MediationCase(MediationBase, table=True):
     outcome: str | None = Field(default=None, max_length=40)
     transfer_target: str | None = Field(default=None, max_length=20)
     accepted_at: datetime | None = tz(nullable=True)
+    extended_at: datetime | None = tz(nullable=True)  # the court's one extension (延期)
     created_at: datetime = tz(nullable=False)
     updated_at: datetime = tz(nullable=False)
 

@@ -14,12 +14,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.mediation.repository import Organisation, StaffMember
 from services.mediation.settings import MediationSettings
 from services.mediation.staff import principal_of, token_for
+from shared.contracts import Channel, Tier
 from shared.db import make_engine, migrate
 from shared.events import utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-CHANNELS = ("police", "court", "labour", "medical", "people")
-TIERS = ("grid", "town", "county")
+CHANNELS: tuple[str, ...] = tuple(Channel)
+TIERS: tuple[str, ...] = tuple(Tier)
 
 CHANNEL_ORG = {
     "police": "警调对接调解室",

@@ -19,5 +19,6 @@ class MediationSettings(ServiceSettings):
     day_shift_end_hour: int = 18
     scan_interval_s: float = 60.0  # how often the overdue scanner runs
     reopen_mediation_days: int = 15  # a reopened case gets this long to settle again
+    court_extension_days: int = 30  # 诉前调解 may be extended once by this much (DOMAIN.md §5)
     county_code: str = "522731"
     county_name: str = "南溪县"

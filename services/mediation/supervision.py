@@ -83,7 +83,7 @@ async def scan_overdue(ctx: Context) -> list[Supervision]:
                     to_status=case.status,
                     actor=SYSTEM,
                     reason=SUPERVISION_REASONS[kind],
-                    details=trail_details(case, supervision=kind),
+                    details=trail_details(case, kind=kind),
                     at=now,
                 )
                 raised.append(row)

@@ -70,6 +70,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "due_at": NOW,
         "raised_at": NOW,
     },
+    "warning.raised": {
+        "warning_id": "w1",
+        "kind": "repeat_party",
+        "key": "c1",
+        "tier": "town",
+        "area_code": "522731001",
+        "case_ids": ["c0", "c1"],
+        "facts": {"party": "b0489a213e48", "cases_in_window": 3},
+        "raised_at": NOW,
+    },
+    "warning.cleared": {
+        "warning_id": "w1",
+        "kind": "repeat_party",
+        "key": "c1",
+        "case_ids": ["c0", "c1"],
+        "reason": "2 cases of this party within 90 days",
+        "cleared_at": NOW,
+    },
     "trail.appended": {
         "case_id": "c1",
         "at": NOW,
@@ -104,7 +122,7 @@ def test_samples_parse_through_the_wire_format(event_type: str) -> None:
     )
     parsed = REGISTRY.parse(Envelope.from_bytes(env.to_bytes()))
     dumped = parsed.model_dump(exclude_unset=True)
-    assert dumped.get("case_id", dumped.get("staff_id")) in ("c1", "med-1")
+    assert dumped.get("case_id", dumped.get("staff_id", dumped.get("key"))) in ("c1", "med-1")
 
 
 class _RecordingRuntime:
@@ -164,8 +182,11 @@ def test_every_produced_event_has_a_consumer() -> None:
     consumed, produced = _consumed(), _produced()
     heard = {(t, e) for topics, e in consumed for t in topics}
     unheard = {p for p in produced if p not in heard}
-    # supervision notices go to coordinators' dashboards through the trail as well
+    # supervision notices go to coordinators' dashboards through the trail as well; warnings
+    # are for dashboards and the console (GET /v1/warnings), no service consumes them
     assert unheard <= {
         (Topics("").mediation, "supervision.raised"),
         (Topics("").followup, "case.closed"),
+        (Topics("").warnings, "warning.raised"),
+        (Topics("").warnings, "warning.cleared"),
     }, unheard

@@ -87,10 +87,15 @@ def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
             time.sleep(0.2)
         assert status in ("triaged", "assigned"), status
         viewer = next(s["token"] for s in creds["staff"] if s["role"] == "viewer")
-        ledger = httpx.get(
-            f"http://127.0.0.1:{PORT_BASE + 3}/v1/cases/{case_id}",
-            headers={"Authorization": f"Bearer {viewer}"},
-        )
+        # the ledger reads the same trail as intake's status, on its own consumer: it may lag
+        for _ in range(150):
+            ledger = httpx.get(
+                f"http://127.0.0.1:{PORT_BASE + 3}/v1/cases/{case_id}",
+                headers={"Authorization": f"Bearer {viewer}"},
+            )
+            if ledger.status_code == 200:
+                break
+            time.sleep(0.2)
         assert ledger.status_code == 200 and ledger.json()["case_id"] == case_id
         for port in range(PORT_BASE, PORT_BASE + 4):
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200

@@ -77,3 +77,44 @@ async def test_two_visits_racing_close_the_case_once(pg_ledger: Ledger) -> None:
     await pg_ledger.settle()
     assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
     assert len(pg_ledger.events(TOPICS.followup, "case.closed")) == 1
+
+
+async def test_aggregates_and_warnings_on_postgres(pg_ledger: Ledger) -> None:
+    """The aggregates' upsert (ON CONFLICT) and the warnings' counters, PostgreSQL's SQL."""
+    from services.followup.reporting import repository as rrepo
+    from tests.unit.followup.test_reporting import random_run
+
+    await random_run(pg_ledger, seed=3, cases=30)
+    async with pg_ledger.app.state.runtime.sessions() as session:
+        assert await rrepo.all_rows(session) == await rrepo.recount(session)
+    # ten cases in one village on one day: rising village and town, one group-risk case
+    for i in range(5):
+        await pg_ledger.trail(
+            f"pg{i}",
+            "received",
+            None,
+            action="receive",
+            at=T0 + timedelta(hours=i),
+            details={
+                "grid_code": "522731-201-001-01",
+                "parties": [{"display": f"张*{j}"} for j in range(10)],
+            },
+        )
+    warnings = (await pg_ledger.get("/v1/warnings", params={"kind": "rising_area"})).json()
+    assert {w["area_code"] for w in warnings["items"]} == {"522731-201", "522731-201-001"}
+    groups = (await pg_ledger.get("/v1/warnings", params={"kind": "group_risk"})).json()
+    assert groups["count"] == 5
+    series = (
+        await pg_ledger.get(
+            "/v1/stats/series",
+            params={
+                "from": "2026-11-20",
+                "to": "2026-11-20",
+                "group_by": "area",
+                "level": "village",
+            },
+        )
+    ).json()
+    assert {"group": "522731-201-001", "received": 5} in [
+        {"group": i["group"], "received": i["received"]} for i in series["items"]
+    ]

@@ -132,3 +132,39 @@ async def test_poison_message_goes_to_dlq_with_origin_and_partition_moves_on(
     assert headers["dlq.origin.partition"] == b"0" and headers["dlq.origin.offset"] == b"0"
     assert headers["dlq.attempts"] == b"2"
     assert b"ValueError: cannot adapt record" in headers["dlq.error"]
+
+
+async def test_one_poison_record_read_by_two_groups_is_dead_lettered_once_per_group(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}shared"
+
+    async def ledger_handler(msg: Message) -> None:
+        raise ValueError("ledger cannot read it")
+
+    async def feedback_handler(msg: Message) -> None:
+        raise ValueError("feedback cannot read it")
+
+    bus = KafkaBus(kafka_bootstrap, "dlq-groups", max_attempts=1, extra_topics=[topic])
+    bus.subscribe([topic], f"{topic_prefix}ledger", ledger_handler)
+    bus.subscribe([topic], f"{topic_prefix}feedback", feedback_handler)
+    await bus.start()
+    try:
+        await bus.publish([OutgoingMessage(topic, "k", b"poison")])
+        dlq = AIOKafkaConsumer(
+            f"{topic}.dlq",
+            bootstrap_servers=kafka_bootstrap,
+            group_id=f"{topic_prefix}dlq-reader",
+            auto_offset_reset="earliest",
+        )
+        await dlq.start()
+        try:
+            recs = [await asyncio.wait_for(dlq.getone(), 30) for _ in range(2)]
+        finally:
+            await dlq.stop()
+    finally:
+        await bus.stop()
+    by_group = {dict(r.headers)["dlq.group"]: dict(r.headers) for r in recs}
+    assert set(by_group) == {f"{topic_prefix}ledger".encode(), f"{topic_prefix}feedback".encode()}
+    assert by_group[f"{topic_prefix}ledger".encode()]["dlq.handler"].endswith(b"ledger_handler")
+    assert all(r.value == b"poison" for r in recs)

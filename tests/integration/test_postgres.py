@@ -79,7 +79,7 @@ async def test_concurrent_deliveries_of_one_event_are_processed_once(pg_url: str
     async def work(tx: Tx) -> None:
         await asyncio.sleep(0.05)  # widen the race window
         tx.transition(
-            "c", action="close", from_status="follow_up", to_status="closed", actor="system:test"
+            "c", action="fail", from_status="follow_up", to_status="closed", actor="system:test"
         )
 
     try:

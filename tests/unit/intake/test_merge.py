@@ -112,3 +112,33 @@ async def test_known_different_dispute_type_does_not_merge(intake: Intake) -> No
     # no type in the text: it joins the newest open case sharing the phone
     vague = (await intake.post(with_party("110", "D-4", phone=PHONE, text="双方又吵起来了"))).json()
     assert vague["merged"] and vague["case_id"] == other["case_id"]
+
+
+async def test_trail_entries_carry_party_hashes_and_sealed_coordinates_never_numbers(
+    intake: Intake,
+) -> None:
+    """Early warning matches parties across cases by keyed hash; the trail never shows a number."""
+    body = with_party("grid", "H-1", phone=PHONE, id_number=ID_NUMBER)
+    body["location"] = {"grid_code": "522731-103-007-01", "lat": 26.58, "lon": 107.97}
+    body["parties"].append({"name": "黔东南某建筑有限公司", "role": "respondent"})
+    first = (await intake.post(body)).json()
+    await intake.post(with_party("grid", "H-2", phone=PHONE))  # 并单 within one sender
+    await intake.settle()
+    trail = intake.events(intake.topics.trail, "trail.appended")
+    receive = next(e for e in trail if e.payload["action"] == "receive")
+    merge = next(e for e in trail if e.payload["action"] == "merge")
+    cipher = intake.app.state.runtime.cipher
+    phone_hash = cipher.blind_index("phone", PHONE)
+    assert set(receive.payload["party_hashes"]) == {
+        phone_hash,
+        cipher.blind_index("id_number", ID_NUMBER),
+    }
+    assert merge.payload["party_hashes"] == [phone_hash]
+    assert merge.case_id == first["case_id"]
+    assert cipher.unseal(receive.payload["sealed_location"]) == {"lat": 26.58, "lon": 107.97}
+    assert receive.payload["details"]["parties"] == [
+        {"role": "applicant", "kind": "person", "display": "赵*"},
+        {"role": "respondent", "kind": "organisation", "display": "黔东南某建筑有限公司"},
+    ]
+    raw = b"".join(m.value for m in intake.bus.log[intake.topics.trail])
+    assert PHONE.encode() not in raw and ID_NUMBER.encode() not in raw

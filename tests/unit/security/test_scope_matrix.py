@@ -92,6 +92,9 @@ CASE_ROUTES: dict[tuple[str, str, str], tuple[dict[str, Any] | None, Sight]] = {
         M,
     ),
     ("mediation", "POST", "/v1/cases/{case_id}/assign"): ({"organisation_id": ORG_A}, M),
+    ("mediation", "POST", "/v1/cases/{case_id}/extension"): ({"reason": "延期"}, M),
+    ("mediation", "POST", "/v1/cases/{case_id}/extend"): ({"reason": "延期"}, M),
+    ("followup", "GET", "/v1/cases/{case_id}/place"): (None, M),
 }
 
 # Routes without a case id: lists (checked for foreign cases) and routes that hold no case.
@@ -99,6 +102,10 @@ LISTS: dict[tuple[str, str], dict[str, str]] = {
     ("followup", "/v1/cases"): {},
     ("followup", "/v1/stats"): {},
     ("followup", "/v1/visits/due"): {"by": "2027-06-01T00:00:00Z"},
+    ("followup", "/v1/warnings"): {},
+    ("followup", "/v1/stats/series"): {},
+    ("followup", "/v1/areas/summary"): {},
+    ("followup", "/v1/places"): {},
     ("mediation", "/v1/mediation/cases"): {},
     ("mediation", "/v1/supervisions"): {},
 }
@@ -125,6 +132,9 @@ OTHER_ROUTES: set[tuple[str, str, str]] = {
     ("mediation", "PATCH", "/v1/admin/mediators/{staff_id}"),
     ("mediation", "POST", "/v1/admin/mediators/{staff_id}/token"),
     ("mediation", "POST", "/v1/admin/supervision/scan"),
+    # one warning: scoped by its own tier and area, its cases filtered (test_warnings)
+    ("followup", "GET", "/v1/warnings/{warning_id}"),
+    ("followup", "POST", "/v1/warnings/{warning_id}/acknowledge"),
 }
 UNCLASSIFIED_OK = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/redoc")
 

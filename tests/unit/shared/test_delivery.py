@@ -44,7 +44,7 @@ async def test_state_trail_and_outbox_commit_together_or_not_at_all(delivery: De
     async with delivery.transaction() as tx:
         tx.transition(
             "c1",
-            action="close",
+            action="fail",
             from_status="follow_up",
             to_status="closed",
             actor="system:test",
@@ -95,7 +95,7 @@ async def test_inbox_skips_an_event_seen_before(delivery: Delivery) -> None:
     async def work(tx: Tx) -> None:
         calls.append(env.event_id)
         tx.transition(
-            "c", action="close", from_status="follow_up", to_status="closed", actor="system:test"
+            "c", action="fail", from_status="follow_up", to_status="closed", actor="system:test"
         )
 
     assert await delivery.handle_once("svc", env, work) is True
@@ -151,3 +151,73 @@ async def test_undecodable_event_is_dead_lettered_without_retries() -> None:
     await bus.stop()
     assert attempts["n"] == 1 and len(bus.log["in.dlq"]) == 1
     assert EventDecodeError.__name__.encode() in dict(bus.log["in.dlq"][0].headers)["dlq.error"]
+
+
+class FlakyBus(InMemoryBus):
+    """An in-memory bus whose sends of chosen keys fail a number of times."""
+
+    def __init__(self, failures: dict[str, int]) -> None:
+        super().__init__()
+        self.failures = dict(failures)
+        self.sent_keys: list[str | None] = []
+
+    async def publish(self, messages):  # type: ignore[no-untyped-def]
+        for m in messages:
+            if self.failures.get(m.key or "", 0) > 0:
+                self.failures[m.key or ""] -= 1
+                raise ConnectionError(f"broker refused {m.key}")
+        self.sent_keys.extend(m.key for m in messages)
+        await super().publish(messages)
+
+
+async def _emit(delivery: Delivery, case_id: str, n: int) -> None:
+    for _ in range(n):
+        async with delivery.transaction() as tx:
+            tx.emit(
+                TOPICS.followup, "case.closed", CaseClosed(case_id=case_id, outcome="ok"), case_id
+            )
+
+
+async def test_a_failed_relay_attempt_keeps_what_was_acknowledged_and_stops_that_case(
+    delivery: Delivery,
+) -> None:
+    from shared.db import RelayStalled
+
+    await _emit(delivery, "a", 2)
+    await _emit(delivery, "b", 3)
+    await _emit(delivery, "a", 1)
+    bus = FlakyBus({"b": 1})
+    relay = OutboxRelay(delivery, bus)
+    with pytest.raises(RelayStalled):
+        await relay.publish_pending()
+    # a's rows went out and are marked; none of b's later rows overtook its failed first one
+    assert bus.sent_keys == ["a", "a", "a"]
+    assert relay.failed_attempts_total == 1 and not relay.stalled
+    assert await relay.publish_pending() == 3
+    assert bus.sent_keys == ["a", "a", "a", "b", "b", "b"]
+    assert await relay.publish_pending() == 0
+    async with delivery.sessions() as s:
+        rows = (await s.exec(select(TABLES.outbox).order_by(TABLES.outbox.id))).all()
+    assert all(r.published_at is not None for r in rows)
+    # each case's events on the topic in outbox order, each exactly once
+    by_case: dict[str, list[str]] = {}
+    for m in bus.log[TOPICS.followup]:
+        env = Envelope.from_bytes(m.value)
+        by_case.setdefault(env.case_id, []).append(env.event_id)
+    assert by_case == {c: [r.event_id for r in rows if r.key == c] for c in ("a", "b")}
+
+
+async def test_a_relay_that_cannot_make_progress_says_so(delivery: Delivery) -> None:
+    from shared.db import RelayStalled
+
+    await _emit(delivery, "a", 1)
+    bus = FlakyBus({"a": OutboxRelay.STALL_AFTER})
+    relay = OutboxRelay(delivery, bus)
+    for _ in range(OutboxRelay.STALL_AFTER):
+        assert not relay.stalled
+        with pytest.raises(RelayStalled):
+            await relay.publish_pending()
+    assert relay.stalled and relay.attempts_without_progress == OutboxRelay.STALL_AFTER
+    assert relay.last_error == "ConnectionError"
+    assert await relay.publish_pending() == 1
+    assert not relay.stalled and relay.published_total == 1

@@ -183,7 +183,11 @@ async def test_health_and_readiness(app: FastAPI) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/healthz")).json() == {"status": "ok"}
         r = await c.get("/readyz")
-    assert r.status_code == 200 and r.json()["checks"] == {"database": True, "broker": True}
+    assert r.status_code == 200 and r.json()["checks"] == {
+        "database": True,
+        "broker": True,
+        "relay": True,
+    }
 
 
 def test_tables_include_delivery_tables() -> None:

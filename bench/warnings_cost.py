@@ -1,0 +1,166 @@
+"""What the early warnings and the daily aggregates cost per ledger event.
+
+The ledger's handler is driven directly (no broker, no HTTP) with the same trail entries four
+times, each on a fresh SQLite database in memory: the ledger alone, with the daily aggregates,
+with the warnings, with every hook. CPU time, not wall time: the figure is the hooks' own work.
+Cases arrive in batches so a growing history shows whether the cost per event stays flat (it
+should: no hook scans the ledger). Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.followup.handlers import LedgerHandlers, LedgerHook
+from services.followup.main import MIGRATIONS
+from services.followup.places.repository import PlacesHook
+from services.followup.reporting.repository import StatsAggregates
+from services.followup.repository import TABLES
+from services.followup.settings import FollowupSettings
+from services.followup.warnings import thresholds_of
+from services.followup.warnings.engine import WarningEngine
+from shared.bus import InMemoryBus
+from shared.contracts import REGISTRY, TrailAppended
+from shared.db import migrate
+from shared.events import Envelope
+from shared.runtime import Runtime
+
+T0 = datetime(2026, 9, 1, tzinfo=UTC)
+VILLAGES = [f"522731-{t:03d}-{v:03d}-01" for t in range(1, 9) for v in range(1, 6)]
+COMPANIES = [f"某某{i}号建筑有限公司" for i in range(20)]
+
+
+def case_events(i: int, rng: random.Random, people: int) -> list[tuple[Envelope, TrailAppended]]:
+    """The trail of one plausible case: received … agreed/closed or still open."""
+    case_id = f"bench-{i:07d}"
+    at = T0 + timedelta(minutes=i * 7 + rng.randint(0, 5))
+    labour = rng.random() < 0.15
+    parties: list[dict[str, Any]] = [{"role": "applicant", "kind": "person", "display": "王*"}]
+    if labour:
+        parties.append(
+            {"role": "respondent", "kind": "organisation", "display": rng.choice(COMPANIES)}
+        )
+    hashes = [f"{rng.randrange(people):064x}"]
+    grid = rng.choice(VILLAGES)
+    tier = rng.choice(("grid", "grid", "town", "county"))
+    steps: list[tuple[str | None, str, str, dict[str, Any], list[str]]] = [
+        (None, "received", "receive", {"grid_code": grid, "parties": parties}, hashes),
+        (
+            "received",
+            "triaged",
+            "triage",
+            {
+                "dispute_type": "labour" if labour else rng.choice(("neighbour", "land")),
+                "severity": rng.choice(("low", "medium", "high")),
+                "channel": "labour" if labour else "people",
+                "tier": tier,
+                "grid_code": grid,
+                "deadlines": {
+                    "sign_for_due": (at + timedelta(hours=24)).isoformat(),
+                    "mediation_due": (at + timedelta(days=30)).isoformat(),
+                },
+            },
+            [],
+        ),
+        ("triaged", "assigned", "assign", {"organisation_id": f"org-{tier}"}, []),
+        ("assigned", "accepted", "accept", {}, []),
+        ("accepted", "mediating", "note", {}, []),
+    ]
+    if rng.random() < 0.6:
+        steps.append(("mediating", "agreed", "agree", {}, []))
+        steps.append(("agreed", "follow_up", "follow_up", {}, []))
+        if rng.random() < 0.8:
+            steps.append(("follow_up", "closed", "close", {"satisfaction": rng.randint(3, 5)}, []))
+    out = []
+    for n, (frm, to, action, details, party_hashes) in enumerate(steps):
+        ev = TrailAppended(
+            case_id=case_id,
+            at=at + timedelta(hours=n * 6),
+            actor="system:bench",
+            action=action,
+            from_status=frm,
+            to_status=to,
+            details=details,
+            party_hashes=party_hashes,
+        )
+        env = REGISTRY.event(ev, event_type="trail.appended", producer="bench", case_id=case_id)
+        out.append((env, ev))
+    return out
+
+
+async def _variant(
+    name: str, workdir: Path, batches: list[list[tuple[Envelope, TrailAppended]]]
+) -> dict[str, Any]:
+    # SQLite in memory: the figure is the hooks' own work, not the disk's fsync
+    settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://")
+    rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
+    await migrate(rt.engine, MIGRATIONS)
+    hooks: list[LedgerHook] = []
+    if name in ("aggregates", "all hooks"):
+        hooks.append(StatsAggregates())
+    if name == "all hooks":
+        hooks.append(PlacesHook(rt.cipher))
+    if name in ("warnings", "all hooks"):
+        hooks.append(WarningEngine(rt.topics, thresholds_of(settings)))
+    handlers = LedgerHandlers(rt.delivery, hooks)
+    per_batch = []
+    try:
+        for batch in batches:
+            # CPU time of the process (SQLite's thread included): on a shared machine the wall
+            # clock mostly measures the neighbours
+            t0 = time.process_time()
+            for env, ev in batch:
+                await handlers.trail_appended(env, ev)
+            per_batch.append((time.process_time() - t0) / len(batch) * 1e6)
+        async with rt.sessions() as s:
+            from sqlmodel import func, select
+
+            from services.followup.warnings.repository import WarningRow
+
+            warnings = (await s.exec(select(func.count()).select_from(WarningRow))).one()
+    finally:
+        await rt.engine.dispose()
+    return {
+        "us_per_event_by_batch": [round(x) for x in per_batch],
+        "us_per_event": round(sum(per_batch) / len(per_batch)),
+        "warnings_raised": int(warnings),
+    }
+
+
+def run(cases_per_batch: int = 200, batches: int = 3, seed: int = 7) -> dict[str, Any]:
+    """Time the ledger handler with and without the hooks; CPU µs per event."""
+    rng = random.Random(seed)
+    people = cases_per_batch * batches  # most people appear once, some two or three times
+    events = [
+        [
+            e
+            for i in range(b * cases_per_batch, (b + 1) * cases_per_batch)
+            for e in case_events(i, rng, people)
+        ]
+        for b in range(batches)
+    ]
+    out: dict[str, Any] = {
+        "cases": cases_per_batch * batches,
+        "events": sum(len(b) for b in events),
+        "variants": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="fq-bench-warnings-") as d:
+        for name in ("ledger only", "aggregates", "warnings", "all hooks"):
+            out["variants"][name] = asyncio.run(_variant(name, Path(d), events))
+    base = out["variants"]["ledger only"]["us_per_event"]
+    for v in out["variants"].values():
+        v["extra_us_per_event"] = v["us_per_event"] - base
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200), indent=2))

@@ -1,0 +1,1 @@
+"""Reporting: daily aggregates, series, exports and area summaries (issue 13)."""

@@ -1,0 +1,531 @@
+"""The warning engine: raise and clear warnings as ledger entries arrive, and on a clock.
+
+`after_entry` runs inside the ledger's transaction for every trail entry, so the counters, the
+warnings and their outbox events commit with the projection or not at all. `scan` re-checks the
+warnings that time alone can clear (windows sliding, deadlines passing) and raises soon-due ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import col
+
+from services.followup.domain import as_utc, utc
+from services.followup.ledger import CaseProjection
+from services.followup.repository import LedgerCase
+from services.followup.warnings import repository as wrepo
+from services.followup.warnings.domain import (
+    SETTLED,
+    Thresholds,
+    area_levels,
+    employers,
+    escalation_facts,
+    is_open,
+    local_day,
+    rising,
+    rising_tier,
+    rising_windows,
+    short_hash,
+    soon_due,
+    tier_above,
+)
+from services.followup.warnings.repository import (
+    AreaCase,
+    AreaDay,
+    EmployerCase,
+    PartyCase,
+    WarningCaseLink,
+    WarningCaseState,
+    WarningRow,
+)
+from shared.clock import Clock
+from shared.contracts import CaseStatus as S
+from shared.contracts import (
+    TrailAppended,
+    WarningCleared,
+    WarningKind,
+    WarningRaised,
+    WarningStatus,
+)
+from shared.db import Delivery, Tx
+from shared.events import new_id
+from shared.topics import Topics
+
+log = logging.getLogger("fengqiao.followup.warnings")
+K = WarningKind
+RISING_LEVELS = ("town", "village")
+TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
+
+
+def _iso(at: datetime | None) -> str | None:
+    return as_utc(at).isoformat() if at else None  # type: ignore[union-attr]
+
+
+class WarningEngine:
+    """Computes the warnings of DOMAIN.md §8 incrementally from the ledger's entries."""
+
+    def __init__(self, topics: Topics, thresholds: Thresholds) -> None:
+        self.topics, self.t = topics, thresholds
+
+    # ---- raising and clearing ----------------------------------------------------------
+
+    async def _raise(
+        self,
+        tx: Tx,
+        kind: WarningKind,
+        subject: str,
+        *,
+        at: datetime,
+        case_ids: Sequence[str],
+        facts: dict[str, Any],
+        tier: str | None,
+        area: str | None,
+        channel: str | None = None,
+        organisation_id: str | None = None,
+    ) -> WarningRow:
+        """Raise a warning about a subject, or bring the active one's cases and facts up to date."""
+        s = tx.session
+        key = f"{kind}:{subject}"
+        w = await wrepo.active(s, key)
+        if w is not None:
+            merged = list(dict.fromkeys([*w.case_ids, *case_ids]))
+            if merged != w.case_ids or facts != w.facts:
+                w.case_ids, w.facts, w.updated_at = merged, facts, at
+                s.add(w)
+                await self._link(tx, w, case_ids)
+            return w
+        w = WarningRow(
+            warning_id=new_id(),
+            kind=kind,
+            key=key,
+            subject=subject,
+            active_key=key,
+            status=WarningStatus.open,
+            tier=tier,
+            area_code=area,
+            channel=channel,
+            organisation_id=organisation_id,
+            case_ids=list(dict.fromkeys(case_ids)),
+            facts=facts,
+            raised_at=at,
+            updated_at=at,
+        )
+        s.add(w)
+        await s.flush()
+        await self._link(tx, w, w.case_ids)
+        tx.emit(
+            self.topics.warnings,
+            "warning.raised",
+            WarningRaised(
+                warning_id=w.warning_id,
+                kind=kind,
+                key=subject,
+                tier=tier,
+                area_code=area,
+                case_ids=w.case_ids,
+                facts=facts,
+                raised_at=at,
+            ),
+            subject,
+        )
+        return w
+
+    async def _link(self, tx: Tx, w: WarningRow, case_ids: Sequence[str]) -> None:
+        assert w.id is not None
+        for case_id in dict.fromkeys(case_ids):
+            if await tx.session.get(WarningCaseLink, (w.id, case_id)) is None:
+                tx.session.add(WarningCaseLink(warning_id=w.id, case_id=case_id))
+
+    async def _clear(self, tx: Tx, w: WarningRow, reason: str, at: datetime) -> None:
+        """The condition no longer holds: clear the warning and tell whoever listens."""
+        s = tx.session
+        w.status, w.active_key = WarningStatus.cleared, None
+        w.cleared_at, w.clear_reason, w.updated_at = at, reason, at
+        s.add(w)
+        await s.exec(delete(WarningCaseLink).where(col(WarningCaseLink.warning_id) == w.id))
+        tx.emit(
+            self.topics.warnings,
+            "warning.cleared",
+            WarningCleared(
+                warning_id=w.warning_id,
+                kind=WarningKind(w.kind),
+                key=w.subject,
+                case_ids=w.case_ids,
+                reason=reason,
+                cleared_at=at,
+            ),
+            w.subject,
+        )
+
+    # ---- per ledger entry --------------------------------------------------------------
+
+    async def after_entry(
+        self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
+    ) -> None:
+        """Update the counters with one entry, raise what now holds, clear what no longer does."""
+        s = tx.session
+        at = utc(ev.at)
+        case_id = after.case_id
+        st = await s.get(WarningCaseState, case_id)
+        if st is None:
+            st = WarningCaseState(case_id=case_id, status=after.status)
+        st.received_at = st.received_at or after.received_at or after.created_at or at
+        old_due = before.sign_for_due if before else None
+        if after.sign_for_due is not None and (
+            st.sign_for_from is None or as_utc(after.sign_for_due) != as_utc(old_due)
+        ):
+            st.sign_for_from = at
+        st.sign_for_due, st.mediation_due = after.sign_for_due, after.mediation_due
+        st.status, st.open = after.status, is_open(after.status)
+        s.add(st)
+        received = utc(st.received_at)
+
+        new_hashes = await self._record_parties(tx, case_id, ev.party_hashes, received)
+        was = before.status if before else None
+        if after.status != was and after.status in SETTLED:
+            for row in await wrepo.party_rows_of(s, case_id):
+                row.settled_at, row.settled_tier = at, after.tier
+                s.add(row)
+        if after.status == S.merged:
+            for row in await wrepo.party_rows_of(s, case_id):
+                row.counted = False
+                s.add(row)
+        if not st.open:
+            for erow in await wrepo.employer_rows_of(s, case_id):
+                erow.open = False
+                s.add(erow)
+
+        if after.tier and st.open and (new_hashes or not st.party_checked):
+            st.party_checked = True
+            await self._check_parties(tx, after, at)
+        if not st.area_counted and after.grid_code:
+            st.area_counted = True
+            await self._count_area(tx, after, received, at)
+        if after.dispute_type == "labour" and not st.labour_counted and after.parties and st.open:
+            st.labour_counted = True
+            await self._count_employer(tx, after, received, at)
+        if st.open and len(after.parties) >= self.t.group_parties:
+            await self._raise(
+                tx,
+                K.group_risk,
+                case_id,
+                at=at,
+                case_ids=[case_id],
+                facts={"basis": "parties", "parties": len(after.parties)},
+                tier="county",
+                area=after.grid_code,
+                channel=after.channel,
+                organisation_id=after.organisation_id,
+            )
+        if st.open and (why := escalation_facts(_facts(before), asdict(after), ev.action)):
+            w = await wrepo.active(s, f"{K.escalating}:{case_id}")
+            history = [*(w.facts.get("history", []) if w else []), {**why, "at": at.isoformat()}]
+            await self._raise(
+                tx,
+                K.escalating,
+                case_id,
+                at=at,
+                case_ids=[case_id],
+                facts={**why, "history": history, "severity": after.severity},
+                tier=tier_above(after.tier),
+                area=after.grid_code,
+                channel=after.channel,
+                organisation_id=after.organisation_id,
+            )
+        await self._check_due(tx, st, after, at)
+        for w in await wrepo.active_naming(s, case_id):
+            await self._recheck(tx, w, at)
+
+    async def _record_parties(
+        self, tx: Tx, case_id: str, hashes: Sequence[str], received: datetime
+    ) -> list[str]:
+        out = []
+        for h in dict.fromkeys(hashes):
+            if len(h) > 64 or await tx.session.get(PartyCase, (h, case_id)) is not None:
+                continue
+            tx.session.add(PartyCase(hash=h, case_id=case_id, received_at=received))
+            out.append(h)
+        if out:
+            await tx.session.flush()
+        return out
+
+    async def _check_parties(self, tx: Tx, case: CaseProjection, at: datetime) -> None:
+        """repeat_party and repeat_after_agreement for the parties of a case."""
+        s = tx.session
+        mine = [r.hash for r in await wrepo.party_rows_of(s, case.case_id) if r.counted]
+        rows = await wrepo.party_cases(s, mine)
+        since = at - timedelta(days=self.t.repeat_party_days)
+        covered: set[frozenset[str]] = set()
+        for h in mine:
+            recent = [r for r in rows if r.hash == h and utc(r.received_at) >= since]
+            cases = list(dict.fromkeys(r.case_id for r in recent))
+            if len(cases) < self.t.repeat_party_cases or frozenset(cases) in covered:
+                continue
+            covered.add(frozenset(cases))
+            await self._raise(
+                tx,
+                K.repeat_party,
+                h,
+                at=at,
+                case_ids=cases,
+                facts={
+                    "party": h[:12],
+                    "cases_in_window": len(cases),
+                    "window_days": self.t.repeat_party_days,
+                    "threshold": self.t.repeat_party_cases,
+                    "newest_case": case.case_id,
+                },
+                tier=case.tier,
+                area=case.grid_code,
+            )
+        window = timedelta(days=self.t.after_agreement_days)
+        for r in rows:
+            if r.case_id == case.case_id or r.settled_at is None:
+                continue
+            settled = utc(r.settled_at)
+            # settled before this entry in ledger order; the clocks of two services may differ,
+            # so only the window's far end is compared
+            if at - settled > window:
+                continue
+            first = await s.get(LedgerCase, r.case_id)
+            await self._raise(
+                tx,
+                K.repeat_after_agreement,
+                f"{case.case_id}:{r.case_id}",
+                at=at,
+                case_ids=[r.case_id, case.case_id],
+                facts={
+                    "party": r.hash[:12],
+                    "settled_case": r.case_id,
+                    "settled_at": settled.isoformat(),
+                    "settled_tier": r.settled_tier,
+                    "new_case": case.case_id,
+                    "window_days": self.t.after_agreement_days,
+                },
+                tier=r.settled_tier,
+                area=first.grid_code if first else case.grid_code,
+            )
+
+    async def _count_area(
+        self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
+    ) -> None:
+        s = tx.session
+        day = local_day(received)
+        levels = area_levels(case.grid_code)
+        for level in RISING_LEVELS:
+            area = levels.get(level)
+            if area is None:
+                continue
+            row = await s.get(AreaDay, (area, day)) or AreaDay(area=area, day=day, cases=0)
+            row.cases += 1
+            s.add(row)
+            s.add(AreaCase(area=area, case_id=case.case_id, day=day))
+            await s.flush()
+            await self._check_area(tx, area, level, local_day(at), at)
+
+    async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:
+        recent_from, base_from, base_to = rising_windows(day, self.t)
+        recent = await wrepo.area_count(tx.session, area, recent_from, day)
+        baseline = await wrepo.area_count(tx.session, area, base_from, base_to)
+        return rising(recent, baseline, self.t), recent_from
+
+    async def _check_area(self, tx: Tx, area: str, level: str, day: Any, at: datetime) -> None:
+        state, recent_from = await self._area_state(tx, area, day)
+        if not state.holds:
+            return
+        await self._raise(
+            tx,
+            K.rising_area,
+            area,
+            at=at,
+            case_ids=await wrepo.area_cases(tx.session, area, recent_from),
+            facts={
+                "level": level,
+                "area": area,
+                "recent_cases": state.recent,
+                "window_days": self.t.rising_days,
+                "baseline_weekly_mean": state.baseline_weekly_mean,
+                "factor": self.t.rising_factor,
+            },
+            tier=rising_tier(level),
+            area=area,
+        )
+
+    async def _count_employer(
+        self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
+    ) -> None:
+        s = tx.session
+        for name in employers(case.parties):
+            key = short_hash(name)
+            s.add(
+                EmployerCase(
+                    employer_key=key,
+                    employer=name[:200],
+                    case_id=case.case_id,
+                    received_at=received,
+                )
+            )
+            await s.flush()
+            await self._check_employer(tx, key, name, at, case)
+
+    async def _check_employer(
+        self, tx: Tx, key: str, name: str, at: datetime, case: CaseProjection | None
+    ) -> None:
+        rows = await wrepo.open_employer_cases(
+            tx.session, key, at - timedelta(days=self.t.group_days)
+        )
+        if len(rows) < self.t.group_open_labour:
+            return
+        await self._raise(
+            tx,
+            K.group_risk,
+            key,
+            at=at,
+            case_ids=[r.case_id for r in rows],
+            facts={
+                "basis": "employer",
+                "employer": name,
+                "open_labour_cases": len(rows),
+                "window_days": self.t.group_days,
+                "threshold": self.t.group_open_labour,
+            },
+            tier="county",
+            area=case.grid_code if case else None,
+        )
+
+    async def _check_due(
+        self, tx: Tx, st: WarningCaseState, case: CaseProjection, at: datetime
+    ) -> None:
+        for due in soon_due(
+            st.status,
+            as_utc(st.sign_for_from),
+            as_utc(st.sign_for_due),
+            as_utc(st.mediation_due),
+            at,
+            self.t,
+        ):
+            await self._raise(
+                tx,
+                K.soon_due,
+                f"{case.case_id}:{due.deadline}",
+                at=at,
+                case_ids=[case.case_id],
+                facts={
+                    "deadline": due.deadline,
+                    "due_at": due.due_at.isoformat(),
+                    "hours_left": round(due.remaining_s / 3600, 1),
+                },
+                tier=tier_above(case.tier),
+                area=case.grid_code,
+                channel=case.channel,
+                organisation_id=case.organisation_id,
+            )
+
+    # ---- does an active warning still hold? --------------------------------------------
+
+    async def _recheck(self, tx: Tx, w: WarningRow, now: datetime) -> None:
+        """Clear a warning whose condition no longer holds at `now`."""
+        reason = await self._no_longer(tx, w, now)
+        if reason is not None:
+            await self._clear(tx, w, reason, now)
+
+    async def _no_longer(self, tx: Tx, w: WarningRow, now: datetime) -> str | None:
+        s = tx.session
+        if w.kind == K.repeat_party:
+            rows = await wrepo.party_cases(s, [w.subject])
+            since = now - timedelta(days=self.t.repeat_party_days)
+            n = len({r.case_id for r in rows if utc(r.received_at) >= since})
+            if n < self.t.repeat_party_cases:
+                return f"{n} cases of this party within {self.t.repeat_party_days} days"
+            return None
+        if w.kind == K.rising_area:
+            state, _ = await self._area_state(tx, w.subject, local_day(now))
+            if not state.holds:
+                return (
+                    f"{state.recent} new cases in {self.t.rising_days} days against a weekly "
+                    f"mean of {state.baseline_weekly_mean}"
+                )
+            return None
+        if w.kind == K.group_risk and w.facts.get("basis") == "employer":
+            open_rows = await wrepo.open_employer_cases(
+                s, w.subject, now - timedelta(days=self.t.group_days)
+            )
+            if len(open_rows) < self.t.group_open_labour:
+                return f"{len(open_rows)} open labour cases against the employer"
+            return None
+        case_id = w.case_ids[-1]
+        st = await s.get(WarningCaseState, case_id)
+        if st is None or not st.open:
+            return f"case {case_id} is {st.status if st else 'unknown'}"
+        if w.kind == K.soon_due:
+            deadline = w.facts.get("deadline")
+            left = soon_due(
+                st.status,
+                as_utc(st.sign_for_from),
+                as_utc(st.sign_for_due),
+                as_utc(st.mediation_due),
+                now,
+                self.t,
+            )
+            if not any(d.deadline == deadline for d in left):
+                return f"the {deadline} deadline is no longer close (met, moved or passed)"
+        return None
+
+    # ---- on a clock ----------------------------------------------------------------------
+
+    async def scan(self, delivery: Delivery, now: datetime) -> int:
+        """Re-check time-bound warnings at `now` and raise soon-due ones; returns changes."""
+        changes = 0
+        async with delivery.transaction() as tx:
+            for w in await wrepo.all_active(tx.session, [str(k) for k in TIME_CLEARED]):
+                before = w.status
+                await self._recheck(tx, w, now)
+                changes += int(w.status != before)
+            for st in await wrepo.deadline_candidates(
+                tx.session,
+                now,
+                now + timedelta(days=2),
+                now + timedelta(days=self.t.soon_due_mediation_days),
+            ):
+                case = await tx.session.get(LedgerCase, st.case_id)
+                if case is None:
+                    continue
+                n = len(tx.emitted)
+                await self._check_due(tx, st, case.projection(), now)
+                changes += len(tx.emitted) - n
+        return changes
+
+
+def _facts(p: CaseProjection | None) -> dict[str, Any] | None:
+    return asdict(p) if p is not None else None
+
+
+async def run_scanner(
+    engine: WarningEngine, delivery: Delivery, clock: Clock, every: float
+) -> None:
+    """Scan forever at an interval (the lifespan's background task)."""
+    while True:
+        try:
+            await engine.scan(delivery, clock.now())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("warning scan failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(every)
+
+
+async def stop_scanner(task: asyncio.Task[None] | None) -> None:
+    """Cancel the scanner task."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

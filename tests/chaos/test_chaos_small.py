@@ -1,0 +1,47 @@
+"""The fault-injection run at CI size: services SIGKILLed, the broker killed for a while,
+poison and replayed records — every report still ends as exactly one case, in causal order.
+
+It starts its own broker on other ports (scripts/chaos.py) and never touches the shared one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.kafka
+
+
+def _chaos() -> object:
+    spec = importlib.util.spec_from_file_location("chaos", REPO / "scripts" / "chaos.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chaos"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_a_small_chaos_run_loses_doubles_and_disorders_nothing(tmp_path: Path) -> None:
+    chaos = _chaos()
+    cfg = chaos.Config(  # type: ignore[attr-defined]
+        reports=int(os.environ.get("CHAOS_REPORTS", "60")),
+        rate=6.0,
+        kills=3,
+        kill_every_s=3.0,
+        broker_outage_s=20.0,
+        kafka_port=int(os.environ.get("CHAOS_KAFKA_PORT", "19492")),
+        controller_port=int(os.environ.get("CHAOS_CONTROLLER_PORT", "19493")),
+        drain_timeout_s=300.0,
+        workdir=tmp_path,
+    )
+    result = await chaos.run(cfg)  # type: ignore[attr-defined]
+    print(result.table())
+    assert result.submitted == cfg.reports and result.cases == cfg.reports
+    assert result.kills == 3 and result.broker_outage_s >= 20.0
+    assert {k: getattr(result, k) for k in result.ZERO} == dict.fromkeys(result.ZERO, 0)

@@ -1,0 +1,289 @@
+"""Reporting: daily aggregates equal a recount, series by received day, CSV/XLSX, area summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from openpyxl import load_workbook
+
+from services.followup import repository as repo
+from services.followup.domain import CaseFilters
+from services.followup.reporting import repository as rrepo
+from shared.auth import StaffPrincipal
+from tests.unit.followup.conftest import T0, Ledger
+
+STATUSES = [
+    ("received", "triaged", "triage"),
+    ("triaged", "assigned", "assign"),
+    ("assigned", "returned", "return"),
+    ("returned", "assigned", "assign"),
+    ("assigned", "accepted", "accept"),
+    ("accepted", "mediating", "note"),
+    ("mediating", "failed", "fail"),
+    ("failed", "escalated", "escalate"),
+    ("escalated", "assigned", "assign"),
+    ("mediating", "agreed", "agree"),
+    ("agreed", "follow_up", "follow_up"),
+    ("follow_up", "closed", "close"),
+    ("failed", "transferred", "transfer"),
+    ("mediating", "merged", "merge"),
+]
+
+
+async def random_run(ledger: Ledger, seed: int, cases: int = 40) -> None:
+    """Cases whose entries come in random orders, with random facts, across many days."""
+    rng = random.Random(seed)
+    types = ["labour", "neighbour", "land", "debt_contract"]
+    grids = ["522731-101-001-01", "522731-101-002-01", "522731-102-001-01", None]
+    for n in range(cases):
+        case_id = f"r{n}"
+        at = T0 - timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 23))
+        await ledger.trail(
+            case_id,
+            "received",
+            None,
+            action="receive",
+            at=at,
+            details={"source": rng.choice(["110", "12345", "grid"]), "grid_code": rng.choice(grids)}
+            if rng.random() < 0.9
+            else {},
+        )
+        status = "received"
+        for _ in range(rng.randint(0, 9)):
+            nexts = [s for s in STATUSES if s[0] == status]
+            if not nexts:
+                break
+            frm, to, action = rng.choice(nexts)
+            at += timedelta(hours=rng.randint(1, 30))
+            details: dict[str, Any] = {}
+            if action in ("triage", "escalate", "assign"):
+                details = {
+                    "dispute_type": rng.choice(types),
+                    "severity": rng.choice(["low", "medium", "high"]),
+                    "channel": rng.choice(["people", "labour", "court"]),
+                    "tier": rng.choice(["grid", "town", "county"]),
+                    "organisation_id": rng.choice(["org-1", "org-2", None]),
+                    "deadlines": {
+                        "mediation_due": (at + timedelta(days=rng.randint(-3, 20))).isoformat()
+                    },
+                }
+                details = {k: v for k, v in details.items() if v is not None}
+            if action == "close":
+                details = {"satisfaction": rng.randint(1, 5)}
+            if rng.random() < 0.1:
+                await ledger.trail(
+                    case_id,
+                    status,
+                    status,
+                    action="supervise",
+                    at=at,
+                    details={"kind": "mediation_overdue"},
+                )
+            await ledger.trail(case_id, to, frm, action=action, at=at, details=details)
+            status = to
+
+
+async def test_aggregates_equal_a_full_recount_after_a_randomised_run(ledger: Ledger) -> None:
+    for seed in (1, 2):
+        await random_run(ledger, seed)
+    async with ledger.app.state.runtime.sessions() as session:
+        kept = await rrepo.all_rows(session)
+        recounted = await rrepo.recount(session)
+        assert kept == recounted
+        assert sum(v[0] for v in kept.values()) == 40  # every case in exactly one row
+        # and the stats read from them equal the ledger's own scan, for every scope
+        admin = StaffPrincipal("a", "admin")
+        for filters, scope in (
+            (CaseFilters(), admin),
+            (CaseFilters(channel="labour"), admin),
+            (
+                CaseFilters(),
+                StaffPrincipal("c", "coordinator", tier="town", grid_codes=("522731-101",)),
+            ),
+            (CaseFilters(), StaffPrincipal("k", "coordinator", tier="county")),
+            (
+                CaseFilters(),
+                StaffPrincipal("m", "mediator", channel="people", organisation="org-1"),
+            ),
+            (CaseFilters(), StaffPrincipal("v", "viewer", grid_codes=("522731-102",))),
+            (CaseFilters(severity="high", dispute_type="land"), admin),
+        ):
+            assert await rrepo.stats(session, filters, scope) == await repo.stats(
+                session, filters, scope
+            )
+
+
+async def received(ledger: Ledger, case_id: str, at: datetime, **details: Any) -> None:
+    await ledger.trail(case_id, "received", None, action="receive", at=at, details=details)
+
+
+async def test_series_by_received_day_in_shanghai(ledger: Ledger) -> None:
+    # 2026-11-19 23:30 UTC is 2026-11-20 07:30 in Asia/Shanghai
+    await received(ledger, "s1", datetime(2026, 11, 19, 15, 0, tzinfo=UTC), source="grid")
+    await received(ledger, "s2", datetime(2026, 11, 19, 23, 30, tzinfo=UTC), source="110")
+    await received(ledger, "s3", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), source="110")
+    await ledger.trail("s3", "agreed", "received", action="agree", at=T0 + timedelta(days=2))
+    r = await ledger.get(
+        "/v1/stats/series", params={"from": "2026-11-19", "to": "2026-11-21", "bucket": "day"}
+    )
+    body = r.json()
+    assert body["time_zone"] == "Asia/Shanghai"
+    assert body["period"] == {"from": "2026-11-19", "to": "2026-11-21"}
+    assert body["scope"]["all_cases"] is True
+    got = {i["bucket"]: (i["received"], i["settled"], i["backlog"]) for i in body["items"]}
+    assert got == {
+        "2026-11-19": (1, 0, 1),
+        "2026-11-20": (1, 0, 1),
+        "2026-11-21": (1, 1, 1),
+    }  # agreed is still backlog until closed
+
+    by_source = (
+        await ledger.get(
+            "/v1/stats/series",
+            params={
+                "from": "2026-11-16",
+                "to": "2026-11-30",
+                "bucket": "week",
+                "group_by": "source",
+            },
+        )
+    ).json()["items"]
+    assert [(i["bucket"], i["group"], i["received"]) for i in by_source] == [
+        ("2026-11-16", "110", 2),
+        ("2026-11-16", "grid", 1),
+        ("2026-11-23", "110", 0),
+        ("2026-11-23", "grid", 0),
+        ("2026-11-30", "110", 0),
+        ("2026-11-30", "grid", 0),
+    ]
+    month = (
+        await ledger.get(
+            "/v1/stats/series", params={"from": "2026-10-01", "to": "2026-11-30", "bucket": "month"}
+        )
+    ).json()["items"]
+    assert [(i["bucket"], i["received"], i["success_rate"]) for i in month] == [
+        ("2026-10-01", 0, None),
+        ("2026-11-01", 3, 1.0),
+    ]
+
+
+async def test_series_by_area_level_and_organisation(ledger: Ledger) -> None:
+    await received(ledger, "a1", T0, grid_code="522731-101-001-01")
+    await received(ledger, "a2", T0, grid_code="522731-101-002-03")
+    await received(ledger, "a3", T0, grid_code="522731-102-001-01")
+    await received(ledger, "a4", T0)
+    params = {"from": "2026-11-20", "to": "2026-11-20", "group_by": "area"}
+    town = (await ledger.get("/v1/stats/series", params={**params, "level": "town"})).json()
+    assert {i["group"]: i["received"] for i in town["items"]} == {
+        "522731-101": 2,
+        "522731-102": 1,
+        "unknown": 1,
+    }
+    village = (await ledger.get("/v1/stats/series", params={**params, "level": "village"})).json()
+    assert {i["group"]: i["received"] for i in village["items"]} == {
+        "522731-101-001": 1,
+        "522731-101-002": 1,
+        "522731-102-001": 1,
+        "unknown": 1,
+    }
+    # a town coordinator's scope: only their own tier and area count
+    await ledger.trail(
+        "a1", "triaged", "received", action="triage", at=T0, details={"tier": "town"}
+    )
+    coord = (
+        await ledger.get(
+            "/v1/stats/series",
+            role="coordinator",
+            who={"tier": "town", "grid_codes": ("522731-101",)},
+            params={"from": "2026-11-20", "to": "2026-11-20"},
+        )
+    ).json()
+    assert [i["received"] for i in coord["items"]] == [1]
+    assert coord["scope"]["grid_prefixes"] == ["522731-101"]
+    assert coord["scope"]["all_cases"] is False
+
+
+async def test_series_validation(ledger: Ledger) -> None:
+    bad = [
+        {"from": "2026-11-21", "to": "2026-11-20"},
+        {"from": "2010-01-01", "to": "2026-11-20"},
+        {"bucket": "year"},
+        {"group_by": "mood"},
+        {"from": "yesterday"},
+    ]
+    for params in bad:
+        assert (await ledger.get("/v1/stats/series", params=params)).status_code == 422, params
+
+
+async def test_exports_csv_and_xlsx_with_chinese_headings(ledger: Ledger) -> None:
+    await received(ledger, "x1", T0, grid_code="522731-101-001-01")
+    await ledger.trail(
+        "x1", "triaged", "received", action="triage", at=T0, details={"dispute_type": "labour"}
+    )
+    await received(ledger, "x2", T0 + timedelta(days=1))
+    params = {
+        "from": "2026-11-01",
+        "to": "2026-11-30",
+        "bucket": "month",
+        "group_by": "dispute_type",
+    }
+    r = await ledger.get("/v1/stats/series", params={**params, "format": "csv"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.headers["x-report-time-zone"] == "Asia/Shanghai"
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["统计时段", "分组", "受理数", "调解成功数"]
+    assert "矛盾不上交率" in rows[0]
+    assert [(row[0], row[1], row[2]) for row in rows[1:]] == [
+        ("2026-11-01", "labour", "1"),
+        ("2026-11-01", "unknown", "1"),
+    ]
+    x = await ledger.get("/v1/stats/series", params={**params, "format": "xlsx"})
+    assert x.status_code == 200
+    wb = load_workbook(io.BytesIO(x.content))
+    sheet = wb["报表"]
+    assert sheet["A1"].value == "统计时段" and sheet["C1"].value == "受理数"
+    assert (sheet["A2"].value, sheet["B2"].value, sheet["C2"].value) == ("2026-11-01", "labour", 1)
+    assert (sheet["B3"].value, sheet["C3"].value) == ("unknown", 1)
+    about = {row[0].value: row[1].value for row in wb["说明"].iter_rows()}
+    assert about["统计期间"] == "2026-11-01 至 2026-11-30"
+    assert about["时区"] == "Asia/Shanghai"
+    assert about["数据范围"] == "全部案件"
+
+
+async def test_areas_summary_counts_and_open_warnings(ledger: Ledger) -> None:
+    for i in range(10):
+        # ten parties in one case: a group-risk warning in village 001
+        parties = [{"role": "applicant", "kind": "person", "display": f"李*{j}"} for j in range(10)]
+        details: dict[str, Any] = {"grid_code": f"522731-101-00{i % 2 + 1}-01"}
+        if i == 0:
+            details["parties"] = parties
+        await received(ledger, f"z{i}", T0 + timedelta(hours=i), **details)
+    body = (
+        await ledger.get(
+            "/v1/areas/summary",
+            params={"from": "2026-11-20", "to": "2026-11-20", "level": "village"},
+        )
+    ).json()
+    assert body["time_zone"] == "Asia/Shanghai" and body["level"] == "village"
+    items = {i["area"]: i for i in body["items"]}
+    assert items["522731-101-001"]["received"] == 5
+    assert items["522731-101-002"]["received"] == 5
+    assert items["522731-101-001"]["warnings_by_kind"].get("group_risk") == 1
+    # 10 new cases in a town with no history, and 5 in each village: rising areas too
+    assert items["522731-101"]["warnings_by_kind"] == {"rising_area": 1}
+    assert items["522731-101-002"]["warnings_by_kind"] == {"rising_area": 1}
+
+
+async def test_stats_state_period_time_zone_and_scope(ledger: Ledger) -> None:
+    await received(ledger, "t1", T0)
+    s = (await ledger.get("/v1/stats")).json()
+    assert s["time_zone"] == "Asia/Shanghai"
+    assert s["period"] == {"from": None, "to": None, "changed_since": None}
+    assert s["scope"]["role"] == "admin" and s["scope"]["all_cases"]
+    since = (await ledger.get("/v1/stats", params={"since": "2026-11-19T00:00:00Z"})).json()
+    assert since["total"] == 1 and since["period"]["changed_since"] == "2026-11-19T00:00:00Z"
