@@ -119,6 +119,8 @@ class TrailAction(StrEnum):
     reopen = "reopen"
     extend = "extend"
     acknowledge_warning = "acknowledge_warning"
+    review_confirm = "review_confirm"
+    review_correct = "review_correct"
 
 
 class PartyRef(BaseModel):
@@ -368,6 +370,19 @@ class TriageDetails(TrailDetails):
     deadlines: TriageDeadlines = Field(default_factory=TriageDeadlines)
     reasons: list[Any] = Field(default_factory=list)
     attempt: int = 1
+    # when in doubt, say so (issue 10): the cues that sent the decision to the review queue,
+    # and a coordinator's correction (who, note, from → to)
+    review: bool = False
+    review_cues: list[str] = Field(default_factory=list)
+    correction: dict[str, Any] | None = None
+
+
+class ReviewConfirmDetails(TrailDetails):
+    """review_confirm (triage): a coordinator confirmed a doubtful decision as it stood."""
+
+    review_cues: list[str] = Field(default_factory=list)
+    decision: dict[str, Any] = Field(default_factory=dict)
+    late: bool = False
 
 
 class MediationDetails(TrailDetails):
@@ -466,6 +481,8 @@ TRAIL_DETAILS: dict[str, type[TrailDetails]] = {
     A.reopen: VisitDetails,
     A.extend: ExtendDetails,
     A.acknowledge_warning: AcknowledgeWarningDetails,
+    A.review_confirm: ReviewConfirmDetails,
+    A.review_correct: TriageDetails,
 }
 
 

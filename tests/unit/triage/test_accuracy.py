@@ -36,3 +36,19 @@ def test_accuracy_targets(rules: Rules, path: Path) -> None:
     assert rep.accuracy("dispute_type") >= 0.90
     assert rep.accuracy("tier") >= 0.90
     assert rep.critical_found == rep.critical_expected
+
+
+FIRST_RUNS = json.loads((Path(__file__).parent / "first_runs.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["blind_c.jsonl", "blind_d.jsonl", "blind_e.jsonl"])
+def test_the_rounds_blind_sets_stay_found(rules: Rules, name: str) -> None:
+    """Regression on this round's blind sets (they joined the danger reader's corpus after
+    their first runs): every critical report found, false criticals bounded, and no label worse
+    than its first run."""
+    rep = evaluate(_rows(Path(__file__).parent / name), rules)
+    first = FIRST_RUNS[name]
+    assert rep.critical_found == rep.critical_expected
+    assert rep.false_critical <= 0.08 * first["non_critical"]
+    for label in ("dispute_type", "severity", "channel", "tier"):
+        assert rep.accuracy(label) >= first[label], label

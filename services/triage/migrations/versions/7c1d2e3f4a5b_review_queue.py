@@ -1,7 +1,7 @@
 """review queue: triage_reviews, corrections kept on triage_cases
 
 Revision ID: 7c1d2e3f4a5b
-Revises: b4f6c8d0e2a3
+Revises: 65337ed05348
 Create Date: 2026-11-30 19:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '7c1d2e3f4a5b'
-down_revision: str | None = 'b4f6c8d0e2a3'
+down_revision: str | None = '65337ed05348'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
