@@ -58,7 +58,10 @@ def forbidden_address(address: str) -> str | None:
 
 def check_callback_url(url: str, *, dev_mode: bool) -> None:
     """Raise UnsafeCallback unless the URL may be registered as a callback."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://]x": an unbalanced IPv6 bracket
+        raise UnsafeCallback("callback_url is not a valid URL") from None
     allowed = ("https", "http") if dev_mode else ("https",)
     if parts.scheme not in allowed:
         raise UnsafeCallback("callback_url must use https")

@@ -50,6 +50,7 @@ INTERNAL = [
         "https://kafka.internal/cb",
         "https://user:pw@crm.example.cn/cb",
         "ftp://crm.example.cn/cb",
+        "http://]crm.example.cn/cb",  # an unbalanced IPv6 bracket (found by fuzzing: was a 500)
     ],
 )
 def test_internal_or_odd_callback_urls_are_refused_at_registration(url: str) -> None:
