@@ -45,6 +45,7 @@ GROUPS: dict[str, list[str]] = {
     "followup": ["mediation"],
     "followup.ledger": ["trail"],
     "intake.feedback": ["trail"],
+    "triage.scope": ["trail"],
 }
 
 
