@@ -179,7 +179,7 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
     """Triage one report: type, severity, channel (§4 order), tier and deadlines, with reasons."""
     names = tuple(p.name for p in inp.parties if p.name)
     sig = extract(inp.text, inp.category, names, inp.repeat_count, rules)
-    read_danger(inp.text, sig, rules)
+    read_danger(sig, rules)
     corrected = _apply_correction(inp, sig)
     severity = inp.corrected_severity or sig.severity
     channel, rule_id, co, why = route(inp, sig, severity, rules)
@@ -227,7 +227,7 @@ def decide(inp: TriageInput, rules: Rules, decided_at: datetime) -> TriageDecisi
     )
 
 
-def read_danger(text: str, sig: Signals, rules: Rules) -> None:
+def read_danger(sig: Signals, rules: Rules) -> None:
     """Let the learned reader raise what the grammar left below critical, always for review.
 
     The model adds a critical factor only when it is confident (its threshold keeps false
@@ -237,7 +237,7 @@ def read_danger(text: str, sig: Signals, rules: Rules) -> None:
     model = rules.danger
     if model is None or sig.severity == "critical":
         return
-    p, cues = model.score(rules.compiled.normalise(text))
+    p, cues = model.score(sig.text)
     shown = "、".join(cues) or "整体措辞"
     if p >= model.threshold:
         evidence = f"模型读出危险（{p:.2f}）：{shown}"

@@ -47,6 +47,8 @@ class Signals:
     company_party: str | None = None
     # why the decision may be wrong: conflicting danger cues, split type evidence
     review_cues: list[str] = field(default_factory=list)
+    # the text as the rules read it (normalised), for the learned danger reader
+    text: str = ""
 
     @property
     def severity(self) -> str:
@@ -432,7 +434,7 @@ def extract(
         if word in text and (people is None or value > people):
             people, people_ev = value, word
     amount, _money = find_money(text, people, rules.compiled.numbers)
-    sig = Signals(choice, amount_yuan=amount, people_count=people)
+    sig = Signals(choice, amount_yuan=amount, people_count=people, text=text)
     sig.factors.extend(pattern_factors(text, choice.code, rules, sig.review_cues))
 
     gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
