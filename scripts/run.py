@@ -40,7 +40,7 @@ async def seed() -> dict[str, object]:
     return {"integrators": integrators, "staff": staff}
 
 
-def wait_ready(port: int, timeout: float = 60) -> bool:
+def wait_ready(port: int, timeout: float = 180) -> bool:
     """Poll /readyz until it answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.client import Api, ApiResult
 from services.console.labels import CHANNEL, DISPUTE_TYPE, SEVERITY, SOURCE, STATUS, TIER
-from services.console.views import by_urgency, count_by, is_overdue, merge_case
+from services.console.overview_pages import FLASH
+from services.console.views import (
+    by_urgency,
+    count_by,
+    is_overdue,
+    merge_case,
+    warning_summary,
+)
 from services.console.web import ApiDep, Csrf, CurrentUser, User, render
 
 router = APIRouter()
@@ -134,12 +141,14 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
     if not med.ok and not ledger.ok:
         return None
     # only now, with the case known to be within the caller's scope, ask the unscoped reads
-    trail, verify, visits, decisions, warnings = await asyncio.gather(
+    trail, verify, visits, decisions, warnings, place = await asyncio.gather(
         api.get("followup", f"/v1/cases/{case_id}/trail", t),
         api.get("followup", f"/v1/cases/{case_id}/trail/verify", t),
         api.get("followup", f"/v1/cases/{case_id}/visits", t),
         api.get("triage", f"/v1/triage/cases/{case_id}/decisions", t),
-        api.get("followup", "/v1/warnings", t, params={"case_id": case_id}),
+        # followup filters by case_id where it knows the filter; the console filters again
+        api.get("followup", "/v1/warnings", t, params={"case_id": case_id, "limit": 500}),
+        api.get("followup", f"/v1/cases/{case_id}/place", t),
     )
     m = med.body if med.ok else {}
     lg = ledger.body if ledger.ok else {}
@@ -151,7 +160,11 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
     status = case.get("status")
     can_visit = status == "follow_up" and user.role in ("mediator", "coordinator", "admin")
     warning_items = (
-        [w for w in warnings.body.get("items", []) if case_id in (w.get("case_ids") or [])]
+        [
+            {**w, "summary": warning_summary(w)}
+            for w in warnings.body.get("items", [])
+            if case_id in (w.get("case_ids") or [])
+        ]
         if warnings.ok and isinstance(warnings.body, dict)
         else []
     )
@@ -165,6 +178,7 @@ async def case_context(api: Api, user: User, case_id: str) -> dict[str, Any] | N
         "decisions": decisions.body.get("decisions", []) if decisions.ok else [],
         "warnings": warning_items,
         "warnings_available": warnings.ok,
+        "place": place.body if place.ok and isinstance(place.body, dict) else None,
         "allowed": allowed,
         "can_visit": can_visit,
         "read_only": bool(m.get("read_only", True)),
@@ -201,7 +215,9 @@ async def case_page(request: Request, case_id: str, user: CurrentUser, api: ApiD
     ctx = await case_context(api, user, case_id)
     if ctx is None:
         return render(request, "not_found.html", {"case_id": case_id}, 404, user=user)
-    flash = DONE.get(request.query_params.get("done", ""))
+    q = request.query_params
+    ctx |= {"flash": FLASH.get(q.get("flash", "")), "flash_error": q.get("error")}
+    flash = DONE.get(q.get("done", ""))
     return render(request, "case.html", {**ctx, "error": None, "done": flash}, user=user)
 
 
@@ -219,7 +235,7 @@ def action_call(action: str, case_id: str, form: dict[str, str]) -> tuple[Any, s
         "note": ("/notes", {"text": form.get("text", "").strip()}),
         "fail": ("/failure", {"reason": reason}),
         "escalate": ("/escalate", {"reason": reason}),
-        "extend": ("/extend", {"reason": reason}),
+        "extend": ("/extension", {"reason": reason}),
         "transfer": ("/transfer", {"target": form.get("target", ""), "reason": reason}),
     }
     if action in mediation:

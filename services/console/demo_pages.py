@@ -4,6 +4,7 @@ a person trying `make run` can take a case from received to closed without curl.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,6 +22,12 @@ GRIDS = {
     "522731001002": "城关镇东街社区二网格",
     "522731002001": "南溪县第二镇一网格",
 }
+# where the demo grids lie (made up, in 黔东南): a report lands a few hundred metres around it
+GRID_CENTRES = {
+    "522731001001": (26.5834, 107.9772),
+    "522731001002": (26.5791, 107.9850),
+    "522731002001": (26.6203, 108.0411),
+}
 
 
 def demo_grid_key(settings: Any) -> str | None:
@@ -33,6 +40,18 @@ def demo_grid_key(settings: Any) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return key if isinstance(key, str) else None
+
+
+def near(grid_code: str) -> dict[str, float]:
+    """Coordinates a few hundred metres around a demo grid's centre (none for other grids)."""
+    if grid_code not in GRID_CENTRES:
+        return {}
+    lat, lon = GRID_CENTRES[grid_code]
+    rng = secrets.SystemRandom()
+    return {
+        "lat": round(lat + rng.uniform(-0.003, 0.003), 6),
+        "lon": round(lon + rng.uniform(-0.003, 0.003), 6),
+    }
 
 
 @router.get("/demo/report")
@@ -69,7 +88,11 @@ async def file_report(
         "source_ref": f"CONSOLE-{uuid.uuid4().hex[:12]}",
         "reported_at": datetime.now(UTC).isoformat(),
         "text": text.strip() or SAMPLE,
-        "location": {"grid_code": grid_code, "address": GRIDS.get(grid_code, "")},
+        "location": {
+            "grid_code": grid_code,
+            "address": GRIDS.get(grid_code, ""),
+            **near(grid_code),
+        },
         "reporter": {"name": "演示网格员", "role": "grid_worker"},
         "parties": [party, {"name": "李桂芳", "role": "respondent"}],
     }

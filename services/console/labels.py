@@ -67,8 +67,12 @@ ACTION = {
     "visit": "回访",
     "close": "办结",
     "follow_up": "进入回访",
-    "acknowledge": "预警已阅",
+    "acknowledge_warning": "预警研判",
     "extend": "延期",
+    "reroute": "重新分流",
+    "resume": "恢复调解",
+    "review_confirm": "复核确认研判",
+    "review_correct": "复核更正研判",
 }
 SUPERVISION_KIND = {"sign_for_overdue": "超时未签收", "mediation_overdue": "调解超期"}
 WARNING_KIND = {
@@ -79,6 +83,7 @@ WARNING_KIND = {
     "escalating": "风险升级",
     "soon_due": "即将超期",
 }
+WARNING_STATUS = {"open": "待研判", "acknowledged": "已研判", "cleared": "已解除"}
 TRANSFER_TARGET = {"litigation": "诉讼", "arbitration": "仲裁"}
 VISIT_METHOD = {"visit": "上门", "phone": "电话", "wechat": "微信"}
 VISIT_STATE = {"scheduled": "待回访", "done": "已回访", "cancelled": "已取消"}
@@ -95,6 +100,7 @@ TABLES: dict[str, dict[str, str]] = {
     "action": ACTION,
     "supervision": SUPERVISION_KIND,
     "warning": WARNING_KIND,
+    "warning_status": WARNING_STATUS,
     "target": TRANSFER_TARGET,
     "method": VISIT_METHOD,
     "visit_state": VISIT_STATE,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.console.labels import SEVERITY_RANK
+from services.console.labels import SEVERITY_RANK, label
 
 OPEN_END = {"closed", "transferred", "merged"}
 SETTLED = {"agreed", "follow_up", "closed"}
@@ -82,142 +82,192 @@ def count_by(cases: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(Counter(str(c.get(key) or "unknown") for c in cases).most_common())
 
 
-def week_start(d: date) -> date:
-    """Monday of the week."""
-    return d - timedelta(days=d.weekday())
-
-
 @dataclass
 class Trend:
-    """Cases received and settled per week (Monday), oldest first."""
+    """Cases received per week (Monday) and, of those, how many are settled now; oldest first."""
 
     weeks: list[str] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
     settled: list[int] = field(default_factory=list)
 
 
-def weekly_trend(cases: list[dict[str, Any]], since: datetime, until: datetime, tz: str) -> Trend:
-    """Received (by received_at, else created_at) and settled (agreed_at) per week in the period."""
-    zone = ZoneInfo(tz)
-    first = week_start(since.astimezone(zone).date())
-    last = week_start(until.astimezone(zone).date())
-    weeks: list[date] = []
-    w = first
-    while w <= last:
-        weeks.append(w)
-        w += timedelta(days=7)
-    received: dict[date, int] = defaultdict(int)
-    settled: dict[date, int] = defaultdict(int)
-    for c in cases:
-        r = parse_time(c.get("received_at")) or parse_time(c.get("created_at"))
-        if r and since <= r <= until:
-            received[week_start(r.astimezone(zone).date())] += 1
-        a = parse_time(c.get("agreed_at"))
-        if a and since <= a <= until:
-            settled[week_start(a.astimezone(zone).date())] += 1
-    return Trend(
-        [w.strftime("%m-%d") for w in weeks],
-        [received[w] for w in weeks],
-        [settled[w] for w in weeks],
-    )
+def trend_of_series(items: list[dict[str, Any]]) -> Trend:
+    """The weekly trend from followup's `/v1/stats/series?bucket=week` items (one group)."""
+    t = Trend()
+    for row in items:
+        bucket = str(row.get("bucket") or "")
+        t.weeks.append(bucket[5:] if len(bucket) == 10 else bucket)
+        t.received.append(int(row.get("received") or 0))
+        t.settled.append(int(row.get("settled") or 0))
+    return t
 
 
-def area_of(grid_code: str | None, level: int) -> str:
-    """The area a grid code lies in: county (6 digits), town (9) or village (12)."""
-    code = (grid_code or "").replace("-", "")
-    return code[:level] if len(code) >= level else (code or "未定位")
+DIGIT_WIDTHS = (6, 9, 12)  # county, town, village of a plain 统计用区划代码 grid code
+LEVELS = ("county", "town", "village", "grid")
 
 
-@dataclass
-class AreaRow:
-    """One area of the area table and map."""
+def area_levels(grid_code: str | None) -> dict[str, str]:
+    """{level: code} of a grid code, cut as followup cuts it (dashes, else 6/9/12 digits)."""
+    if not grid_code:
+        return {}
+    if "-" not in grid_code and grid_code.isdigit() and len(grid_code) >= DIGIT_WIDTHS[0]:
+        cuts = [w for w in DIGIT_WIDTHS if w <= len(grid_code)]
+        if len(grid_code) > cuts[-1]:
+            cuts.append(len(grid_code))
+        return {lv: grid_code[:w] for lv, w in zip(LEVELS, cuts, strict=False)}
+    parts = grid_code.split("-")
+    return {lv: "-".join(parts[: i + 1]) for i, lv in enumerate(LEVELS[: len(parts)])}
 
-    code: str
-    town: str
-    total: int = 0
-    open: int = 0
-    overdue: int = 0
-    settled: int = 0
-    cases: list[str] = field(default_factory=list)
 
-
-def area_table(cases: list[dict[str, Any]], level: int = 12) -> list[AreaRow]:
-    """Cases grouped by grid-code prefix (village level by default), biggest first."""
-    rows: dict[str, AreaRow] = {}
-    for c in cases:
-        code = area_of(c.get("grid_code"), level)
-        row = rows.setdefault(code, AreaRow(code, area_of(c.get("grid_code"), 9)))
-        row.total += 1
-        row.open += c.get("status") not in OPEN_END
-        row.overdue += is_overdue(c) and c.get("status") not in OPEN_END
-        row.settled += c.get("status") in SETTLED
-        row.cases.append(str(c.get("case_id")))
-    return sorted(rows.values(), key=lambda r: (-r.total, r.code))
+def parent_area(code: str) -> str:
+    """The area one level up (a village's town); the code itself at the top."""
+    levels = list(area_levels(code).values())
+    return levels[-2] if len(levels) >= 2 else code
 
 
 @dataclass
 class MapArea:
-    """A town drawn as a box, its villages as circles inside, its cases as points."""
+    """An area drawn on the map: a box around its points, or a tile in the 未定位 strip."""
 
     code: str
     x: float
     y: float
     w: float
     h: float
-    villages: list[dict[str, Any]] = field(default_factory=list)
+    received: int = 0
+    backlog: int = 0
+    overdue: int = 0
+    warnings: int = 0
+    located: bool = True
 
 
-def _jitter(key: str, span: float) -> float:
-    """A stable offset in [-span/2, span/2] from a key (the same case lands on the same spot)."""
-    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return (h / 0xFFFFFFFF - 0.5) * span
+@dataclass
+class MapPoint:
+    """One case at its coarse place (~100 m)."""
+
+    case_id: str
+    x: float
+    y: float
+    severity: str
+    status: str
+    dispute_type: str
 
 
-def schematic_map(rows: list[AreaRow], width: int = 640, height: int = 360) -> list[MapArea]:
-    """A tile-free schematic: towns in a grid of boxes, villages as circles sized by cases.
+@dataclass
+class AreaMap:
+    """What the SVG draws: towns (dashed boxes), areas (boxes), points; no tiles."""
 
-    The ledger carries grid codes but no coordinates, so places are laid out by code order.
+    width: int
+    height: int
+    towns: list[MapArea] = field(default_factory=list)
+    areas: list[MapArea] = field(default_factory=list)
+    points: list[MapPoint] = field(default_factory=list)
+    strip_y: float | None = None
+
+
+def _box(xs: list[float], ys: list[float], pad: float) -> tuple[float, float, float, float]:
+    return min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
+
+
+def area_map(
+    areas: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    level: str = "village",
+    width: int = 640,
+    height: int = 400,
+) -> AreaMap:
+    """Areas of `/v1/areas/summary` and points of `/v1/places`, projected without map tiles.
+
+    Points go where their coarse latitude/longitude puts them (equirectangular, north up); an
+    area is the box around its points, its town the box around its areas; areas with no point
+    (no coordinates were reported) are tiles in a strip along the bottom.
     """
-    towns: dict[str, list[AreaRow]] = defaultdict(list)
-    for r in rows:
-        towns[r.town].append(r)
-    codes = sorted(towns)
-    if not codes:
-        return []
-    cols = min(4, len(codes))
-    nrows = (len(codes) + cols - 1) // cols
-    bw, bh = width / cols, height / nrows
-    out: list[MapArea] = []
-    for i, code in enumerate(codes):
-        area = MapArea(code, (i % cols) * bw + 4, (i // cols) * bh + 4, bw - 8, bh - 8)
-        villages = sorted(towns[code], key=lambda r: r.code)
-        vcols = max(1, min(3, len(villages)))
-        vrows = (len(villages) + vcols - 1) // vcols
-        for j, v in enumerate(villages):
-            cx = area.x + area.w * ((j % vcols) + 0.5) / vcols
-            cy = area.y + 18 + (area.h - 18) * ((j // vcols) + 0.5) / vrows
-            radius = min(area.w / vcols, (area.h - 18) / vrows, 150) / 2 - 4
-            points = [
-                {
-                    "case_id": cid,
-                    "x": round(cx + _jitter(cid + "x", radius * 1.2), 1),
-                    "y": round(cy + _jitter(cid + "y", radius * 1.2), 1),
-                }
-                for cid in v.cases[:200]
-            ]
-            area.villages.append(
-                {
-                    "code": v.code,
-                    "cx": round(cx, 1),
-                    "cy": round(cy, 1),
-                    "r": round(max(radius, 6), 1),
-                    "total": v.total,
-                    "overdue": v.overdue,
-                    "points": points,
-                }
+    out = AreaMap(width, height)
+    placed = [p for p in points if isinstance(p.get("lat"), int | float) and p.get("lon")]
+    strip_h = 56.0
+    unplaced = [a for a in areas if not any(_in(p, a["area"], level) for p in placed)]
+    top_h = height - (strip_h + 8 if unplaced else 0)
+    if placed:
+        lats = [float(p["lat"]) for p in placed]
+        lons = [float(p["lon"]) for p in placed]
+        mid = math.radians((max(lats) + min(lats)) / 2)
+        span_x = max((max(lons) - min(lons)) * math.cos(mid), 0.005)
+        span_y = max(max(lats) - min(lats), 0.005)
+        margin = 40.0
+        scale = min((width - 2 * margin) / span_x, (top_h - 2 * margin) / span_y)
+        cx, cy = (max(lons) + min(lons)) / 2, (max(lats) + min(lats)) / 2
+        for p in placed:
+            x = width / 2 + (float(p["lon"]) - cx) * math.cos(mid) * scale
+            y = top_h / 2 - (float(p["lat"]) - cy) * scale
+            out.points.append(
+                MapPoint(
+                    str(p.get("case_id")),
+                    round(x, 1),
+                    round(y, 1),
+                    str(p.get("severity") or "unknown"),
+                    str(p.get("status") or ""),
+                    str(p.get("dispute_type") or ""),
+                )
             )
-        out.append(area)
+    by_area: dict[str, list[MapPoint]] = defaultdict(list)
+    for p, mp in zip(placed, out.points, strict=True):
+        code = area_levels(p.get("grid_code")).get(level) or "unknown"
+        by_area[code].append(mp)
+    summary = {a["area"]: a for a in areas}
+    for code in sorted(set(by_area) | set(summary)):
+        a = summary.get(code, {})
+        pts = by_area.get(code)
+        if not pts:
+            continue
+        x, y, w, h = _box([p.x for p in pts], [p.y for p in pts], 14)
+        out.areas.append(
+            MapArea(
+                code,
+                round(x, 1),
+                round(y, 1),
+                round(w, 1),
+                round(h, 1),
+                int(a.get("received") or len(pts)),
+                int(a.get("backlog") or 0),
+                int(a.get("overdue") or 0),
+                int(a.get("open_warnings") or 0),
+            )
+        )
+    towns: dict[str, list[MapArea]] = defaultdict(list)
+    for ma in out.areas:
+        towns[parent_area(ma.code) if level != "town" else ma.code].append(ma)
+    if level != "town":
+        for code, members in sorted(towns.items()):
+            xs = [m.x for m in members] + [m.x + m.w for m in members]
+            ys = [m.y for m in members] + [m.y + m.h for m in members]
+            x, y, w, h = _box(xs, ys, 10)
+            out.towns.append(
+                MapArea(code, round(x, 1), round(y - 8, 1), round(w, 1), round(h + 8, 1))
+            )
+    if unplaced:
+        out.strip_y = top_h + 8
+        n = len(unplaced[:8])
+        tile = (width - 8 * (n + 1)) / n
+        for i, a in enumerate(unplaced[:8]):
+            out.areas.append(
+                MapArea(
+                    a["area"],
+                    round(8 + i * (tile + 8), 1),
+                    out.strip_y + 4,
+                    round(tile, 1),
+                    strip_h - 8,
+                    int(a.get("received") or 0),
+                    int(a.get("backlog") or 0),
+                    int(a.get("overdue") or 0),
+                    int(a.get("open_warnings") or 0),
+                    located=False,
+                )
+            )
     return out
+
+
+def _in(point: dict[str, Any], code: str, level: str) -> bool:
+    return area_levels(point.get("grid_code")).get(level) == code
 
 
 def period_bounds(days: int, now: datetime, tz: str) -> tuple[datetime, datetime]:
@@ -235,3 +285,48 @@ def percent(rate: Any) -> str:
     if rate is None:
         return "—"
     return f"{float(rate) * 100:.1f}%"
+
+
+def warning_summary(w: dict[str, Any]) -> str:
+    """A warning's facts in one Chinese sentence (the facts never hold a phone or an ID)."""
+    f = w.get("facts") or {}
+    kind = w.get("kind")
+    if kind == "repeat_party":
+        return (
+            f"同一当事人 {f.get('window_days', '—')} 天内"
+            f"涉及 {f.get('cases_in_window', '—')} 件纠纷（预警阈值 {f.get('threshold', '—')} 件）"
+        )
+    if kind == "repeat_after_agreement":
+        return (
+            f"案件达成协议后 {f.get('window_days', '—')} 天内，同一当事人再次发生纠纷"
+            f"（协议于 {str(f.get('settled_at') or '')[:10] or '—'}）"
+        )
+    if kind == "rising_area":
+        return (
+            f"区域 {f.get('area', w.get('area_code') or '—')} 近 {f.get('window_days', '—')} 天"
+            f"受理 {f.get('recent_cases', '—')} 件，为此前周均 {f.get('baseline_weekly_mean', '—')}"
+            f" 件的 {f.get('factor', '—')} 倍以上"
+        )
+    if kind == "group_risk":
+        if f.get("basis") == "employer":
+            return (
+                f"{f.get('employer', '同一单位')} {f.get('window_days', '—')} 天内"
+                f"有 {f.get('open_labour_cases', '—')} 件未结劳动争议"
+            )
+        return f"一案涉及 {f.get('parties', '—')} 名当事人"
+    if kind == "escalating":
+        reason = f.get("reason")
+        if reason == "severity_rose":
+            return (
+                f"风险等级由{label('severity', f.get('from_severity'))}"
+                f"升至{label('severity', f.get('to_severity'))}"
+            )
+        if reason == "reopened":
+            return "协议未履行，案件重启调解"
+        if reason == "returned_twice":
+            return f"已被退单 {f.get('return_count', 2)} 次"
+        return "风险升级"
+    if kind == "soon_due":
+        which = "签收" if f.get("deadline") == "sign_for" else "调解"
+        return f"{which}期限将至，剩余约 {f.get('hours_left', '—')} 小时"
+    return str(kind or "")

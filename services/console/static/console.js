@@ -10,7 +10,7 @@
         labels: read("data-labels"),
         datasets: [
           { label: "新受理", data: read("data-received"), borderColor: "#1f4e9c", backgroundColor: "#1f4e9c", tension: 0.2 },
-          { label: "达成协议", data: read("data-settled"), borderColor: "#1a7f37", backgroundColor: "#1a7f37", tension: 0.2 }
+          { label: "其中已化解", data: read("data-settled"), borderColor: "#1a7f37", backgroundColor: "#1a7f37", tension: 0.2 }
         ]
       },
       options: {

@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from services.console.main import create_app
 from services.console.settings import ConsoleSettings
+from services.followup.warnings.api import warning_public
+from services.followup.warnings.repository import WarningRow
+from services.triage.api import ReviewCreate, ReviewList, ReviewPublic
 from shared.auth import (
     AUDIENCES,
     DEV_JWT_PRIVATE_KEY,
@@ -214,39 +219,189 @@ async def test_the_list_passes_filters_and_pages_with_the_ledger_cursor(
     assert "已派单" in second.text
 
 
-async def test_overview_shows_warnings_and_acknowledges_one_with_a_note(
+def real_warning(warning_id: str, case_id: str) -> dict[str, Any]:
+    """A warning exactly as followup's own `warning_public` shapes it."""
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    row = WarningRow(
+        warning_id=warning_id,
+        kind="repeat_party",
+        key="repeat_party:abc",
+        subject="abc",
+        status="open",
+        tier="grid",
+        area_code="522731001001",
+        case_ids=[case_id],
+        facts={"party": "abc", "cases_in_window": 3, "window_days": 90, "threshold": 3},
+        raised_at=now,
+        updated_at=now,
+    )
+    return json.loads(json.dumps(warning_public(row)))
+
+
+def real_review(case_id: str) -> dict[str, Any]:
+    """The review queue exactly as triage's `ReviewList` model serialises it."""
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    item = ReviewPublic(
+        case_id=case_id,
+        source="grid",
+        source_ref="G-1",
+        text="网格员：两家为排水沟争执，他家门后放着一把柴刀。",
+        attempt=1,
+        review_cues=["提到凶器（柴刀）但无人持械"],
+        dispute_type="neighbour",
+        severity="medium",
+        channel="people",
+        tier="grid",
+        grid_code="522731001001",
+        created_at=now,
+        confirm_due=now + timedelta(minutes=15),
+        overdue=False,
+    )
+    return ReviewList(reviews=[item]).model_dump(mode="json")
+
+
+COUNTY = issue_token(
+    DEV_JWT_PRIVATE_KEY,
+    AUDIENCES,
+    StaffPrincipal("coordinator-county", "coordinator", tier="county"),
+)
+
+
+async def test_overview_reads_the_real_shapes_and_acknowledges_a_warning_with_a_note(
     client: httpx.AsyncClient, fake: FakeServices
 ) -> None:
+    cid = "c" * 32
+    asked: dict[str, dict[str, str]] = {}
     acks: list[tuple[str, bytes]] = []
+
+    def answer(body: dict[str, Any]) -> Handler:
+        def handle(r: httpx.Request) -> httpx.Response:
+            asked[r.url.path] = dict(r.url.params)
+            return httpx.Response(200, json=body)
+
+        return handle
+
+    fake.routes["127.0.0.1:8004/v1/warnings"] = answer(
+        {"items": [real_warning("w1", cid)], "count": 1, "has_more": False, "next_cursor": None}
+    )
     fake.routes["127.0.0.1:8004/v1/warnings/w1/acknowledge"] = lambda r: (
         acks.append((r.url.path, r.content)) or httpx.Response(200, json={"status": "ok"})
     )
-    fake.routes["127.0.0.1:8004/v1/warnings"] = lambda r: httpx.Response(
-        200,
-        json={
-            "items": [
-                {
-                    "warning_id": "w1",
-                    "kind": "repeat_party",
-                    "status": "open",
-                    "case_ids": ["c" * 32],
-                    "facts": "同一当事人90天内涉及3起纠纷",
-                }
-            ]
-        },
+    fake.routes["127.0.0.1:8004/v1/stats/series"] = answer(
+        {"items": [{"bucket": "2026-11-23", "group": "all", "received": 4, "settled": 1}]}
     )
+    fake.routes["127.0.0.1:8004/v1/areas/summary"] = answer(
+        {"items": [{"area": "522731001001", "received": 4, "backlog": 3, "overdue": 1,
+                    "settled": 1, "success_rate": 0.5, "open_warnings": 1}]}
+    )  # fmt: skip
+    fake.routes["127.0.0.1:8004/v1/places"] = answer(
+        {"items": [{"case_id": cid, "grid_code": "522731001001", "status": "assigned",
+                    "dispute_type": "neighbour", "severity": "high", "lat": 26.5834,
+                    "lon": 107.9772}]}
+    )  # fmt: skip
     await sign_in(client, COORDINATOR)
-    page = await client.get("/overview")
+    page = await client.get("/overview?days=30")
     assert page.status_code == 200, page.text
-    assert "同一当事人多次涉案" in page.text and 'action="/warnings/w1/ack?days=30"' in page.text
-    assert "研判复核队列" in page.text  # triage's review route answers 404 here: 暂无
+    text = page.text
+    assert "同一当事人多次涉案" in text and "同一当事人 90 天内涉及 3 件纠纷" in text
+    assert 'action="/warnings/w1/ack?back=' in text
+    assert 'data-received="[4]"' in text  # the series' weekly counts drive the chart
+    assert 'data-case="' + cid + '"' in text  # a point on the map
+    assert "仅县矛调中心协调员复核研判" in text  # triage answers 404 to this fake: no queue
+    assert asked["/v1/stats/series"]["bucket"] == "week"
+    assert asked["/v1/areas/summary"]["level"] == "village"
+    assert asked["/v1/warnings"]["status"] == "open"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text)
+    assert token
+    empty = await client.post(
+        "/warnings/w1/ack?back=/overview", data={"csrf_token": token.group(1), "note": " "}
+    )
+    assert empty.status_code == 303 and acks == []  # a note is required, as followup requires
+    r = await client.post(
+        "/warnings/w1/ack?back=/overview%3Fdays%3D30",
+        data={"csrf_token": token.group(1), "note": "已约谈"},
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/overview?days=30&flash=acked"
+    assert acks == [("/v1/warnings/w1/acknowledge", '{"note":"已约谈"}'.encode())]
+    # a form cannot send the browser to another site afterwards
+    r = await client.post(
+        "/warnings/w1/ack?back=//evil.example/", data={"csrf_token": token.group(1), "note": "x"}
+    )
+    assert r.headers["location"].startswith("/overview?")
+
+
+async def test_the_review_queue_confirms_and_corrects_through_triage(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    cid = "d" * 32
+    posted: list[Any] = []
+    fake.routes["127.0.0.1:8002/v1/triage/review"] = lambda r: httpx.Response(
+        200, json=real_review(cid)
+    )
+
+    def review(r: httpx.Request) -> httpx.Response:
+        body = json.loads(r.content)
+        posted.append(body)
+        if body.get("confirm"):
+            return httpx.Response(200, json={"case_id": cid, "status": "confirmed", "late": False})
+        return httpx.Response(
+            200, json={"case_id": cid, "status": "corrected", "late": False, "rerouted": True}
+        )
+
+    fake.routes[f"127.0.0.1:8002/v1/triage/cases/{cid}/review"] = review
+    await sign_in(client, COUNTY)
+    page = await client.get("/overview")
+    assert "柴刀" in page.text and "提到凶器" in page.text
+    assert f'action="/review/{cid}?back=' in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
     r = await client.post(
-        "/warnings/w1/ack?days=30", data={"csrf_token": token.group(1), "note": "已约谈"}
+        f"/review/{cid}?back=/overview", data={"csrf_token": token.group(1), "verdict": "confirm"}
     )
-    assert r.status_code == 303 and "ack=ok" in r.headers["location"]
-    assert acks == [("/v1/warnings/w1/acknowledge", '{"note":"已约谈"}'.encode())]
+    assert r.headers["location"] == "/overview?flash=confirmed"
+    r = await client.post(
+        f"/review/{cid}?back=/overview",
+        data={
+            "csrf_token": token.group(1),
+            "verdict": "correct",
+            "dispute_type": "",
+            "severity": "critical",
+            "note": "回访核实：对方持刀",
+        },
+    )
+    assert r.headers["location"] == "/overview?flash=rerouted"
+    assert posted == [
+        {"confirm": True, "note": ""},
+        {"dispute_type": None, "severity": "critical", "note": "回访核实：对方持刀"},
+    ]
+    # the body the console sends is one triage's own model accepts
+    for body in posted:
+        ReviewCreate.model_validate(body)
+    shown = await client.get("/overview?flash=rerouted")
+    assert "研判已更正，案件已重新分派" in shown.text
+
+
+async def test_the_export_is_followups_series_xlsx_passed_through(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    asked: list[dict[str, str]] = []
+
+    def series(r: httpx.Request) -> httpx.Response:
+        asked.append(dict(r.url.params))
+        return httpx.Response(
+            200,
+            content=b"PK-xlsx-bytes",
+            headers={"content-type": "application/vnd.openxmlformats-officedocument"},
+        )
+
+    fake.routes["127.0.0.1:8004/v1/stats/series"] = series
+    await sign_in(client, COORDINATOR)
+    r = await client.get("/overview/export.xlsx?days=7&bucket=month&group_by=area")
+    assert r.status_code == 200 and r.content == b"PK-xlsx-bytes"
+    assert "attachment" in r.headers["content-disposition"]
+    assert asked[0]["format"] == "xlsx" and asked[0]["group_by"] == "area"
+    assert asked[0]["bucket"] == "month" and asked[0]["from"] <= asked[0]["to"]
 
 
 async def test_demo_sign_in_and_demo_reports_exist_only_in_dev_mode(tmp_path: Path) -> None:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from io import BytesIO
-
-from openpyxl import load_workbook
 
 from services.console.case_pages import action_call
 from services.console.labels import actor, label
-from services.console.report import build_workbook
 from services.console.views import (
-    area_table,
+    area_levels,
+    area_map,
     by_urgency,
     merge_case,
+    parent_area,
     percent,
     period_bounds,
-    schematic_map,
-    weekly_trend,
+    trend_of_series,
+    warning_summary,
 )
 
 TZ = "Asia/Shanghai"
@@ -46,39 +44,77 @@ def test_most_urgent_first_overdue_then_due_time_then_severity() -> None:
     ]
 
 
-def test_weekly_trend_counts_received_and_settled_per_monday() -> None:
-    since = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
-    until = datetime(2026, 11, 20, tzinfo=UTC)
-    cases = [
-        {"received_at": "2026-11-03T01:00:00Z"},
-        {"received_at": "2026-11-04T01:00:00Z", "agreed_at": "2026-11-10T01:00:00Z"},
-        {"received_at": "2026-10-01T01:00:00Z", "agreed_at": "2026-11-17T01:00:00Z"},
+def test_weekly_trend_reads_followups_series() -> None:
+    items = [
+        {"bucket": "2026-11-02", "group": "all", "received": 2, "settled": 0},
+        {"bucket": "2026-11-09", "group": "all", "received": 0, "settled": 0},
+        {"bucket": "2026-11-16", "group": "all", "received": 1, "settled": 1},
     ]
-    t = weekly_trend(cases, since, until, TZ)
+    t = trend_of_series(items)
     assert t.weeks == ["11-02", "11-09", "11-16"]
-    assert t.received == [2, 0, 0]
-    assert t.settled == [0, 1, 1]
+    assert t.received == [2, 0, 1]
+    assert t.settled == [0, 0, 1]
 
 
-def test_area_table_and_map_group_by_grid_code_prefix() -> None:
-    cases = [
-        case("a", grid_code="522731001001"),
-        case("b", grid_code="522731001001", status="closed"),
-        case("c", grid_code="522731002001", overdue=True),
-        case("d", grid_code=None),
+def test_area_levels_cut_grid_codes_as_followup_does() -> None:
+    assert area_levels("522731001001") == {
+        "county": "522731",
+        "town": "522731001",
+        "village": "522731001001",
+    }
+    assert area_levels("522731-103-007-01")["grid"] == "522731-103-007-01"
+    assert parent_area("522731001001") == "522731001"
+
+
+def test_map_draws_points_from_coarse_places_and_areas_around_them() -> None:
+    areas = [
+        {"area": "522731001001", "received": 2, "backlog": 1, "overdue": 1, "open_warnings": 1},
+        {"area": "522731001002", "received": 1, "backlog": 1, "overdue": 0, "open_warnings": 0},
+        {"area": "522731002001", "received": 3, "backlog": 3, "overdue": 0, "open_warnings": 0},
     ]
-    rows = area_table(cases)
-    assert [(r.code, r.town, r.total, r.open, r.overdue, r.settled) for r in rows] == [
-        ("522731001001", "522731001", 2, 1, 0, 1),
-        ("522731002001", "522731002", 1, 1, 1, 0),
-        ("未定位", "未定位", 1, 1, 0, 0),
-    ]
-    towns = schematic_map(rows)
-    assert [t.code for t in towns] == ["522731001", "522731002", "未定位"]
-    points = [p for t in towns for v in t.villages for p in v["points"]]
-    assert sorted(p["case_id"] for p in points) == ["a", "b", "c", "d"]
-    # the same case lands on the same spot every time
-    assert points == [p for t in schematic_map(rows) for v in t.villages for p in v["points"]]
+    points = [
+        {"case_id": "a", "grid_code": "522731001001", "lat": 26.5834, "lon": 107.9772,
+         "severity": "high", "status": "assigned", "dispute_type": "neighbour"},
+        {"case_id": "b", "grid_code": "522731001001", "lat": 26.5840, "lon": 107.9780,
+         "severity": "low", "status": "closed", "dispute_type": "neighbour"},
+        {"case_id": "c", "grid_code": "522731001002", "lat": 26.5700, "lon": 107.9900,
+         "severity": "medium", "status": "assigned", "dispute_type": "debt_contract"},
+    ]  # fmt: skip
+    m = area_map(areas, points, "village", width=640, height=400)
+    by_id = {p.case_id: p for p in m.points}
+    # north up, east right: c lies south-east of a
+    assert by_id["c"].x > by_id["a"].x and by_id["c"].y > by_id["a"].y
+    assert all(0 <= p.x <= 640 and 0 <= p.y <= 400 for p in m.points)
+    boxes = {a.code: a for a in m.areas}
+    first = boxes["522731001001"]
+    for p in (by_id["a"], by_id["b"]):
+        assert first.x < p.x < first.x + first.w and first.y < p.y < first.y + first.h
+    assert first.located and first.overdue == 1 and first.warnings == 1
+    # no coordinates reported in the second town: a tile in the strip below
+    assert not boxes["522731002001"].located and m.strip_y is not None
+    assert boxes["522731002001"].y > max(p.y for p in m.points)
+    assert [t.code for t in m.towns] == ["522731001"]
+    # no points at all: every area is a tile, nothing breaks
+    bare = area_map(areas, [], "village")
+    assert bare.points == [] and all(not a.located for a in bare.areas)
+
+
+def test_warnings_are_told_in_chinese_from_their_facts() -> None:
+    repeat = {
+        "kind": "repeat_party",
+        "facts": {"cases_in_window": 3, "window_days": 90, "threshold": 3, "party": "ab12"},
+    }
+    assert warning_summary(repeat) == "同一当事人 90 天内涉及 3 件纠纷（预警阈值 3 件）"
+    rose = {
+        "kind": "escalating",
+        "facts": {"reason": "severity_rose", "from_severity": "low", "to_severity": "high"},
+    }
+    assert warning_summary(rose) == "风险等级由蓝·一般升至橙·重大"
+    due = {"kind": "soon_due", "facts": {"deadline": "sign_for", "hours_left": 2.5}}
+    assert "签收期限将至" in warning_summary(due)
+    group = {"kind": "group_risk", "facts": {"basis": "employer", "employer": "某公司",
+             "open_labour_cases": 5, "window_days": 30}}  # fmt: skip
+    assert warning_summary(group) == "某公司 30 天内有 5 件未结劳动争议"
 
 
 def test_the_newer_service_decides_the_status() -> None:
@@ -121,6 +157,12 @@ def test_forms_map_to_the_services_routes_and_bodies() -> None:
         "/v1/cases/c1/assign",
         {"organisation_id": "people-town", "mediator_id": None, "reason": "协调员指派"},
     )
+    # the court's one extension: mediation's documented route
+    assert action_call("extend", "c1", {"reason": "当事人申请延期"}) == (
+        "mediation",
+        "/v1/cases/c1/extension",
+        {"reason": "当事人申请延期"},
+    )
     assert action_call("delete", "c1", {}) is None
 
 
@@ -132,42 +174,3 @@ def test_labels_speak_chinese() -> None:
     assert actor("system:triage") == "系统（triage）"
     assert actor("user:med-1") == "med-1"
     assert percent(0.66667) == "66.7%" and percent(None) == "—"
-
-
-def test_workbook_has_the_period_figures_and_one_row_per_case() -> None:
-    stats = {
-        "total": 2,
-        "backlog": 1,
-        "overdue": 0,
-        "by_status": {"closed": 1, "assigned": 1},
-        "by_channel": {"people": 2},
-        "mediation_success": {"settled": 1, "unsettled": 0, "rate": 1.0},
-        "on_time": {"rate": None},
-        "settled_at_first_tier": {"rate": 1.0},
-        "satisfaction": {"mean": 5.0, "responses": 1},
-    }
-    cases = [
-        case("c1", status="closed", channel="people", grid_code="522731001001"),
-        case("c2", channel="people", received_at="2026-11-30T01:00:00Z"),
-    ]
-    since = datetime(2026, 11, 1, tzinfo=UTC)
-    until = datetime(2026, 11, 30, tzinfo=UTC)
-    data = build_workbook(
-        stats,
-        cases,
-        weekly_trend(cases, since, until, TZ),
-        area_table(cases),
-        period="2026-11",
-        tz=TZ,
-        who="coordinator-grid",
-    )
-    wb = load_workbook(BytesIO(data))
-    assert wb.sheetnames == ["概况", "按周", "区域", "案件"]
-    summary = {r[0]: r[1] for r in wb["概况"].iter_rows(values_only=True) if r[0]}
-    assert summary["案件总数"] == 2
-    assert summary["调解成功率"] == "100.0%"
-    assert summary["按期办结率"] == "—"
-    assert summary["已办结"] == 1 and summary["人民调解"] == 2
-    rows = list(wb["案件"].iter_rows(values_only=True))
-    assert rows[1][:3] == ("c1", "已办结", "—")
-    assert rows[2][10] == "2026-11-30 09:00"
