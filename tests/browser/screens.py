@@ -14,13 +14,21 @@ from pathlib import Path
 import httpx
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from services.console.demo_pages import near
 from tests.browser.driver import new_driver
 from tests.browser.pages import sign_in_as, wait_for
-from tests.browser.stack import REPO, Stack, case_in_ledger, case_in_mediation, start_stack
+from tests.browser.stack import (
+    REPO,
+    Stack,
+    case_in_ledger,
+    case_in_mediation,
+    eventually,
+    start_stack,
+)
 
 OUT = REPO / "docs" / "screens"
 MEDIATOR = "med-people-grid-day"
-COORDINATOR = "coordinator-grid"
+COORDINATOR = "coordinator-county"  # sees every tier, works the review queue
 REPORTS = [
     (
         "网格员走访：两户邻居因楼上漏水把楼下天花板泡坏发生争吵，楼上不愿赔偿维修费。",
@@ -34,6 +42,20 @@ REPORTS = [
 ]
 
 
+REPEATS = (
+    "网格员走访：张大山反映楼上住户漏水把天花板泡坏，双方因维修费用发生争吵。",
+    "网格员走访：张大山称朋友向他借款五千元至今未还，多次催讨无果，请求协调还款。",
+    "网格员走访：张大山与妻子闹离婚，因家庭纠纷多次争吵，请求调解。",
+)
+DOUBTFUL = "网格员：两家为排水沟争执，他家门后放着一把柴刀，邻居有些担心。"
+
+
+def spot(grid: str) -> tuple[float, float] | None:
+    """Coordinates near a demo grid, as the demo report form gives them."""
+    where = near(grid)
+    return (where["lat"], where["lon"]) if where else None
+
+
 def post(stack: Stack, path: str, body: dict[str, object], who: str, service: str) -> None:
     """One API action as a member of staff."""
     r = httpx.post(f"{stack.url(service)}{path}", json=body, headers=stack.headers(who), timeout=30)
@@ -42,7 +64,16 @@ def post(stack: Stack, path: str, body: dict[str, object], who: str, service: st
 
 def seed_cases(stack: Stack) -> list[str]:
     """File the reports and move cases to several points of the life cycle."""
-    ids = [stack.report(text, grid, f"1380000{i:04d}") for i, (text, grid) in enumerate(REPORTS)]
+    ids = [
+        stack.report(text, grid, f"1380000{i:04d}", where=spot(grid))
+        for i, (text, grid) in enumerate(REPORTS)
+    ]
+    # one man in three disputes (a repeat_party warning), one doubtful report (the review queue)
+    zhang = [{"name": "张大山", "phone": "13900001111", "role": "applicant"}]
+    for text in REPEATS:
+        cid = stack.report(text, "522731002001", "", parties=zhang, where=spot("522731002001"))
+        stack.typed_in_intake(cid)
+    stack.report(DOUBTFUL, "522731001002", "13900002222", where=spot("522731001002"))
     for cid in ids:
         case_in_mediation(stack, MEDIATOR, cid, "assigned")
     med = "mediation"
@@ -68,6 +99,17 @@ def seed_cases(stack: Stack) -> list[str]:
     post(stack, f"/v1/cases/{ids[1]}/visits", visit, MEDIATOR, "followup")
     case_in_ledger(stack, MEDIATOR, ids[1], "closed")
     return ids
+
+
+def warnings_open(stack: Stack) -> bool:
+    """Follow-up has raised the repeat_party warning."""
+    r = httpx.get(
+        f"{stack.url('followup')}/v1/warnings",
+        params={"kind": "repeat_party"},
+        headers=stack.headers(COORDINATOR),
+        timeout=30,
+    )
+    return r.status_code == 200 and bool(r.json()["items"])
 
 
 def shoot(d: WebDriver, name: str, width: int = 1366, full: bool = True) -> None:
@@ -113,9 +155,18 @@ def main() -> int:
             d = new_driver()
             try:
                 sign_in_as(d, console, COORDINATOR)
+                eventually(
+                    lambda: warnings_open(stack), what="the repeat_party warning", timeout=120
+                )
                 d.get(f"{console}/overview?days=30")
                 wait_for(d, "canvas#trend[data-drawn]")
                 shoot(d, "overview")
+                d.get(f"{console}/warnings?status=")
+                shoot(d, "warnings")
+                d.set_window_size(390, 844)
+                d.get(f"{console}/overview?days=30")
+                wait_for(d, "canvas#trend[data-drawn]")
+                shoot(d, "phone-overview", width=390)
             finally:
                 d.quit()
         finally:

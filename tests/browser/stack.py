@@ -44,6 +44,7 @@ class Stack:
     proc: subprocess.Popen[str]
     creds: dict[str, Any] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         """Base URL of intake, triage, mediation, followup or console."""
@@ -58,19 +59,32 @@ class Stack:
         """Authorization header of a seeded member of staff."""
         return {"Authorization": f"Bearer {self.token(staff_id)}"}
 
-    def report(self, text: str, grid_code: str, phone: str) -> str:
+    def report(
+        self,
+        text: str,
+        grid_code: str,
+        phone: str,
+        *,
+        parties: list[dict[str, str]] | None = None,
+        where: tuple[float, float] | None = None,
+    ) -> str:
         """File a grid report through intake's API; the case id."""
         key = self.creds["integrators"]["grid"]["api_key"]
+        location: dict[str, Any] = {"grid_code": grid_code, "address": "南溪县城关镇东街社区"}
+        if where:
+            location |= {"lat": where[0], "lon": where[1]}
+        ref = f"BR-{uuid.uuid4().hex[:12]}"
         r = httpx.post(
             f"{self.url('intake')}/v1/reports",
             headers={"X-API-Key": key},
             json={
                 "source": "grid",
-                "source_ref": f"BR-{uuid.uuid4().hex[:12]}",
+                "source_ref": ref,
                 "text": text,
-                "location": {"grid_code": grid_code, "address": "南溪县城关镇东街社区"},
+                "location": location,
                 "reporter": {"name": "雷春燕", "phone": "17306228888", "role": "grid_worker"},
-                "parties": [
+                "parties": parties
+                or [
                     {"name": "张建华", "phone": phone, "role": "applicant"},
                     {"name": "李桂芳", "role": "respondent"},
                 ],
@@ -78,7 +92,23 @@ class Stack:
             timeout=30,
         )
         assert r.status_code == 202, r.text
+        self.refs[str(r.json()["case_id"])] = ref
         return str(r.json()["case_id"])
+
+    def typed_in_intake(self, case_id: str) -> None:
+        """Wait until intake knows the case's type (a later report of the same party is then a
+        case of its own unless it is the same dispute)."""
+        key = self.creds["integrators"]["grid"]["api_key"]
+
+        def probe() -> bool:
+            r = httpx.get(
+                f"{self.url('intake')}/v1/reports/grid/{self.refs[case_id]}",
+                headers={"X-API-Key": key},
+                timeout=10,
+            )
+            return r.status_code == 200 and r.json()["dispute_type"] is not None
+
+        eventually(probe, what=f"{case_id} typed in intake")
 
     def stop(self) -> None:
         """SIGTERM run.py (it stops the services), then wait."""
@@ -120,7 +150,7 @@ def start_stack(data: Path, topic_prefix: str, extra_env: dict[str, str] | None 
     )
     stack = Stack(base, data, proc)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 900  # run.py waits up to 180 s per service on a busy box
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:

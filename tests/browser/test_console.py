@@ -4,9 +4,9 @@ XLSX, and a mediator of another channel sees no foreign case anywhere."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,9 +36,11 @@ def session_cookies(driver: WebDriver) -> dict[str, str]:
     return {c["name"]: c["value"] for c in driver.get_cookies()}
 
 
-def test_mediator_takes_a_case_from_report_to_closed_in_the_console(
+def test_the_journey_a_report_taken_to_closed_by_a_mediator_with_a_coordinator_watching(
     stack: Stack, browser: Browser
 ) -> None:
+    """The issue's 'done when': sign in as the demo mediator and coordinator and take a case
+    from received to closed through the forms, without curl."""
     console = stack.url("console")
     d = browser()
     sign_in_as(d, console, MEDIATOR)
@@ -48,6 +50,18 @@ def test_mediator_takes_a_case_from_report_to_closed_in_the_console(
     filed = wait_for(d, '[data-testid="report-filed"] a[data-case]')
     case_id = str(filed.get_attribute("data-case"))
     case_in_mediation(stack, MEDIATOR, case_id, "assigned")
+
+    # the coordinator of the grid finds it in the ledger's list, on the map, and on its page
+    c = browser()
+    sign_in_as(c, console, COORDINATOR)
+    c.get(f"{console}/cases?status=assigned")
+    wait_for(c, f'#case-rows a[data-case="{case_id}"]', timeout=90).click()
+    assert status_of(c) == "assigned"
+    assert wait_trail(c, "assign")[:2] == ["receive", "triage"]
+    # a coordinator of the case's area sees the exact place (shared.scope: clear sight)
+    assert "精确位置" in c.find_element(By.CSS_SELECTOR, '[data-testid="place"]').text
+    c.get(f"{console}/overview")
+    assert wait_for(c, f'[data-testid="map"] circle[data-case="{case_id}"]')
 
     d.get(f"{console}/my")
     wait_for(d, f'[data-testid="my-cases"] a[data-case="{case_id}"]').click()
@@ -104,6 +118,16 @@ def test_mediator_takes_a_case_from_report_to_closed_in_the_console(
     assert d.find_elements(By.CSS_SELECTOR, '[data-testid="no-actions"]')
     visits = d.find_element(By.CSS_SELECTOR, '[data-testid="visits"]').text
     assert visits.count("已回访") == 2 and "已履行" in visits
+    assert "精确位置" in d.find_element(By.CSS_SELECTOR, '[data-testid="place"]').text
+
+    # the coordinator's page shows the same life: closed, every step on the verified trail
+    c.get(f"{console}/cases/{case_id}")
+    assert status_of(c) == "closed"
+    steps = wait_trail(c, "close")
+    for action in ("receive", "triage", "assign", "accept", "note", "agree", "visit", "close"):
+        assert action in steps, (action, steps)
+    assert steps.index("agree") < steps.index("visit") < steps.index("close")
+    assert "哈希链校验通过" in text_of(c, '[data-testid="verify"]')
 
 
 def test_a_refused_action_shows_the_services_reason(stack: Stack, browser: Browser) -> None:
@@ -163,10 +187,8 @@ def _expected(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_coordinator_overview_matches_stats_and_exports_xlsx(
-    stack: Stack, browser: Browser, tmp_path: Path
-) -> None:
-    case_id = stack.report(NEIGHBOUR, GRID, "13800003333")
+def test_coordinator_overview_matches_stats_and_the_series(stack: Stack, browser: Browser) -> None:
+    case_id = stack.report(NEIGHBOUR, GRID, "13800003333", where=(26.5834, 107.9772))
     case_in_ledger(stack, COORDINATOR, case_id, "assigned")
     console = stack.url("console")
     d = browser()
@@ -193,51 +215,34 @@ def test_coordinator_overview_matches_stats_and_exports_xlsx(
     shown = eventually(matches, what="overview numbers equal to /v1/stats")
     assert shown["total"] >= 1 and shown["by_channel"].get("people", 0) >= 1
     assert wait_for(d, "canvas#trend[data-drawn]")  # Chart.js, served by the console, drew it
-    assert (
-        case_id[:8]
-        in d.find_element(By.CSS_SELECTOR, '[data-testid="map"]').get_attribute("innerHTML")
-        or GRID in d.find_element(By.CSS_SELECTOR, '[data-testid="areas"]').text
-    )
+    assert d.find_elements(By.CSS_SELECTOR, f'[data-testid="map"] circle[data-case="{case_id}"]')
 
-    # warnings: acknowledge one when followup has them; "暂无" while the route does not exist
-    warnings = httpx.get(f"{stack.url('followup')}/v1/warnings", headers=stack.headers(COORDINATOR))
-    listed = d.find_element(By.CSS_SELECTOR, '[data-testid="warnings"]')
-    if warnings.status_code == 404:
-        assert listed.text.strip() == "暂无"
-    else:
-        buttons = listed.find_elements(By.CSS_SELECTOR, 'button[type="submit"]')
-        if buttons:
-            buttons[0].click()
-            assert "预警已确认" in wait_for(d, '[role="status"]').text
-
-    d.find_element(By.CSS_SELECTOR, '[data-testid="export"]').click()
-    xlsx = eventually(
-        lambda: next(
-            (p for p in tmp_path.glob("*.xlsx") if not p.name.endswith(".crdownload")), None
-        ),
-        what="the XLSX download",
-    )
-    wb = load_workbook(xlsx)
-    assert wb.sheetnames == ["概况", "按周", "区域", "案件"]
-    summary = {row[0]: row[1] for row in wb["概况"].iter_rows(values_only=True) if row[0]}
-    now = stats()
-    assert summary["案件总数"] == now["total"]
-    assert summary["在办案件"] == now["backlog"]
-    assert summary["调解成功率"] == percent(now["mediation_success"]["rate"])
-    cases = list(wb["案件"].iter_rows(values_only=True))
-    assert cases[0][:3] == ("案件编号", "状态", "来源")
-    row = next(r for r in cases if r[0] == case_id)
-    assert row[5] == "人民调解" and row[7] == GRID
+    areas = d.find_element(By.CSS_SELECTOR, '[data-testid="areas"]')
+    assert areas.find_elements(By.CSS_SELECTOR, f'tr[data-area="{GRID}"]')
+    # the trend is followup's weekly series for the same days
+    since_el = d.find_element(By.CSS_SELECTOR, '[data-testid="since"]')
+    series = httpx.get(
+        f"{stack.url('followup')}/v1/stats/series",
+        params={
+            "from": since_el.get_attribute("data-from"),
+            "to": since_el.get_attribute("data-to"),
+            "bucket": "week",
+        },
+        headers=stack.headers(COORDINATOR),
+    ).json()
+    received = d.find_element(By.ID, "trend").get_attribute("data-received")
+    assert json.loads(str(received)) == [i["received"] for i in series["items"]]
 
 
 def test_a_mediator_of_another_channel_sees_no_foreign_case(stack: Stack, browser: Browser) -> None:
-    case_id = stack.report(NEIGHBOUR, GRID, "13800004444")
+    case_id = stack.report(NEIGHBOUR, GRID, "13800004444", where=(26.5841, 107.9779))
     case_in_mediation(stack, MEDIATOR, case_id, "assigned")
     case_in_ledger(stack, MEDIATOR, case_id, "assigned")
     console = stack.url("console")
     d = browser()
     sign_in_as(d, console, FOREIGN)
-    for path in ("/my", "/cases", "/cases?status=assigned", "/overview?days=365"):
+    paths = ("/my", "/cases", "/cases?status=assigned", "/overview?days=365", "/warnings?status=")
+    for path in paths:
         d.get(console + path)
         wait_for(d, "main h1")
         assert case_id not in d.page_source, path
@@ -259,9 +264,16 @@ def test_a_mediator_of_another_channel_sees_no_foreign_case(stack: Stack, browse
     assert pdf.status_code == 404
     trail = httpx.get(f"{console}/cases/{case_id}/trail", cookies=cookies)
     assert trail.status_code == 204 and not trail.content
-    export = httpx.get(f"{console}/overview/export.xlsx?days=365", cookies=cookies, timeout=60)
+    # the overview's figures and the 报表 count only the police channel's own cases
+    stats = httpx.get(f"{stack.url('followup')}/v1/stats", headers=stack.headers(FOREIGN)).json()
+    assert set(stats["by_channel"]) <= {"police"}
+    export = httpx.get(
+        f"{console}/overview/export.xlsx?days=365&group_by=channel", cookies=cookies, timeout=60
+    )
     assert export.status_code == 200
     wb = load_workbook(BytesIO(export.content))
+    groups = {row[1] for row in wb["报表"].iter_rows(min_row=2, values_only=True)}
+    assert groups <= {"police"}, groups
     values = {str(c) for ws in wb for row in ws.iter_rows(values_only=True) for c in row}
     assert case_id not in values
     # and the action routes refuse: mediation answers 404 for a case outside the scope
@@ -284,6 +296,38 @@ return Array.from(document.querySelectorAll('input, select, textarea'))
 """
 
 
+# nothing jumps the natural Tab order (a positive tabindex would)
+TABINDEX = (
+    "return Array.from(document.querySelectorAll('[tabindex]'))"
+    ".filter(el => el.tabIndex > 0).map(el => el.outerHTML.slice(0, 80));"
+)
+
+# WCAG 2 contrast of every visible text against the background it sits on (≥ 4.5:1; 3:1 for
+# large text), computed from the styles the browser applied
+LOW_CONTRAST = """
+const lum = c => { const v = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(x => x / 255)
+  .map(x => x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4));
+  return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+const bg = el => { for (let e = el; e; e = e.parentElement) {
+  const c = getComputedStyle(e).backgroundColor; const a = c.match(/[\\d.]+/g);
+  if (a && (a.length < 4 || Number(a[3]) > 0.5)) return c; } return 'rgb(255,255,255)'; };
+const bad = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (el.closest('svg') || !el.offsetParent && el.tagName !== 'BODY') continue;
+  const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!own) continue;
+  const s = getComputedStyle(el);
+  if (s.visibility === 'hidden' || Number(s.opacity) < 0.5) continue;
+  const a = lum(s.color), b = lum(bg(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const px = parseFloat(s.fontSize);
+  const large = px >= 24 || (px >= 18.66 && Number(s.fontWeight) >= 700);
+  const what = el.textContent.trim().slice(0, 30);
+  if (ratio < (large ? 3 : 4.5)) bad.push(`${el.tagName} ${ratio.toFixed(2)} ${what}`);
+}
+return bad;
+"""
+
 # what a broken page logs: a policy violation, a script error, an asset or page that failed
 # (an htmx poll cut short by the next navigation is not one of them)
 BROKEN = ("Content Security Policy", "Uncaught", "Failed to load resource", "Refused to")
@@ -299,30 +343,50 @@ def test_screens_are_labelled_keyboard_reachable_and_fit_a_phone(
     d.get(f"{console}/login")
     assert d.execute_script(UNLABELLED) == []
     sign_in_as(d, console, MEDIATOR)
-    for path in ("/my", "/cases", f"/cases/{case_id}", "/overview"):
-        d.get(console + path)
-        wait_for(d, "main h1")
-        assert d.execute_script(UNLABELLED) == [], path
-        # no script error and no Content-Security-Policy violation (assets are all local)
-        errors = [
-            e
-            for e in d.get_log("browser")
-            if e["level"] == "SEVERE" and any(m in e["message"] for m in BROKEN)
-        ]
-        assert errors == [], (path, errors)
-        assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
-        # the first Tab lands on the skip link, which leads to the main content
-        d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
-        assert d.switch_to.active_element.get_attribute("class") == "skip", path
+    coordinator = browser()
+    sign_in_as(coordinator, console, "coordinator-county")
+    for who, path in [
+        *((d, p) for p in ("/my", "/cases", f"/cases/{case_id}", "/overview", "/warnings")),
+        *((coordinator, p) for p in ("/overview", "/warnings?status=", f"/cases/{case_id}")),
+    ]:
+        check_page(who, console + path)
     phone = browser(390, 844)
     sign_in_as(phone, console, MEDIATOR)
-    for path in ("/my", "/cases", f"/cases/{case_id}", "/overview"):
-        phone.get(console + path)
-        wait_for(phone, "main h1")
-        overflow = phone.execute_script(
+    county_phone = browser(390, 844)
+    sign_in_as(county_phone, console, "coordinator-county")
+    for who, path in [
+        *((phone, p) for p in ("/my", "/cases", f"/cases/{case_id}", "/overview")),
+        *((county_phone, p) for p in ("/overview", "/warnings?status=", f"/cases/{case_id}")),
+    ]:
+        who.get(console + path)
+        wait_for(who, "main h1")
+        overflow = who.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth"
         )
         assert overflow <= 0, (path, overflow)
+
+
+def check_page(d: WebDriver, url: str) -> None:
+    """Labels, no broken asset or script, lang, skip link first, nothing out of the Tab order,
+    text contrast, and no sideways scroll at this width."""
+    d.get(url)
+    wait_for(d, "main h1")
+    assert d.execute_script(UNLABELLED) == [], url
+    # no script error and no Content-Security-Policy violation (assets are all local)
+    errors = [
+        e
+        for e in d.get_log("browser")
+        if e["level"] == "SEVERE" and any(m in e["message"] for m in BROKEN)
+    ]
+    assert errors == [], (url, errors)
+    assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    # the first Tab lands on the skip link, which leads to the main content
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert d.switch_to.active_element.get_attribute("class") == "skip", url
+    assert d.execute_script(TABINDEX) == [], url
+    assert d.execute_script(LOW_CONTRAST) == [], url
+    overflow = d.execute_script("return document.documentElement.scrollWidth - innerWidth")
+    assert overflow <= 0, (url, overflow)
 
 
 def test_the_case_list_refreshes_by_itself_when_the_ledger_changes(
@@ -371,3 +435,43 @@ def test_a_mediator_returns_a_case_with_a_reason_and_it_leaves_their_list(
     assert case_id not in d.page_source
     d.get(f"{console}/cases/{case_id}")
     assert wait_for(d, '[data-testid="not-found"]')
+
+
+LOAN = "网格员走访：王某借给同村李某十五万元用于生意周转，到期未还，多次催讨无果，请求调解。"
+
+
+def test_a_court_mediator_extends_the_mediation_deadline_once_through_the_form(
+    stack: Stack, browser: Browser
+) -> None:
+    case_id = stack.report(LOAN, GRID, "13800008888")
+    routed = eventually(
+        lambda: (
+            r.json()
+            if (
+                r := httpx.get(
+                    f"{stack.url('followup')}/v1/cases/{case_id}",
+                    headers=stack.headers("coordinator-county"),
+                )
+            ).status_code
+            == 200
+            and r.json()["status"] == "assigned"
+            else None
+        ),
+        what="the loan case assigned",
+    )
+    assert routed["channel"] == "court", routed  # R5: a loan of ≥ 100,000 yuan
+    mediator = f"med-court-{routed['tier']}-day"
+    console = stack.url("console")
+    d = browser()
+    sign_in_as(d, console, mediator)
+    d.get(f"{console}/cases/{case_id}")
+    submit(d, "accept")
+    assert wait_for(d, '[data-testid="action-done"]').text == "已签收"
+    before = case_in_mediation(stack, mediator, case_id, "accepted")["mediation_due"]
+    submit(d, "extend", {"reason": "双方同意延长调解期限，等待借款凭证核实。"})
+    assert wait_for(d, '[data-testid="action-done"]').text == "已延期"
+    after = case_in_mediation(stack, mediator, case_id, "accepted")
+    assert after["extended_at"] is not None and after["mediation_due"] > before
+    wait_trail(d, "extend")
+    assert "等待借款凭证核实" in text_of(d, '[data-testid="trail"] li[data-action="extend"]')
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="form-extend"]')  # only once
