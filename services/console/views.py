@@ -165,8 +165,13 @@ class AreaMap:
     strip_y: float | None = None
 
 
-def _box(xs: list[float], ys: list[float], pad: float) -> tuple[float, float, float, float]:
-    return min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
+def _box(
+    xs: list[float], ys: list[float], pad: float, least: float = 0
+) -> tuple[float, float, float, float]:
+    """The box around some points, `pad` wide on each side and at least `least` across."""
+    w = max(max(xs) - min(xs) + 2 * pad, least)
+    h = max(max(ys) - min(ys) + 2 * pad, least)
+    return (max(xs) + min(xs) - w) / 2, (max(ys) + min(ys) - h) / 2, w, h
 
 
 def area_map(
@@ -219,7 +224,7 @@ def area_map(
         pts = by_area.get(code)
         if not pts:
             continue
-        x, y, w, h = _box([p.x for p in pts], [p.y for p in pts], 14)
+        x, y, w, h = _box([p.x for p in pts], [p.y for p in pts], 12, least=40)
         out.areas.append(
             MapArea(
                 code,
@@ -302,11 +307,13 @@ def warning_summary(w: dict[str, Any]) -> str:
             f"（协议于 {str(f.get('settled_at') or '')[:10] or '—'}）"
         )
     if kind == "rising_area":
-        return (
+        head = (
             f"区域 {f.get('area', w.get('area_code') or '—')} 近 {f.get('window_days', '—')} 天"
-            f"受理 {f.get('recent_cases', '—')} 件，为此前周均 {f.get('baseline_weekly_mean', '—')}"
-            f" 件的 {f.get('factor', '—')} 倍以上"
+            f"受理 {f.get('recent_cases', '—')} 件"
         )
+        if not f.get("baseline_weekly_mean"):
+            return head + "，此前数周没有受理"
+        return f"{head}，为此前周均 {f['baseline_weekly_mean']} 件的 {f.get('factor', '—')} 倍以上"
     if kind == "group_risk":
         if f.get("basis") == "employer":
             return (

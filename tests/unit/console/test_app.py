@@ -463,3 +463,40 @@ async def test_demo_sign_in_and_demo_reports_exist_only_in_dev_mode(tmp_path: Pa
         assert r.status_code == 303
         assert (await c.get("/demo/report")).status_code == 404
         assert "演示上报" not in (await c.get("/cases")).text
+
+
+async def test_the_warnings_page_passes_followups_filters_and_pages_with_its_cursor(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    asked: list[dict[str, str]] = []
+
+    def warnings(r: httpx.Request) -> httpx.Response:
+        asked.append(dict(r.url.params))
+        more = "cursor" not in r.url.params
+        return httpx.Response(
+            200,
+            json={
+                "items": [real_warning("w1" if more else "w2", "e" * 32)],
+                "count": 1,
+                "has_more": more,
+                "next_cursor": "eyJ3IjogN30" if more else None,
+            },
+        )
+
+    fake.routes["127.0.0.1:8004/v1/warnings"] = warnings
+    await sign_in(client, COORDINATOR)
+    first = await client.get("/warnings?status=open&kind=repeat_party&tier=grid&area=522731")
+    assert first.status_code == 200
+    assert asked[0] == {
+        "status": "open",
+        "kind": "repeat_party",
+        "tier": "grid",
+        "area": "522731",
+        "limit": "50",
+    }
+    assert 'data-warning="w1"' in first.text
+    nxt = re.search(r'href="(/warnings\?[^"]+)" rel="next"', first.text)
+    assert nxt and "cursor=eyJ3IjogN30" in nxt.group(1)
+    second = await client.get(nxt.group(1).replace("&amp;", "&"))
+    assert asked[1]["cursor"] == "eyJ3IjogN30" and asked[1]["kind"] == "repeat_party"
+    assert 'data-warning="w2"' in second.text and 'rel="next"' not in second.text
