@@ -224,7 +224,7 @@ def area_map(
         pts = by_area.get(code)
         if not pts:
             continue
-        x, y, w, h = _box([p.x for p in pts], [p.y for p in pts], 12, least=40)
+        x, y, w, h = _box([p.x for p in pts], [p.y for p in pts], 16, least=64)
         out.areas.append(
             MapArea(
                 code,
@@ -245,7 +245,7 @@ def area_map(
         for code, members in sorted(towns.items()):
             xs = [m.x for m in members] + [m.x + m.w for m in members]
             ys = [m.y for m in members] + [m.y + m.h for m in members]
-            x, y, w, h = _box(xs, ys, 10)
+            x, y, w, h = _box(xs, ys, 8)
             out.towns.append(
                 MapArea(code, round(x, 1), round(y - 8, 1), round(w, 1), round(h + 8, 1))
             )
