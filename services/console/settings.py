@@ -34,8 +34,6 @@ class ConsoleSettings(ServiceSettings):
     timezone: str = "Asia/Shanghai"
     poll_seconds: int = 10
     secure_cookies: bool = False
-    # overview: how many ledger pages (500 cases each) the trend, areas and export read at most
-    max_export_pages: int = 40
     csrf_secret: str = ""
 
     @model_validator(mode="after")
