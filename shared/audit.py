@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlmodel import col, select
 
 from shared.auth import StaffPrincipal
+from shared.errors import Forbidden
 from shared.events import utcnow
+from shared.responses import AuditPage
 
 
 async def audit_clear_read(
@@ -56,7 +58,7 @@ def audit_router(current_staff: Any) -> APIRouter:
     """GET /v1/admin/audit: clear reads, newest first, filtered by case or member of staff."""
     router = APIRouter(prefix="/v1/admin", tags=["audit"])
 
-    @router.get("/audit")
+    @router.get("/audit", response_model=AuditPage)
     async def read_audit(
         request: Request,
         staff: StaffPrincipal = current_staff,
@@ -67,7 +69,7 @@ def audit_router(current_staff: Any) -> APIRouter:
     ) -> dict[str, Any]:
         """Who read which case's personal data in clear (admins only)."""
         if staff.role != "admin":
-            raise HTTPException(403, "only admins read the audit")
+            raise Forbidden("only admins read the audit")
         rt = request.app.state.runtime
         t = rt.delivery.tables.audit
         stmt = select(t)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -174,7 +175,7 @@ Sampler = Callable[[], Awaitable[None]]
 def metrics_route(app: FastAPI, samplers: list[Sampler]) -> None:
     """GET /metrics in the Prometheus text format; samplers refresh gauges first."""
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
     async def metrics(_request: Request) -> Response:
         for sample in samplers:
             try:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,7 +16,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.audit import audit_router
 from shared.auth import AuthError, StaffPrincipal, verify_token
+from shared.errors import (
+    ApiError,
+    ErrorBody,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    Unavailable,
+)
 from shared.pii import PiiKeyError
+from shared.responses import Health, Readiness
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
@@ -27,8 +37,35 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def error_response(exc: ApiError) -> JSONResponse:
+    """The one mapping of the error vocabulary (shared.errors) to HTTP."""
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+
+
+def error_bytes(exc: ApiError) -> bytes:
+    """The same body, encoded, for ASGI middleware that answers before any route runs."""
+    return json.dumps(exc.body(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# every route may answer these; the OpenAPI documents them with the one error body
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (401, "no valid credentials"),
+        (403, "the caller's role may not do this"),
+        (404, "no such thing, or none the caller may see (the same body)"),
+        (422, "a field is invalid; `errors` names each field and reason"),
+    )
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """422 names each field and reason without echoing the input; no 500 leaks details."""
+    """Errors of shared.errors answer their status with the one ErrorBody; 422 names each
+    field and reason without echoing the input; no 500 leaks details."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -36,28 +73,30 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _loc(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
             for e in exc.errors()
         ]
-        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+        return error_response(Invalid(errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        # the framework's own refusals (no such route, method not allowed), in the same shape
+        if exc.status_code == 404:
+            return error_response(NotFound("route", "path"))
+        err = ApiError(str(exc.detail), headers=exc.headers)
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PiiKeyError)
     async def _pii_key(req: Request, exc: PiiKeyError) -> JSONResponse:
         log.error("personal data cannot be decrypted", extra={"path": req.url.path})
-        return JSONResponse(
-            {
-                "detail": "personal data cannot be decrypted with the configured keys",
-                "errors": [{"field": "pii_key", "reason": "configure the key that sealed it"}],
-            },
-            status_code=503,
+        return error_response(
+            Unavailable(
+                "personal data cannot be decrypted with the configured keys",
+                [{"field": "pii_key", "reason": "configure the key that sealed it"}],
+            )
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", extra={"path": req.url.path, "error": type(exc).__name__})
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return JSONResponse(ApiError("internal error").body(), status_code=500)
 
 
 class BodyLimitMiddleware:
@@ -124,7 +163,7 @@ class AuthenticateFirstMiddleware:
                 raise AuthError("bearer token required")
             verify_token(s.jwt_public_key, s.jwt_audience, token.strip(), issuer=s.jwt_issuer)
         except AuthError as exc:
-            body = json.dumps({"detail": str(exc)}).encode()
+            body = error_bytes(Unauthenticated(str(exc)))
             await send(
                 {
                     "type": "http.response.start",
@@ -146,10 +185,7 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = (
-        f'{{"detail":"request body too large","errors":[{{"field":"body",'
-        f'"reason":"larger than {limit} bytes"}}]}}'
-    ).encode()
+    body = error_bytes(PayloadTooLarge(limit))
     await send(
         {
             "type": "http.response.start",
@@ -167,11 +203,11 @@ def health_router(checks: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter
     """GET /healthz (alive) and GET /readyz (database and broker reachable)."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
         results = await checks()
         ok = all(results.values())
@@ -193,7 +229,15 @@ def service_app(
 ) -> FastAPI:
     """A service's FastAPI app with authentication before bodies, per-route body limits
     (256 KiB unless a route says otherwise), error handlers and health routes in place."""
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    # one schema per model, its declared fields (shared.responses.Body only leaves out the
+    # fields a route did not write): the OpenAPI documents real bodies
+    app = FastAPI(
+        title=title,
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        separate_input_output_schemas=False,
+    )
     app.state.settings = settings
     app.add_middleware(AuthenticateFirstMiddleware, settings=settings, key_paths=key_paths)
     # added last, so it runs first: an oversized body is refused before anything else
@@ -235,21 +279,17 @@ def staff_dependency(get_secret: Callable[[Request], tuple[str, str]]) -> Any:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(
-                401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise Unauthenticated("bearer token required")
         public_key, audience = get_secret(request)
         s = request.app.state.settings
         try:
             p = verify_token(public_key, audience, token.strip(), issuer=s.jwt_issuer)
         except AuthError as exc:
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+            raise Unauthenticated(str(exc)) from None
         runtime = getattr(request.app.state, "runtime", None)
         status = getattr(runtime, "staff_status", None)
         if status is not None and not await status.allows(p):
-            raise HTTPException(
-                401, "token revoked: sign in again", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise Unauthenticated("token revoked: sign in again")
         return p
 
     return Depends(current_staff)

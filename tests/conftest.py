@@ -25,6 +25,8 @@ BOOTSTRAP = os.environ.get("FENGQIAO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 # dev mode is off by default (a deployment never runs in it); the tests turn it on explicitly,
 # so the services accept the published dev keys. tests/unit/security checks the refusals.
 os.environ["FENGQIAO_DEV_MODE"] = "true"
+# a response body with a key its model does not declare fails the request (shared/responses.py)
+os.environ["FENGQIAO_STRICT_BODIES"] = "1"
 # Every test makes fresh topics: 3 partitions each, not the production default of 12, keeps
 # the shared test broker small.
 os.environ.setdefault("FENGQIAO_KAFKA_PARTITIONS", "3")

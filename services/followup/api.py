@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
 from services.followup import repository as repo
@@ -18,7 +18,9 @@ from services.followup.ledger import verify_chain
 from services.followup.reporting import repository as aggregates
 from services.followup.reporting.domain import scope_public
 from services.followup.repository import LedgerCase, LedgerEntry
+from services.followup.schemas import CasePage, CasePublic, ChainCheck, Stats, Trail
 from shared.contracts import CaseStatus
+from shared.errors import Invalid, NotFound
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
@@ -109,11 +111,9 @@ def tagged(request: Request, body: dict[str, Any]) -> Response:
     return Response(raw, media_type="application/json", headers=headers)
 
 
-def invalid(field: str, reason: str) -> HTTPException:
+def invalid(field: str, reason: str) -> Invalid:
     """A 422 naming the field, shaped like the validation errors."""
-    return HTTPException(
-        422, {"detail": "invalid request", "errors": [{"field": field, "reason": reason}]}
-    )
+    return Invalid.field(field, reason)
 
 
 def encode_cursor(version: int, descending: bool) -> str:
@@ -163,7 +163,7 @@ def filters_of(
 # Routes
 
 
-@router.get("/cases")
+@router.get("/cases", response_model=CasePage)
 async def list_cases(
     request: Request,
     staff: CurrentStaff,
@@ -211,17 +211,17 @@ async def _visible_case(request: Request, staff: CurrentStaff, case_id: str) -> 
     async with request.app.state.runtime.sessions() as session:
         row = await repo.get_case(session, case_id, scope_of(staff))
     if row is None:
-        raise HTTPException(404, "no such case")
+        raise NotFound("case", "case_id")
     return row
 
 
-@router.get("/cases/{case_id}")
+@router.get("/cases/{case_id}", response_model=CasePublic)
 async def get_case(case_id: str, request: Request, staff: CurrentStaff) -> Response:
     """One case as the ledger projects it (personal data masked)."""
     return tagged(request, case_public(await _visible_case(request, staff, case_id)))
 
 
-@router.get("/cases/{case_id}/trail")
+@router.get("/cases/{case_id}/trail", response_model=Trail)
 async def get_trail(case_id: str, request: Request, staff: CurrentStaff) -> Response:
     """Every entry of the case's trail, in order, with its hash links."""
     await _visible_case(request, staff, case_id)
@@ -230,7 +230,7 @@ async def get_trail(case_id: str, request: Request, staff: CurrentStaff) -> Resp
     return tagged(request, {"case_id": case_id, "entries": [entry_public(e) for e in entries]})
 
 
-@router.get("/cases/{case_id}/trail/verify")
+@router.get("/cases/{case_id}/trail/verify", response_model=ChainCheck)
 async def verify_trail(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
     """Recompute the hash chain: does every entry still say what it said when appended?"""
     case = await _visible_case(request, staff, case_id)
@@ -242,7 +242,7 @@ async def verify_trail(case_id: str, request: Request, staff: CurrentStaff) -> d
     return {"case_id": case_id, **check.to_dict()}
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=Stats)
 async def get_stats(
     request: Request,
     staff: CurrentStaff,

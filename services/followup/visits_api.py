@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from services.followup import repository as repo
@@ -18,7 +18,9 @@ from services.followup.handlers import (
     VisitReport,
 )
 from services.followup.repository import Visit
+from services.followup.schemas import CaseVisits, DueVisits, VisitRecorded
 from shared.audit import audit_clear_read
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.pii import PiiCipher
 from shared.scope import CaseScope, can_see, can_see_clear
 from shared.web import CurrentStaff
@@ -61,13 +63,13 @@ def visit_public(v: Visit, clear: bool, cipher: PiiCipher) -> dict[str, Any]:
     }
 
 
-@router.post("/cases/{case_id}/visits", status_code=201)
+@router.post("/cases/{case_id}/visits", status_code=201, response_model=VisitRecorded)
 async def record_visit(
     case_id: str, body: VisitCreate, request: Request, staff: CurrentStaff
 ) -> dict[str, Any]:
     """Record a visit: not honoured reopens the case; the second honoured visit closes it."""
     if not may_record_visits(staff):
-        raise HTTPException(403, "viewers read only")
+        raise Forbidden("viewers read only")
     # outside the caller's scope, or not the mediator the case is assigned to: 404 (handlers)
     handlers: FollowupHandlers = request.app.state.followup
     try:
@@ -79,29 +81,29 @@ async def record_visit(
             VisitReport(body.method, body.honoured, body.satisfaction, body.note),
         )
     except CaseNotFound:
-        raise HTTPException(404, "no such case in follow-up") from None
+        raise NotFound("case", "case_id") from None
     except VisitConflict:
-        raise HTTPException(
-            409, "another visit of this case was recorded at the same time; reload and retry"
+        raise Conflict(
+            "another visit of this case was recorded at the same time; reload and retry"
         ) from None
     except NotInFollowUp as exc:
-        raise HTTPException(409, {"detail": str(exc), "status": exc.status}) from None
+        raise Conflict(str(exc), status=exc.status) from None
     if visit.note_sealed:
         await audit_clear_read(request, staff, [case_id], ["visits.note"])
     return {"case_status": status, "visit": visit_public(visit, True, handlers.cipher)}
 
 
-@router.get("/cases/{case_id}/visits")
+@router.get("/cases/{case_id}/visits", response_model=CaseVisits)
 async def list_visits(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
     """Every visit of a case, scheduled, recorded or cancelled."""
     async with request.app.state.runtime.sessions() as session:
         fc = await session.get(repo.FollowupCase, case_id)
         ledger = await session.get(repo.LedgerCase, case_id)
         if fc is None and ledger is None:
-            raise HTTPException(404, "no such case")
+            raise NotFound("case", "case_id")
         case = repo.followup_scope_facts(fc, ledger)
         if not can_see(staff, case):
-            raise HTTPException(404, "no such case")
+            raise NotFound("case", "case_id")
         visits = await repo.visits_of(session, case_id)
     cipher: PiiCipher = request.app.state.followup.cipher
     clear = can_see_clear(staff, case)
@@ -114,7 +116,7 @@ async def list_visits(case_id: str, request: Request, staff: CurrentStaff) -> di
     }
 
 
-@router.get("/visits/due")
+@router.get("/visits/due", response_model=DueVisits)
 async def due_visits(
     request: Request,
     staff: CurrentStaff,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -30,7 +30,15 @@ from services.intake.edge import (
 from services.intake.handlers import IntakeHandlers, Receipt
 from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeCase, IntakeReport, report_by_ref, reports_of_case
+from services.intake.schemas import (
+    BatchResult,
+    CaseReports,
+    IntegratorCreated,
+    ReportReceipt,
+    ReportStatus,
+)
 from shared.audit import audit_clear_read
+from shared.errors import Forbidden, NotFound
 from shared.events import utcnow
 from shared.scope import CaseScope, can_see, can_see_clear
 from shared.topics import SOURCES
@@ -71,7 +79,7 @@ def receipt_body(r: Receipt) -> dict[str, Any]:
     }
 
 
-@router.post("/reports", status_code=202, openapi_extra=REPORT_BODY)
+@router.post("/reports", status_code=202, response_model=ReportReceipt, openapi_extra=REPORT_BODY)
 async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONResponse:
     """Accept one canonical report; stored (new case or 并单) before the 202."""
     s = settings_of(request)
@@ -93,6 +101,7 @@ async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONRespo
 
 @router.post(
     "/reports:batch",
+    response_model=BatchResult,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -156,7 +165,7 @@ async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, 
     return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 
 
-@router.get("/reports/{source}/{source_ref}")
+@router.get("/reports/{source}/{source_ref}", response_model=ReportStatus)
 async def report_status(
     source: str, source_ref: str, request: Request, integ: CurrentIntegrator
 ) -> dict[str, Any]:
@@ -172,13 +181,7 @@ async def report_status(
     # an integrator reads only the reports it sent itself, never another integrator's (those a
     # source system published natively on Kafka belong to no integrator: that source's keys)
     if row is None or case is None or row.integrator_id not in (None, integ.id):
-        raise HTTPException(
-            404,
-            {
-                "detail": "no such report",
-                "errors": [{"field": "source_ref", "reason": "no report under this reference"}],
-            },
-        )
+        raise NotFound("report", "source_ref")
     parties = h.unseal(row.parties_enc) or []
     return {
         "source": row.source,
@@ -246,7 +249,7 @@ def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, 
     }
 
 
-@router.get("/cases/{case_id}/reports")
+@router.get("/cases/{case_id}/reports", response_model=CaseReports)
 async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
     """Every report of a case inside the caller's scope (shared.scope): in clear for those who
     see the case in clear, masked for the others; 404 outside the scope."""
@@ -255,13 +258,7 @@ async def case_reports(case_id: str, request: Request, staff: CurrentStaff) -> d
         case = await session.get(IntakeCase, case_id)
         rows = await reports_of_case(session, case_id) if case else []
     if case is None or not can_see(staff, case_scope(case)):
-        raise HTTPException(
-            404,
-            {
-                "detail": "no such case",
-                "errors": [{"field": "case_id", "reason": "no case with this id"}],
-            },
-        )
+        raise NotFound("case", "case_id")
     clear = can_see_clear(staff, case_scope(case))
     if clear:
         await audit_clear_read(request, staff, [case_id], REPORT_CLEAR_FIELDS)
@@ -284,13 +281,13 @@ class IntegratorCreate(BaseModel):
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
 
 
-@router.post("/integrators", status_code=201)
+@router.post("/integrators", status_code=201, response_model=IntegratorCreated)
 async def add_integrator(
     body: IntegratorCreate, request: Request, staff: CurrentStaff
 ) -> dict[str, Any]:
     """Create an integrator (admin only); the API key and webhook secret are shown once."""
     if staff.role != "admin":
-        raise HTTPException(403, "only admins register integrators")
+        raise Forbidden("only admins register integrators")
     if body.callback_url:
         try:
             check_callback_url(body.callback_url, dev_mode=settings_of(request).dev_mode)

@@ -5,17 +5,25 @@ from __future__ import annotations
 import math
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, Request
 
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
 from services.intake.repository import Integrator
 from services.intake.settings import IntakeSettings
+from shared.errors import (
+    Forbidden,
+    Invalid,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 
 
-def invalid(errors: list[dict[str, str]], status: int = 422) -> NoReturn:
-    """Raise a 4xx naming each field and reason."""
-    raise HTTPException(status, {"detail": "invalid request", "errors": errors})
+def invalid(errors: list[dict[str, str]]) -> NoReturn:
+    """Raise a 422 naming each field and reason."""
+    raise Invalid(errors=errors)
 
 
 async def authenticate(request: Request, api_key: str | None) -> Integrator:
@@ -30,13 +38,10 @@ async def authenticate(request: Request, api_key: str | None) -> Integrator:
         raise _too_many(wait)
     if integ is None:
         reason = "missing" if not api_key else "unknown or revoked key"
-        raise HTTPException(
-            401,
-            {
-                "detail": "integrator API key required",
-                "errors": [{"field": "X-API-Key", "reason": reason}],
-            },
-            headers={"WWW-Authenticate": "ApiKey"},
+        raise Unauthenticated(
+            "integrator API key required",
+            [{"field": "X-API-Key", "reason": reason}],
+            scheme="ApiKey",
         )
     wait = await gate.throttle(integ.id)
     if wait > 0:
@@ -44,15 +49,8 @@ async def authenticate(request: Request, api_key: str | None) -> Integrator:
     return integ
 
 
-def _too_many(wait: float) -> HTTPException:
-    return HTTPException(
-        429,
-        {
-            "detail": "rate limit exceeded for this API key",
-            "errors": [{"field": "X-API-Key", "reason": "too many requests"}],
-        },
-        headers={"Retry-After": str(max(1, math.ceil(wait)))},
-    )
+def _too_many(wait: float) -> RateLimited:
+    return RateLimited(math.ceil(wait), "rate limit exceeded for this API key", field="X-API-Key")
 
 
 async def current_integrator(
@@ -71,14 +69,9 @@ CurrentIntegrator = Annotated[Integrator, Depends(current_integrator)]
 def forbid_source(integ: Integrator, source: str, field: str = "source") -> None:
     """403 when a key bound to one source acts for another."""
     if source != integ.source:
-        raise HTTPException(
-            403,
-            {
-                "detail": "this API key is bound to another source",
-                "errors": [
-                    {"field": field, "reason": f"this key may act only for source {integ.source}"}
-                ],
-            },
+        raise Forbidden(
+            "this API key is bound to another source",
+            [{"field": field, "reason": f"this key may act only for source {integ.source}"}],
         )
 
 
@@ -86,26 +79,14 @@ def require_content_type(request: Request, expected: str) -> None:
     """415 naming the header when the body is not of the expected media type."""
     base = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if base != expected:
-        raise HTTPException(
-            415,
-            {
-                "detail": "unsupported media type",
-                "errors": [{"field": "Content-Type", "reason": f"must be {expected}"}],
-            },
-        )
+        raise UnsupportedMediaType(expected)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, or 413 when it is larger than the limit."""
     raw = await request.body()
     if len(raw) > limit:
-        raise HTTPException(
-            413,
-            {
-                "detail": "request body too large",
-                "errors": [{"field": "body", "reason": f"larger than {limit} bytes"}],
-            },
-        )
+        raise PayloadTooLarge(limit)
     return raw
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.intake.canonical import FieldError, validate_report
@@ -30,9 +30,16 @@ from services.intake.edge import (
     settings_of,
 )
 from services.intake.repository import IntakeCase, IntakeReport
+from services.intake.schemas import Open311Created, Open311Error, Open311Request, Open311Service
+from shared.errors import ApiError, NotFound, Unauthenticated
 from shared.events import new_id, utcnow
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+# GeoReport errors are a list, not the services' ErrorBody
+GEOREPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": list[Open311Error], "description": "GeoReport error list"}
+    for code in (401, 403, 404, 413, 415, 422, 429)
+}
+router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=GEOREPORT_ERRORS)
 FORM = "application/x-www-form-urlencoded"
 FORM_FIELDS = (
     "service_code",
@@ -55,26 +62,23 @@ FORM_FIELDS = (
 )
 
 
-def open311_error(exc: HTTPException) -> JSONResponse:
-    """An HTTPException as a GeoReport error list."""
-    detail: dict[str, Any] = (
-        exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
-    )
-    errors = detail.get("errors") or [{"field": "request", "reason": detail.get("detail", "")}]
+def open311_error(exc: ApiError) -> JSONResponse:
+    """An error of shared.errors as a GeoReport error list."""
+    errors = exc.errors or [{"field": "request", "reason": exc.detail}]
     body = [
         {"code": exc.status_code, "description": f"{e['field']}: {e['reason']}"} for e in errors
     ]
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
 
 
 async def _georeport(fn: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return await fn()
-    except HTTPException as exc:
+    except ApiError as exc:
         return open311_error(exc)
 
 
-@router.get("/services.json")
+@router.get("/services.json", response_model=list[Open311Service])
 async def services() -> list[dict[str, Any]]:
     """One service per dispute type; service_code is the dispute_type code."""
     return [
@@ -114,6 +118,7 @@ def _number(form: dict[str, str], key: str) -> float | None:
 
 @router.post(
     "/requests.json",
+    response_model=list[Open311Created],
     openapi_extra={
         "requestBody": {
             "content": {
@@ -191,9 +196,10 @@ async def create_request(request: Request) -> Any:
 def refuse_key_in_query(request: Request) -> None:
     """Keys never travel in URLs (they end up in logs and proxies): 401 naming the field."""
     if "api_key" in request.query_params:
-        invalid(
+        raise Unauthenticated(
+            "invalid request",
             [{"field": "api_key", "reason": "send the key in the X-API-Key header, not the URL"}],
-            status=401,
+            scheme="ApiKey",
         )
 
 
@@ -211,7 +217,7 @@ def _open311_field(field: str) -> str:
     }.get(field, field)
 
 
-@router.get("/requests/{service_request_id}.json")
+@router.get("/requests/{service_request_id}.json", response_model=list[Open311Request])
 async def get_request(service_request_id: str, request: Request) -> Any:
     """The current status of one of the caller's requests (X-API-Key; no personal data)."""
 
@@ -222,15 +228,7 @@ async def get_request(service_request_id: str, request: Request) -> Any:
             row = await session.get(IntakeReport, service_request_id[:64])
             case = await session.get(IntakeCase, row.case_id) if row else None
         if row is None or case is None or row.integrator_id != integ.id:
-            raise HTTPException(
-                404,
-                {
-                    "detail": "not found",
-                    "errors": [
-                        {"field": "service_request_id", "reason": "no such service request"}
-                    ],
-                },
-            )
+            raise NotFound("service request", "service_request_id")
         code = case.dispute_type or row.service_code or "other"
         out: dict[str, Any] = {
             "service_request_id": row.report_id,
@@ -249,21 +247,12 @@ async def get_request(service_request_id: str, request: Request) -> Any:
 
 
 @router.api_route(
-    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    "/{path:path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+    response_model=list[Open311Error],
+    status_code=404,
 )
 async def unknown(path: str) -> JSONResponse:
     """Anything else under the Open311 root (e.g. an XML format) is a GeoReport 404."""
-    return open311_error(
-        HTTPException(
-            404,
-            {
-                "detail": "not found",
-                "errors": [
-                    {
-                        "field": "path",
-                        "reason": "no such Open311 resource (this endpoint speaks .json)",
-                    }
-                ],
-            },
-        )
-    )
+    return open311_error(NotFound("Open311 resource (this endpoint speaks .json)", "path"))

@@ -5,16 +5,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from services.mediation.access import management_refusal, manages_staff
 from services.mediation.assignment import Context
 from services.mediation.domain import TIERS
 from services.mediation.repository import Organisation, StaffMember, organisations, staff_of
+from services.mediation.schemas import (
+    OrganisationList,
+    OrganisationView,
+    ScanResult,
+    StaffList,
+    StaffToken,
+    StaffView,
+)
 from services.mediation.staff import principal_for, token_for
 from services.mediation.supervision import scan_overdue
 from shared.auth import StaffPrincipal
+from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import utcnow
 from shared.staff_status import StaffChanged
 from shared.web import CurrentStaff
@@ -35,7 +44,7 @@ Ctx = Annotated[Context, Depends(_ctx)]
 
 def _require_manager(p: StaffPrincipal) -> None:
     if not manages_staff(p):
-        raise HTTPException(403, "only admins and coordinators manage organisations and staff")
+        raise Forbidden("only admins and coordinators manage organisations and staff")
 
 
 def _require_scope(p: StaffPrincipal, org: Organisation | None) -> None:
@@ -47,12 +56,12 @@ def _require_scope(p: StaffPrincipal, org: Organisation | None) -> None:
     else:
         reason = management_refusal(p, org.tier, org.grid_codes)
     if reason is not None:
-        raise HTTPException(403, reason)
+        raise Forbidden(reason)
 
 
 def _require_admin(p: StaffPrincipal) -> None:
     if p.role != "admin":
-        raise HTTPException(403, "admins only")
+        raise Forbidden("admins only")
 
 
 class OrganisationIn(BaseModel):
@@ -116,13 +125,11 @@ def staff_body(m: StaffMember) -> dict[str, Any]:
     }
 
 
-def _invalid(field: str, reason: str) -> HTTPException:
-    return HTTPException(
-        422, {"detail": "invalid request", "errors": [{"field": field, "reason": reason}]}
-    )
+def _invalid(field: str, reason: str) -> Invalid:
+    return Invalid.field(field, reason)
 
 
-@router.get("/organisations")
+@router.get("/organisations", response_model=OrganisationList)
 async def list_organisations(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """Every organisation."""
     _require_manager(staff)
@@ -130,7 +137,7 @@ async def list_organisations(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
         return {"items": [org_body(o) for o in await organisations(session, active_only=False)]}
 
 
-@router.post("/organisations", status_code=201)
+@router.post("/organisations", status_code=201, response_model=OrganisationView)
 async def create_organisation(
     body: OrganisationIn, ctx: Ctx, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -144,7 +151,7 @@ async def create_organisation(
         raise _invalid("tier", "unknown tier")
     reason = management_refusal(staff, body.tier, body.grid_codes)
     if reason is not None:
-        raise HTTPException(403, reason)
+        raise Forbidden(reason)
     async with ctx.delivery.transaction() as tx:
         row = await tx.session.get(Organisation, body.id)
         if row is not None:
@@ -159,7 +166,7 @@ async def create_organisation(
     return org_body(row)
 
 
-@router.get("/mediators")
+@router.get("/mediators", response_model=StaffList)
 async def list_staff(
     ctx: Ctx, staff: CurrentStaff, organisation_id: str | None = None, role: str | None = None
 ) -> dict[str, Any]:
@@ -170,7 +177,7 @@ async def list_staff(
     return {"items": [staff_body(m) for m in rows]}
 
 
-@router.post("/mediators", status_code=201)
+@router.post("/mediators", status_code=201, response_model=StaffView)
 async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """Create or update a mediator (or coordinator/viewer) of an organisation."""
     _require_manager(staff)
@@ -200,7 +207,7 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
     return staff_body(row)
 
 
-@router.patch("/mediators/{staff_id}")
+@router.patch("/mediators/{staff_id}", response_model=StaffView)
 async def update_staff(
     staff_id: str, body: StaffPatch, ctx: Ctx, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -209,7 +216,7 @@ async def update_staff(
     async with ctx.delivery.transaction() as tx:
         row = await tx.session.get(StaffMember, staff_id)
         if row is None:
-            raise HTTPException(404, "no such staff member")
+            raise NotFound("staff member", "staff_id")
         _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
         before = (row.organisation_id, row.channel, row.tier, row.role, row.active)
         if body.organisation_id is not None:
@@ -240,7 +247,7 @@ async def update_staff(
     return staff_body(row)
 
 
-@router.post("/mediators/{staff_id}/token")
+@router.post("/mediators/{staff_id}/token", response_model=StaffToken)
 async def staff_token(staff_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """Issue a bearer token for a member of staff (admins only)."""
     _require_admin(staff)
@@ -248,7 +255,7 @@ async def staff_token(staff_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str,
         try:
             principal = await principal_for(session, staff_id)
         except LookupError:
-            raise HTTPException(404, "no such staff member") from None
+            raise NotFound("staff member", "staff_id") from None
     ttl = timedelta(seconds=ctx.settings.token_ttl_s)
     expires: datetime = utcnow() + ttl
     return {
@@ -258,7 +265,7 @@ async def staff_token(staff_id: str, ctx: Ctx, staff: CurrentStaff) -> dict[str,
     }
 
 
-@router.post("/supervision/scan")
+@router.post("/supervision/scan", response_model=ScanResult)
 async def scan(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """Run one overdue scan now (admins only)."""
     _require_admin(staff)

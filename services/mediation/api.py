@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,9 +36,24 @@ from services.mediation.repository import (
     notes_of,
     trail_of,
 )
-from services.mediation.schemas import AgreementIn, AssignIn, NoteIn, ReasonIn, TransferIn
+from services.mediation.schemas import (
+    AgreementIn,
+    AgreementRecorded,
+    AssignIn,
+    CaseDetail,
+    CaseView,
+    ChannelList,
+    NoteAdded,
+    NoteIn,
+    ReasonIn,
+    SupervisionList,
+    TransferIn,
+    WorkList,
+)
 from shared.audit import audit_clear_read, record_clear_read
 from shared.auth import StaffPrincipal
+from shared.errors import Forbidden, Invalid, NotFound, OutOfScope
+from shared.errors import TransitionRefused as Refused
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["mediation"])
@@ -129,31 +144,26 @@ async def _load(
     """The case and the caller's access to it; 404 when it does not exist for them."""
     case = await session.get(MediationCase, case_id)
     if case is None:
-        raise HTTPException(404, "no such case")
+        raise NotFound("case", "case_id")
     scope = await scope_of(session, case)
     level = access_to(p, scope)
     if level is Access.none:
-        raise HTTPException(404, "no such case")
+        raise OutOfScope("case", "case_id")
     return case, level, list(scope.reader_organisations)
 
 
 async def _run(awaitable: Awaitable[Any]) -> Any:
-    """Turn action errors into 404 / 403 / 409 / 422."""
+    """Action errors as the shared error vocabulary: 404 / 403 / 409 / 422."""
     try:
         return await awaitable
     except CaseNotFound:
-        raise HTTPException(404, "no such case") from None
+        raise NotFound("case", "case_id") from None
     except ActionForbidden as exc:
-        raise HTTPException(403, str(exc)) from None
+        raise Forbidden(str(exc)) from None
     except TransitionRefused as exc:
-        raise HTTPException(
-            409, {"detail": exc.reason, "action": exc.action, "status": exc.status}
-        ) from None
+        raise Refused(exc.action, exc.status, exc.reason) from None
     except InvalidTarget as exc:
-        raise HTTPException(
-            422,
-            {"detail": "invalid request", "errors": [{"field": exc.field, "reason": exc.reason}]},
-        ) from None
+        raise Invalid.field(exc.field, exc.reason) from None
 
 
 async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str, Any]:
@@ -161,7 +171,7 @@ async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str
     async with ctx.delivery.sessions() as session:
         try:
             case, level, readers = await _load(session, p, case_id)
-        except HTTPException:  # e.g. escalated out of the caller's tier: the action stood
+        except NotFound:  # e.g. escalated out of the caller's tier: the action stood
             return {"case_id": case_id, "visible": False}
         body = case_body(ctx, case, level, p, readers)
     if body["personal_data"] == "clear" and body["contact"]:
@@ -172,7 +182,7 @@ async def _case_after(ctx: Context, p: StaffPrincipal, case_id: str) -> dict[str
 # --- reads ------------------------------------------------------------------------------------
 
 
-@router.get("/mediation/cases")
+@router.get("/mediation/cases", response_model=WorkList)
 async def work_list(
     request: Request,
     ctx: Ctx,
@@ -200,7 +210,7 @@ async def work_list(
     return {"items": items, "next_after": next_after}
 
 
-@router.get("/mediation/cases/{case_id}")
+@router.get("/mediation/cases/{case_id}", response_model=CaseDetail)
 async def read_case(
     case_id: str, request: Request, ctx: Ctx, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -270,7 +280,7 @@ async def agreement_document(
         case, level, readers = await _load(session, staff, case_id)
         agreement = await agreement_of(session, case_id)
         if agreement is None:
-            raise HTTPException(404, "no agreement for this case")
+            raise NotFound("agreement for this case", "case_id")
         body = case_body(ctx, case, level, staff, readers)
         clear = body["personal_data"] == "clear"
         org = await session.get(Organisation, agreement.organisation_id or "")
@@ -307,14 +317,14 @@ async def agreement_document(
 # --- actions ----------------------------------------------------------------------------------
 
 
-@router.post("/cases/{case_id}/accept")
+@router.post("/cases/{case_id}/accept", response_model=CaseView)
 async def accept(case_id: str, ctx: Ctx, actions: Actions, staff: CurrentStaff) -> dict[str, Any]:
     """签收."""
     await _run(actions.accept(staff, case_id))
     return await _case_after(ctx, staff, case_id)
 
 
-@router.post("/cases/{case_id}/return")
+@router.post("/cases/{case_id}/return", response_model=CaseView)
 async def return_case(
     case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -323,7 +333,7 @@ async def return_case(
     return await _case_after(ctx, staff, case_id)
 
 
-@router.post("/cases/{case_id}/notes", status_code=201)
+@router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteAdded)
 async def add_note(
     case_id: str, body: NoteIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -332,7 +342,7 @@ async def add_note(
     return {"note_id": note_id, **await _case_after(ctx, staff, case_id)}
 
 
-@router.post("/cases/{case_id}/agreement", status_code=201)
+@router.post("/cases/{case_id}/agreement", status_code=201, response_model=AgreementRecorded)
 async def agreement(
     case_id: str, body: AgreementIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -347,7 +357,7 @@ async def agreement(
     }
 
 
-@router.post("/cases/{case_id}/failure")
+@router.post("/cases/{case_id}/failure", response_model=CaseView)
 async def failure(
     case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -356,7 +366,7 @@ async def failure(
     return await _case_after(ctx, staff, case_id)
 
 
-@router.post("/cases/{case_id}/escalate")
+@router.post("/cases/{case_id}/escalate", response_model=CaseView)
 async def escalate(
     case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -365,8 +375,10 @@ async def escalate(
     return await _case_after(ctx, staff, case_id)
 
 
-@router.post("/cases/{case_id}/extension")
-@router.post("/cases/{case_id}/extend", include_in_schema=False)  # the action's own name
+@router.post("/cases/{case_id}/extension", response_model=CaseView)
+@router.post(
+    "/cases/{case_id}/extend", include_in_schema=False, response_model=CaseView
+)  # the action's own name
 async def extension(
     case_id: str, body: ReasonIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -375,7 +387,7 @@ async def extension(
     return {"mediation_due": aware(due), **await _case_after(ctx, staff, case_id)}
 
 
-@router.post("/cases/{case_id}/transfer")
+@router.post("/cases/{case_id}/transfer", response_model=CaseView)
 async def transfer(
     case_id: str, body: TransferIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -384,7 +396,7 @@ async def transfer(
     return await _case_after(ctx, staff, case_id)
 
 
-@router.post("/cases/{case_id}/assign")
+@router.post("/cases/{case_id}/assign", response_model=CaseView)
 async def assign_case(
     case_id: str, body: AssignIn, ctx: Ctx, actions: Actions, staff: CurrentStaff
 ) -> dict[str, Any]:
@@ -398,7 +410,7 @@ async def assign_case(
 # --- supervision and channels -----------------------------------------------------------------
 
 
-@router.get("/supervisions")
+@router.get("/supervisions", response_model=SupervisionList)
 async def supervisions(
     ctx: Ctx, staff: CurrentStaff, limit: Annotated[int, Query(ge=1, le=500)] = 200
 ) -> dict[str, Any]:
@@ -423,7 +435,7 @@ async def supervisions(
     }
 
 
-@router.get("/mediation/channels")
+@router.get("/mediation/channels", response_model=ChannelList)
 async def channels(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """The channel plugins of this deployment."""
     return {"items": [c.describe() for c in ctx.channels.all()]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,9 @@ from services.triage.case_scope import case_scope
 from services.triage.domain import Party, TriageInput, decide
 from services.triage.repository import TriageCase, TriageCaseScope, decisions_of, pending_reviews
 from services.triage.rules import DisputeType, RulesError, RulesStore, Severity
+from services.triage.schemas import CaseDecisions, Preview, RulesInfo, RulesReloaded
 from shared.auth import StaffPrincipal
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import utcnow
 from shared.pii import redact_text
 from shared.scope import can_see
@@ -57,7 +59,7 @@ def rules_store(request: Request) -> RulesStore:
 Rules = Annotated[RulesStore, Depends(rules_store)]
 
 
-@router.post("/triage/preview")
+@router.post("/triage/preview", response_model=Preview)
 async def preview(body: PreviewRequest, rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
     """Decide a report without storing anything (staff only; decided off the event loop)."""
     inp = TriageInput(
@@ -74,7 +76,7 @@ async def preview(body: PreviewRequest, rules: Rules, staff: CurrentStaff) -> di
     return out
 
 
-@router.get("/triage/cases/{case_id}/decisions")
+@router.get("/triage/cases/{case_id}/decisions", response_model=CaseDecisions)
 async def case_decisions(case_id: str, request: Request, staff: CurrentStaff) -> dict[str, Any]:
     """Every decision taken on a case, with reasons (staff who see the case; else 404)."""
     async with request.app.state.runtime.sessions() as session:
@@ -82,7 +84,7 @@ async def case_decisions(case_id: str, request: Request, staff: CurrentStaff) ->
         case = await session.get(TriageCase, case_id)
         scope_row = await session.get(TriageCaseScope, case_id)
     if not rows or not can_see(staff, case_scope(case, scope_row)):
-        raise HTTPException(404, "no such case")
+        raise NotFound("case", "case_id")
     return {
         "case_id": case_id,
         "decisions": [
@@ -91,25 +93,22 @@ async def case_decisions(case_id: str, request: Request, staff: CurrentStaff) ->
     }
 
 
-@router.get("/triage/rules")
+@router.get("/triage/rules", response_model=RulesInfo)
 async def rules_info(rules: Rules) -> dict[str, Any]:
     """The version of the rules in force."""
     return {"rules_version": rules.current.version}
 
 
-@router.post("/triage/rules/reload")
+@router.post("/triage/rules/reload", response_model=RulesReloaded)
 async def reload_rules(rules: Rules, staff: CurrentStaff) -> dict[str, Any]:
     """Reload the rules file without a restart (admin or coordinator)."""
     if staff.role not in ("admin", "coordinator"):
-        raise HTTPException(403, "only coordinators and admins reload rules")
+        raise Forbidden("only coordinators and admins reload rules")
     before = rules.current.version
     try:
         rules.reload()
     except RulesError as exc:
-        raise HTTPException(
-            422,
-            {"detail": "rules file invalid", "errors": [{"field": "rules", "reason": str(exc)}]},
-        ) from None
+        raise Invalid("rules file invalid", [{"field": "rules", "reason": str(exc)}]) from None
     return {"previous_version": before, "rules_version": rules.current.version}
 
 
@@ -178,7 +177,7 @@ def _reviewer(staff: StaffPrincipal) -> None:
     if staff.role == "admin":
         return
     if staff.role != "coordinator" or staff.tier not in (None, "county"):
-        raise HTTPException(403, "only county coordinators and admins review triage")
+        raise Forbidden("only county coordinators and admins review triage")
 
 
 @router.get("/triage/review", response_model=ReviewList)
@@ -227,7 +226,7 @@ async def review_case(
     try:
         out = await resolve_review(rt.delivery, rt.topics, rules, case_id, staff, verdict)
     except ReviewNotFound:
-        raise HTTPException(404, "no review of this case") from None
+        raise NotFound("review of this case", "case_id") from None
     except ReviewClosed as exc:
-        raise HTTPException(409, f"review already {exc}") from None
+        raise Conflict(f"review already {exc}") from None
     return ReviewOutcome.model_validate(out)

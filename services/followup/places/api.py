@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.followup import repository as repo
 from services.followup.api import tagged
@@ -14,20 +14,22 @@ from services.followup.places import repository as prepo
 from services.followup.places.domain import COARSE_PRECISION_M
 from services.followup.reporting.api import period_of
 from services.followup.reporting.domain import TIME_ZONE
+from services.followup.schemas import CasePlace, MapPoints
 from services.followup.warnings.domain import area_levels
+from shared.errors import NotFound
 from shared.scope import can_see_clear
 from shared.web import CurrentStaff
 
 router = APIRouter(prefix="/v1", tags=["places"])
 
 
-@router.get("/cases/{case_id}/place")
+@router.get("/cases/{case_id}/place", response_model=CasePlace)
 async def case_place(case_id: str, request: Request, staff: CurrentStaff) -> Response:
     """Grid code, its areas, and coordinates: exact for the case's mediators, else ~100 m."""
     async with request.app.state.runtime.sessions() as session:
         case = await repo.get_case(session, case_id, scope_of(staff))
         if case is None:
-            raise HTTPException(404, "no such case")
+            raise NotFound("case", "case_id")
         place = await session.get(prepo.CasePlace, case_id)
     body: dict[str, Any] = {
         "case_id": case_id,
@@ -48,7 +50,7 @@ async def case_place(case_id: str, request: Request, staff: CurrentStaff) -> Res
     return tagged(request, body)
 
 
-@router.get("/places")
+@router.get("/places", response_model=MapPoints)
 async def map_points(
     request: Request,
     staff: CurrentStaff,

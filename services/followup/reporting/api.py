@@ -12,6 +12,7 @@ from services.followup.domain import scope_of
 from services.followup.reporting import repository as rrepo
 from services.followup.reporting.domain import GROUP_BY, TIME_ZONE, Totals, scope_public, series
 from services.followup.reporting.export import to_csv, to_xlsx
+from services.followup.schemas import AreasSummary, Series
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.domain import LOCAL, area_at
 from shared.contracts import WarningStatus
@@ -44,7 +45,19 @@ def period_of(request: Request, first: date | None, last: date | None) -> tuple[
     return first, last
 
 
-@router.get("/stats/series")
+@router.get(
+    "/stats/series",
+    response_model=Series,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            },
+            "description": "JSON, or with ?format=csv|xlsx the same rows as a file",
+        }
+    },
+)
 async def stats_series(
     request: Request,
     staff: CurrentStaff,
@@ -108,7 +121,7 @@ async def stats_series(
     )
 
 
-@router.get("/areas/summary")
+@router.get("/areas/summary", response_model=AreasSummary)
 async def areas_summary(
     request: Request,
     staff: CurrentStaff,

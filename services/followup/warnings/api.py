@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi import Query as Q
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
@@ -17,9 +17,11 @@ from services.followup import repository as repo
 from services.followup.api import invalid, tagged
 from services.followup.domain import CaseFilters, as_utc, in_scope, scope_of
 from services.followup.repository import LedgerCase
+from services.followup.schemas import WarningPage, WarningPublic
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.repository import WarningRow
 from shared.contracts import WarningKind, WarningStatus
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.pii import redact_text
 from shared.web import CurrentStaff
 
@@ -89,7 +91,7 @@ def _decode(cursor: str) -> int:
     return value
 
 
-@router.get("/warnings")
+@router.get("/warnings", response_model=WarningPage)
 async def list_warnings(
     request: Request,
     staff: CurrentStaff,
@@ -132,24 +134,24 @@ async def _visible(
     async with request.app.state.runtime.sessions() as session:
         w = await wrepo.by_id(session, warning_id)
         if w is None or not in_scope(scope_of(staff), wrepo.scope_facts(w)):
-            raise HTTPException(404, "no such warning")
+            raise NotFound("warning", "warning_id")
         return w, await visible_cases(session, staff, [w])
 
 
-@router.get("/warnings/{warning_id}")
+@router.get("/warnings/{warning_id}", response_model=WarningPublic)
 async def get_warning(warning_id: str, request: Request, staff: CurrentStaff) -> Response:
     """One warning."""
     return tagged(request, warning_public(*await _visible(request, staff, warning_id)))
 
 
-@router.post("/warnings/{warning_id}/acknowledge")
+@router.post("/warnings/{warning_id}/acknowledge", response_model=WarningPublic)
 async def acknowledge(
     warning_id: str, body: AcknowledgeBody, request: Request, staff: CurrentStaff
 ) -> dict[str, Any]:
     """A coordinator has looked at the warning (研判): a trail entry on every case it names."""
     _, visible = await _visible(request, staff, warning_id)
     if staff.role not in ("coordinator", "admin"):
-        raise HTTPException(403, "only a coordinator acknowledges a warning")
+        raise Forbidden("only a coordinator acknowledges a warning")
     delivery = request.app.state.runtime.delivery
     now = request.app.state.clock.now()
     note = redact_text(body.note)
@@ -158,7 +160,7 @@ async def acknowledge(
         w = await wrepo.by_id(tx.session, warning_id)
         assert w is not None
         if w.status != WarningStatus.open:
-            raise HTTPException(409, f"the warning is {w.status}, not open")
+            raise Conflict(f"the warning is {w.status}, not open")
         w.status, w.acknowledged_at = WarningStatus.acknowledged, now
         w.acknowledged_by, w.note, w.updated_at = actor[:128], note, now
         tx.session.add(w)

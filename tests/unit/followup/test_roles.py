@@ -92,7 +92,10 @@ async def test_every_role_against_every_endpoint(ledger: Ledger, who: str) -> No
             r = await get(path)
             assert r.status_code == (200 if expect == SEES else 404), (who, path, r.text)
             if expect == HIDDEN:
-                assert r.json() == {"detail": "no such case"}
+                assert r.json() == {
+                    "detail": "not found",
+                    "errors": [{"field": "case_id", "reason": "no such case"}],
+                }
         for path, key in lists.items():
             r = await get(path, by="2027-01-31T00:00:00Z") if "due" in path else await get(path)
             assert r.status_code == 200, (who, path)

@@ -64,7 +64,11 @@ async def test_two_honoured_visits_close_the_case_and_announce_it(ledger: Ledger
     ] == [(1, "done", "visit", True, 4), (2, "done", "wechat", True, 5)]
     late = await ledger.visit("c1", honoured=True)
     assert late.status_code == 409
-    assert late.json() == {"detail": "the case is closed, not in follow-up", "status": "closed"}
+    assert late.json() == {
+        "detail": "the case is closed, not in follow-up",
+        "errors": [],
+        "status": "closed",
+    }
 
 
 async def test_a_broken_agreement_reopens_the_case_for_mediation(ledger: Ledger) -> None:
