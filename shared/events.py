@@ -89,6 +89,10 @@ class EventRegistry:
         """Current schema version of an event type."""
         return self._models[event_type][0]
 
+    def types(self) -> set[str]:
+        """Every registered event type."""
+        return set(self._models)
+
     def known(self, event_type: str) -> bool:
         """Whether the event type is registered."""
         return event_type in self._models

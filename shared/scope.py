@@ -182,7 +182,7 @@ def scope_changes(details: Mapping[str, Any]) -> dict[str, Any]:
     to_tier = details.get("to_tier")
     if isinstance(to_tier, str) and to_tier:
         out["tier"] = to_tier
-    grid = details.get("grid_code") or details.get("area_code")
+    grid = details.get("grid_code")  # no trail model has another area field
     if isinstance(grid, str) and grid:
         out["grid_code"] = grid[:128]
     co = details.get("co_channels")

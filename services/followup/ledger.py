@@ -270,7 +270,7 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
         changes["first_tier"] = changes["tier"]
     if isinstance(d.get("co_channels"), list):
         changes["co_channels"] = [str(c) for c in d["co_channels"]]
-    grid = _text(d.get("grid_code")) or _text(d.get("area_code"))
+    grid = _text(d.get("grid_code"))
     if grid is not None:
         changes["grid_code"] = grid
     if isinstance(d.get("parties"), list):

@@ -1,18 +1,31 @@
-"""Each producer's real trail output through each consumer: the four services on one in-memory
-bus, driven through every life a case can have (the e2e flows), then every trail entry checked
-against its action's model and every projection checked against the service that owns the
-fact (mediation's status, intake's parties, the supervision kind)."""
+"""Each producer's real output through each consumer: the four services on one in-memory bus,
+driven through every life a case can have (the e2e flows, a merged report, a member of staff
+moved), then every trail entry checked against its action's model and every projection checked
+against the service that owns the fact (mediation's status, intake's parties, the supervision
+kind).
+
+The pairs come from the services' own wiring: every (consumer group, event type) a service
+subscribes must have handled a real event from every producer of that type (PRODUCERS, the
+topics of shared/topics.py). What consumers read of a trail entry's details is recorded while
+they run: a key no action's model has (a consumer-side rename) or a key no real producer wrote
+(a producer-side rename, or a field nobody fills, like the parties once) fails the test."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import BaseModel, create_model
 
+import services.followup.handlers as followup_handlers
+import shared.runtime
 from services.followup.main import create_app as followup_app
 from services.followup.settings import FollowupSettings
 from services.intake.main import create_app as intake_app
@@ -24,13 +37,21 @@ from services.mediation.settings import MediationSettings
 from services.triage.main import create_app as triage_app
 from services.triage.settings import TriageSettings
 from shared.auth import AUDIENCES, StaffPrincipal, issue_token
-from shared.bus import InMemoryBus
-from shared.contracts import TRAIL_DETAILS, TrailAction, produce_trail_details
+from shared.bus import CURRENT_HANDLER, InMemoryBus
+from shared.contracts import (
+    REGISTRY,
+    TRAIL_DETAILS,
+    TrailAction,
+    TrailAppended,
+    TrailDetails,
+    produce_trail_details,
+    read_trail_details,
+)
 from shared.events import Envelope
 from shared.topics import Topics
 from tests.e2e import test_case_detours as detours
 from tests.e2e.conftest import MovableClock, System
-from tests.e2e.test_case_lives import ledger_status, pick, reach_agreement, submit
+from tests.e2e.test_case_lives import ledger_status, mediation_case, pick, reach_agreement, submit
 
 PREFIX = "c."
 
@@ -101,6 +122,26 @@ async def closed_life(sys: System, samples: list[dict[str, Any]]) -> None:
     await ledger_status(sys, case_id, "closed")
 
 
+async def merged_life(sys: System, samples: list[dict[str, Any]]) -> None:
+    """A second report of the same parties (并单): report.repeated, a merge entry; then the
+    case's mediator is moved to another organisation by an admin: staff.changed everywhere."""
+    report = pick(samples, channel="people", tier="grid")
+    phone = {"name": "王小二", "phone": "13712345678", "role": "applicant"}
+    report = {**report, "parties": [phone]}
+    case_id = await submit(sys, report)
+    case = await mediation_case(sys, case_id, "assigned")
+    again = {**report, "source_ref": report["source_ref"] + "-again"}
+    r = await sys.intake.post(
+        "/v1/reports", json=again, headers={"X-API-Key": sys.keys[again["source"]]}
+    )
+    assert r.status_code == 202 and r.json()["merged"] is True, r.text
+    await ledger_status(sys, case_id, "assigned")
+    r = await sys.mediation.patch(
+        f"/v1/admin/mediators/{case['mediator_id']}", headers=sys.admin, json={"active": False}
+    )
+    assert r.status_code == 200, r.text
+
+
 Flow = Callable[[System, list[dict[str, Any]]], Awaitable[None]]
 FLOWS: dict[str, Flow] = {
     "closed": closed_life,
@@ -109,21 +150,115 @@ FLOWS: dict[str, Flow] = {
     "transferred": detours.test_failed_mediation_is_transferred_to_litigation_and_closed,
     "reopened": detours.test_broken_agreement_reopens_the_case_until_it_is_honoured,
     "overdue": detours.test_unsigned_case_goes_overdue_and_raises_a_supervision_notice,
+    "merged": merged_life,
 }
 
-# Every producer → consumer pair of the system: (producer, event type) → consumer groups.
-PAIRS: dict[tuple[str, str], set[str]] = {
-    ("intake", "report.received"): {"triage"},
-    ("triage", "case.triaged"): {"mediation"},
-    ("mediation", "case.returned"): {"triage"},
-    ("mediation", "case.agreed"): {"followup"},
-    ("followup", "case.reopened"): {"mediation-followup"},
-    ("followup", "case.closed"): {"mediation-followup"},
-    ("intake", "trail.appended"): {"followup.ledger", "intake.feedback"},
-    ("triage", "trail.appended"): {"followup.ledger", "intake.feedback"},
-    ("mediation", "trail.appended"): {"followup.ledger", "intake.feedback"},
-    ("followup", "trail.appended"): {"followup.ledger", "intake.feedback"},
+# Who produces each event type (shared/topics.py): every consumer of a type must have handled
+# a real event from each of them. A new event type must say who produces it.
+PRODUCERS: dict[str, set[str]] = {
+    "report.received": {"intake"},
+    "report.repeated": {"intake"},
+    "case.triaged": {"triage"},
+    "case.returned": {"mediation"},
+    "case.agreed": {"mediation"},
+    "supervision.raised": {"mediation"},
+    "case.reopened": {"followup"},
+    "case.closed": {"followup"},
+    "trail.appended": {"intake", "triage", "mediation", "followup"},
+    "staff.changed": {"mediation"},
+    "warning.raised": {"followup"},
+    "warning.cleared": {"followup"},
 }
+
+
+@dataclasses.dataclass
+class Observed:
+    """What the consumers did while the flows ran."""
+
+    subscribed: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # group, type
+    handled: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)  # +producer
+    reads: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)  # who, action, key
+
+
+class ReadKeys(dict[str, Any]):
+    """A trail entry's details that note each key a consumer reads, and who read it."""
+
+    def __init__(self, data: dict[str, Any], action: str, reads: set[tuple[str, str, str]]):
+        super().__init__(data)
+        self._action, self._reads = action, reads
+
+    def _note(self, key: object) -> None:
+        self._reads.add((CURRENT_HANDLER.get() or "?", self._action, str(key)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+
+@pytest.fixture
+def observed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Observed]:
+    """Record each service's subscriptions, each event its handlers take, each details read."""
+    seen = Observed()
+    on_events = shared.runtime.Runtime.on_events
+
+    def recording_on_events(
+        rt: shared.runtime.Runtime, topics: list[str], group: str, handlers: dict[str, Any]
+    ) -> None:
+        wrapped = {}
+        for event_type, handler in handlers.items():
+            seen.subscribed.add((group, event_type))
+
+            @functools.wraps(handler)
+            async def noted(env: Envelope, payload: BaseModel, _h: Any = handler, _g: str = group):
+                seen.handled.add((_g, env.event_type, env.producer))
+                if isinstance(payload, TrailAppended):
+                    payload.details = ReadKeys(payload.details, payload.action, seen.reads)
+                await _h(env, payload)
+
+            wrapped[event_type] = noted
+        on_events(rt, topics, group, wrapped)
+
+    project = followup_handlers.project
+
+    def recording_project(p: Any, e: Any) -> Any:
+        token = CURRENT_HANDLER.set("services.followup.ledger.project")
+        try:
+            return project(
+                p, dataclasses.replace(e, details=ReadKeys(dict(e.details), e.action, seen.reads))
+            )
+        finally:
+            CURRENT_HANDLER.reset(token)
+
+    monkeypatch.setattr(shared.runtime.Runtime, "on_events", recording_on_events)
+    monkeypatch.setattr(followup_handlers, "project", recording_project)
+    yield seen
+
+
+def details_violations(
+    reads: set[tuple[str, str, str]],
+    written: set[str],
+    models: dict[str, type[BaseModel]],
+    undriven: set[str],
+) -> list[str]:
+    """Keys consumers read that no action's model has, or that no real producer wrote."""
+    fields = {name: set(m.model_fields) for name, m in models.items()}
+    anywhere = set().union(*fields.values())
+    only_undriven = anywhere - set().union(*(f for a, f in fields.items() if a not in undriven))
+    out = []
+    for who, action, key in sorted(reads):
+        if key not in anywhere:
+            out.append(f"{who} reads {key!r} of {action}: no trail model has it")
+        elif key not in written and key not in only_undriven:
+            out.append(f"{who} reads {key!r} of {action}: no producer wrote it")
+    return out
 
 
 async def check_case(sys: System, bus: InMemoryBus, case_id: str) -> None:
@@ -153,10 +288,11 @@ async def check_case(sys: System, bus: InMemoryBus, case_id: str) -> None:
 
 
 async def test_every_producer_output_passes_every_consumer(
-    tmp_path: Path, samples: list[dict[str, Any]]
+    tmp_path: Path, samples: list[dict[str, Any]], observed: Observed
 ) -> None:
     seen_pairs: set[tuple[str, str]] = set()
     seen_actions: set[str] = set()
+    written: set[str] = set()
     for name, flow in FLOWS.items():
         async with memory_system(tmp_path / name) as (sys, bus):
             await flow(sys, samples)
@@ -171,18 +307,30 @@ async def test_every_producer_output_passes_every_consumer(
                 for m in bus.log[topic]:
                     env = Envelope.from_bytes(m.value)
                     seen_pairs.add((env.producer, env.event_type))
-                    case_ids.add(env.case_id)
+                    if env.event_type != "staff.changed":  # keyed by the member of staff
+                        case_ids.add(env.case_id)
                     if env.event_type != "trail.appended":
                         continue
                     p = env.payload
                     seen_actions.add(p["action"])
-                    # what the producer wrote is exactly what its action's model allows
+                    written |= set(p["details"])
+                    # what the producer wrote is exactly what its action's model allows, and
+                    # what a consumer reads through that model (not the common fallback)
                     assert produce_trail_details(p["action"], p["details"]) == p["details"]
+                    typed = read_trail_details(p["action"], p["details"])
+                    assert type(typed) is TRAIL_DETAILS[p["action"]], p["action"]
                     # and it is linked into the case's causal order
                     assert p["seq"] >= 1 and (p["follows"] or p["action"] == "receive")
             for case_id in case_ids:
                 await check_case(sys, bus, case_id)
-    assert set(PAIRS) <= seen_pairs
+    # every event type is declared with its producers, and produced only by them
+    assert set(PRODUCERS) == REGISTRY.types()
+    assert all(producer in PRODUCERS[t] for producer, t in seen_pairs), seen_pairs
+    # every (consumer group, event type) the services subscribe took a real event from each
+    # producer of that type
+    pairs = {(g, t, p) for g, t in observed.subscribed for p in PRODUCERS[t]}
+    assert pairs - observed.handled == set()
+    assert ("followup.ledger", "trail.appended", "mediation") in pairs
     untested = {a.value for a in TrailAction} - seen_actions
     # reassign/unassigned/merge/retriage need a coordinator or a repeat report: the unit tests
     # of mediation and intake drive those through the same models
@@ -194,3 +342,41 @@ async def test_every_producer_output_passes_every_consumer(
     allowed |= {"review_confirm", "review_correct"}
     assert untested <= allowed, untested
     assert set(TRAIL_DETAILS) == {a.value for a in TrailAction}
+    # what the consumers read of the details: keys of the contract that producers write
+    readers = {who.rsplit(".", 1)[0] for who, _a, _k in observed.reads}
+    assert {
+        "services.followup.ledger",  # project()
+        "services.followup.handlers.LedgerHandlers",
+        "services.intake.handlers.IntakeHandlers",
+        "services.triage.case_scope.ScopeProjection",
+    } <= readers, readers
+    violations = details_violations(observed.reads, written, dict(TRAIL_DETAILS), untested)
+    assert not violations, "\n".join(violations)
+
+
+def test_a_renamed_details_field_breaks_the_contract() -> None:
+    """The check above fails when either side renames a field: here `to_tier`, which mediation
+    writes on an escalation and the ledger and the scope projections read."""
+    reads = {("services.followup.ledger.project", "escalate", "to_tier")}
+    models: dict[str, type[BaseModel]] = dict(TRAIL_DETAILS)
+    assert details_violations(reads, {"to_tier"}, models, set()) == []
+    # the producer renames it (its model too): the consumer's key is in no model any more
+    renamed = {
+        action: create_model(  # type: ignore[call-overload]
+            f"Renamed{m.__name__}", __base__=TrailDetails, next_tier=(str | None, None)
+        )
+        if "to_tier" in m.model_fields
+        else m
+        for action, m in models.items()
+    }
+    assert details_violations(reads, {"next_tier"}, renamed, set()) == [
+        "services.followup.ledger.project reads 'to_tier' of escalate: no trail model has it"
+    ]
+    # the consumer renames it
+    assert details_violations({("x", "escalate", "next_tier")}, {"to_tier"}, models, set()) == [
+        "x reads 'next_tier' of escalate: no trail model has it"
+    ]
+    # the contract has the field, but no producer fills it (as with the parties, once)
+    assert details_violations({("x", "receive", "parties")}, set(), models, set()) == [
+        "x reads 'parties' of receive: no producer wrote it"
+    ]
