@@ -72,6 +72,11 @@ DEAD_LETTERS = Counter(
     "Records sent to <topic>.dlq after failing every attempt or failing to decode",
     ["service", "group", "topic"],
 )
+UNKNOWN_EVENTS = Counter(
+    "fengqiao_unknown_events_total",
+    "Events of a type no service registered, skipped (logged once per type)",
+    ["service", "group", "event_type"],
+)
 OUTBOX_BACKLOG = Gauge("fengqiao_outbox_backlog_rows", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "fengqiao_outbox_oldest_unsent_age_seconds",

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import tracing
+from shared import metrics, tracing
 from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, handler_name
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
@@ -108,6 +108,7 @@ class Runtime:
         if key not in self.unknown_events and len(self.unknown_events) >= 1000:
             key = "<other>"  # garbage types must not grow this map without bound
         self.unknown_events[key] = self.unknown_events.get(key, 0) + 1
+        metrics.UNKNOWN_EVENTS.labels(self.settings.service_name, group, key).inc()
         if self.unknown_events[key] == 1:
             log.warning(
                 "event of an unknown type skipped",

@@ -50,3 +50,11 @@ async def test_unknown_event_types_are_counted_and_logged_once_per_type(
     logged = [r for r in caplog.records if r.getMessage() == "event of an unknown type skipped"]
     assert sorted(r.__dict__["event_type"] for r in logged) == ["case.teleported", "case.vanished"]
     assert ledger.bus.log[Topics.dlq(TOPICS.trail)] == []  # skipped, not dead-lettered
+    # and counted on /metrics, per service, group and type
+    scraped = (await ledger.client.get("/metrics")).text
+    for event_type, n in (("case.teleported", 2), ("case.vanished", 1)):
+        series = (
+            f'fengqiao_unknown_events_total{{event_type="{event_type}",group="followup.ledger",'
+            f'service="{ledger.settings.service_name}"}} {float(n)}'
+        )
+        assert series in scraped, series
