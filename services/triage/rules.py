@@ -299,6 +299,10 @@ class Rules(_Model):
     categories: Categories
     type_priority: tuple[DisputeType, ...]
     surface_type: DisputeType | None = None
+    # a report with no dispute subject whose danger is one of these factors is the surface type:
+    # a fight or a blade drawn with nothing underneath it (DOMAIN §3 public_order)
+    surface_factors: tuple[str, ...] = ()
+    surface_not: tuple[str, ...] = ()
     routing: tuple[RouteRule, ...] = Field(min_length=1)
     fallback_channels: list[Channel] = Field(min_length=1)
     fallback_rule_id: str = "R8-fallback"

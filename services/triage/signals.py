@@ -436,6 +436,9 @@ def extract(
     amount, _money = find_money(text, people, rules.compiled.numbers)
     sig = Signals(choice, amount_yuan=amount, people_count=people, text=text)
     sig.factors.extend(pattern_factors(text, choice.code, rules, sig.review_cues))
+    surface = _surface_choice(choice, sig.factors, rules)
+    if surface is not None:
+        sig.type_choice = surface
 
     gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
     if gathering and people is not None and people >= t.people_critical_gathering:
@@ -478,6 +481,29 @@ def extract(
         sig.company_party = find_company(text, party_names, rules)
     sig.review_cues = _review_cues(text, sig, rules)
     return sig
+
+
+def _surface_choice(choice: TypeChoice, factors: list[Factor], rules: Rules) -> TypeChoice | None:
+    """The surface type for a report that names no dispute but a fight or a weapon in use.
+
+    DOMAIN §3: public_order is for fights, harassment or damage with no other dispute
+    underneath. A report with no type word at all ("两个醉汉打起来了，一个摸出水果刀") whose
+    danger is a fight or a weapon is that, not `other`.
+    """
+    if choice.code != "other" or choice.score > 0 or rules.surface_type is None:
+        return None
+    hit = next(
+        (
+            f
+            for f in factors
+            if f.factor in rules.surface_factors
+            and not any(w in f.evidence for w in rules.surface_not)
+        ),
+        None,
+    )
+    if hit is None:
+        return None
+    return TypeChoice(rules.surface_type, 0.0, f"无其他纠纷，冲突本身：{hit.evidence}")
 
 
 def _review_cues(text: str, sig: Signals, rules: Rules) -> list[str]:

@@ -43,6 +43,16 @@ CHANGED = [
     ("拿扫帚撵着他跑", "拿扫帚追着他跑"),
     ("抽起板凳要砸", "拿起板凳要砸"),
     ("拎起锄头就冲", "拎着锄头就冲"),
+    # dialect words of the north, the southwest, Minnan and Cantonese notes
+    ("两个后生在坝子里打捶", "两个后生在坝子里打架"),
+    ("他堂客回娘家了", "他老婆回娘家了"),
+    ("碎娃遭婆姨骂", "孩子遭老婆骂"),
+    ("嘎查长去苏木开会", "村长去乡开会"),
+    ("俩人撕巴起来", "俩人打架起来"),
+    ("厝边的囝仔", "邻居的孩子"),
+    ("两公婆冇出粮", "夫妻没有发工资"),
+    # lg / lp in phone-typed notes are 老公 / 老婆
+    ("lp说lg喝多了", "老婆说老公喝多了"),
     # a note typed word by word is joined: its spaces separate words, not clauses
     ("老周 说 不 赔 就 烧 了 他 的 店", "老周说不赔就烧了他的店"),
 ]
@@ -59,6 +69,8 @@ UNCHANGED = [
     "时间紧张",
     # 搁 before an object is "put", not a place
     "把东西搁下",
+    # initials inside a Latin word are not initials
+    "blog里说的",
     # 起 after a verb with no weapon following is left alone
     "提起诉讼",
     # a note whose spaces end clauses keeps them

@@ -112,7 +112,33 @@ CASES = [
     ("public_order", "放学路上有几个混混向学生索要保护费"),
     ("labour", "公司三个月没发夜班补贴"),
     ("neighbour", "楼下跳广场舞的音响开到半夜，吵得孩子睡不着"),
+    # pasture, hill land and house foundations of the north and the southwest are land
+    ("land", "两户为草场的网围栏吵，一户把另一户的羊赶出去了"),
+    ("land", "两个组为那片坡地的山界吵了一上午"),
+    ("land", "弟兄俩为老屋基的界线争"),
+    ("marriage_family", "娘俩为老屋的钥匙吵"),
+    ("marriage_family", "闺女嫁出去了，兄弟说她没份"),
+    ("public_order", "几个大孩子在路上欺负一个小学生，抢了他的零花钱"),
+    ("public_order", "有个醉汉在街上拦车"),
 ]
+
+# DOMAIN §3: a fight or a weapon in use with no dispute named underneath is public_order;
+# a blade held to one's own throat is no fight, and a named dispute under a fight keeps its type
+SURFACE = [
+    ("public_order", "街上两个人打起来了，一个摸出一把水果刀比划"),
+    ("public_order", "有个男的拎着一把砍刀在街口乱挥"),
+    ("public_order", "两拨年轻人这会儿还在打"),
+    ("other", "一男子在窗口情绪激动，拿水果刀架在自己脖子上"),
+    ("neighbour", "两家为院墙的事还在打"),
+    ("other", "一个老人在路边坐着哭"),
+]
+
+
+@pytest.mark.parametrize(("expected", "text"), SURFACE)
+def test_fight_with_nothing_underneath_is_public_order(
+    rules: Rules, expected: str, text: str
+) -> None:
+    assert triage(rules, text).dispute_type == expected
 
 
 @pytest.mark.parametrize(("expected", "text"), CASES)
