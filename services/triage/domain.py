@@ -239,7 +239,12 @@ def read_danger(sig: Signals, rules: Rules) -> None:
         return
     p, cues = model.score(sig.text)
     shown = "、".join(cues) or "整体措辞"
-    if p >= model.threshold:
+    if p >= model.threshold and sig.planned_gathering:
+        # a gathering still being planned is high (DOMAIN §3): the model cannot tell when
+        sig.review_cues.append(
+            f"模型读出危险（{p:.2f}），但聚集尚在计划中（{sig.planned_gathering}），请核实：{shown}"
+        )
+    elif p >= model.threshold:
         evidence = f"模型读出危险（{p:.2f}）：{shown}"
         sig.factors.append(Factor("critical", "learned_danger", evidence))
         sig.review_cues.append(f"仅模型读出危险（{p:.2f}），请核实：{shown}")

@@ -49,6 +49,9 @@ class Signals:
     review_cues: list[str] = field(default_factory=list)
     # the text as the rules read it (normalised), for the learned danger reader
     text: str = ""
+    # a crowd only planned (三十几个约好明天去…拉横幅): DOMAIN §3 makes it high, not critical, and
+    # the learned reader, which cannot tell tomorrow from now, may not raise it
+    planned_gathering: str = ""
 
     @property
     def severity(self) -> str:
@@ -441,6 +444,8 @@ def extract(
         sig.type_choice = surface
 
     gathering = _first_unnegated(text, rules.gathering_words, rules, rules.gathering_future)
+    if gathering is None and people is not None and people >= t.people_high:
+        sig.planned_gathering = _first_unnegated(text, rules.gathering_words, rules) or ""
     if gathering and people is not None and people >= t.people_critical_gathering:
         sig.factors.append(Factor("critical", "crowd", f"{people}人（{people_ev}）；{gathering}"))
     elif gathering and people is not None and people >= t.people_high:

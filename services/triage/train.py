@@ -3,13 +3,16 @@
 The corpus is services/triage/training/*.jsonl (reports written for training by hands that
 never saw an evaluation set) and the round's blind sets after their first runs
 (tests/unit/triage/blind_*.jsonl) (one object a line with `text` and `severity`, or an `expected`
-block). The model is a logistic regression over binary character n-grams of the normalised
-text. Its thresholds come from 5-fold out-of-fold probabilities, read together with the
-grammar's own decision on the same reports: `threshold` is the lowest at which the grammar and
+block). The model is a logistic regression over the binary character n-grams of the normalised
+text that hold a content character (learned.is_content_gram), read over the whole report.
+Its thresholds come from 5-fold out-of-fold probabilities, read together with the grammar's
+own decision on the same reports: `threshold` is the lowest at which the grammar and
 the model together raise no more than FALSE_CRITICAL_BUDGET of the non-critical reports to
 critical; `review_from` is where a report is only queued for review. The model never lowers
 what the grammar reads as critical: on short explicit reports ("他说要开车撞死对方") it knows
 too little. Writes services/triage/rules/danger_model.json. Needs scikit-learn (dev extras).
+`--leave-out FILE` (repeatable) trains on the rest of the corpus, thresholds out of fold on it
+alone, and prints the held-out file's figures without writing a model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from services.triage.domain import decide, input_from_report
-from services.triage.learned import NGRAM_MAX, windows
+from services.triage.learned import NGRAM_MAX, is_content_gram
 from services.triage.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +62,7 @@ def _rows(paths: list[Path]) -> list[dict[str, Any]]:
                 label = obj.get("expected", obj)
                 rows.append(
                     {
+                        "file": path.name,
                         "source": obj.get("source", "grid"),
                         "text": str(obj["text"]),
                         "critical": label["severity"] == "critical",
@@ -82,14 +86,77 @@ def _lowest_within(p: list[float], base: list[bool], y: list[bool], budget: floa
     return 1.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Fit, choose thresholds from out-of-fold figures, export, print what was measured."""
+def _fit(texts: list[str], y: list[bool]) -> tuple[Any, Any]:
+    """A vectoriser over the content n-grams of these texts and a regression fitted on them."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
+
+    seen = CountVectorizer(analyzer="char", ngram_range=(1, NGRAM_MAX), min_df=2, binary=True)
+    seen.fit(texts)
+    vocabulary = sorted(g for g in seen.vocabulary_ if is_content_gram(g))
+    vec = CountVectorizer(
+        analyzer="char", ngram_range=(1, NGRAM_MAX), binary=True, vocabulary=vocabulary
+    )
+    clf = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
+    clf.fit(vec.transform(texts), y)
+    return vec, clf
+
+
+def _thresholds(
+    texts: list[str], y: list[bool], grammar: list[bool]
+) -> tuple[float, float, list[float]]:
+    """Threshold and review_from from 5-fold out-of-fold probabilities, read with the grammar."""
     from sklearn.model_selection import StratifiedKFold
 
+    oof = [0.0] * len(texts)
+    folds = StratifiedKFold(5, shuffle=True, random_state=7)
+    for train_idx, test_idx in folds.split(texts, y):
+        vec, clf = _fit([texts[i] for i in train_idx], [y[i] for i in train_idx])
+        probs = clf.predict_proba(vec.transform([texts[i] for i in test_idx]))[:, 1]
+        for i, p in zip(test_idx, probs, strict=True):
+            oof[i] = float(p)
+    threshold = _lowest_within(oof, grammar, y, FALSE_CRITICAL_BUDGET)
+    review_from = min(threshold, _lowest_within(oof, grammar, y, REVIEW_BUDGET))
+    return threshold, review_from, oof
+
+
+def _share(hit: list[bool], y: list[bool], want: bool) -> str:
+    sel = [h for h, c in zip(hit, y, strict=True) if c == want]
+    return f"{sum(sel)}/{len(sel)}"
+
+
+def leave_out(held: str, rows: list[dict[str, Any]], texts: list[str], grammar: list[bool]) -> str:
+    """Train on every corpus file but `held`, thresholds out of fold; figures on `held`."""
+    inside = [i for i, r in enumerate(rows) if r["file"] != held]
+    outside = [i for i, r in enumerate(rows) if r["file"] == held]
+    if not outside:
+        raise SystemExit(f"--leave-out {held}: no such corpus file")
+    y_in = [bool(rows[i]["critical"]) for i in inside]
+    threshold, _, _ = _thresholds([texts[i] for i in inside], y_in, [grammar[i] for i in inside])
+    vec, clf = _fit([texts[i] for i in inside], y_in)
+    probs = clf.predict_proba(vec.transform([texts[i] for i in outside]))[:, 1]
+    y = [bool(rows[i]["critical"]) for i in outside]
+    g = [grammar[i] for i in outside]
+    both = [combined(gi, float(p), threshold) for gi, p in zip(g, probs, strict=True)]
+    return (
+        f"{held}: threshold {threshold:.3f}; grammar {_share(g, y, True)} critical, "
+        f"{_share(g, y, False)} false; grammar + model {_share(both, y, True)} critical, "
+        f"{_share(both, y, False)} false"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit, choose thresholds from out-of-fold figures, export, print what was measured."""
     parser = argparse.ArgumentParser(prog="python -m services.triage.train")
     parser.add_argument("--out", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="corpus file name (e.g. blind_d.jsonl) to hold out: train on the rest, print the "
+        "held-out figures, write no model",
+    )
     args = parser.parse_args(argv)
     rules = load_rules(None)
     rules.attach_danger_model(None)  # the grammar alone, to measure what the model adds
@@ -102,33 +169,20 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     texts = [rules.compiled.normalise(r["text"]) for r in rows]
+    if args.leave_out:
+        for held in args.leave_out:
+            print(leave_out(held, rows, texts, grammar), flush=True)
+        return 0
     y = [bool(r["critical"]) for r in rows]
-    vec = CountVectorizer(analyzer="char", ngram_range=(1, NGRAM_MAX), min_df=2, binary=True)
-    x = vec.fit_transform(texts)
-    clf = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
-    folds = StratifiedKFold(5, shuffle=True, random_state=7)
-    # out-of-fold probabilities scored as triage scores: the most dangerous window of a report
-    oof = [0.0] * len(rows)
-    for train_idx, test_idx in folds.split(x, y):
-        fold = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
-        fold.fit(x[train_idx], [y[i] for i in train_idx])
-        for i in test_idx:
-            oof[i] = float(fold.predict_proba(vec.transform(windows(texts[i])))[:, 1].max())
-    threshold = _lowest_within(oof, grammar, y, FALSE_CRITICAL_BUDGET)
-    review_from = min(threshold, _lowest_within(oof, grammar, y, REVIEW_BUDGET))
-
-    def share(hit: list[bool], want: bool) -> str:
-        sel = [h for h, c in zip(hit, y, strict=True) if c == want]
-        return f"{sum(sel)}/{len(sel)}"
-
+    threshold, review_from, oof = _thresholds(texts, y, grammar)
     both = [combined(g, p, threshold) for g, p in zip(grammar, oof, strict=True)]
     measured = {
-        "grammar_recall": share(grammar, True),
-        "grammar_false_critical": share(grammar, False),
-        "combined_recall": share(both, True),
-        "combined_false_critical": share(both, False),
+        "grammar_recall": _share(grammar, y, True),
+        "grammar_false_critical": _share(grammar, y, False),
+        "combined_recall": _share(both, y, True),
+        "combined_false_critical": _share(both, y, False),
     }
-    clf.fit(x, y)
+    vec, clf = _fit(texts, y)
     coef = clf.coef_[0]
     weights = {
         g: round(float(coef[i]), 4) for g, i in vec.vocabulary_.items() if abs(coef[i]) >= PRUNE
@@ -141,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "examples": len(rows),
         "critical_examples": sum(y),
         "ngram_max": NGRAM_MAX,
+        "features": "content",
         "C": C,
         "threshold": round(threshold, 4),
         "review_from": round(review_from, 4),

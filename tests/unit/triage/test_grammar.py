@@ -209,10 +209,31 @@ def test_grammar_element(rules: Rules, element: str, text: str, critical: bool) 
         "我快被这个物业搞死了，天天停水",
         "两人吵架时她骂对方去死",
         "被这个开发商拖得跳河的心都有了",
+        "她说被老公气得要跳楼，两人为回家晚的事吵",
+        "物业三回都不管，我肺都气炸了",
+        "商场门口挂着跳楼价大甩卖的横幅，买的鞋开胶了",
+        "讨债时对方喊有种你弄死我，双方都没受伤",
+        "他说要砍死我，事后说那是气话",
+        "楼上每天半夜拿菜刀在案板上剁馅，吵得睡不着",
     ],
 )
 def test_hyperbole_is_not_danger(rules: Rules, text: str) -> None:
     assert not _critical(rules, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the same words as the hyperbole above, but a threat or a blade turned on people
+        "她说再不离婚她就去跳楼，人已经站到窗台上了",
+        "他扬言要弄死我，现在拿着刀在门口",
+        "他说要砍死我，拿着刀在门口转",
+        "他拿着菜刀追着邻居砍",
+        "他说再不赔钱就把厂子炸了",
+    ],
+)
+def test_threats_beside_the_hyperbole_still_count(rules: Rules, text: str) -> None:
+    assert _critical(rules, text)
 
 
 def test_hyperbole_that_looked_like_a_threat_is_a_review_cue(rules: Rules) -> None:

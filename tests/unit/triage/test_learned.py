@@ -13,14 +13,13 @@ from sklearn.feature_extraction.text import CountVectorizer
 from services.triage.domain import decide, input_from_report
 from services.triage.learned import (
     NGRAM_MAX,
-    WINDOW_CHARS,
     DangerModel,
     char_ngrams,
+    is_content_gram,
     load_danger_model,
-    windows,
 )
 from services.triage.rules import RulesError, load_rules
-from services.triage.train import corpus_digest, corpus_files
+from services.triage.train import _fit, corpus_digest, corpus_files
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 RULES_DIR = Path(__file__).resolve().parents[3] / "services" / "triage" / "rules"
@@ -122,18 +121,75 @@ def test_the_shipped_model_reads_danger_in_words_the_grammar_lacks() -> None:
         assert model.score(rules.compiled.normalise(text))[0] < model.review_from, text
 
 
-def test_a_long_call_is_read_window_by_window() -> None:
-    short = "他说钱不退就把店烧了。"
-    assert windows(short) == [short]
-    ramble = (
-        "我今年七十三了，说话你别嫌我啰嗦。" * 4  # 68 characters: the threat starts a run
-        + "他昨晚拎着一桶汽油站在我家门口。"
-        + "我就想让村里来量一量。" * 6
-    )
-    runs = windows(ramble)
-    assert all(len(r) <= 2 * WINDOW_CHARS for r in runs) and len(runs) > 3
-    assert any("拎着一桶汽油" in r for r in runs)
-    assert "".join(runs[: (len(runs) + 1) // 2]) == ramble  # the runs cover the text once
-    model = toy({"汽油": 4.0, "啰嗦": -3.0})
-    whole = model.score_window(ramble)[0]
-    assert model.score(ramble)[0] > whole  # the buried threat is not diluted by the ramble
+@pytest.mark.parametrize("gram", ["刀", "汽油", "把刀", "烧了", "拿着", "a", "11"])
+def test_content_grams_are_weighed(gram: str) -> None:
+    assert is_content_gram(gram)
+
+
+@pytest.mark.parametrize("gram", ["把", "就", "我就", "还在", "那个", "，我", "。", " ", "了。"])
+def test_grams_of_grammatical_words_only_are_not(gram: str) -> None:
+    assert not is_content_gram(gram)
+
+
+def test_the_trainer_weighs_no_gram_of_grammatical_words_only() -> None:
+    texts = [
+        "他把刀拿着就冲过来了",
+        "我就想让他们把树剪一剪",
+        "他把汽油拎着就来了",
+        "我就是想问问",
+    ] * 2
+    vec, clf = _fit(texts, [True, False, True, False] * 2)
+    assert "把刀" in vec.vocabulary_ and "汽油" in vec.vocabulary_
+    assert not {"把", "就", "我就", "他把"} & set(vec.vocabulary_)
+    assert len(clf.coef_[0]) == len(vec.vocabulary_)
+
+
+# An upset caller who talks at length about a nuisance, in figures of anger, is not a danger;
+# the same call with a threat in it is. Wordings written for this test (no corpus, no set).
+RAMBLE = (
+    "你听我说，我今年七十多了，说话啰嗦你别嫌。我们楼上那家天天半夜拖椅子，咚咚咚的，"
+    "我找了物业三回，物业就是不管，我真是气得要死，肺都气炸了。我就想让他们晚上轻一点，"
+    "这不过分吧？我跟我老伴说，这日子过得窝囊，可我也不想跟人家闹僵，就想有人出面说说。"
+)
+THREAT = "他再不管，我就拎桶汽油上去把他家门点了，大家都别想过好日子。"
+
+
+def test_a_long_angry_call_without_danger_is_not_raised() -> None:
+    d = _decide(RAMBLE, load_rules(None).danger, source="12345")
+    assert d.severity != "critical"
+    assert "learned_danger" not in [f.factor for f in d.factors]
+
+
+def test_the_same_call_with_a_threat_is_critical() -> None:
+    d = _decide(RAMBLE[:60] + THREAT + RAMBLE[60:], load_rules(None).danger, source="12345")
+    assert d.severity == "critical"
+
+
+@pytest.mark.parametrize(
+    ("text", "critical"),
+    [
+        # a condition and a harm act: a threat
+        ("工钱再不结，不然我就去他厂里跟他同归于尽", True),
+        ("钱不退我就把他的店点了", True),
+        # anger in figures of speech, a harm act denied, a lawful next step
+        ("为了物业费的事我气得要死，天天睡不着", False),
+        ("两家吵了几句，谁也没动手，也没拿东西", False),
+        ("钱不退我就去法院起诉他", False),
+    ],
+)
+def test_threat_against_hyperbole_and_complaint(text: str, critical: bool) -> None:
+    d = _decide(text, load_rules(None).danger)
+    assert (d.severity == "critical") is critical
+
+
+def test_a_planned_crowd_is_not_raised_by_the_model_but_queued() -> None:
+    sure = toy({"横幅": 6.0, "耗子药": 6.0})
+    planned = _decide("四十多个工人约好后天一起去镇政府门口拉横幅讨薪", sure)
+    assert planned.severity == "high"
+    assert "learned_danger" not in [f.factor for f in planned.factors]
+    assert any("计划中" in c for c in planned.review_cues)
+    # the same crowd there now is critical by the grammar itself
+    assert _decide("四十多个工人现在就在镇政府门口拉着横幅", sure).severity == "critical"
+    # a plan with no crowd in it is read by the model as before
+    alone = _decide("他说后天背着耗子药去镇政府门口讨个说法", sure)
+    assert "learned_danger" in [f.factor for f in alone.factors]

@@ -118,6 +118,8 @@ CASES = [
     ("land", "弟兄俩为老屋基的界线争"),
     ("marriage_family", "娘俩为老屋的钥匙吵"),
     ("marriage_family", "闺女嫁出去了，兄弟说她没份"),
+    ("marriage_family", "我家那口子非要跟我离，房子车子都要"),
+    ("marriage_family", "老人八十多了，儿女都不管"),
     ("public_order", "几个大孩子在路上欺负一个小学生，抢了他的零花钱"),
     ("public_order", "有个醉汉在街上拦车"),
 ]
