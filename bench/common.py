@@ -67,9 +67,41 @@ def versions() -> dict[str, str]:
     return out
 
 
+def broker_pid() -> int | None:
+    """The local broker's process: ours (.run/kafka/broker.pid), else whoever listens on the
+    bootstrap port (a broker another clone started on the shared machine)."""
+    try:
+        return int((ROOT / ".run" / "kafka" / "broker.pid").read_text().strip())
+    except (OSError, ValueError):
+        pass
+    port = BOOTSTRAP.rsplit(":", 1)[-1]
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"pid=(\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def broker_properties_path() -> Path:
+    """server.properties of the running broker (from its command line), else ours."""
+    pid = broker_pid()
+    if pid is not None:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            for a in args:
+                if a.endswith(b"server.properties"):
+                    return Path(a.decode())
+        except OSError:
+            pass
+    return ROOT / ".run" / "kafka" / "server.properties"
+
+
 def broker_settings() -> dict[str, str]:
-    """The settings the local broker was started with (.run/kafka/server.properties)."""
-    path = ROOT / ".run" / "kafka" / "server.properties"
+    """The settings the local broker was started with (its server.properties)."""
+    path = broker_properties_path()
     props: dict[str, str] = {}
     try:
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -78,7 +110,7 @@ def broker_settings() -> dict[str, str]:
                 k, v = line.split("=", 1)
                 props[k.strip()] = v.strip()
     except OSError:
-        return {"error": "no .run/kafka/server.properties (broker never started here)"}
+        return {"error": f"no {path} (broker never started here)"}
     return {k: props[k] for k in BROKER_KEYS if k in props}
 
 

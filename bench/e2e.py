@@ -1,8 +1,15 @@
-"""End to end: reports in (half HTTP, half source topics), every case assigned, timed.
+"""End to end: reports in (half HTTP, half source topics), every case followed to its end.
 
-Submission time is taken per source_ref just before the request or the send; the trail topic
-tells which case a ref opened (intake's `receive` entry, or `merge`) and when that case
-reached `assigned` (mediator or organisation queue). Clock: this process's monotonic clock.
+A case is done when three things happened: mediation assigned it (the `assigned` entry on
+`<prefix>cases.trail`), the follow-up ledger holds that entry (`ledger_entries`, read from
+followup's database), and the source was told (`assigned` on `<prefix>feedback.<source>`).
+Submission time is taken per source_ref just before the request or the send; the trail tells
+which case a ref opened (intake's `receive` entry, or `merge`). Clock: this process's monotonic
+clock; the ledger's `recorded_at` (wall clock, same machine) is converted to it.
+
+Each run also counts what the run lost, doubled or delivered out of causal order (trail,
+ledger and feedback, with tests/causal.py's check), the CPU per case of every service and the
+messages produced per case on every topic.
 """
 
 from __future__ import annotations
@@ -10,38 +17,189 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import sqlite3
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from bench.common import BOOTSTRAP, percentile
 from bench.reports import BenchReport
 from bench.stack import Stack, api_keys
 from shared.bus import PRODUCER_SETTINGS
-from shared.topics import Topics
+from shared.topics import SOURCES, Topics
+from tests.causal import causal_position_ok
+
+WALL_TO_MONO = time.time() - time.monotonic()  # recorded_at (wall clock) → monotonic
 
 
 @dataclass
 class Progress:
-    """What the trail showed so far."""
+    """What the trail, the feedback topics and the ledger showed so far."""
 
     case_of_ref: dict[str, str] = field(default_factory=dict)
+    cases_of_ref: dict[str, set[str]] = field(default_factory=dict)  # >1: a doubled report
     merged_refs: set[str] = field(default_factory=set)
     cases: set[str] = field(default_factory=set)
     seen: dict[str, dict[str, float]] = field(default_factory=dict)  # status → case → first seen
     assigned_at: dict[str, float] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    # case → its trail entries in topic order: (event_id, follows, to_status, from_status)
+    trail: dict[str, dict[str, tuple[list[str], str | None, str | None]]] = field(
+        default_factory=dict
+    )
+    feedback: dict[str, list[str]] = field(default_factory=dict)  # ref → event ids, first copies
+    feedback_copies: int = 0  # the same (ref, event) again: a re-send the source dedupes
+    feedback_at: dict[str, float] = field(default_factory=dict)  # ref → `assigned` told
+    ledger: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # case → (seq, event)
+    ledger_at: dict[str, float] = field(default_factory=dict)  # case → `assigned` in the ledger
+    ledger_last_id: int = 0
+    ledger_ids: set[int] = field(default_factory=set)
     last_change: float = field(default_factory=time.monotonic)
 
+    # ---- what one record means -------------------------------------------------------
 
-class TrailWatcher:
-    """Reads `<prefix>cases.trail` from the beginning (no group) and records progress."""
+    def on_trail(self, env: dict[str, Any], now: float, refs: set[str]) -> None:
+        """A `trail.appended` envelope read from the trail topic."""
+        e = env.get("payload") or {}
+        status, case_id = e.get("to_status"), e.get("case_id")
+        ref = (e.get("details") or {}).get("source_ref")
+        if e.get("action") == "receive" and ref in refs:
+            self.case_of_ref.setdefault(ref, case_id)
+            self.cases_of_ref.setdefault(ref, set()).add(case_id)
+            self.cases.add(case_id)
+        elif e.get("action") == "merge" and ref in refs:
+            self.merged_refs.add(ref)
+        if case_id in self.cases:  # this run's cases only
+            entries = self.trail.setdefault(case_id, {})
+            event_id = env.get("event_id", "")
+            if event_id in entries:
+                return  # published again (a relay retried): not a new entry
+            entries[event_id] = (list(e.get("follows") or []), e.get("from_status"), status)
+            if status:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                self.seen.setdefault(status, {}).setdefault(case_id, now)
+        if status == "assigned" and case_id not in self.assigned_at:
+            self.assigned_at[case_id] = now
+        self.last_change = time.monotonic()
 
-    def __init__(self, topics: Topics, refs: set[str]) -> None:
-        self.topic, self.refs = topics.trail, refs
-        self.p = Progress()
+    def on_feedback(self, body: dict[str, Any], now: float, refs: set[str]) -> None:
+        """A status message to a source, read from `feedback.<source>`."""
+        ref = body.get("source_ref")
+        if ref not in refs:
+            return
+        told = self.feedback.setdefault(ref, [])
+        if body.get("event_id") in told:
+            self.feedback_copies += 1
+            return
+        told.append(body.get("event_id", ""))
+        if body.get("status") == "assigned":
+            self.feedback_at.setdefault(ref, now)
+        self.last_change = time.monotonic()
+
+    def on_ledger(self, row: tuple[Any, ...], now: float) -> None:
+        """A new `ledger_entries` row: (id, case_id, seq, event_id, to_status, recorded_at)."""
+        row_id, case_id, seq, event_id, to_status, recorded_at = row
+        if row_id in self.ledger_ids:
+            return  # read again through the look-back window
+        self.ledger_ids.add(row_id)
+        self.ledger_last_id = max(self.ledger_last_id, int(row_id))
+        if case_id not in self.cases:
+            return
+        self.ledger.setdefault(case_id, []).append((int(seq), event_id))
+        if to_status == "assigned" and case_id not in self.ledger_at:
+            self.ledger_at[case_id] = min(now, wall_to_mono(recorded_at))
+        self.last_change = now
+
+    # ---- where a ref stands ----------------------------------------------------------
+
+    def done(self, ref: str) -> bool:
+        """Assigned, in the ledger and told to the source (a merged report: told only)."""
+        if ref in self.merged_refs and ref not in self.case_of_ref:
+            return True
+        case = self.case_of_ref.get(ref)
+        return case in self.assigned_at and case in self.ledger_at and ref in self.feedback_at
+
+
+def wall_to_mono(value: Any) -> float:
+    """A stored timestamp (datetime, or SQLite's text; naive = UTC) on the monotonic clock."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp()) - WALL_TO_MONO
+
+
+def checks(p: Progress, submitted: dict[str, float]) -> dict[str, int]:
+    """Lost, doubled and out-of-causal-order counts over the run's reports.
+
+    Causal order uses tests/causal.py: an entry must come after every entry it `follows`.
+    The trail topic itself may carry a case's entries in another order (each service publishes
+    its own; consumers park an entry until its cause is applied): counted, not a fault.
+    """
+    out = Counter[str]()
+    for ref in submitted:
+        cases = p.cases_of_ref.get(ref, set())
+        if len(cases) > 1:
+            out["doubled (a report opened >1 case)"] += 1
+        if not cases and ref not in p.merged_refs:
+            out["lost (no case)"] += 1
+            continue
+        case = p.case_of_ref.get(ref)
+        if case is None:
+            continue
+        if case not in p.assigned_at:
+            out["lost (never assigned)"] += 1
+        if case not in p.ledger_at:
+            out["lost (not in the ledger)"] += 1
+        if ref not in p.feedback_at:
+            out["lost (source never told)"] += 1
+        entries = p.trail.get(case, {})
+        moves = [to for _, frm, to in entries.values() if to == "assigned" and frm != to]
+        if len(moves) > 1:
+            out["doubled (assigned twice)"] += 1
+        ledger = [e for _, e in sorted(p.ledger.get(case, []))]
+        if len(ledger) != len(set(ledger)):
+            out["doubled (ledger entry twice)"] += 1
+        if not in_causal_order(ledger, entries):
+            out["out of causal order (ledger)"] += 1
+        if not in_causal_order(p.feedback.get(ref, []), entries):
+            out["out of causal order (feedback)"] += 1
+        if not in_causal_order(list(entries), entries):
+            out["trail topic order ≠ causal order (parked, not a fault)"] += 1
+    return dict(sorted(out.items()))
+
+
+def in_causal_order(
+    order: list[str], entries: dict[str, tuple[list[str], str | None, str | None]]
+) -> bool:
+    """Whether each of `order` (event ids) comes after every entry of the case it follows
+    (tests/causal.py's check, on the entries the trail topic carried)."""
+    envs = [
+        SimpleNamespace(event_id=k, payload={"follows": entries[k][0]})
+        for k in dict.fromkeys(order)
+        if k in entries
+    ]
+    return causal_position_ok(order, envs)  # type: ignore[arg-type]
+
+
+def faults(check: dict[str, int]) -> int:
+    """The counts that must be zero (the trail topic's own order is not one)."""
+    return sum(v for k, v in check.items() if not k.startswith("trail topic"))
+
+
+class Watcher:
+    """Reads the trail and the feedback topics from the beginning (no group)."""
+
+    def __init__(self, topics: Topics, refs: set[str], progress: Progress) -> None:
+        self.trail = topics.trail
+        self.feedback = {topics.feedback(s) for s in SOURCES}
+        self.refs, self.p = refs, progress
         self._task: asyncio.Task[None] | None = None
         self.consumer: Any = None
 
@@ -50,42 +208,37 @@ class TrailWatcher:
         from aiokafka import AIOKafkaConsumer
 
         self.consumer = AIOKafkaConsumer(
-            self.topic,
+            self.trail,
+            *sorted(self.feedback),
             bootstrap_servers=BOOTSTRAP,
             group_id=None,
             auto_offset_reset="earliest",
-            client_id="bench-trail-watcher",
+            client_id="bench-watcher",
+            metadata_max_age_ms=2000,  # feedback topics are created on first use
         )
         await self.consumer.start()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        p = self.p
         while True:
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
             now = time.monotonic()
-            for records in batches.values():
+            for tp, records in batches.items():
                 for r in records:
+                    # when the service's producer made the record (wall clock, same machine),
+                    # not when this busy process got round to reading it
+                    at = min(now, r.timestamp / 1000 - WALL_TO_MONO) if r.timestamp > 0 else now
                     try:
-                        env = json.loads(r.value)
-                        e = env["payload"]
-                    except (ValueError, KeyError, TypeError):
+                        body = json.loads(r.value)
+                    except ValueError:
                         continue
-                    if env.get("event_type") != "trail.appended":
+                    if not isinstance(body, dict):
                         continue
-                    status, case_id = e.get("to_status"), e.get("case_id")
-                    ref = (e.get("details") or {}).get("source_ref")
-                    if e.get("action") == "receive" and ref in self.refs:
-                        p.case_of_ref[ref] = case_id
-                        p.cases.add(case_id)
-                    elif e.get("action") == "merge" and ref in self.refs:
-                        p.merged_refs.add(ref)
-                    if status == "assigned" and case_id not in p.assigned_at:
-                        p.assigned_at[case_id] = now
-                    if status and case_id in p.cases:  # this run's cases only
-                        p.statuses[status] = p.statuses.get(status, 0) + 1
-                        p.seen.setdefault(status, {}).setdefault(case_id, now)
-                    p.last_change = now
+                    if tp.topic == self.trail:
+                        if body.get("event_type") == "trail.appended":
+                            self.p.on_trail(body, at, self.refs)
+                    else:
+                        self.p.on_feedback(body, at, self.refs)
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -95,6 +248,137 @@ class TrailWatcher:
                 await self._task
         if self.consumer is not None:
             await self.consumer.stop()
+
+
+LEDGER_SQL = (
+    "SELECT id, case_id, seq, event_id, to_status, recorded_at FROM ledger_entries "
+    "WHERE id > {} ORDER BY id LIMIT 5000"
+)
+# Ids come from a sequence: with two writers (two instances on PostgreSQL) a lower id can
+# commit after a higher one was read, so every poll reads this many ids back again.
+LOOK_BACK = 2000
+
+
+class LedgerWatcher:
+    """Polls followup's `ledger_entries` (SQLite file or PostgreSQL) for new rows."""
+
+    def __init__(self, url: str, progress: Progress, every_s: float = 0.25) -> None:
+        self.url, self.p, self.every_s = url, progress, every_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start polling in the background."""
+        self._task = asyncio.create_task(self._run())
+
+    async def _rows_sqlite(self, path: str, after: int) -> list[tuple[Any, ...]]:
+        def q() -> list[tuple[Any, ...]]:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+                c.execute("PRAGMA busy_timeout=5000")
+                return list(c.execute(LEDGER_SQL.format("?"), (after,)))
+
+        return await asyncio.to_thread(q)
+
+    async def _run(self) -> None:
+        if self.url.startswith("sqlite"):
+            path = self.url.split(":///", 1)[1]
+            fetch = lambda after: self._rows_sqlite(path, after)  # noqa: E731
+            conn = None
+        else:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg", "postgresql"))
+
+            async def fetch(after: int) -> list[tuple[Any, ...]]:
+                return [tuple(r) for r in await conn.fetch(LEDGER_SQL.format("$1"), after)]
+
+        try:
+            while True:
+                try:
+                    rows = await fetch(max(0, self.p.ledger_last_id - LOOK_BACK))
+                except (sqlite3.Error, OSError):
+                    rows = []  # not migrated yet, or busy: next time
+                now = time.monotonic()
+                before = len(self.p.ledger_ids)
+                for row in rows:
+                    self.p.on_ledger(row, now)
+                new = len(self.p.ledger_ids) > before
+                if len(rows) < 5000 or not new:
+                    await asyncio.sleep(self.every_s)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def topic_records(prefix: str) -> dict[str, int]:
+    """Records so far in every topic of the run (end offsets summed), by name without prefix."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, client_id="bench-offsets")
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, client_id="bench-offsets")
+    await admin.start()
+    await c.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        parts = [
+            TopicPartition(d["topic"], x["partition"])
+            for d in (await admin.describe_topics(names) if names else [])
+            for x in d["partitions"]
+        ]
+        ends = await c.end_offsets(parts) if parts else {}
+        out: dict[str, int] = {}
+        for tp, end in ends.items():
+            name = tp.topic.removeprefix(prefix)
+            out[name] = out.get(name, 0) + end
+        return out
+    finally:
+        await admin.close()
+        await c.stop()
+
+
+def per_case(before: dict[str, int], after: dict[str, int], cases: int) -> dict[str, Any]:
+    """Records produced during the run per case, by topic; the services' own and the total."""
+    delta = {t: after[t] - before.get(t, 0) for t in after if after[t] - before.get(t, 0) > 0}
+    if not cases:
+        return {"by_topic": {}, "services": None, "total": None, "records": delta}
+    by_topic = {t: round(n / cases, 2) for t, n in sorted(delta.items())}
+    ours = sum(n for t, n in delta.items() if not t.startswith("source."))
+    return {
+        "by_topic": by_topic,
+        "services": round(ours / cases, 2),  # what the services produced (not the sources)
+        "total": round(sum(delta.values()) / cases, 2),
+        "records": delta,
+    }
+
+
+def latency(p: Progress, submitted: dict[str, float], done: dict[str, float], by_ref: bool) -> Any:
+    """p50/p95/p99 ms from submission to a moment known per case (by_ref: per source_ref)."""
+    ms = sorted(
+        (done[k] - t) * 1000
+        for r, t in submitted.items()
+        if (k := (r if by_ref else p.case_of_ref.get(r))) is not None and k in done
+    )
+    return {
+        f"p{q}": round(v, 1) if (v := percentile(ms, q)) is not None else None for q in (50, 95, 99)
+    } | {"n": len(ms)}
+
+
+def cpu_per_case(cpu: dict[str, float], cases: int) -> dict[str, float | None]:
+    """CPU ms per case of each service, the four summed (`services`), the broker, the client."""
+    if not cases:
+        return {}
+    out: dict[str, float | None] = {k: round(v * 1000 / cases, 2) for k, v in sorted(cpu.items())}
+    svc = [v for k, v in cpu.items() if k not in ("kafka broker", "bench client")]
+    out["services"] = round(sum(svc) * 1000 / cases, 2)
+    return out
 
 
 async def _send_all(
@@ -123,14 +407,21 @@ async def _send_all(
         while (rep := await queue.get()) is not None:
             submitted[rep.source_ref] = time.monotonic()
             try:
-                r = await client.post(
-                    url,
-                    content=rep.body,
-                    headers={
-                        "X-API-Key": keys.get(rep.source, ""),
-                        "Content-Type": "application/json",
-                    },
-                )
+                for attempt in range(6):
+                    r = await client.post(
+                        url,
+                        content=rep.body,
+                        headers={
+                            "X-API-Key": keys.get(rep.source, ""),
+                            "Content-Type": "application/json",
+                        },
+                    )
+                    if r.status_code not in (429, 503) or attempt == 5:
+                        break
+                    # shed or throttled: the source sends it again, as a real one would
+                    key = f"http {r.status_code} (sent again)"
+                    errors[key] = errors.get(key, 0) + 1
+                    await asyncio.sleep(min(2.0, float(r.headers.get("Retry-After") or 1)))
                 if r.status_code >= 300:
                     errors[f"http {r.status_code}"] = errors.get(f"http {r.status_code}", 0) + 1
                     submitted.pop(rep.source_ref, None)
@@ -186,11 +477,19 @@ async def measure(
     if missing:
         raise RuntimeError(f"no integrator API key for source(s) {sorted(missing)}")
     refs = {r.source_ref for r in reports}
-    watcher = TrailWatcher(topics, refs)
+    # the feedback topics appear on first use: until then aiokafka logs "not found" errors
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
+    p = Progress()
+    watcher = Watcher(topics, refs, p)
+    ledger = LedgerWatcher(stack.env()["FOLLOWUP_DATABASE_URL"], p)
     submitted: dict[str, float] = {}
     errors: dict[str, int] = {}
+    records0 = await topic_records(stack.prefix)
     await watcher.start()
-    cpu0, bench_cpu0 = stack.cpu_seconds(), time.process_time()
+    await ledger.start()
+    cpu0, bench_cpu0 = stack.cpu_by_service(), time.process_time()
+    load0 = os.getloadavg()
     timed_out = False
     try:
         t0 = time.monotonic()
@@ -198,14 +497,8 @@ async def measure(
             _send_all(stack, topics, reports, keys, rate, concurrency, submitted, errors), timeout_s
         )
         deadline = t0 + timeout_s
-        p = watcher.p
         while True:
-            pending = [
-                r
-                for r in submitted
-                if r not in p.merged_refs and p.case_of_ref.get(r) not in p.assigned_at
-            ]
-            if not pending:
+            if all(p.done(r) for r in submitted):
                 break
             now = time.monotonic()
             if now > deadline or now - p.last_change > stall_s or stack.dead():
@@ -214,21 +507,31 @@ async def measure(
             await asyncio.sleep(0.2)
     finally:
         await watcher.stop()
+        await ledger.stop()
     wall = time.monotonic() - t0
-    cpu = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in stack.cpu_seconds().items()}
-    cpu["bench client"] = round(time.process_time() - bench_cpu0, 1)
-    p = watcher.p
-    lat = sorted(
-        p.assigned_at[p.case_of_ref[r]] - t
-        for r, t in submitted.items()
-        if p.case_of_ref.get(r) in p.assigned_at
-    )
-    done_at = [
-        p.assigned_at[p.case_of_ref[r]] for r in submitted if p.case_of_ref.get(r) in p.assigned_at
-    ]
+    cpu = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in stack.cpu_by_service().items()}
+    cpu["bench client"] = round(time.process_time() - bench_cpu0, 2)
+    load1 = os.getloadavg()
+    records1 = await topic_records(stack.prefix)
+    assigned_refs = [r for r in submitted if p.case_of_ref.get(r) in p.assigned_at]
+    n_assigned = len(assigned_refs)
     first = min(submitted.values()) if submitted else 0.0
-    elapsed = (max(done_at) - first) if done_at else float("nan")
-    ms = [x * 1000 for x in lat]
+
+    def rate_until(times: list[float]) -> tuple[float, float]:
+        if not times:
+            return float("nan"), 0.0
+        el = max(times) - first
+        return round(el, 2), round(len(times) / el, 1) if el > 0 else 0.0
+
+    elapsed, tp = rate_until([p.assigned_at[p.case_of_ref[r]] for r in assigned_refs])
+    complete = [r for r in submitted if p.done(r) and r in p.case_of_ref]
+    ends = [
+        max(p.assigned_at[p.case_of_ref[r]], p.ledger_at[p.case_of_ref[r]], p.feedback_at[r])
+        for r in complete
+    ]
+    elapsed_all, tp_all = rate_until(ends)
+    check = checks(p, submitted)
+    messages = per_case(records0, records1, n_assigned)
     return {
         "offered_rate_per_s": rate or "full speed",
         "reports": len(reports),
@@ -239,20 +542,35 @@ async def measure(
         "send_s": round(send_s, 2),
         "opened": len(p.case_of_ref),
         "merged": len(p.merged_refs),
-        "assigned": len(lat),
+        "assigned": n_assigned,
+        "in_ledger": sum(1 for c in p.ledger_at if c in p.cases),
+        "told_source": len(p.feedback_at),
         "incomplete": timed_out,
         "dead_processes": stack.dead(),
         "trail_counts": dict(sorted(p.statuses.items())),
-        "elapsed_s": round(elapsed, 2),
-        "throughput_per_s": round(len(lat) / elapsed, 1) if done_at and elapsed > 0 else 0.0,
+        "elapsed_s": elapsed,
+        "throughput_per_s": tp,  # to assignment
+        "elapsed_all_s": elapsed_all,
+        "throughput_all_per_s": tp_all,  # assigned, in the ledger and told, all three
         "stage_p50_ms": _stage_latencies(p, submitted),
         "cpu_s": cpu,
+        "cpu_ms_per_case": cpu_per_case(cpu, n_assigned),
         "wall_s": round(wall, 1),
         "cpu_utilisation": f"{sum(cpu.values()) / wall / (os.cpu_count() or 1):.0%}",
-        "latency_ms": {
-            f"p{q}": round(v, 1) if (v := percentile(ms, q)) is not None else None
-            for q in (50, 95, 99)
+        "load_average": {
+            "start": [round(x, 2) for x in load0],
+            "end": [round(x, 2) for x in load1],
         },
+        "latency_ms": latency(p, submitted, p.assigned_at, by_ref=False),
+        "latency_ledger_ms": latency(p, submitted, p.ledger_at, by_ref=False),
+        "latency_feedback_ms": latency(p, submitted, p.feedback_at, by_ref=True),
+        "messages_per_case": messages,
+        "messages_per_s": round(sum(messages["records"].values()) / wall, 1) if wall else None,
+        "checks": check,
+        "faults": faults(check),
+        "feedback_copies": p.feedback_copies,
+        "case_of_ref": dict(p.case_of_ref),  # for `after` (scale-out's deep check) only
+        "submitted_refs": list(submitted),
     }
 
 
@@ -263,6 +581,8 @@ def _stage_latencies(p: Progress, submitted: dict[str, float]) -> dict[str, floa
         "submit→received": [],
         "received→triaged": [],
         "triaged→assigned": [],
+        "assigned→ledger": [],
+        "assigned→feedback": [],
     }
     for ref, t in submitted.items():
         c = p.case_of_ref.get(ref)
@@ -272,6 +592,11 @@ def _stage_latencies(p: Progress, submitted: dict[str, float]) -> dict[str, floa
                 hops["received→triaged"].append(tri[c] - rec[c])
                 if c in asg:
                     hops["triaged→assigned"].append(asg[c] - tri[c])
+        if c in p.assigned_at:
+            if c in p.ledger_at:
+                hops["assigned→ledger"].append(p.ledger_at[c] - p.assigned_at[c])
+            if ref in p.feedback_at:
+                hops["assigned→feedback"].append(p.feedback_at[ref] - p.assigned_at[c])
     return {
         k: round(v * 1000, 1) if (v := percentile(sorted(x), 50)) is not None else None
         for k, x in hops.items()
@@ -283,18 +608,29 @@ def run_stack(
     n: int,
     rate: float | None,
     full_and_steady: bool,
-    triage_instances: int,
     workdir: Any,
+    *,
+    instances: int = 1,
+    extra_env: dict[str, str] | None = None,
     profile_dir: Any = None,
     stall_s: float = 90,
     timeout_s: float = 3600,
+    prefix: str | None = None,
+    after: Any = None,
 ) -> dict[str, Any]:
-    """Start a fresh stack, run the load(s), always stop it; returns {run name: figures}."""
-    prefix = f"bench{uuid.uuid4().hex[:8]}-"
+    """Start a fresh stack, run the load(s), always stop it; returns {run name: figures}.
+
+    `after(stack, out)`, when given, runs on the still-running stack after the load(s).
+    """
+    prefix = prefix or f"bench{uuid.uuid4().hex[:8]}-"
     stack = Stack(
-        prefix=prefix, workdir=workdir, triage_instances=triage_instances, profile_dir=profile_dir
+        prefix=prefix,
+        workdir=workdir,
+        instances=instances,
+        profile_dir=profile_dir,
+        extra_env=dict(extra_env or {}),
     )
-    out: dict[str, Any] = {"prefix": prefix, "triage_instances": triage_instances}
+    out: dict[str, Any] = {"prefix": prefix, "instances": instances}
     try:
         stack.creds = stack.seed()
         stack.start()
@@ -306,16 +642,20 @@ def run_stack(
         )
         out["full_speed"] = full
         if full_and_steady:
-            steady_rate = rate or max(1.0, round(0.5 * full["throughput_per_s"], 1))
             out["steady"] = asyncio.run(
                 measure(
                     stack,
                     reports_fn(n, "s" + prefix[5:13]),
-                    steady_rate,
+                    rate or 100.0,
                     stall_s=stall_s,
                     timeout_s=timeout_s,
                 )
             )
+        if after is not None:
+            after(stack, out)
     finally:
         stack.stop()
+    for run in ("full_speed", "steady"):
+        out.get(run, {}).pop("case_of_ref", None)  # kept for `after` only
+        out.get(run, {}).pop("submitted_refs", None)
     return out

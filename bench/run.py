@@ -1,7 +1,8 @@
 """`python -m bench.run`: every benchmark in one go; one table printed, one JSON file written.
 
-Stages: ceiling (raw aiokafka), triage (decisions/s), e2e (full speed and steady rate),
-read (ledger queries on a million cases), scaleout (one vs two triage processes),
+Stages: ceiling (raw aiokafka), triage (decisions/s), e2e (full speed and steady rate, to
+assignment, ledger and source feedback), read (ledger queries on a million cases), scaleout
+(PostgreSQL: one instance of every service, then two, each checked for loss and order),
 warnings (what the early warnings and daily aggregates cost per ledger event).
 A stage that fails is reported as failed; the others still run. Nothing timed is asserted.
 """
@@ -35,9 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--rate",
         type=float,
-        default=None,
-        help="offered rate of the steady run, reports/s "
-        "(default: half the measured full-speed throughput)",
+        default=100.0,
+        help="offered rate of the steady run, reports/s (default 100, the issue's target)",
     )
     ap.add_argument(
         "--cases",
@@ -109,9 +109,7 @@ def stage(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) 
     print(f"[bench] {name} {status} ({results[name]['stage_s']}s)", file=sys.stderr, flush=True)
 
 
-def _e2e(
-    args: argparse.Namespace, triage_instances: int, steady: bool, profile_dir: Path | None = None
-) -> dict[str, Any]:
+def _e2e(args: argparse.Namespace, steady: bool, profile_dir: Path | None = None) -> dict[str, Any]:
     from bench import e2e
     from bench.reports import generate
 
@@ -121,12 +119,18 @@ def _e2e(
             args.reports,
             args.rate,
             steady,
-            triage_instances,
             Path(d),
             profile_dir=profile_dir,
             stall_s=args.stall,
             timeout_s=args.timeout,
         )
+
+
+def _scaleout(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import scaleout
+    from bench.reports import generate
+
+    return scaleout.run(generate, args.reports, stall_s=args.stall, timeout_s=args.timeout)
 
 
 def _read(args: argparse.Namespace) -> dict[str, Any]:
@@ -174,11 +178,11 @@ def run_all(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
 
         stage(results, "triage", lambda: bench_triage.run(args.triage_decisions or args.reports))
     if "e2e" not in skip:
-        stage(results, "e2e", lambda: _e2e(args, 1, "steady" not in skip, profile_dir))
+        stage(results, "e2e", lambda: _e2e(args, "steady" not in skip, profile_dir))
     if "read" not in skip:
         stage(results, "read", lambda: _read(args))
     if "scaleout" not in skip:
-        stage(results, "scaleout", lambda: _e2e(args, 2, False))
+        stage(results, "scaleout", lambda: _scaleout(args))
     if "warnings" not in skip:
         from bench import warnings_cost
 
@@ -202,8 +206,19 @@ def _f(v: Any, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+SERVICE_ORDER = ("intake", "triage", "mediation", "followup")
+
+
+def _pcts(lat: dict[str, Any]) -> str:
+    return f"{_f(lat.get('p50'))} / {_f(lat.get('p95'))} / {_f(lat.get('p99'))} ms"
+
+
+def _per_service(values: dict[str, Any], order: tuple[str, ...] = SERVICE_ORDER) -> str:
+    parts = [f"{k} {_f(values[k])}" for k in order if k in values]
+    return ", ".join(parts)
+
+
 def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tuple[str, str]]:
-    lat = r.get("latency_ms", {})
     tp = r.get("throughput_per_s")
     done = f"{r.get('assigned')}/{r.get('submitted')} assigned"
     if r.get("merged"):
@@ -211,24 +226,96 @@ def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tupl
     if r.get("incomplete"):
         done += " — INCOMPLETE (stalled or timed out)"
     errs = r.get("submit_errors") or {}
+    offered = r.get("offered_rate_per_s")
     rows = [
         (
             f"{label} offered",
-            f"{_f(r.get('offered_rate_per_s'))}"
-            + (" /s" if isinstance(r.get("offered_rate_per_s"), int | float) else "")
+            f"{_f(offered)}"
+            + (" /s" if isinstance(offered, int | float) else "")
             + f", {r.get('reports')} reports ({r.get('via_http')} HTTP, "
-            f"{r.get('via_kafka')} Kafka)",
+            f"{r.get('via_kafka')} Kafka); load average "
+            f"{'/'.join(str(x) for x in (r.get('load_average') or {}).get('start', []))}",
         ),
-        (f"{label} throughput", f"{_f(tp)} cases/s ({done})"),
-        (
-            f"{label} latency p50/p95/p99",
-            f"{_f(lat.get('p50'))} / {_f(lat.get('p95'))} / {_f(lat.get('p99'))} ms",
-        ),
+        (f"{label} throughput", f"{_f(tp)} cases/s to assignment ({done})"),
     ]
+    if "throughput_all_per_s" in r:
+        rows.append(
+            (
+                f"{label} … with ledger+feedback",
+                f"{_f(r['throughput_all_per_s'])} cases/s ({r.get('in_ledger')} in the ledger, "
+                f"{r.get('told_source')} sources told)",
+            )
+        )
     if ceiling and tp:
-        rows.append((f"{label} ratio to ceiling", f"{tp / ceiling:.2%}"))
+        mps = r.get("messages_per_s")
+        rows.append(
+            (
+                f"{label} vs broker ceiling",
+                f"ceiling {_f(ceiling)} msg/s this run; {tp / ceiling:.2%} in cases/s"
+                + (f", {mps / ceiling:.1%} in messages/s ({_f(mps)} msg/s)" if mps else ""),
+            )
+        )
+    rows.append((f"{label} →assigned p50/p95/p99", _pcts(r.get("latency_ms", {}))))
+    if "latency_ledger_ms" in r:
+        rows.append((f"{label} →ledger p50/p95/p99", _pcts(r["latency_ledger_ms"])))
+        rows.append((f"{label} →feedback p50/p95/p99", _pcts(r["latency_feedback_ms"])))
+    cpu = r.get("cpu_ms_per_case") or {}
+    if cpu:
+        rows.append(
+            (
+                f"{label} CPU ms/case",
+                f"{_per_service(cpu)}; services {_f(cpu.get('services'))}"
+                + (f"; broker {_f(cpu['kafka broker'])}" if "kafka broker" in cpu else "")
+                + f" ({r.get('cpu_utilisation')} of the cores)",
+            )
+        )
+    msgs = r.get("messages_per_case") or {}
+    if msgs.get("by_topic"):
+        rows.append(
+            (
+                f"{label} messages/case",
+                f"{_f(msgs.get('services'))} by the services, {_f(msgs.get('total'))} in all: "
+                + ", ".join(f"{t} {v}" for t, v in msgs["by_topic"].items()),
+            )
+        )
+    if "checks" in r:
+        c = r["checks"]
+        rows.append(
+            (
+                f"{label} lost/doubled/disorder",
+                f"{r.get('faults')} faults"
+                + (": " + ", ".join(f"{k} {v}" for k, v in c.items()) if c else "")
+                + (
+                    f"; {r['feedback_copies']} feedback re-sends"
+                    if r.get("feedback_copies")
+                    else ""
+                ),
+            )
+        )
     if errs:
         rows.append((f"{label} submit errors", json.dumps(errs)))
+    deep = r.get("chaos_check")
+    if deep:
+        zero = (
+            "lost",
+            "doubled",
+            "assigned_not_once",
+            "out_of_order",
+            "unverified",
+            "status_mismatch",
+            "feedback_out_of_order",
+            "stuck",
+            "lag",
+            "dlq_mismatch",
+        )
+        rows.append(
+            (
+                f"{label} chaos.py check",
+                ("ok" if deep["ok"] else "FAILED")
+                + f" ({deep['cases']}/{deep['submitted']} cases): "
+                + ", ".join(f"{k.replace('_', ' ')} {deep.get(k)}" for k in zero),
+            )
+        )
     return rows
 
 
@@ -302,23 +389,14 @@ def table(doc: dict[str, Any]) -> str:
                 f"p50 {_f(q['p50_ms'])} ms, p95 {_f(q['p95_ms'])} ms ({q['requests']} requests)"
             )
             rows.append((f"read {name}", val))
-    one = (
-        s.get("e2e", {}).get("full_speed", {}).get("throughput_per_s")
-        if s.get("e2e", {}).get("ok")
-        else None
-    )
     if not failed("scaleout"):
-        two = s["scaleout"]["full_speed"]
-        rows.append(("scale-out triage ×1", f"{_f(one)} cases/s (the e2e full-speed run)"))
-        rows.append(
-            (
-                "scale-out triage ×2",
-                f"{_f(two.get('throughput_per_s'))} cases/s, p50/p95/p99 "
-                f"{_f(two['latency_ms'].get('p50'))} / {_f(two['latency_ms'].get('p95'))}"
-                f" / {_f(two['latency_ms'].get('p99'))} ms"
-                + (" — INCOMPLETE" if two.get("incomplete") else ""),
-            )
-        )
+        so = s["scaleout"]
+        for k, run in so["runs"].items():
+            rows += _e2e_rows(f"pg ×{k[1:]}", run["full_speed"], ceiling)
+        for k, v in so.items():
+            if k.startswith("ratio_"):
+                n = k.split("_")[1][1:]
+                rows.append((f"pg ×{n} / ×1 throughput", f"{_f(v)}× (≥ 0.9 wanted)"))
     if not failed("warnings"):
         w = s["warnings"]
         for name, v in w["variants"].items():

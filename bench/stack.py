@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, port_free
+from bench.common import ROOT, broker_pid, port_free
 from shared.topics import SOURCES
 
 SERVICES = {"intake": 8001, "triage": 8002, "mediation": 8003, "followup": 8004}
@@ -36,12 +36,13 @@ class Proc:
 
 
 def pick_ports(preferred: dict[str, int], extra: int = 0) -> dict[str, int]:
-    """The usual ports when free, else the same layout shifted by 10000 (e.g. `make run` is up)."""
+    """The usual ports when free, else the same layout shifted by 10000 (e.g. `make run` is up).
+
+    `extra` instances of every service listen 10, 20, … above the first one's port.
+    """
     for shift in (0, 10000, 20000):
         ports = {n: p + shift for n, p in preferred.items()}
-        wanted = list(ports.values()) + [
-            p + 10 * k for n, p in ports.items() if n == "triage" for k in range(1, extra + 1)
-        ]
+        wanted = [p + 10 * k for p in ports.values() for k in range(extra + 1)]
         if all(port_free(p) for p in wanted):
             return ports
     raise RuntimeError("no free ports for the services (tried 8001-8004, 18001-, 28001-)")
@@ -49,11 +50,15 @@ def pick_ports(preferred: dict[str, int], extra: int = 0) -> dict[str, int]:
 
 @dataclass
 class Stack:
-    """A bench deployment: environment, ports, processes; always stopped in a finally."""
+    """A bench deployment: environment, ports, processes; always stopped in a finally.
+
+    `instances` > 1 starts that many processes of every service in the same consumer groups on
+    the same databases: meant for PostgreSQL (`extra_env` with the `*_DATABASE_URL`s).
+    """
 
     prefix: str
     workdir: Path
-    triage_instances: int = 1
+    instances: int = 1
     profile_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
@@ -61,7 +66,7 @@ class Stack:
     creds: dict[str, Any] = field(default_factory=dict)
     only: tuple[str, ...] = tuple(SERVICES)
 
-    def env(self, triage_index: int = 0) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """Environment of a service process (and of the seeding subprocess)."""
         db = self.workdir
         env = {
@@ -73,7 +78,7 @@ class Stack:
             # a throwaway deployment on the packaged dev keys (make bench, make chaos)
             "FENGQIAO_DEV_MODE": "true",
             "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'intake.db'}",
-            "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{db / f'triage{triage_index}.db'}",
+            "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'triage.db'}",
             "MEDIATION_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'mediation.db'}",
             "FOLLOWUP_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'followup.db'}",
             # the bench is one integrator per source sending thousands a second
@@ -132,17 +137,14 @@ class Stack:
         return Proc(label, port, p, log)
 
     def start(self, timeout_s: float = 120) -> None:
-        """Start every service (and extra triage instances) and wait until all are ready."""
+        """Start every service (`instances` of each) and wait until all are ready."""
         self.ports = pick_ports(
-            {n: p for n, p in SERVICES.items() if n in self.only}, self.triage_instances - 1
+            {n: p for n, p in SERVICES.items() if n in self.only}, self.instances - 1
         )
         for name, port in self.ports.items():
-            self.procs.append(self._spawn(name, port, self.env(), name))
-            if name == "triage":
-                for k in range(1, self.triage_instances):
-                    self.procs.append(
-                        self._spawn(name, port + 10 * k, self.env(k), f"triage{k + 1}")
-                    )
+            for k in range(self.instances):
+                label = name if k == 0 else f"{name}{k + 1}"
+                self.procs.append(self._spawn(name, port + 10 * k, self.env(), label))
         deadline = time.monotonic() + timeout_s
         for p in self.procs:
             if not wait_ready(p, deadline):
@@ -170,11 +172,17 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system, all threads) used so far by each service and the broker."""
         out = {p.name: cpu_of(p.popen.pid) for p in self.procs}
-        try:
-            broker = int((ROOT / ".run" / "kafka" / "broker.pid").read_text().strip())
+        broker = broker_pid()
+        if broker is not None:
             out["kafka broker"] = cpu_of(broker)
-        except (OSError, ValueError):
-            pass
+        return out
+
+    def cpu_by_service(self) -> dict[str, float]:
+        """CPU seconds so far summed over the instances of each service (and the broker)."""
+        out: dict[str, float] = {}
+        for label, cpu in self.cpu_seconds().items():
+            name = label.rstrip("0123456789")
+            out[name] = out.get(name, 0.0) + cpu
         return out
 
     def url(self, name: str) -> str:

@@ -1,0 +1,123 @@
+"""Scale-out on PostgreSQL: one instance of every service, then two in the same consumer groups.
+
+Each run gets fresh databases on the project's server (scripts/pg.sh, the helpers of
+scripts/chaos.py), a fresh topic/group prefix, full speed. Besides the e2e figures and the
+bench's own lost/doubled/causal-order counts (bench.e2e.checks), every run ends with `make
+chaos`'s own check (scripts/chaos.py `check`): through the services' APIs, every report is one
+case, assigned once, its trail verified and in causal order, the ledger's status equal to
+mediation's, feedback in causal order, no consumer lag, no dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bench.common import BOOTSTRAP, ROOT
+
+
+def load_chaos() -> ModuleType:
+    """scripts/chaos.py as a module (it is a script, not a package)."""
+    if "chaos" in sys.modules:
+        return sys.modules["chaos"]
+    spec = importlib.util.spec_from_file_location("chaos", ROOT / "scripts" / "chaos.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chaos"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def ensure_pg() -> None:
+    """Start the project's PostgreSQL (scripts/pg.sh) unless one answers on its port."""
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "pg.sh"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"pg.sh start failed: {r.stderr.strip()[-300:]}")
+
+
+def deep_check(stack: Any, out: dict[str, Any], settle_s: float = 120) -> None:
+    """scripts/chaos.py's check on the still-running stack, retried until it settles."""
+    chaos = load_chaos()
+    run = out["full_speed"]
+    cases: dict[str, str] = run["case_of_ref"]
+    reports = [{"source_ref": r} for r in run["submitted_refs"]]
+    result = chaos.Result()
+    admin = chaos.admin_header(stack.env())
+    from shared.topics import Topics
+
+    async def go() -> bool:
+        deadline = time.monotonic() + settle_s
+        while True:
+            settled: bool = await chaos.check(
+                stack, BOOTSTRAP, Topics(stack.prefix), stack.prefix, cases, reports, result, admin
+            )
+            if settled or time.monotonic() > deadline:
+                return settled
+            await asyncio.sleep(3)
+
+    t0 = time.monotonic()
+    settled = asyncio.run(go())
+    run["chaos_check"] = {
+        "settled": settled,
+        "check_s": round(time.monotonic() - t0, 1),
+        "submitted": result.submitted,
+        "cases": result.cases,
+        **{k: getattr(result, k) for k in result.ZERO},
+        "dead_letters": result.dlq,
+        "ok": result.ok(),
+    }
+
+
+def run(
+    reports_fn: Any,
+    n: int,
+    *,
+    instances: tuple[int, ...] = (1, 2),
+    stall_s: float = 120,
+    timeout_s: float = 3600,
+) -> dict[str, Any]:
+    """One full-speed run per instance count, each on fresh databases; the throughput ratio."""
+    from bench import e2e
+
+    ensure_pg()
+    chaos = load_chaos()
+    out: dict[str, Any] = {"db": "postgresql", "runs": {}}
+    for k in instances:
+        prefix = f"bench{uuid.uuid4().hex[:8]}-"
+        urls = asyncio.run(chaos.pg_databases(prefix))
+        try:
+            with tempfile.TemporaryDirectory(prefix="fq-bench-pg-") as d:
+                r = e2e.run_stack(
+                    reports_fn,
+                    n,
+                    None,
+                    False,
+                    Path(d),
+                    instances=k,
+                    extra_env=urls,
+                    stall_s=stall_s,
+                    timeout_s=timeout_s,
+                    prefix=prefix,
+                    after=deep_check,
+                )
+        finally:
+            asyncio.run(chaos.pg_drop(prefix))
+        out["runs"][f"x{k}"] = r
+    one = out["runs"].get("x1", {}).get("full_speed", {}).get("throughput_per_s")
+    for k in instances[1:]:
+        more = out["runs"][f"x{k}"]["full_speed"].get("throughput_per_s")
+        out[f"ratio_x{k}_to_x1"] = round(more / one, 2) if one and more else None
+    return out
