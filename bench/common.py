@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -128,7 +129,8 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
         return None
-    k = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    # rank ⌈p·n/100⌉ (1-based); p·n before the division keeps e.g. 95·100/100 exact
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p * len(sorted_values) / 100) - 1))
     return sorted_values[k]
 
 

@@ -1,0 +1,138 @@
+"""The capacity model's arithmetic (bench/capacity.py) and the bench table's new rows, from a
+bench JSON shaped like the ones `make bench` writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import capacity, run
+
+
+def doc() -> dict[str, Any]:
+    """A bench result: 40 ms of CPU per case in all, 8 messages per case, 10,000 msg/s."""
+    cpu = {"intake": 16.0, "triage": 8.0, "mediation": 8.0, "followup": 8.0}
+    full = {
+        "offered_rate_per_s": "full speed",
+        "reports": 100,
+        "submitted": 100,
+        "via_http": 50,
+        "via_kafka": 50,
+        "assigned": 100,
+        "in_ledger": 100,
+        "told_source": 100,
+        "throughput_per_s": 40.0,
+        "throughput_all_per_s": 30.0,
+        "messages_per_s": 400.0,
+        "load_average": {"start": [1.5, 1.0, 0.5]},
+        "latency_ms": {"p50": 10.0, "p95": 20.0, "p99": 30.0},
+        "latency_ledger_ms": {"p50": 11.0, "p95": 21.0, "p99": 31.0},
+        "latency_feedback_ms": {"p50": 12.0, "p95": 22.0, "p99": 32.0},
+        "cpu_ms_per_case": {**cpu, "kafka broker": 2.0, "services": 40.0},
+        "cpu_utilisation": "80%",
+        "messages_per_case": {
+            "by_topic": {"cases.trail": 3.0, "reports.received": 1.0, "source.110.reports": 0.5},
+            "services": 8.0,
+            "total": 8.5,
+        },
+        "checks": {},
+        "faults": 0,
+    }
+    pg2 = dict(full, checks={"lost (no case)": 1}, faults=1)
+    pg2["chaos_check"] = {
+        "ok": False,
+        "cases": 99,
+        "submitted": 100,
+        **dict.fromkeys(
+            (
+                "lost",
+                "doubled",
+                "assigned_not_once",
+                "out_of_order",
+                "unverified",
+                "status_mismatch",
+                "feedback_out_of_order",
+                "stuck",
+                "lag",
+                "dlq_mismatch",
+            ),
+            0,
+        ),
+    }
+    pg2["chaos_check"]["lost"] = 1
+    return {
+        "started_at": "20261130T000000Z",
+        "machine": {"cores": 2, "usable_cores": 2, "memory_gb": 1, "cpu": "x", "os": "y"},
+        "versions": dict.fromkeys(
+            ("python", "aiokafka", "kafka", "fastapi", "uvicorn", "sqlalchemy"), "1"
+        ),
+        "broker": {},
+        "stages": {
+            "ceiling": {
+                "ok": True,
+                "ceiling_msgs_per_s": 10_000.0,
+                "produce_msgs_per_s": 10_000.0,
+                "produce_mb_per_s": 15,
+                "messages": 1000,
+                "message_bytes": 1536,
+                "consume_msgs_per_s": 40_000.0,
+            },
+            "e2e": {"ok": True, "full_speed": full},
+            "scaleout": {
+                "ok": True,
+                "runs": {"x1": {"full_speed": full}, "x2": {"full_speed": pg2}},
+                "ratio_x2_to_x1": 1.0,
+            },
+        },
+    }
+
+
+def test_a_province_at_its_peak() -> None:
+    m = capacity.inputs(doc())
+    p = capacity.plan(capacity.Scope("province", 30_000_000), m)
+    peak = 30_000_000 / capacity.YEAR_S * 20  # ≈ 19 reports/s
+    assert p["peak_per_s"] == round(peak, 2)
+    # intake: peak × life 3 × 16 ms / 60 % target
+    assert p["cores"]["intake"] == round(peak * 3 * 16 / 1000 / 0.6, 2)
+    assert p["cores_total"] == round(peak * 3 * 40 / 1000 / 0.6, 1)
+    assert p["instances"] == {"intake": 2, "triage": 2, "mediation": 2, "followup": 2}
+    assert p["partitions"] == 12
+    assert p["messages_per_s_peak"] == round(peak * 3 * 8, 1)
+    assert p["brokers"] == 3  # replication, not throughput, sets the count
+
+
+def test_a_large_scope_needs_more_instances_partitions_and_brokers() -> None:
+    m = capacity.inputs(doc())
+    p = capacity.plan(capacity.Scope("huge", 3_000_000_000), m)  # 100× the province
+    assert p["instances"]["intake"] == 153  # ⌈1902.6 × 3 × 16 / 1000 / 0.6⌉ = ⌈152.2⌉
+    assert p["partitions"] == 2 * 153
+    # 1902.6/s × 3 × 8 messages × 3 replicas over 30 % of 10,000 msg/s
+    assert p["brokers"] == 46
+
+
+def test_the_capacity_table_reads_a_bench_json(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(doc()), encoding="utf-8")
+    assert capacity.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sum 40.0" in out and "| province | 30,000,000 |" in out
+    assert out.count("\n| ") == len(capacity.SCOPES) + 1  # one row per scope after the rule
+
+
+def test_the_table_prints_every_figure_the_issue_asks_for() -> None:
+    text = run.table(doc())
+    for expected in (
+        "e2e full speed →assigned p50/p95/p99   10.0 / 20.0 / 30.0 ms",
+        "e2e full speed →ledger p50/p95/p99     11.0 / 21.0 / 31.0 ms",
+        "e2e full speed →feedback p50/p95/p99   12.0 / 22.0 / 32.0 ms",
+        "ceiling 10,000.0 msg/s this run; 0.40% in cases/s, 4.0% in messages/s",
+        "intake 16.0, triage 8.0, mediation 8.0, followup 8.0; services 40.0; broker 2.0",
+        "8.0 by the services, 8.5 in all: cases.trail 3.0",
+        "load average 1.5/1.0/0.5",
+        "pg ×2 lost/doubled/disorder",
+        "1 faults: lost (no case) 1",
+        "FAILED (99/100 cases): lost 1, doubled 0",
+        "pg ×2 / ×1 throughput",
+    ):
+        assert expected in text, expected
