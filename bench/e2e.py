@@ -1,11 +1,13 @@
 """End to end: reports in (half HTTP, half source topics), every case followed to its end.
 
 A case is done when three things happened: mediation assigned it (the `assigned` entry on
-`<prefix>cases.trail`), the follow-up ledger holds that entry (`ledger_entries`, read from
-followup's database), and the source was told (`assigned` on `<prefix>feedback.<source>`).
-Submission time is taken per source_ref just before the request or the send; the trail tells
-which case a ref opened (intake's `receive` entry, or `merge`). Clock: this process's monotonic
-clock; the ledger's `recorded_at` (wall clock, same machine) is converted to it.
+`<prefix>cases.trail`), the follow-up ledger holds that entry (`ledger_entries`, polled in
+followup's database every 0.1 s), and the source was told (`assigned` on
+`<prefix>feedback.<source>`). Submission time is taken per source_ref just before the request
+or the send; the trail tells which case a ref opened (intake's `receive` entry, or `merge`).
+Clock: this process's monotonic clock; a record's timestamp (set by the producing service's
+relay, wall clock, same machine) is converted to it. The ledger has no write time of its own
+(`recorded_at` is the event's time), so a ledger entry counts from the poll that saw it.
 
 Each run also counts what the run lost, doubled or delivered out of causal order (trail,
 ledger and feedback, with tests/causal.py's check), the CPU per case of every service and the
@@ -24,7 +26,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,8 +104,9 @@ class Progress:
         self.last_change = time.monotonic()
 
     def on_ledger(self, row: tuple[Any, ...], now: float) -> None:
-        """A new `ledger_entries` row: (id, case_id, seq, event_id, to_status, recorded_at)."""
-        row_id, case_id, seq, event_id, to_status, recorded_at = row
+        """A new `ledger_entries` row, seen by the poll at `now`: (id, case_id, seq, event_id,
+        to_status, recorded_at); recorded_at is the event's own time, not the write's."""
+        row_id, case_id, seq, event_id, to_status, _ = row
         if row_id in self.ledger_ids:
             return  # read again through the look-back window
         self.ledger_ids.add(row_id)
@@ -113,7 +115,7 @@ class Progress:
             return
         self.ledger.setdefault(case_id, []).append((int(seq), event_id))
         if to_status == "assigned" and case_id not in self.ledger_at:
-            self.ledger_at[case_id] = min(now, wall_to_mono(recorded_at))
+            self.ledger_at[case_id] = now
         self.last_change = now
 
     # ---- where a ref stands ----------------------------------------------------------
@@ -126,13 +128,12 @@ class Progress:
         return case in self.assigned_at and case in self.ledger_at and ref in self.feedback_at
 
 
-def wall_to_mono(value: Any) -> float:
-    """A stored timestamp (datetime, or SQLite's text; naive = UTC) on the monotonic clock."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return float(value.timestamp()) - WALL_TO_MONO
+def record_time(timestamp_ms: int, now: float) -> float:
+    """A record's timestamp (ms since the epoch, set by its producer) on the monotonic clock;
+    never later than when it was read (`now`); `now` when the record has none."""
+    if timestamp_ms <= 0:
+        return now
+    return min(now, timestamp_ms / 1000 - WALL_TO_MONO)
 
 
 def checks(p: Progress, submitted: dict[str, float]) -> dict[str, int]:
@@ -227,7 +228,7 @@ class Watcher:
                 for r in records:
                     # when the service's producer made the record (wall clock, same machine),
                     # not when this busy process got round to reading it
-                    at = min(now, r.timestamp / 1000 - WALL_TO_MONO) if r.timestamp > 0 else now
+                    at = record_time(r.timestamp, now)
                     try:
                         body = json.loads(r.value)
                     except ValueError:
@@ -255,14 +256,15 @@ LEDGER_SQL = (
     "WHERE id > {} ORDER BY id LIMIT 5000"
 )
 # Ids come from a sequence: with two writers (two instances on PostgreSQL) a lower id can
-# commit after a higher one was read, so every poll reads this many ids back again.
-LOOK_BACK = 2000
+# commit after a higher one was read, so every poll reads this many ids back again. SQLite
+# has one writer at a time: ids become visible in order.
+LOOK_BACK = {"sqlite": 0, "postgresql": 2000}
 
 
 class LedgerWatcher:
     """Polls followup's `ledger_entries` (SQLite file or PostgreSQL) for new rows."""
 
-    def __init__(self, url: str, progress: Progress, every_s: float = 0.25) -> None:
+    def __init__(self, url: str, progress: Progress, every_s: float = 0.1) -> None:
         self.url, self.p, self.every_s = url, progress, every_s
         self._task: asyncio.Task[None] | None = None
 
@@ -282,11 +284,12 @@ class LedgerWatcher:
         if self.url.startswith("sqlite"):
             path = self.url.split(":///", 1)[1]
             fetch = lambda after: self._rows_sqlite(path, after)  # noqa: E731
-            conn = None
+            conn, back = None, LOOK_BACK["sqlite"]
         else:
             import asyncpg
 
             conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg", "postgresql"))
+            back = LOOK_BACK["postgresql"]
 
             async def fetch(after: int) -> list[tuple[Any, ...]]:
                 return [tuple(r) for r in await conn.fetch(LEDGER_SQL.format("$1"), after)]
@@ -294,7 +297,7 @@ class LedgerWatcher:
         try:
             while True:
                 try:
-                    rows = await fetch(max(0, self.p.ledger_last_id - LOOK_BACK))
+                    rows = await fetch(max(0, self.p.ledger_last_id - back))
                 except (sqlite3.Error, OSError):
                     rows = []  # not migrated yet, or busy: next time
                 now = time.monotonic()

@@ -17,7 +17,7 @@ from bench.e2e import (
     faults,
     latency,
     per_case,
-    wall_to_mono,
+    record_time,
 )
 from tests.causal import case_life
 
@@ -152,12 +152,12 @@ def test_ledger_rows_read_twice_count_once() -> None:
     assert p.ledger == {"C1": [(1, trail[0]["event_id"])]} and p.ledger_last_id == 7
 
 
-def test_stored_timestamps_land_on_the_monotonic_clock() -> None:
-    now = time.time()
-    aware = datetime.fromtimestamp(now, UTC)
-    naive_text = aware.replace(tzinfo=None).isoformat(sep=" ")  # SQLite's text, UTC
-    for value in (aware, naive_text):
-        assert abs(wall_to_mono(value) - time.monotonic()) < 5
+def test_record_timestamps_land_on_the_monotonic_clock() -> None:
+    now = time.monotonic()
+    made = int(time.time() * 1000) - 1500  # produced 1.5 s ago
+    assert abs(record_time(made, now) - (now - 1.5)) < 0.1
+    assert record_time(made + 60_000, now) == now  # a clock ahead never makes it "future"
+    assert record_time(-1, now) == now  # no timestamp: when it was read
 
 
 def test_cpu_per_case_sums_the_four_services_only() -> None:
