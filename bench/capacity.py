@@ -59,6 +59,11 @@ def inputs(doc: dict[str, Any]) -> dict[str, Any]:
         "messages": float(msgs["services"]),
         "ceiling_msgs_per_s": float(ceiling) if ceiling else None,
         "throughput_per_s": run.get("throughput_per_s"),
+        "throughput_all_per_s": run.get("throughput_all_per_s"),
+        "services_cpu_s": sum(float(run["cpu_s"].get(s, 0)) for s in SERVICES)
+        if "cpu_s" in run
+        else None,
+        "wall_s": run.get("wall_s"),
         "cores": doc.get("machine", {}).get("usable_cores"),
         "started_at": doc.get("started_at"),
     }
@@ -116,21 +121,35 @@ def table(m: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the inputs and the table for a bench JSON."""
+    """Print the inputs, the check against the run and the table for a bench JSON."""
     args = sys.argv[1:] if argv is None else argv
+    ceiling = None
+    if len(args) == 3 and args[1] == "--ceiling":  # a quieter run's broker ceiling
+        ceiling, args = float(args[2]), args[:1]
     if len(args) != 1:
-        print("usage: python -m bench.capacity bench/results/bench-<stamp>.json", file=sys.stderr)
+        print(
+            "usage: python -m bench.capacity bench/results/bench-<stamp>.json [--ceiling MSG_S]",
+            file=sys.stderr,
+        )
         return 2
     m = inputs(json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    if ceiling:
+        m["ceiling_msgs_per_s"] = ceiling
     total = sum(m["cpu_ms"].values())
     print(
         f"bench {m['started_at']}: CPU ms/case "
         + ", ".join(f"{s} {v:.1f}" for s, v in m["cpu_ms"].items())
         + f" (sum {total:.1f}); {m['messages']} messages/case by the services; "
-        f"ceiling {m['ceiling_msgs_per_s']} msg/s; measured {m['throughput_per_s']} cases/s "
-        f"on {m['cores']} cores (model: {m['cores']} × 1000 / {total:.1f} = "
-        f"{(m['cores'] or 0) * 1000 / total if total else 0:.0f} cases/s at 100 % CPU)\n"
+        f"ceiling {m['ceiling_msgs_per_s']} msg/s"
     )
+    if m.get("services_cpu_s") and m.get("wall_s") and total:
+        got = m["services_cpu_s"] / m["wall_s"]  # cores the services actually had, on average
+        print(
+            f"check: the services had {got:.2f} cores on average over the run; "
+            f"{got:.2f} × 1000 / {total:.1f} ms = {got * 1000 / total:.1f} cases/s predicted, "
+            f"{m['throughput_all_per_s']} cases/s measured (assigned, in the ledger and told)"
+        )
+    print()
     print(table(m))
     return 0
 

@@ -472,6 +472,7 @@ async def measure(
     concurrency: int = 32,
     stall_s: float = 90,
     timeout_s: float = 3600,
+    idle_s: float = 5.0,
 ) -> dict[str, Any]:
     """One load run against a started, seeded stack; figures as a dict."""
     topics = Topics(stack.prefix)
@@ -491,6 +492,13 @@ async def measure(
     records0 = await topic_records(stack.prefix)
     await watcher.start()
     await ledger.start()
+    # what the services burn doing nothing (pollers, heartbeats), to tell it from the work
+    idle0, t_idle = stack.cpu_by_service(), time.monotonic()
+    await asyncio.sleep(idle_s)
+    idle1 = stack.cpu_by_service()
+    idle_per_s = {
+        k: (v - idle0.get(k, 0.0)) / (time.monotonic() - t_idle) for k, v in idle1.items()
+    }
     cpu0, bench_cpu0 = stack.cpu_by_service(), time.process_time()
     load0 = os.getloadavg()
     timed_out = False
@@ -558,6 +566,12 @@ async def measure(
         "stage_p50_ms": _stage_latencies(p, submitted),
         "cpu_s": cpu,
         "cpu_ms_per_case": cpu_per_case(cpu, n_assigned),
+        "idle_cpu_ms_per_s": {k: round(v * 1000, 1) for k, v in sorted(idle_per_s.items())},
+        # the same less what the services burn idle over the run's wall time: the work itself
+        "cpu_ms_per_case_above_idle": cpu_per_case(
+            {k: max(0.0, v - idle_per_s.get(k, 0.0) * wall) for k, v in cpu.items()},
+            n_assigned,
+        ),
         "wall_s": round(wall, 1),
         "cpu_utilisation": f"{sum(cpu.values()) / wall / (os.cpu_count() or 1):.0%}",
         "load_average": {

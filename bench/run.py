@@ -269,6 +269,16 @@ def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tupl
                 + f" ({r.get('cpu_utilisation')} of the cores)",
             )
         )
+    above = r.get("cpu_ms_per_case_above_idle") or {}
+    if above:
+        idle = r.get("idle_cpu_ms_per_s") or {}
+        rows.append(
+            (
+                f"{label} … above idle",
+                f"{_per_service(above)}; services {_f(above.get('services'))} "
+                f"(idle: {_per_service(idle)} CPU ms/s)",
+            )
+        )
     msgs = r.get("messages_per_case") or {}
     if msgs.get("by_topic"):
         rows.append(

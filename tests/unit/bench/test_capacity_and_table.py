@@ -31,6 +31,8 @@ def doc() -> dict[str, Any]:
         "latency_feedback_ms": {"p50": 12.0, "p95": 22.0, "p99": 32.0},
         "cpu_ms_per_case": {**cpu, "kafka broker": 2.0, "services": 40.0},
         "cpu_utilisation": "80%",
+        "cpu_ms_per_case_above_idle": {"intake": 12.0, "services": 30.0},
+        "idle_cpu_ms_per_s": {"intake": 40.0},
         "messages_per_case": {
             "by_topic": {"cases.trail": 3.0, "reports.received": 1.0, "source.110.reports": 0.5},
             "services": 8.0,
@@ -130,6 +132,7 @@ def test_the_table_prints_every_figure_the_issue_asks_for() -> None:
         "intake 16.0, triage 8.0, mediation 8.0, followup 8.0; services 40.0; broker 2.0",
         "8.0 by the services, 8.5 in all: cases.trail 3.0",
         "load average 1.5/1.0/0.5",
+        "e2e full speed … above idle            intake 12.0; services 30.0 (idle: intake 40.0",
         "pg ×2 lost/doubled/disorder",
         "1 faults: lost (no case) 1",
         "FAILED (99/100 cases): lost 1, doubled 0",
