@@ -302,6 +302,18 @@ class WarningCleared(BaseModel):
     cleared_at: datetime
 
 
+class WarningAcknowledged(BaseModel):
+    """warning.acknowledged v1 — a coordinator has looked at a warning (研判) and left a note."""
+
+    warning_id: str
+    kind: WarningKind
+    key: str
+    case_ids: list[str] = Field(default_factory=list)
+    acknowledged_by: str  # "user:<id>"
+    note: str  # phone and ID numbers masked
+    acknowledged_at: datetime
+
+
 # ---------------------------------------------------------------------------------------------
 # What a trail entry says about its case: one typed model per action. Producers must write
 # exactly these fields (Tx.transition refuses others); consumers read them through the models.
@@ -534,6 +546,7 @@ _CURRENT: dict[str, type[BaseModel]] = {
     "trail.appended": TrailAppended,
     "warning.raised": WarningRaised,
     "warning.cleared": WarningCleared,
+    "warning.acknowledged": WarningAcknowledged,
 }
 for _type, _model in _CURRENT.items():
     REGISTRY.register(_type, _model)

@@ -88,6 +88,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason": "2 cases of this party within 90 days",
         "cleared_at": NOW,
     },
+    "warning.acknowledged": {
+        "warning_id": "w1",
+        "kind": "repeat_party",
+        "key": "c1",
+        "case_ids": ["c0", "c1"],
+        "acknowledged_by": "user:coord-7",
+        "note": "已约谈当事人",
+        "acknowledged_at": NOW,
+    },
     "trail.appended": {
         "case_id": "c1",
         "at": NOW,
@@ -189,4 +198,5 @@ def test_every_produced_event_has_a_consumer() -> None:
         (Topics("").followup, "case.closed"),
         (Topics("").warnings, "warning.raised"),
         (Topics("").warnings, "warning.cleared"),
+        (Topics("").warnings, "warning.acknowledged"),
     }, unheard

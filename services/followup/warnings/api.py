@@ -20,7 +20,7 @@ from services.followup.repository import LedgerCase
 from services.followup.schemas import WarningPage, WarningPublic
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.repository import WarningRow
-from shared.contracts import WarningKind, WarningStatus
+from shared.contracts import WarningAcknowledged, WarningKind, WarningStatus
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.pii import redact_text
 from shared.web import CurrentStaff
@@ -99,10 +99,15 @@ async def list_warnings(
     area: Annotated[str | None, Q(max_length=64, pattern=r"^[0-9A-Za-z\-_.]+$")] = None,
     tier: Literal["grid", "town", "county"] | None = None,
     status: WarningStatus | None = None,
+    case_id: Annotated[str | None, Q(min_length=1, max_length=64)] = None,
     cursor: Annotated[str | None, Q(max_length=200)] = None,
     limit: Annotated[int, Q(ge=1, le=500)] = 100,
 ) -> Response:
-    """Warnings the caller may see, newest first; `area` is a grid-code prefix."""
+    """Warnings the caller may see, newest first; `area` is a grid-code prefix.
+
+    `case_id`: the warnings that name a case (open, acknowledged or cleared); 404 when the case
+    does not exist for the caller.
+    """
     before = _decode(cursor) if cursor else None
     conditions = wrepo.warning_conditions(
         scope_of(staff),
@@ -110,8 +115,11 @@ async def list_warnings(
         area,
         tier,
         status.value if status else None,
+        case_id,
     )
     async with request.app.state.runtime.sessions() as session:
+        if case_id is not None and await repo.get_case(session, case_id, scope_of(staff)) is None:
+            raise NotFound("case", "case_id")
         rows = await wrepo.list_warnings(session, conditions, before, limit + 1)
         has_more = len(rows) > limit
         rows = rows[:limit]
@@ -148,7 +156,8 @@ async def get_warning(warning_id: str, request: Request, staff: CurrentStaff) ->
 async def acknowledge(
     warning_id: str, body: AcknowledgeBody, request: Request, staff: CurrentStaff
 ) -> dict[str, Any]:
-    """A coordinator has looked at the warning (研判): a trail entry on every case it names."""
+    """A coordinator has looked at the warning (研判): a trail entry on every case it names and
+    a warning.acknowledged event on cases.warnings, in one transaction."""
     _, visible = await _visible(request, staff, warning_id)
     if staff.role not in ("coordinator", "admin"):
         raise Forbidden("only a coordinator acknowledges a warning")
@@ -178,5 +187,20 @@ async def acknowledge(
                 details={"warning_id": w.warning_id, "kind": w.kind},
                 at=now,
             )
+        topics = request.app.state.runtime.topics
+        tx.emit(
+            topics.warnings,
+            "warning.acknowledged",
+            WarningAcknowledged(
+                warning_id=w.warning_id,
+                kind=WarningKind(w.kind),
+                key=w.subject,
+                case_ids=w.case_ids,
+                acknowledged_by=w.acknowledged_by,
+                note=note,
+                acknowledged_at=now,
+            ),
+            w.subject,
+        )
         out = warning_public(w, visible)
     return out

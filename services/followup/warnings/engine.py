@@ -15,9 +15,6 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
-from sqlmodel import col
-
 from services.followup.domain import as_utc, utc
 from services.followup.ledger import CaseProjection
 from services.followup.repository import LedgerCase
@@ -149,8 +146,7 @@ class WarningEngine:
         s = tx.session
         w.status, w.active_key = WarningStatus.cleared, None
         w.cleared_at, w.clear_reason, w.updated_at = at, reason, at
-        s.add(w)
-        await s.exec(delete(WarningCaseLink).where(col(WarningCaseLink.warning_id) == w.id))
+        s.add(w)  # its case links stay: GET /v1/warnings?case_id= finds cleared warnings too
         tx.emit(
             self.topics.warnings,
             "warning.cleared",

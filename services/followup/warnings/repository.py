@@ -50,7 +50,8 @@ class WarningRow(FollowupBase, table=True):
 
 
 class WarningCaseLink(FollowupBase, table=True):
-    """Which active warnings name a case (re-checked when the case changes)."""
+    """Which warnings name a case: the active ones are re-checked when the case changes, and
+    every one (cleared too) is found by GET /v1/warnings?case_id=."""
 
     __tablename__ = "warning_case_links"
     warning_id: int = Field(primary_key=True)
@@ -227,6 +228,7 @@ def warning_conditions(
     area: str | None,
     tier: str | None,
     status: str | None,
+    case_id: str | None = None,
 ) -> list[Any]:
     """SQL conditions for a list of warnings inside a member of staff's scope."""
     w = WarningRow
@@ -239,6 +241,9 @@ def warning_conditions(
         out.append(col(w.status) == status)
     if area:
         out.append(col(w.area_code).startswith(area, autoescape=True))
+    if case_id is not None:
+        naming = select(WarningCaseLink.warning_id).where(WarningCaseLink.case_id == case_id)
+        out.append(col(w.id).in_(naming))
     return out
 
 

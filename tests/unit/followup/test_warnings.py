@@ -355,6 +355,47 @@ async def test_acknowledge_by_a_coordinator_in_scope_writes_the_trail_of_each_ca
     r = await w.client.post(url, json={"note": "again"}, headers=w.token("admin"))
     assert r.status_code == 409
     assert (await w.warnings(status="acknowledged"))[0]["acknowledged_by"] == "user:coord-7"
+    # besides the trail entries, one warning.acknowledged on cases.warnings, keyed like the
+    # warning.raised before it, with the masked note
+    [ack] = w.warning_events("warning.acknowledged")
+    [raised] = [
+        e
+        for e in w.warning_events("warning.raised")
+        if e.payload["warning_id"] == warning["warning_id"]
+    ]
+    assert ack.case_id == raised.case_id == PHONE_HASH
+    assert ack.payload["warning_id"] == warning["warning_id"]
+    assert ack.payload["kind"] == "repeat_party"
+    assert ack.payload["case_ids"] == ["k0", "k1", "k2"]
+    assert ack.payload["acknowledged_by"] == "user:coord-7"
+    assert ack.payload["note"] == (await w.warnings(status="acknowledged"))[0]["note"]
+    assert "13812345678" not in ack.payload["note"] and "已约谈当事人" in ack.payload["note"]
+
+
+async def test_warnings_of_one_case_inside_the_scope(w: Warnings) -> None:
+    for i in range(3):
+        await w.report(f"k{i}", T0 + timedelta(days=i), hashes=[PHONE_HASH], tier="town")
+    await w.report("g0", T0, parties=[worker(j) for j in range(10)], tier="town")
+    await w.report("other", T0, tier="town")
+    kinds = {i["kind"] for i in await w.warnings(case_id="k1")}
+    assert kinds == {"repeat_party"}
+    assert {i["kind"] for i in await w.warnings(case_id="g0")} == {"group_risk"}
+    assert await w.warnings(case_id="other") == []
+    assert await w.warnings(case_id="k1", kind="group_risk") == []
+    # a cleared warning still names its case: k0 merged away leaves two cases, it clears
+    await w.entry("k0", "merged", "triaged", "merge", T0 + timedelta(days=3))
+    [cleared] = await w.warnings(case_id="k2")
+    assert cleared["status"] == "cleared" and cleared["kind"] == "repeat_party"
+    # scope: the case of another town does not exist for this coordinator (404, not an empty
+    # list), nor does a case nobody reported
+    town = {"tier": "town", "grid_codes": (TOWN,)}
+    other = {"tier": "town", "grid_codes": ("522731-999",)}
+    assert [i["kind"] for i in await w.warnings("coordinator", who=town, case_id="k1")] == [
+        "repeat_party"
+    ]
+    r = await w.get("/v1/warnings", "coordinator", who=other, params={"case_id": "k1"})
+    assert r.status_code == 404
+    assert (await w.get("/v1/warnings", params={"case_id": "nobody"})).status_code == 404
 
 
 async def test_list_filters_and_cursor_paging(w: Warnings) -> None:
