@@ -99,7 +99,7 @@ async def _variant(
     name: str, workdir: Path, batches: list[list[tuple[Envelope, TrailAppended]]]
 ) -> dict[str, Any]:
     # SQLite in memory: the figure is the hooks' own work, not the disk's fsync
-    settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://")
+    settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
     rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
     await migrate(rt.engine, MIGRATIONS)
     hooks: list[LedgerHook] = []

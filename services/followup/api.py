@@ -257,11 +257,11 @@ async def get_stats(
     filters = filters_of(None, channel, tier, severity, dispute_type, source, None, since)
     scope = scope_of(staff)
     async with request.app.state.runtime.sessions() as session:
-        # the aggregates are kept per event (no scan of the cases); a mediator's scope also
-        # holds the cases their channel co-handles, which the aggregates do not key
-        if since is None and staff.role != "mediator":
-            raw = await aggregates.stats(session, filters, scope)
-        else:  # "changed since" is a property of cases, not of received days
+        # the counters are kept per event (no scan of the cases); they cannot answer "changed
+        # since" (a property of cases, not of received months), a mediator's scope (their
+        # organisation and the cases their channel co-handles) or two filters at once
+        raw = None if since is not None else await aggregates.stats(session, filters, scope)
+        if raw is None:
             raw = await repo.stats(session, filters, scope)
     t = raw["totals"]
     n_sat = t["satisfaction_count"]

@@ -5,84 +5,176 @@ No framework imports here: plain data in, plain data out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from services.followup.domain import as_utc, rate
 from services.followup.ledger import SETTLED, TERMINAL, UNSETTLED, CaseProjection
-from services.followup.warnings.domain import AREA_LEVELS, LOCAL, area_at
+from services.followup.warnings.domain import AREA_LEVELS, LOCAL, area_at, area_levels
 from shared.auth import StaffPrincipal
 from shared.scope import tiers_up_to
 
 TIME_ZONE = "Asia/Shanghai"
-# the dimensions of an aggregate row (its key), as stored; None is stored as ""
-KEY_FIELDS = (
-    "day",
-    "status",
-    "source",
-    "dispute_type",
-    "channel",
-    "tier",
-    "severity",
-    "organisation_id",
-    "grid_code",
+
+# ---------------------------------------------------------------------------------------------
+# Counters: what a case adds to the aggregates
+#
+# A counter row is one (span, period) × (level, area) × tier × (filter dimension = value) ×
+# (group dimension = value) and holds the sums of the cases received in that period that match.
+# span "d" counts per received day, "m" per received month; level 0 has two areas, "" for cases
+# with no grid code and "*" for the others; levels 1–4 hold located cases under their area at
+# that level (county, town, village, the whole grid code), so a grid-code prefix of the scope
+# rules is an index range of one level (see prefix_level). Every query of /v1/stats,
+# /v1/stats/series and /v1/areas/summary reads rows of one filter and a few group dimensions:
+# a bounded number of rows whatever the number of cases.
+
+SPAN_DAY, SPAN_MONTH = "d", "m"
+LEVELS = (1, 2, 3, 4)  # county, town, village, grid
+UNLOCATED, LOCATED = "", "*"  # the two areas of level 0
+NONE = ""  # no filter / no grouping, and how an unknown value is stored
+FILTER_DIMS = ("channel", "severity", "dispute_type", "source")
+# what a day row is grouped by (series), and a month row (series by month, /v1/stats)
+DAY_GROUPS = ("dispute_type", "channel", "source", "organisation_id")
+MONTH_GROUPS = ("status", *DAY_GROUPS)
+KEY_FIELDS = ("span", "period", "level", "area", "tier", "fdim", "fvalue", "gdim", "gvalue")
+MEASURE_FIELDS = (
+    "cases",
+    "settled",
+    "unsettled",
+    "backlog",
+    "overdue",
+    "with_due",
+    "on_time",
+    "sat_sum",
+    "sat_n",
+    "first_tier",
 )
-MEASURE_FIELDS = ("cases", "with_due", "on_time", "sat_sum", "sat_n", "first_tier", "overdue")
 GROUP_BY = {
     "dispute_type": "dispute_type",
     "channel": "channel",
     "tier": "tier",
     "source": "source",
-    "area": "grid_code",
+    "area": "area",
     "organisation": "organisation_id",
 }
 BUCKETS = ("day", "week", "month")
 
-
-@dataclass(frozen=True)
-class Contribution:
-    """What one case adds to one aggregate row: its key and its measures."""
-
-    key: tuple[Any, ...]
-    measures: tuple[int, ...]
+Key = tuple[Any, ...]
+Measures = tuple[int, ...]
 
 
-def contribution(p: CaseProjection) -> Contribution | None:
-    """The aggregate row a case counts in (by the day it was received, Asia/Shanghai)."""
-    when = as_utc(p.received_at or p.created_at)
-    if when is None:
-        return None
-    day = when.astimezone(LOCAL).date()
+def scope_area(grid_code: str, level: int) -> str:
+    """The area a located case is counted under at a level (1–4).
+
+    Its area at that level when the code reaches it, else the whole code; level 4 is always the
+    whole code. Each is a prefix of the code at least as long as any prefix of `prefix_level`
+    that level, so `code.startswith(p)` ⇔ `scope_area(code, prefix_level(p)).startswith(p)`.
+    """
+    if level >= 4:
+        return grid_code
+    return area_levels(grid_code).get(AREA_LEVELS[level - 1]) or grid_code
+
+
+def prefix_level(prefix: str) -> int:
+    """The level whose areas answer `grid_code.startswith(prefix)` exactly (1–4)."""
+    return max(1, min(4, len(area_levels(prefix))))
+
+
+def measures_of(p: CaseProjection) -> Measures:
+    """What one case adds to every row it counts in, by its status now."""
     agreed, due = as_utc(p.agreed_at), as_utc(p.mediation_due)
     with_due = agreed is not None and due is not None
-    key = (
-        day,
-        p.status,
-        *(
-            (getattr(p, f) or "")[:128]
-            for f in (
-                "source",
-                "dispute_type",
-                "channel",
-                "tier",
-                "severity",
-                "organisation_id",
-                "grid_code",
-            )
-        ),
-    )
-    measures = (
+    settled, is_open = p.status in SETTLED, p.status not in TERMINAL
+    return (
         1,
+        int(settled),
+        int(p.status in UNSETTLED),
+        int(is_open),
+        int(is_open and p.overdue),
         int(with_due),
         int(with_due and agreed <= due),  # type: ignore[operator]
         p.satisfaction or 0,
         int(p.satisfaction is not None),
-        int(p.tier is not None and p.tier == p.first_tier),
-        int(p.overdue),
+        int(settled and p.tier is not None and p.tier == p.first_tier),
     )
-    return Contribution(key, measures)
+
+
+def received_day(p: CaseProjection) -> date | None:
+    """The day (Asia/Shanghai) a case was received; None when the ledger does not know."""
+    when = as_utc(p.received_at or p.created_at)
+    return when.astimezone(LOCAL).date() if when is not None else None
+
+
+def _combos(values: Mapping[str, str], groups: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """(filter dim, value, group dim, value): none, one filter, one group, a filter and a group."""
+    out = [(NONE, NONE, NONE, NONE)]
+    out += [(NONE, NONE, g, values[g]) for g in groups]
+    for f in FILTER_DIMS:
+        out.append((f, values[f], NONE, NONE))
+        out += [(f, values[f], g, values[g]) for g in groups if g != f]
+    return out
+
+
+def cells(p: CaseProjection) -> list[tuple[int, str]]:
+    """(level, area) a case counts under."""
+    grid = p.grid_code or ""
+    if not grid:
+        return [(0, UNLOCATED)]
+    return [(0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS)]
+
+
+def counter_keys(p: CaseProjection) -> list[Key]:
+    """Every counter row a case counts in (it adds `measures_of(p)` to each)."""
+    day = received_day(p)
+    if day is None:
+        return []
+    values = {
+        "status": p.status,
+        **{
+            f: (getattr(p, f) or NONE)[:128]
+            for f in ("channel", "severity", "dispute_type", "source", "organisation_id")
+        },
+    }
+    tier = p.tier or NONE
+    where = cells(p)
+    out: list[Key] = []
+    for span, period, groups in (
+        (SPAN_DAY, day, DAY_GROUPS),
+        (SPAN_MONTH, day.replace(day=1), MONTH_GROUPS),
+    ):
+        combos = _combos(values, groups)
+        out += [(span, period, lv, area, tier, *c) for lv, area in where for c in combos]
+    return out
+
+
+def counter_changes(
+    before: CaseProjection | None, after: CaseProjection | None
+) -> dict[Key, Measures]:
+    """What to add to which row when a case goes from `before` to `after` (zero rows left out).
+
+    Every row of a case gets the same measures, so the difference is: the rows it left lose its
+    old measures, the rows it joined gain its new ones, the rows it stays in gain the change.
+    """
+    zero = (0,) * len(MEASURE_FIELDS)
+    old_keys = counter_keys(before) if before is not None else []
+    new_keys = counter_keys(after) if after is not None else []
+    old_m = measures_of(before) if before is not None and old_keys else zero
+    new_m = measures_of(after) if after is not None and new_keys else zero
+    delta = tuple(y - x for x, y in zip(old_m, new_m, strict=True))
+    if old_keys == new_keys:
+        return dict.fromkeys(new_keys, delta) if any(delta) else {}
+    old_set, new_set = set(old_keys), set(new_keys)
+    out: dict[Key, Measures] = {}
+    if any(old_m):
+        gone = tuple(-x for x in old_m)
+        out.update((k, gone) for k in old_keys if k not in new_set)
+    if any(new_m):
+        out.update((k, new_m) for k in new_keys if k not in old_set)
+    if any(delta):
+        out.update((k, delta) for k in new_keys if k in old_set)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,35 +183,46 @@ def contribution(p: CaseProjection) -> Contribution | None:
 
 @dataclass
 class Totals:
-    """Sums over aggregate rows, from which every measure of /v1/stats follows."""
+    """Sums over counter rows, from which every measure of /v1/stats follows."""
 
     total: int = 0
     settled: int = 0
     unsettled: int = 0
+    backlog: int = 0
+    overdue: int = 0
     agreed_with_deadline: int = 0
     agreed_on_time: int = 0
     satisfaction_sum: int = 0
     satisfaction_count: int = 0
     settled_at_first_tier: int = 0
-    backlog: int = 0
-    overdue: int = 0
 
-    def add(self, status: str, m: Mapping[str, int]) -> None:
-        """Add one aggregate row of a status."""
-        n = int(m["cases"])
-        self.total += n
-        self.agreed_with_deadline += int(m["with_due"])
-        self.agreed_on_time += int(m["on_time"])
-        self.satisfaction_sum += int(m["sat_sum"])
-        self.satisfaction_count += int(m["sat_n"])
-        if status in SETTLED:
-            self.settled += n
-            self.settled_at_first_tier += int(m["first_tier"])
-        elif status in UNSETTLED:
-            self.unsettled += n
-        if status not in TERMINAL:
-            self.backlog += n
-            self.overdue += int(m["overdue"])
+    def add(self, m: Sequence[int]) -> None:
+        """Add one row's measures (in MEASURE_FIELDS order)."""
+        self.total += int(m[0])
+        self.settled += int(m[1])
+        self.unsettled += int(m[2])
+        self.backlog += int(m[3])
+        self.overdue += int(m[4])
+        self.agreed_with_deadline += int(m[5])
+        self.agreed_on_time += int(m[6])
+        self.satisfaction_sum += int(m[7])
+        self.satisfaction_count += int(m[8])
+        self.settled_at_first_tier += int(m[9])
+
+    def as_dict(self) -> dict[str, int]:
+        """The raw sums, as the ledger's own stats() names them."""
+        return {
+            "total": self.total,
+            "settled": self.settled,
+            "unsettled": self.unsettled,
+            "agreed_with_deadline": self.agreed_with_deadline,
+            "agreed_on_time": self.agreed_on_time,
+            "satisfaction_sum": self.satisfaction_sum,
+            "satisfaction_count": self.satisfaction_count,
+            "settled_at_first_tier": self.settled_at_first_tier,
+            "backlog": self.backlog,
+            "overdue": self.overdue,
+        }
 
     def measures(self) -> dict[str, Any]:
         """The flat measures of a series row (and of an export line)."""
@@ -197,23 +300,23 @@ def group_key(value: str, group_by: str | None, level: str) -> str:
 
 
 def series(
-    rows: Iterable[tuple[date, str, str, Mapping[str, int]]],
+    rows: Iterable[tuple[date, str, Sequence[int]]],
     first: date,
     last: date,
     bucket: str,
     group_by: str | None,
     level: str = "town",
 ) -> list[dict[str, Any]]:
-    """Series rows (bucket × group) from (day, status, group value, measures) aggregate rows.
+    """Series rows (bucket × group) from (day or month start, group value, measures) rows.
 
     Every bucket of the period appears (zeros when nothing was received), once per group seen.
     """
     sums: dict[tuple[date, str], Totals] = {}
     groups: set[str] = set()
-    for day, status, value, m in rows:
+    for day, value, m in rows:
         g = group_key(value, group_by, level)
         groups.add(g)
-        sums.setdefault((bucket_start(day, bucket), g), Totals()).add(status, m)
+        sums.setdefault((bucket_start(day, bucket), g), Totals()).add(m)
     if not groups:
         groups = {"all"} if group_by is None else set()
     out: list[dict[str, Any]] = []

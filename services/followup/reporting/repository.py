@@ -1,178 +1,356 @@
-"""Daily aggregates (day × status × source × type × channel × tier × severity × organisation ×
-grid code), kept up to date per ledger entry so stats, series and area summaries never scan cases.
+"""Counters per period × area × tier × dimension, kept up to date per ledger entry, so /v1/stats,
+/v1/stats/series and /v1/areas/summary read a bounded number of rows, never the cases.
+
+The rows a case counts in and what it adds are pure rules (reporting.domain.counter_keys); the
+ledger hook adds the difference between a case's rows before and after each entry, in the
+projection's transaction. Scope (DOMAIN.md §7) is applied on the rows: tiers as a column, grid
+prefixes as an index range of one area level, unlocated cases as their own area.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func
+from sqlalchemy import Index, String, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup.domain import CaseFilters, Scope
 from services.followup.ledger import CaseProjection
 from services.followup.reporting.domain import (
+    FILTER_DIMS,
     KEY_FIELDS,
+    LOCATED,
     MEASURE_FIELDS,
-    Contribution,
+    NONE,
+    SPAN_DAY,
+    SPAN_MONTH,
+    UNLOCATED,
+    Key,
+    Measures,
     Totals,
-    contribution,
+    counter_changes,
+    counter_keys,
+    measures_of,
+    prefix_level,
+    received_day,
 )
-from services.followup.repository import FollowupBase, LedgerCase, _scope_conditions
+from services.followup.repository import FollowupBase, LedgerCase, case_conditions
 from shared.contracts import TrailAppended
 from shared.db import Tx
-from shared.scope import ScopeColumns
+from shared.scope import COUNTY, tiers_up_to
+
+# byte order on PostgreSQL too, so a prefix is an exact index range whatever the locale
+AREA = String(128).with_variant(String(128, collation="C"), "postgresql")
 
 
-class DailyStat(FollowupBase, table=True):
-    """The sums of the cases received on one day (Asia/Shanghai) that share every dimension."""
+class StatCounter(FollowupBase, table=True):
+    """The sums of the cases received in one period that share an area, a tier, a filter value
+    and a group value (see reporting.domain)."""
 
-    __tablename__ = "stats_daily"
-    day: date = Field(primary_key=True)
-    status: str = Field(primary_key=True, max_length=40)
-    source: str = Field(primary_key=True, max_length=16)
-    dispute_type: str = Field(primary_key=True, max_length=40)
-    channel: str = Field(primary_key=True, max_length=40)
+    __tablename__ = "stats_counters"
+    __table_args__ = (
+        Index("ix_stats_counters_period", "span", "period"),  # repairs and retention
+        {"sqlite_with_rowid": False},
+    )
+    span: str = Field(primary_key=True, max_length=1)
+    fdim: str = Field(primary_key=True, max_length=16)
+    fvalue: str = Field(primary_key=True, max_length=128)
+    gdim: str = Field(primary_key=True, max_length=16)
+    level: int = Field(primary_key=True)
+    area: str = Field(primary_key=True, sa_type=AREA)
+    period: date = Field(primary_key=True)
     tier: str = Field(primary_key=True, max_length=16)
-    severity: str = Field(primary_key=True, max_length=16)
-    organisation_id: str = Field(primary_key=True, max_length=128)
-    grid_code: str = Field(primary_key=True, max_length=128)
+    gvalue: str = Field(primary_key=True, max_length=128)
     cases: int = 0
+    settled: int = 0
+    unsettled: int = 0
+    backlog: int = 0
+    overdue: int = 0
     with_due: int = 0
     on_time: int = 0
     sat_sum: int = 0
     sat_n: int = 0
     first_tier: int = 0
-    overdue: int = 0
 
 
-T = DailyStat.__table__  # type: ignore[attr-defined]
+T = StatCounter.__table__  # type: ignore[attr-defined]
+PRIMARY_KEY = [c.name for c in T.primary_key.columns]
 
 
-async def apply(session: AsyncSession, c: Contribution, sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) one case's contribution, atomically per row."""
-    values = {
-        **dict(zip(KEY_FIELDS, c.key, strict=True)),
-        **{m: sign * v for m, v in zip(MEASURE_FIELDS, c.measures, strict=True)},
-    }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(T).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(KEY_FIELDS),
-        set_={m: T.c[m] + stmt.excluded[m] for m in MEASURE_FIELDS},
+def _upsert_sql(dialect: str) -> str:
+    columns = (*KEY_FIELDS, *MEASURE_FIELDS)
+    if dialect == "postgresql":
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    else:
+        marks = ", ".join("?" for _ in columns)
+    adds = ", ".join(f"{m} = {T.name}.{m} + excluded.{m}" for m in MEASURE_FIELDS)
+    return (
+        f"INSERT INTO {T.name} ({', '.join(columns)}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(PRIMARY_KEY)}) DO UPDATE SET {adds}"
     )
-    await session.exec(stmt)
-    if sign < 0:  # a row no case counts in any more goes away
-        where = [T.c[k] == v for k, v in zip(KEY_FIELDS, c.key, strict=True)]
-        await session.exec(delete(T).where(and_(*where), T.c.cases == 0))
+
+
+UPSERT = {d: _upsert_sql(d) for d in ("sqlite", "postgresql")}
+
+
+async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
+    """Add each change to its row (created at zero), in key order (one lock order for all).
+
+    One executemany of a plain statement: a change touches a few dozen to a few hundred rows,
+    and SQLAlchemy's per-row compilation and bind processing would cost more than the database.
+    """
+    conn = await session.connection()
+    rows = [(*k, *m) for k, m in sorted(changes.items())]
+    await conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
 
 
 class StatsAggregates:
-    """The ledger hook that moves a case's contribution when an entry changes it."""
+    """The ledger hook that moves a case's counts when an entry changes it."""
 
     async def after_entry(
         self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
     ) -> None:
-        """Take the case out of its old row and into its new one (when they differ)."""
-        old = contribution(before) if before is not None else None
-        new = contribution(after)
-        if old == new:
-            return
-        if old is not None:
-            await apply(tx.session, old, -1)
-        if new is not None:
-            await apply(tx.session, new, 1)
+        """Take the case out of the rows it left and into the rows it joined."""
+        changes = counter_changes(before, after)
+        if changes:
+            await apply(tx.session, changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope on the counters
+
+
+@dataclass(frozen=True)
+class Region:
+    """Rows of one area level: every area, one area, or the areas under a prefix."""
+
+    level: int
+    area: str | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Which counter rows a member of staff's scope covers."""
+
+    regions: tuple[Region, ...]
+    tiers: tuple[str, ...] | None = None  # None: every tier ("" = not routed yet)
+
+
+def _outermost(prefixes: Sequence[str]) -> list[str]:
+    """Prefixes none of which starts with another (so their cases never overlap)."""
+    out: list[str] = []
+    for p in sorted({p for p in prefixes if p}, key=len):
+        if not any(p.startswith(q) for q in out):
+            out.append(p)
+    return out
+
+
+def _areas(prefixes: Sequence[str], unlocated: bool, level: int) -> tuple[Region, ...]:
+    """shared.scope's area rule as regions; `level` is the least level the grouping needs."""
+    real = _outermost(prefixes)
+    located: tuple[Region, ...]
+    if real:
+        located = tuple(Region(max(prefix_level(p), level), prefix=p) for p in real)
+    else:
+        located = (Region(level),) if level else (Region(0, area=LOCATED),)
+    if not unlocated:
+        return located
+    if not real and not level:
+        return (Region(0),)
+    return (*located, Region(0, area=UNLOCATED))
+
+
+def cut_of(scope: Scope, level: int = 0) -> Cut | None:
+    """The counter rows of a scope (shared.scope.scope_filter's rule); None when the counters
+    cannot answer it (a mediator's scope follows organisations and co-handling channels)."""
+    if scope.role == "admin":
+        return Cut(_areas((), True, level))
+    if scope.role == "viewer":
+        return Cut(_areas(scope.grid_codes, not scope.grid_codes, level))
+    if scope.role == "coordinator":
+        tiers = tiers_up_to(scope.tier)
+        if not tiers:
+            return Cut(())
+        county = scope.tier == COUNTY
+        regions = _areas(scope.grid_codes, county or not scope.grid_codes, level)
+        return Cut(regions, (*tiers, NONE) if county else tiers)
+    if scope.role == "mediator":
+        return None
+    return Cut(())
+
+
+def _next(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _where(region: Region, cut: Cut, tier: str | None) -> list[Any]:
+    out: list[Any] = [T.c.level == region.level]
+    if region.area is not None:
+        out.append(T.c.area == region.area)
+    if region.prefix:
+        out += [T.c.area >= region.prefix, T.c.area < _next(region.prefix)]
+    if cut.tiers is not None:
+        out.append(T.c.tier.in_(cut.tiers))
+    if tier is not None:
+        out.append(T.c.tier == tier)
+    return out
+
+
+def one_filter(filters: CaseFilters) -> tuple[str, str] | None:
+    """The one dimension filter the counters cross with (tier is a column); None for two."""
+    set_ = [(f, getattr(filters, f)) for f in FILTER_DIMS if getattr(filters, f) is not None]
+    if len(set_) > 1:
+        return None
+    return set_[0] if set_ else (NONE, NONE)
+
+
+def _sums() -> list[Any]:
+    return [func.sum(T.c[m]) for m in MEASURE_FIELDS]
+
+
+def _measures(row: Sequence[Any]) -> Measures:
+    return tuple(int(v or 0) for v in row)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reads
 
 
-# "" is how the aggregates store an unknown value; scope rules test NULL for "not routed yet"
-AGGREGATE_SCOPE = ScopeColumns(
-    tier=func.nullif(T.c.tier, ""),
-    grid_code=T.c.grid_code,
-    organisation_id=T.c.organisation_id,
-    channel=T.c.channel,
-)
-
-
-def conditions(filters: CaseFilters, scope: Scope) -> list[Any]:
-    """The scope and the dashboard filters on the aggregate rows."""
-    out = _scope_conditions(scope, AGGREGATE_SCOPE)
-    for name in ("status", "channel", "tier", "severity", "dispute_type", "source"):
-        value = getattr(filters, name)
-        if value is not None:
-            out.append(T.c[name] == value)
-    return out
-
-
-def _sums() -> list[Any]:
-    return [func.coalesce(func.sum(T.c[m]), 0) for m in MEASURE_FIELDS]
-
-
 STAT_DIMENSIONS = ("status", "channel", "tier", "dispute_type", "source")
 
 
-async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any]:
-    """What /v1/stats answers, from the aggregates (same shape as the ledger's stats())."""
-    dims = [T.c[d] for d in STAT_DIMENSIONS]
-    stmt: Any = sa_select(*dims, *_sums()).where(*conditions(filters, scope)).group_by(*dims)
+async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any] | None:
+    """What /v1/stats answers, from the month rows; None when the counters cannot answer."""
+    cut, f = cut_of(scope), one_filter(filters)
+    if cut is None or f is None:
+        return None
+    fdim, fvalue = f
+    gdims = [NONE, *(g for g in ("status", "channel", "dispute_type", "source") if g != fdim)]
     by: dict[str, dict[str, int]] = {f"by_{d}": {} for d in STAT_DIMENSIONS}
     t = Totals()
-    for row in (await session.exec(stmt)).all():
-        keys, m = row[:5], dict(zip(MEASURE_FIELDS, row[5:], strict=True))
-        if not m["cases"]:
-            continue
-        for dim, key in zip(STAT_DIMENSIONS, keys, strict=True):
-            bucket = by[f"by_{dim}"]
-            name = key or "unknown"
-            bucket[name] = bucket.get(name, 0) + int(m["cases"])
-        t.add(keys[0], m)
-    return {
-        **by,
-        "totals": {
-            "total": t.total,
-            "settled": t.settled,
-            "unsettled": t.unsettled,
-            "agreed_with_deadline": t.agreed_with_deadline,
-            "agreed_on_time": t.agreed_on_time,
-            "satisfaction_sum": t.satisfaction_sum,
-            "satisfaction_count": t.satisfaction_count,
-            "settled_at_first_tier": t.settled_at_first_tier,
-            "backlog": t.backlog,
-            "overdue": t.overdue,
-        },
-    }
+    for region in cut.regions:
+        stmt: Any = (
+            sa_select(T.c.gdim, T.c.gvalue, T.c.tier, *_sums())
+            .where(
+                T.c.span == SPAN_MONTH,
+                T.c.fdim == fdim,
+                T.c.fvalue == fvalue,
+                T.c.gdim.in_(gdims),
+                *_where(region, cut, filters.tier),
+            )
+            .group_by(T.c.gdim, T.c.gvalue, T.c.tier)
+        )
+        for gdim, gvalue, tier, *sums in (await session.execute(stmt)).all():
+            m = _measures(sums)
+            if not m[0]:
+                continue
+            if gdim == NONE:
+                t.add(m)
+                _count(by["by_tier"], tier, m[0])
+                if f"by_{fdim}" in by:  # by_channel of channel=people: {"people": n}
+                    _count(by[f"by_{fdim}"], fvalue, m[0])
+            else:
+                _count(by[f"by_{gdim}"], gvalue, m[0])
+    return {**by, "totals": t.as_dict()}
 
 
-async def daily(
+def _count(bucket: dict[str, int], value: str, n: int) -> None:
+    name = value or "unknown"
+    bucket[name] = bucket.get(name, 0) + n
+
+
+def split_period(
+    first: date, last: date
+) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The whole months inside a period (as month starts) and the days left at either end."""
+    start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = last + timedelta(days=1)
+    end = after.replace(day=1)  # the first month start not wholly inside
+    if start >= end:
+        return None, [(first, last)]
+    days = [(first, start - timedelta(days=1))] if first < start else []
+    if end <= last:
+        days.append((end, last))
+    return (start, end - timedelta(days=1)), days
+
+
+async def counted(
     session: AsyncSession,
     filters: CaseFilters,
     scope: Scope,
     first: date,
     last: date,
-    column: str | None,
-) -> list[tuple[date, str, str, dict[str, int]]]:
-    """(day, status, value of the grouping column, measures) over a period, summed."""
-    group = [T.c.day, T.c.status] + ([T.c[column]] if column else [])
-    stmt: Any = (
-        sa_select(*group, *_sums())
-        .where(*conditions(filters, scope), T.c.day >= first, T.c.day <= last)
-        .group_by(*group)
-    )
+    group: str | None,
+    *,
+    level: int = 0,
+    months: bool = False,
+) -> list[tuple[date, str, Measures]] | None:
+    """(day or month start, group value, measures) over a period; None when the counters cannot
+    answer (then `counted_from_cases`).
+
+    `group`: None, "tier", "area" (the areas of `level`, 1–4) or a group dimension.
+    `months`: whole months may be read from the month rows (month buckets, whole periods).
+    """
+    cut, f = cut_of(scope, level if group == "area" else 0), one_filter(filters)
+    if cut is None or f is None:
+        return None
+    fdim, fvalue = f
+    gdim = NONE if group in (None, "tier", "area") or group == fdim else group
+    label: Any = {"tier": T.c.tier, "area": T.c.area}.get(group or "", T.c.gvalue)
+    month_range, day_ranges = split_period(first, last) if months else (None, [(first, last)])
+    spans = [(SPAN_DAY, a, b) for a, b in day_ranges]
+    if month_range is not None:
+        spans.append((SPAN_MONTH, *month_range))
+    out: list[tuple[date, str, Measures]] = []
+    for span, a, b in spans:
+        for region in cut.regions:
+            stmt: Any = (
+                sa_select(T.c.period, label, *_sums())
+                .where(
+                    T.c.span == span,
+                    T.c.fdim == fdim,
+                    T.c.fvalue == fvalue,
+                    T.c.gdim == gdim,
+                    *_where(region, cut, filters.tier),
+                    T.c.period >= a,
+                    T.c.period <= b,
+                )
+                .group_by(T.c.period, label)
+            )
+            for period, value, *sums in (await session.execute(stmt)).all():
+                m = _measures(sums)
+                if m[0]:
+                    value = fvalue if group is not None and group == fdim else value
+                    out.append((_as_date(period), "" if group is None else value, m))
+    return out
+
+
+async def counted_from_cases(
+    session: AsyncSession,
+    filters: CaseFilters,
+    scope: Scope,
+    first: date,
+    last: date,
+    group: str | None,
+) -> list[tuple[date, str, Measures]]:
+    """The same rows computed from the cases in scope (mediators, several filters at once)."""
     out = []
-    n = len(group)
-    for row in (await session.exec(stmt)).all():
-        m = dict(zip(MEASURE_FIELDS, (int(v) for v in row[n:]), strict=True))
-        if m["cases"]:
-            value = row[2] if column else ""
-            out.append((_as_date(row[0]), row[1], value, m))
+    for row in (
+        await session.exec(select(LedgerCase).where(*case_conditions(filters, scope)))
+    ).all():
+        p = row.projection()
+        day = received_day(p)
+        if day is None or not first <= day <= last:
+            continue
+        column = "grid_code" if group == "area" else group
+        value = (getattr(p, column) or "") if column else ""
+        out.append((day, value, measures_of(p)))
     return out
 
 
@@ -180,23 +358,24 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-async def all_rows(session: AsyncSession) -> dict[tuple[Any, ...], tuple[int, ...]]:
-    """Every aggregate row (tests compare them with a recount)."""
+async def all_rows(session: AsyncSession) -> dict[Key, Measures]:
+    """Every counter row that counts something (tests compare them with a recount)."""
     out = {}
-    for r in (await session.exec(select(DailyStat))).all():
-        key = tuple(getattr(r, k) for k in KEY_FIELDS)
-        out[key] = tuple(getattr(r, m) for m in MEASURE_FIELDS)
+    for r in (await session.exec(select(StatCounter))).all():
+        m = tuple(getattr(r, f) for f in MEASURE_FIELDS)
+        if any(m):
+            out[tuple(getattr(r, k) for k in KEY_FIELDS)] = m
     return out
 
 
-async def recount(session: AsyncSession) -> dict[tuple[Any, ...], tuple[int, ...]]:
-    """The aggregates recomputed from every case of the ledger (a full scan: tests, repair)."""
-    out: dict[tuple[Any, ...], list[int]] = {}
+async def recount(session: AsyncSession) -> dict[Key, Measures]:
+    """The counters recomputed from every case of the ledger (a full scan: tests, repair)."""
+    out: dict[Key, list[int]] = {}
     for row in (await session.exec(select(LedgerCase).order_by(col(LedgerCase.version)))).all():
-        c = contribution(row.projection())
-        if c is None:
-            continue
-        sums = out.setdefault(c.key, [0] * len(MEASURE_FIELDS))
-        for i, v in enumerate(c.measures):
-            sums[i] += v
-    return {k: tuple(v) for k, v in out.items()}
+        p = row.projection()
+        m = measures_of(p)
+        for key in counter_keys(p):
+            sums = out.setdefault(key, [0] * len(MEASURE_FIELDS))
+            for i, v in enumerate(m):
+                sums[i] += v
+    return {k: tuple(v) for k, v in out.items() if any(v)}

@@ -42,12 +42,30 @@ def test_existing_cases_are_counted_when_the_aggregates_arrive(tmp_path: Path) -
             )
     _upgrade(url, "head")
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT day, status, cases FROM stats_daily ORDER BY day, status")
+        days = conn.execute(
+            text(
+                "SELECT period, cases FROM stats_counters WHERE span = 'd' AND level = 0 "
+                "AND fdim = '' AND gdim = '' ORDER BY period"
+            )
+        ).all()
+        statuses = conn.execute(
+            text(
+                "SELECT period, gvalue, cases FROM stats_counters WHERE span = 'm' "
+                "AND level = 0 AND fdim = '' AND gdim = 'status' ORDER BY gvalue"
+            )
+        ).all()
+        towns = conn.execute(
+            text(
+                "SELECT area, SUM(cases) FROM stats_counters WHERE span = 'm' AND level = 2 "
+                "AND fdim = '' AND gdim = '' GROUP BY area"
+            )
         ).all()
     engine.dispose()
-    assert [(str(d), s, n) for d, s, n in rows] == [
-        ("2026-11-20", "closed", 1),
-        ("2026-11-20", "mediating", 1),
-        ("2026-11-21", "agreed", 1),
+    # by the day received in Asia/Shanghai, and per month by status
+    assert [(str(d), n) for d, n in days] == [("2026-11-20", 2), ("2026-11-21", 1)]
+    assert [(str(d), s, n) for d, s, n in statuses] == [
+        ("2026-11-01", "agreed", 1),
+        ("2026-11-01", "closed", 1),
+        ("2026-11-01", "mediating", 1),
     ]
+    assert [tuple(r) for r in towns] == [("522731001", 3)]

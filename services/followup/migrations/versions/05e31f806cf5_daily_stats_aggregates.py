@@ -11,12 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from services.followup.ledger import CaseProjection
-from services.followup.reporting.domain import KEY_FIELDS, MEASURE_FIELDS, contribution
-
-TEXT = ("case_id", "status", "source", "dispute_type", "channel", "tier", "severity")
-TEXT_MORE = ("organisation_id", "grid_code", "first_tier")
-TIMES = ("received_at", "created_at", "agreed_at", "mediation_due")
 
 revision: str = '05e31f806cf5'
 down_revision: str | None = '028e119710c0'
@@ -46,42 +40,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('day', 'status', 'source', 'dispute_type', 'channel', 'tier', 'severity', 'organisation_id', 'grid_code')
     )
     # ### end Alembic commands ###
-    backfill()
-
-
-def backfill() -> None:
-    """One pass over the cases already projected, so the aggregates start complete."""
-    bind = op.get_bind()
-    cases = sa.table(
-        "ledger_cases",
-        *(sa.column(n, sa.String()) for n in TEXT + TEXT_MORE),
-        *(sa.column(n, sa.DateTime(timezone=True)) for n in TIMES),
-        sa.column("satisfaction", sa.Integer()),
-        sa.column("overdue", sa.Boolean()),
-    )
-    sums: dict[tuple[object, ...], list[int]] = {}
-    for row in bind.execute(sa.select(cases)).mappings():
-        c = contribution(CaseProjection(**dict(row)))
-        if c is None:
-            continue
-        acc = sums.setdefault(c.key, [0] * len(MEASURE_FIELDS))
-        for i, v in enumerate(c.measures):
-            acc[i] += v
-    if not sums:
-        return
-    stats = sa.table(
-        "stats_daily",
-        sa.column("day", sa.Date()),
-        *(sa.column(k, sa.String()) for k in KEY_FIELDS[1:]),
-        *(sa.column(m, sa.Integer()) for m in MEASURE_FIELDS),
-    )
-    bind.execute(
-        stats.insert(),
-        [
-            {**dict(zip(KEY_FIELDS, k, strict=True)), **dict(zip(MEASURE_FIELDS, v, strict=True))}
-            for k, v in sums.items()
-        ],
-    )
+    # no backfill: revision 9d3f5b7c1e20 replaces this table with stats_counters and fills those
+    # from the cases
 
 
 def downgrade() -> None:
