@@ -60,6 +60,7 @@ log = logging.getLogger("fengqiao.followup.warnings")
 K = WarningKind
 RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
+MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -93,11 +94,14 @@ class WarningEngine:
         key = f"{kind}:{subject}"
         w = await wrepo.active(s, key)
         if w is not None:
-            merged = list(dict.fromkeys([*w.case_ids, *case_ids]))
-            if merged != w.case_ids or facts != w.facts:
-                w.case_ids, w.facts, w.updated_at = merged, facts, at
+            known = set(w.case_ids)
+            new = [c for c in dict.fromkeys(case_ids) if c not in known]
+            if new or facts != w.facts:
+                # a long-lived warning (a town rising for weeks) names its newest cases
+                w.case_ids = [*w.case_ids, *new][-MAX_CASE_IDS:]
+                w.facts, w.updated_at = facts, at
                 s.add(w)
-                await self._link(tx, w, case_ids)
+                await self._link(tx, w, new, fresh=False)
             return w
         w = WarningRow(
             warning_id=new_id(),
@@ -117,7 +121,7 @@ class WarningEngine:
         )
         s.add(w)
         await s.flush()
-        await self._link(tx, w, w.case_ids)
+        await self._link(tx, w, w.case_ids, fresh=True)
         tx.emit(
             self.topics.warnings,
             "warning.raised",
@@ -135,10 +139,12 @@ class WarningEngine:
         )
         return w
 
-    async def _link(self, tx: Tx, w: WarningRow, case_ids: Sequence[str]) -> None:
+    async def _link(self, tx: Tx, w: WarningRow, case_ids: Sequence[str], *, fresh: bool) -> None:
+        """Link a warning to cases it names (a fresh warning has no links yet)."""
         assert w.id is not None
         for case_id in dict.fromkeys(case_ids):
-            if await tx.session.get(WarningCaseLink, (w.id, case_id)) is None:
+            # a case the warning named before and dropped from its newest ones is linked already
+            if fresh or await tx.session.get(WarningCaseLink, (w.id, case_id)) is None:
                 tx.session.add(WarningCaseLink(warning_id=w.id, case_id=case_id))
 
     async def _clear(self, tx: Tx, w: WarningRow, reason: str, at: datetime) -> None:
@@ -173,6 +179,7 @@ class WarningEngine:
         st = await s.get(WarningCaseState, case_id)
         if st is None:
             st = WarningCaseState(case_id=case_id, status=after.status)
+        was_open = st.open
         st.received_at = st.received_at or after.received_at or after.created_at or at
         old_due = before.sign_for_due if before else None
         if after.sign_for_due is not None and (
@@ -190,13 +197,14 @@ class WarningEngine:
             for row in await wrepo.party_rows_of(s, case_id):
                 row.settled_at, row.settled_tier = at, after.tier
                 s.add(row)
-        if after.status == S.merged:
+        merged = after.status == S.merged and was != S.merged
+        if merged:
             for row in await wrepo.party_rows_of(s, case_id):
                 row.counted = False
                 s.add(row)
-        if not st.open:
+        if st.open != was_open and st.labour_counted:  # ended, or reopened
             for erow in await wrepo.employer_rows_of(s, case_id):
-                erow.open = False
+                erow.open = st.open
                 s.add(erow)
 
         if after.tier and st.open and (new_hashes or not st.party_checked):
@@ -238,6 +246,16 @@ class WarningEngine:
             )
         await self._check_due(tx, st, after, at)
         for w in await wrepo.active_naming(s, case_id):
+            # what one case's entry can end: a rising area counts new cases per day (time alone
+            # ends it, the scanner's work); a repeat party loses a case only to a merge; claims
+            # against an employer only when a case ends or reopens
+            if w.kind == K.rising_area:
+                continue
+            if w.kind == K.repeat_party and not merged:
+                continue
+            employer = w.kind == K.group_risk and w.facts.get("basis") == "employer"
+            if employer and st.open == was_open:
+                continue
             await self._recheck(tx, w, at)
 
     async def _record_parties(
@@ -325,7 +343,7 @@ class WarningEngine:
             s.add(row)
             s.add(AreaCase(area=area, case_id=case.case_id, day=day))
             await s.flush()
-            await self._check_area(tx, area, level, local_day(at), at)
+            await self._check_area(tx, area, level, local_day(at), at, case.case_id)
 
     async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:
         recent_from, base_from, base_to = rising_windows(day, self.t)
@@ -333,16 +351,22 @@ class WarningEngine:
         baseline = await wrepo.area_count(tx.session, area, base_from, base_to)
         return rising(recent, baseline, self.t), recent_from
 
-    async def _check_area(self, tx: Tx, area: str, level: str, day: Any, at: datetime) -> None:
+    async def _check_area(
+        self, tx: Tx, area: str, level: str, day: Any, at: datetime, case_id: str
+    ) -> None:
         state, recent_from = await self._area_state(tx, area, day)
         if not state.holds:
             return
+        # raised: the area's recent cases; already open: the new case joins them
+        active = await wrepo.active(tx.session, f"{K.rising_area}:{area}")
         await self._raise(
             tx,
             K.rising_area,
             area,
             at=at,
-            case_ids=await wrepo.area_cases(tx.session, area, recent_from),
+            case_ids=[case_id]
+            if active is not None
+            else await wrepo.area_cases(tx.session, area, recent_from),
             facts={
                 "level": level,
                 "area": area,
