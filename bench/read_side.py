@@ -10,13 +10,14 @@ import asyncio
 import json
 import random
 import sqlite3
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile
+from bench.common import ROOT, percentile
 from bench.stack import Stack
 from shared.contracts import Channel, DisputeType, Severity, Source, Tier
 
@@ -40,6 +41,8 @@ SEVERITIES: tuple[str, ...] = tuple(Severity)
 TYPES: tuple[str, ...] = tuple(DisputeType)
 SOURCES: tuple[str, ...] = tuple(Source)
 GRIDS = ("522731", "522731001", "522731002", "522731001001", "522731001002")
+COORD_AREA = "522731001"  # the town of the coordinator whose scope is timed too
+NOW = datetime.now(UTC).replace(microsecond=0)  # one clock for every pass over the cases
 QUERIES: dict[str, tuple[str, dict[str, str]]] = {
     "cases status+channel": (
         "/v1/cases",
@@ -62,6 +65,17 @@ QUERIES: dict[str, tuple[str, dict[str, str]]] = {
         {"from": "", "to": "", "bucket": "day", "group_by": "area", "level": "town"},
     ),
     "areas summary": ("/v1/areas/summary", {"from": "", "to": "", "level": "town"}),
+    "areas summary village": ("/v1/areas/summary", {"from": "", "to": "", "level": "village"}),
+    "coordinator stats": ("/v1/stats", {}),
+    "coordinator stats type": ("/v1/stats", {"dispute_type": "labour"}),
+    "coordinator series week by type": (
+        "/v1/stats/series",
+        {"from": "", "to": "", "bucket": "week", "group_by": "dispute_type"},
+    ),
+    "coordinator areas summary": (
+        "/v1/areas/summary",
+        {"from": "", "to": "", "level": "village"},
+    ),
 }
 
 
@@ -69,7 +83,7 @@ def _rows(n: int, columns: list[str], seed: int = 11) -> Any:
     """Plausible ledger_cases rows (python values by column name), one per case."""
     rng = random.Random(seed)
     statuses = [s for s, w in STATUSES for _ in range(w)]
-    now = datetime.now(UTC)
+    now = NOW
     for i in range(n):
         status, channel, tier = rng.choice(statuses), rng.choice(CHANNELS), rng.choice(TIERS)
         received = now - timedelta(seconds=rng.randrange(365 * 86400))
@@ -113,32 +127,192 @@ def _rows(n: int, columns: list[str], seed: int = 11) -> Any:
         yield [v.get(c) for c in columns]
 
 
-async def _migrate(db: Path) -> None:
+def _codes(n: int) -> dict[str, Any]:
+    """The cases as small integers (per counter dimension) and their measures, for numpy."""
+    import numpy as np
+
+    from services.followup.ledger import CaseProjection
+    from services.followup.reporting.domain import (
+        LEVELS,
+        LOCATED,
+        UNLOCATED,
+        measures_of,
+        received_day,
+        scope_area,
+    )
+
+    vocab: dict[str, int] = {"": 0}
+
+    def code(value: str | None) -> int:
+        return vocab.setdefault((value or "")[:128], len(vocab))
+
+    names = ["status", "channel", "severity", "dispute_type", "source", "organisation_id", "tier"]
+    columns = ["received_at", "created_at", "agreed_at", "mediation_due", "satisfaction"]
+    columns += ["first_tier", "grid_code", "overdue", *names]
+    cols: dict[str, list[int]] = {k: [] for k in [*names, "day", "a0", "a1", "a2", "a3", "a4"]}
+    measures: list[tuple[int, ...]] = []
+    for row in _rows(n, ["case_id", *columns]):
+        v = dict(zip(["case_id", *columns], row, strict=True))
+        p = CaseProjection(**v)
+        day = received_day(p)
+        assert day is not None
+        cols["day"].append(day.toordinal())
+        for k in names:
+            cols[k].append(code(v[k]))
+        grid = v["grid_code"] or ""
+        cols["a0"].append(code(LOCATED if grid else UNLOCATED))
+        for level in LEVELS:
+            cols[f"a{level}"].append(code(scope_area(grid, level)) if grid else -1)
+        measures.append(measures_of(p))
+    return {
+        "cols": {k: np.array(v, dtype=np.int64) for k, v in cols.items()},
+        "measures": np.array(measures, dtype=np.int64),
+        "words": {i: w for w, i in vocab.items()},
+    }
+
+
+def _counter_passes(coded: dict[str, Any]) -> Any:
+    """The counter rows the ledger hook would have kept, one (span, level, filter, group) pass
+    at a time: numpy's unique and bincount over the coded cases (the same rules as
+    reporting.domain.counter_keys, checked against it on a sample by `check_counters`)."""
+    from datetime import date
+
+    import numpy as np
+
+    from services.followup.reporting.domain import (
+        DAY_GROUPS,
+        MONTH_GROUPS,
+        NONE,
+        SPAN_DAY,
+        SPAN_MONTH,
+        _combos,
+    )
+
+    c, m, words = coded["cols"], coded["measures"], coded["words"]
+    nv = len(words) + 1
+    day0 = int(c["day"].min())
+    days = c["day"] - day0
+    months = np.array(
+        [date.fromordinal(int(d)).replace(day=1).toordinal() for d in c["day"]], dtype=np.int64
+    )
+    months -= day0 - 31
+    for span, periods, groups in ((SPAN_DAY, days, DAY_GROUPS), (SPAN_MONTH, months, MONTH_GROUPS)):
+        dims = [
+            (f, g)
+            for f, _, g, _ in _combos(
+                {d: d for d in (*groups, "channel", "severity", "dispute_type", "source")}, groups
+            )
+        ]
+        for level in range(5):
+            area = c[f"a{level}"]
+            mask = area >= 0
+            for fdim, gdim in dims:
+                fv = c[fdim][mask] if fdim else np.zeros(int(mask.sum()), dtype=np.int64)
+                gv = c[gdim][mask] if gdim else np.zeros(int(mask.sum()), dtype=np.int64)
+                key = (
+                    ((periods[mask] * nv + area[mask]) * nv + c["tier"][mask]) * nv + fv
+                ) * nv + gv
+                uniq, inv = np.unique(key, return_inverse=True)
+                sums = np.stack(
+                    [
+                        np.bincount(inv, weights=m[mask][:, j], minlength=len(uniq))
+                        for j in range(m.shape[1])
+                    ],
+                    axis=1,
+                ).astype(np.int64)
+                rest, g_ = np.divmod(uniq, nv)
+                rest, f_ = np.divmod(rest, nv)
+                rest, t_ = np.divmod(rest, nv)
+                per, a_ = np.divmod(rest, nv)
+                rows = []
+                for i in range(len(uniq)):
+                    period = date.fromordinal(
+                        int(per[i]) + (day0 if span == SPAN_DAY else day0 - 31)
+                    )
+                    rows.append(
+                        (
+                            span,
+                            period,
+                            level,
+                            words[int(a_[i])],
+                            words[int(t_[i])],
+                            fdim or NONE,
+                            words[int(f_[i])],
+                            gdim or NONE,
+                            words[int(g_[i])],
+                            *(int(x) for x in sums[i]),
+                        )
+                    )
+                yield rows
+
+
+def check_counters(n: int = 1500) -> None:
+    """The numpy loader's counters equal the ledger hook's rules on a sample."""
+    from services.followup.ledger import CaseProjection
+    from services.followup.reporting.domain import counter_keys, measures_of
+
+    columns = [c.name for c in _ledger_table().columns]
+    want: dict[tuple[Any, ...], list[int]] = {}
+    from dataclasses import fields
+
+    projected = [f.name for f in fields(CaseProjection)]
+    for row in _rows(n, columns):
+        v = dict(zip(columns, row, strict=True))
+        p = CaseProjection(**{k: v[k] for k in projected})
+        for key in counter_keys(p):
+            acc = want.setdefault(key, [0] * 10)
+            for i, x in enumerate(measures_of(p)):
+                acc[i] += x
+    got = {r[:9]: list(r[9:]) for rows in _counter_passes(_codes(n)) for r in rows}
+    assert got == want, "the bench's counters differ from the ledger hook's"
+
+
+def _ledger_table() -> Any:
+    from services.followup.repository import LedgerCase
+
+    return LedgerCase.__table__  # type: ignore[attr-defined]
+
+
+async def _migrate(url: str) -> None:
     from services.followup.main import MIGRATIONS
     from shared.db import make_engine, migrate
 
-    engine = make_engine(f"sqlite+aiosqlite:///{db}")
+    engine = make_engine(url)
     try:
         await migrate(engine, MIGRATIONS)
     finally:
         await engine.dispose()
 
 
-def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
-    """Migrate a fresh follow-up database and bulk-insert n ledger_cases rows."""
-    from dataclasses import fields
+COUNTER_COLUMNS = (
+    "span",
+    "period",
+    "level",
+    "area",
+    "tier",
+    "fdim",
+    "fvalue",
+    "gdim",
+    "gvalue",
+    "cases",
+    "settled",
+    "unsettled",
+    "backlog",
+    "overdue",
+    "with_due",
+    "on_time",
+    "sat_sum",
+    "sat_n",
+    "first_tier",
+)
 
+
+def load(db: Path, n: int, coded: dict[str, Any], chunk: int = 20_000) -> dict[str, Any]:
+    """Migrate a fresh follow-up SQLite database, bulk-insert n cases and their counters."""
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-    from services.followup.ledger import CaseProjection
-    from services.followup.reporting.domain import contribution
-    from services.followup.reporting.repository import DailyStat
-    from services.followup.repository import LedgerCase
-
-    asyncio.run(_migrate(db))
-    projected = [f.name for f in fields(CaseProjection)]
-    sums: dict[tuple[Any, ...], list[int]] = {}
-    table = LedgerCase.__table__  # type: ignore[attr-defined]
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{db}"))
+    table = _ledger_table()
     dialect = sqlite_dialect.dialect()
     columns = [c.name for c in table.columns]
     procs = [c.type.bind_processor(dialect) for c in table.columns]  # as SQLAlchemy stores
@@ -148,18 +322,12 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
     )
     t0 = time.perf_counter()
     con = sqlite3.connect(db)
+    counters = 0
     try:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=OFF")
         batch: list[list[Any]] = []
         for row in _rows(n, columns):
-            # the daily aggregates the ledger hook would have kept, one row per key
-            v = dict(zip(columns, row, strict=True))
-            c = contribution(CaseProjection(**{k: v[k] for k in projected}))
-            if c is not None:
-                acc = sums.setdefault(c.key, [0] * len(c.measures))
-                for j, m in enumerate(c.measures):
-                    acc[j] += m
             batch.append(
                 [p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True)]
             )
@@ -168,13 +336,13 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
                 batch.clear()
         if batch:
             con.executemany(sql, batch)
-        agg = DailyStat.__table__  # type: ignore[attr-defined]
-        agg_cols = [c.name for c in agg.columns]
-        con.executemany(
-            f"INSERT INTO {agg.name} ({', '.join(agg_cols)}) "
-            f"VALUES ({', '.join('?' for _ in agg_cols)})",
-            [(k[0].isoformat(), *k[1:], *m) for k, m in sums.items()],
+        insert = (
+            f"INSERT INTO stats_counters ({', '.join(COUNTER_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in COUNTER_COLUMNS)})"
         )
+        for rows in _counter_passes(coded):
+            con.executemany(insert, [(r[0], r[1].isoformat(), *r[2:]) for r in rows])
+            counters += len(rows)
         con.commit()
         con.execute("ANALYZE")
         con.commit()
@@ -182,24 +350,56 @@ def load(db: Path, n: int, chunk: int = 20_000) -> dict[str, Any]:
         con.close()
     return {
         "cases": n,
+        "counter_rows": counters,
         "load_s": round(time.perf_counter() - t0, 1),
         "db_mb": round(db.stat().st_size / 1e6, 1),
     }
 
 
-async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
+async def load_pg(url: str, n: int, coded: dict[str, Any], chunk: int = 20_000) -> dict[str, Any]:
+    """The same cases and counters in a fresh PostgreSQL database (COPY)."""
+    import asyncpg
+
+    await _migrate(url)
+    table = _ledger_table()
+    columns = [c.name for c in table.columns]
+    json_cols = {i for i, c in enumerate(columns) if c in ("co_channels", "parties")}
+    t0 = time.perf_counter()
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    counters = 0
+    try:
+        batch: list[tuple[Any, ...]] = []
+        for row in _rows(n, columns):
+            batch.append(tuple(json.dumps(v) if i in json_cols else v for i, v in enumerate(row)))
+            if len(batch) >= chunk:
+                await conn.copy_records_to_table(table.name, records=batch, columns=columns)
+                batch.clear()
+        if batch:
+            await conn.copy_records_to_table(table.name, records=batch, columns=columns)
+        for rows in _counter_passes(coded):
+            await conn.copy_records_to_table(
+                "stats_counters", records=rows, columns=list(COUNTER_COLUMNS)
+            )
+            counters += len(rows)
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return {"cases": n, "counter_rows": counters, "load_s": round(time.perf_counter() - t0, 1)}
+
+
+async def _time_queries(base: str, tokens: dict[str, str], repeats: int) -> dict[str, Any]:
     import httpx
 
-    since = (datetime.now(UTC) - timedelta(days=2)).isoformat()
-    today = datetime.now(UTC).date()
+    since = (NOW - timedelta(days=2)).isoformat()
+    today = NOW.date()
     period = {"from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(
-        base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         for name, (path, params) in QUERIES.items():
+            who = "coordinator" if name.startswith("coordinator") else "admin"
+            headers = {"Authorization": f"Bearer {tokens[who]}"}
             params = {k: (since if k == "since" else period.get(k, v)) for k, v in params.items()}
-            r = await client.get(path, params=params)  # warm-up (page cache, plan)
+            r = await client.get(path, params=params, headers=headers)  # warm-up (cache, plan)
             if r.status_code != 200:
                 out[name] = {"error": f"HTTP {r.status_code}: {r.text[:200]}"}
                 continue
@@ -207,7 +407,7 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                r = await client.get(path, params=params)
+                r = await client.get(path, params=params, headers=headers)
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
             out[name] = {
@@ -219,23 +419,85 @@ async def _time_queries(base: str, token: str, repeats: int) -> dict[str, Any]:
     return out
 
 
-def run(n: int, workdir: Path, repeats: int = 30) -> dict[str, Any]:
-    """Load n cases, start the follow-up service on them, time the dashboard queries."""
+def _tokens() -> dict[str, str]:
+    from shared.auth import DEV_JWT_PRIVATE_KEY as DEV_JWT_SECRET
     from shared.auth import StaffPrincipal, issue_token
-    from shared.settings import DEV_JWT_SECRET
 
-    db = workdir / "followup.db"
-    loaded = load(db, n)
-    stack = Stack(prefix=f"benchread{uuid.uuid4().hex[:8]}-", workdir=workdir, only=("followup",))
+    return {
+        "admin": issue_token(
+            DEV_JWT_SECRET, "fengqiao-followup", StaffPrincipal(subject="bench-admin", role="admin")
+        ),
+        # a town's coordinator: their tier and the grid tier, inside their town
+        "coordinator": issue_token(
+            DEV_JWT_SECRET,
+            "fengqiao-followup",
+            StaffPrincipal(
+                subject="bench-coord", role="coordinator", tier="town", grid_codes=(COORD_AREA,)
+            ),
+        ),
+    }
+
+
+def _timed(workdir: Path, env: dict[str, str], repeats: int, label: str) -> dict[str, Any]:
+    stack = Stack(
+        prefix=f"benchread{uuid.uuid4().hex[:8]}-",
+        workdir=workdir,
+        only=("followup",),
+        extra_env=env,
+    )
     try:
         stack.start()
-        token = issue_token(
-            DEV_JWT_SECRET, "fengqiao", StaffPrincipal(subject="bench-admin", role="admin")
-        )
-        queries = asyncio.run(_time_queries(stack.url("followup"), token, repeats))
+        return asyncio.run(_time_queries(stack.url("followup"), _tokens(), repeats))
     finally:
         stack.stop()
-    return {**loaded, "queries": queries}
+
+
+def _pg_admin_url() -> str:
+    script = str(ROOT / "scripts" / "pg.sh")
+    subprocess.run(["bash", script, "start"], check=True, capture_output=True, timeout=600)
+    return subprocess.run(
+        ["bash", script, "url"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+async def _pg_database(admin: str, name: str, create: bool) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
+def run(n: int, workdir: Path, repeats: int = 30, pg: bool = True) -> dict[str, Any]:
+    """Load n cases (and their counters) into SQLite and PostgreSQL, start the follow-up service
+    on each, time the dashboard queries. PostgreSQL's figures are the queries named "pg …"."""
+    check_counters()
+    coded = _codes(n)
+    db = workdir / "followup.db"
+    loaded = load(db, n, coded)
+    queries = _timed(workdir, {}, repeats, "sqlite")
+    out: dict[str, Any] = {**loaded, "queries": queries}
+    if pg:
+        name = f"bench_read_{uuid.uuid4().hex[:8]}"
+        try:
+            admin = _pg_admin_url()
+            asyncio.run(_pg_database(admin, name, create=True))
+        except Exception as exc:  # noqa: BLE001 - no PostgreSQL here: SQLite's figures stand
+            out["pg"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            return out
+        try:
+            url = admin.rsplit("/", 1)[0] + f"/{name}"
+            out["pg"] = asyncio.run(load_pg(url, n, coded))
+            timed = _timed(workdir, {"FOLLOWUP_DATABASE_URL": url}, repeats, "pg")
+            queries.update({f"pg {k}": v for k, v in timed.items()})
+        finally:
+            asyncio.run(_pg_database(admin, name, create=False))
+    return out
 
 
 if __name__ == "__main__":
@@ -243,4 +505,5 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="fq-bench-read-") as d:
-        print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, Path(d)), indent=2))
+        n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+        print(json.dumps(run(n, Path(d), pg="--no-pg" not in sys.argv), indent=2, default=str))
