@@ -80,13 +80,22 @@ async def test_two_visits_racing_close_the_case_once(pg_ledger: Ledger) -> None:
 
 
 async def test_aggregates_and_warnings_on_postgres(pg_ledger: Ledger) -> None:
-    """The aggregates' upsert (ON CONFLICT) and the warnings' counters, PostgreSQL's SQL."""
+    """The counters' upsert (ON CONFLICT, executemany), their prefix ranges (collation "C")
+    and the warnings' counters: PostgreSQL's SQL."""
+    from services.followup import repository as repo
+    from services.followup.domain import CaseFilters
     from services.followup.reporting import repository as rrepo
-    from tests.unit.followup.test_reporting import random_run
+    from tests.unit.followup.test_reporting import GROUPS, SCOPES, _same_series, random_run
 
     await random_run(pg_ledger, seed=3, cases=30)
     async with pg_ledger.app.state.runtime.sessions() as session:
         assert await rrepo.all_rows(session) == await rrepo.recount(session)
+        for n, scope in enumerate(SCOPES):
+            for filters in (CaseFilters(), CaseFilters(channel="labour", tier="town")):
+                assert await rrepo.stats(session, filters, scope) == await repo.stats(
+                    session, filters, scope
+                ), scope
+            await _same_series(session, CaseFilters(), scope, [GROUPS[n % 9]])
     # ten cases in one village on one day: rising village and town, one group-risk case
     for i in range(5):
         await pg_ledger.trail(
