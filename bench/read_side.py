@@ -11,6 +11,7 @@ import json
 import random
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -482,6 +483,7 @@ def run(n: int, workdir: Path, repeats: int = 30, pg: bool = True) -> dict[str, 
     loaded = load(db, n, coded)
     queries = _timed(workdir, {}, repeats, "sqlite")
     out: dict[str, Any] = {**loaded, "queries": queries}
+    print(f"[bench] read side on SQLite: {json.dumps(out)}", file=sys.stderr, flush=True)
     if pg:
         name = f"bench_read_{uuid.uuid4().hex[:8]}"
         try:
@@ -501,7 +503,6 @@ def run(n: int, workdir: Path, repeats: int = 30, pg: bool = True) -> dict[str, 
 
 
 if __name__ == "__main__":
-    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="fq-bench-read-") as d:
