@@ -474,37 +474,48 @@ async def _pg_database(admin: str, name: str, create: bool) -> None:
         await conn.close()
 
 
+def run_pg(n: int, workdir: Path, coded: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Load the cases and counters into a fresh PostgreSQL database and time the queries."""
+    name = f"bench_read_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = _pg_admin_url()
+        asyncio.run(_pg_database(admin, name, create=True))
+    except Exception as exc:  # noqa: BLE001 - no PostgreSQL here: SQLite's figures stand
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    try:
+        url = admin.rsplit("/", 1)[0] + f"/{name}"
+        loaded = asyncio.run(load_pg(url, n, coded))
+        return {**loaded, "queries": _timed(workdir, {"FOLLOWUP_DATABASE_URL": url}, repeats, "pg")}
+    finally:
+        asyncio.run(_pg_database(admin, name, create=False))
+
+
 def run(n: int, workdir: Path, repeats: int = 30, pg: bool = True) -> dict[str, Any]:
     """Load n cases (and their counters) into SQLite and PostgreSQL, start the follow-up service
     on each, time the dashboard queries. PostgreSQL's figures are the queries named "pg …"."""
     check_counters()
     coded = _codes(n)
-    db = workdir / "followup.db"
-    loaded = load(db, n, coded)
+    loaded = load(workdir / "followup.db", n, coded)
     queries = _timed(workdir, {}, repeats, "sqlite")
     out: dict[str, Any] = {**loaded, "queries": queries}
     print(f"[bench] read side on SQLite: {json.dumps(out)}", file=sys.stderr, flush=True)
     if pg:
-        name = f"bench_read_{uuid.uuid4().hex[:8]}"
-        try:
-            admin = _pg_admin_url()
-            asyncio.run(_pg_database(admin, name, create=True))
-        except Exception as exc:  # noqa: BLE001 - no PostgreSQL here: SQLite's figures stand
-            out["pg"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-            return out
-        try:
-            url = admin.rsplit("/", 1)[0] + f"/{name}"
-            out["pg"] = asyncio.run(load_pg(url, n, coded))
-            timed = _timed(workdir, {"FOLLOWUP_DATABASE_URL": url}, repeats, "pg")
-            queries.update({f"pg {k}": v for k, v in timed.items()})
-        finally:
-            asyncio.run(_pg_database(admin, name, create=False))
+        out["pg"] = run_pg(n, workdir, coded, repeats)
+        queries.update({f"pg {k}": v for k, v in out["pg"].pop("queries", {}).items()})
     return out
 
 
 if __name__ == "__main__":
     import tempfile
 
+    # python -m bench.read_side N [--no-pg | --pg-only]; --time DIR: time a loaded followup.db
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--time" in sys.argv:
+        print(json.dumps(_timed(Path(args[0]), {}, 30, "sqlite"), indent=2))
+        sys.exit(0)
     with tempfile.TemporaryDirectory(prefix="fq-bench-read-") as d:
-        n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-        print(json.dumps(run(n, Path(d), pg="--no-pg" not in sys.argv), indent=2, default=str))
+        n = int(args[0]) if args else 20_000
+        if "--pg-only" in sys.argv:
+            print(json.dumps(run_pg(n, Path(d), _codes(n), 30), indent=2, default=str))
+        else:
+            print(json.dumps(run(n, Path(d), pg="--no-pg" not in sys.argv), indent=2, default=str))
