@@ -197,17 +197,29 @@ class Totals:
     settled_at_first_tier: int = 0
 
     def add(self, m: Sequence[int]) -> None:
-        """Add one row's measures (in MEASURE_FIELDS order)."""
-        self.total += int(m[0])
-        self.settled += int(m[1])
-        self.unsettled += int(m[2])
-        self.backlog += int(m[3])
-        self.overdue += int(m[4])
-        self.agreed_with_deadline += int(m[5])
-        self.agreed_on_time += int(m[6])
-        self.satisfaction_sum += int(m[7])
-        self.satisfaction_count += int(m[8])
-        self.settled_at_first_tier += int(m[9])
+        """Add one row's measures (ints, in MEASURE_FIELDS order)."""
+        (
+            total,
+            settled,
+            unsettled,
+            backlog,
+            overdue,
+            with_due,
+            on_time,
+            sat_sum,
+            sat_n,
+            first_tier,
+        ) = m
+        self.total += total
+        self.settled += settled
+        self.unsettled += unsettled
+        self.backlog += backlog
+        self.overdue += overdue
+        self.agreed_with_deadline += with_due
+        self.agreed_on_time += on_time
+        self.satisfaction_sum += sat_sum
+        self.satisfaction_count += sat_n
+        self.settled_at_first_tier += first_tier
 
     def as_dict(self) -> dict[str, int]:
         """The raw sums, as the ledger's own stats() names them."""
@@ -312,11 +324,20 @@ def series(
     Every bucket of the period appears (zeros when nothing was received), once per group seen.
     """
     sums: dict[tuple[date, str], Totals] = {}
-    groups: set[str] = set()
+    labels: dict[str, str] = {}  # stored value → group (an area code is parsed once)
+    starts: dict[date, date] = {}
     for day, value, m in rows:
-        g = group_key(value, group_by, level)
-        groups.add(g)
-        sums.setdefault((bucket_start(day, bucket), g), Totals()).add(m)
+        g = labels.get(value)
+        if g is None:
+            g = labels[value] = group_key(value, group_by, level)
+        b = starts.get(day)
+        if b is None:
+            b = starts[day] = bucket_start(day, bucket)
+        t = sums.get((b, g))
+        if t is None:
+            t = sums[(b, g)] = Totals()
+        t.add(m)
+    groups = set(labels.values())
     if not groups:
         groups = {"all"} if group_by is None else set()
     out: list[dict[str, Any]] = []
