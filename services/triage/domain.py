@@ -244,12 +244,23 @@ def read_danger(sig: Signals, rules: Rules) -> None:
         sig.review_cues.append(
             f"模型读出危险（{p:.2f}），但聚集尚在计划中（{sig.planned_gathering}），请核实：{shown}"
         )
+    elif p >= model.threshold and (use := _ordinary_use(sig, rules)):
+        # the model weighs a danger object's name; the grammar reads it in its ordinary use
+        sig.review_cues.append(
+            f"模型读出危险（{p:.2f}），但危险物品为日常用途（{use}），请核实：{shown}"
+        )
     elif p >= model.threshold:
         evidence = f"模型读出危险（{p:.2f}）：{shown}"
         sig.factors.append(Factor("critical", "learned_danger", evidence))
         sig.review_cues.append(f"仅模型读出危险（{p:.2f}），请核实：{shown}")
     elif p >= model.review_from:
         sig.review_cues.append(f"模型提示可能危险（{p:.2f}）：{shown}")
+
+
+def _ordinary_use(sig: Signals, rules: Rules) -> str | None:
+    """The ordinary-use word when every danger object of the report is beside one."""
+    ordinary = rules.compiled.ordinary_use
+    return ordinary.all_ordinary(sig.text) if ordinary is not None else None
 
 
 def _apply_correction(inp: TriageInput, sig: Signals) -> str:

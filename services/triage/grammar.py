@@ -21,6 +21,7 @@ patterns: a danger match inside one is dropped and reported as a review cue inst
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,6 +38,32 @@ def _alt(words: tuple[str, ...] | list[str]) -> str:
 def _re_alt(patterns: tuple[str, ...] | list[str]) -> str:
     """Regular expressions as one non-capturing alternation."""
     return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+@dataclass(frozen=True)
+class OrdinaryUse:
+    """Danger objects (汽油, 农药, 刀…) each said beside their ordinary use (加油站, 打虫, 质量…).
+
+    The learned reader weighs the object's name; the grammar knows its harmless senses. When every
+    danger object of a report sits beside its ordinary use and nothing threatens with it, the
+    model's confidence rests on the name alone: triage only asks for review.
+    """
+
+    objects: re.Pattern[str]
+    ordinary: re.Pattern[str]
+    threatening: re.Pattern[str]
+    window: int
+
+    def all_ordinary(self, text: str) -> str | None:
+        """The ordinary-use word when every danger object is beside one (None otherwise)."""
+        shown = None
+        for m in self.objects.finditer(text):
+            near = text[max(0, m.start() - self.window) : m.end() + self.window]
+            use = self.ordinary.search(near)
+            if use is None or self.threatening.search(near):
+                return None
+            shown = shown or use.group(0)
+        return shown
 
 
 class _Model(BaseModel):
@@ -71,6 +98,28 @@ class Preparations(_Model):
     ready_before: tuple[str, ...]  # the state first: 写好了遗书, 买好了汽油
     goods_context: tuple[str, ...] = ()  # the object is merchandise in dispute
     goods_unless: tuple[str, ...] = ()  # …unless the sentence threatens with it
+
+
+class Means(_Model):
+    """Poison, a corrosive or petrol got hold of, stockpiled, carried or sought (DOMAIN §3).
+
+    Buying 硫酸 or 百草枯 is no danger by itself (买农药打虫); it is when the text aims it at a
+    person (泼, 毁容, 见不得人) or says farewell around it (要是我走了, 存折交给…, 孩子就拜托你了),
+    and not when its ordinary use is said beside it (打虫, 除草, 医生开的, 加油站).
+    """
+
+    substances: tuple[str, ...]
+    acquired: tuple[str, ...]  # the verb first: 买了硫酸, 攒安眠药
+    kept: tuple[str, ...]  # the substance first: 安眠药我攒了好几个月, 百草枯就在包里放着
+    sought: tuple[str, ...] = ()  # regular expressions before the substance: 打听哪里能买到
+    aimed: tuple[str, ...]  # near it: aimed at a person
+    farewell: tuple[str, ...]  # anywhere in the text: a quiet goodbye
+    ordinary_use: tuple[str, ...]  # near it: what it is ordinarily for
+    window: int = Field(default=24, ge=0, le=60)
+    # beside a danger object (within `everyday_window`): it is in everyday use, and the learned
+    # reader, which weighs the object's name, may only queue the report for review
+    everyday: tuple[str, ...] = ()
+    everyday_window: int = Field(default=8, ge=0, le=30)
 
 
 class Weapons(_Model):
@@ -129,6 +178,7 @@ class DangerGrammar(_Model):
     who: Who
     threats: Threats
     preparations: Preparations
+    means: Means | None = None
     weapons: Weapons
     aspect: Aspect
     protest: Protest
@@ -156,6 +206,8 @@ class DangerGrammar(_Model):
         out += [("protest.kept_unburied", p) for p in self.protest.kept_unburied]
         out += [("hit_and_run.leaving", p) for p in self.hit_and_run.leaving]
         out += [("hyperbole", p) for p in self.hyperbole]
+        if self.means is not None:
+            out += [("means.sought", p) for p in self.means.sought]
         return out
 
     def harm_act(self) -> str:
@@ -320,6 +372,8 @@ class DangerGrammar(_Model):
                 ],
             },
         ]
+        if self.means is not None:
+            specs += self._means_specs(list(p.goods_context))
         if t.standalone:
             specs.append(
                 {
@@ -330,6 +384,43 @@ class DangerGrammar(_Model):
                 }
             )
         return specs
+
+    def _means_specs(self, goods: list[str]) -> list[dict[str, Any]]:
+        """Means got hold of, aimed at a person nearby or with a farewell in the text."""
+        m = self.means
+        assert m is not None
+        subst = _alt(m.substances)
+        patterns = [
+            f"{_alt(m.acquired)}{STOP_CLASS}{{0,4}}?{subst}",
+            f"{subst}{STOP_CLASS}{{0,6}}?{_alt(m.kept)}",
+        ]
+        if m.sought:
+            patterns.append(f"{_re_alt(m.sought)}{STOP_CLASS}{{0,4}}?{subst}")
+        common: dict[str, Any] = {
+            "factor": "preparation",
+            "level": "critical",
+            "patterns": patterns,
+            "goods_context": goods,
+            "not_nearby": list(m.ordinary_use),
+            "nearby_window": m.window,
+        }
+        return [
+            {**common, "element": "means.aimed", "requires_nearby": list(m.aimed)},
+            {**common, "element": "means.farewell", "requires_in_text": [list(m.farewell)]},
+        ]
+
+    def ordinary_use(self) -> OrdinaryUse | None:
+        """Danger objects beside their ordinary use (None without a `means:` element)."""
+        m, p, w = self.means, self.preparations, self.weapons
+        if m is None or not m.everyday:
+            return None
+        objects = set(m.substances) | set(p.objects) | set(w.arms)
+        return OrdinaryUse(
+            objects=re.compile(_alt(sorted(objects))),
+            ordinary=re.compile(_alt(m.everyday)),
+            threatening=re.compile(_alt(sorted(set(p.goods_unless) | set(m.aimed)))),
+            window=m.everyday_window,
+        )
 
     def hyperbole_regex(self) -> re.Pattern[str] | None:
         """All hyperbole patterns as one regex (None when the list is empty)."""

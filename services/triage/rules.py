@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from services.triage.grammar import DangerGrammar
+from services.triage.grammar import DangerGrammar, OrdinaryUse
 from services.triage.learned import DangerModel, load_danger_model
 from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
 from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
@@ -260,6 +260,7 @@ class Compiled:
     simplify: dict[int, int]  # str.translate table: traditional → simplified characters
     hyperbole: re.Pattern[str] | None  # a danger match inside one of these is dropped
     weapon_noun: re.Pattern[str] | None  # weapon nouns: seen without a weapon factor, a cue
+    ordinary_use: OrdinaryUse | None  # danger objects beside their ordinary use (加油站, 打虫)
     normalise: Normaliser  # full-width, traditional, dialect, homophones, pinyin initials
     segmenter: Segmenter  # word boundaries (jieba, built on first use)
 
@@ -365,6 +366,7 @@ class Rules(_Model):
             factors=tuple(CompiledFactor.of(f) for f in self.severity_factors + grammar_specs),
             hyperbole=grammar.hyperbole_regex() if grammar else None,
             weapon_noun=grammar.weapon_noun_regex() if grammar else None,
+            ordinary_use=grammar.ordinary_use() if grammar else None,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
             numbers=NumberWords(
                 digits=dict(self.numbers.digits),

@@ -26,7 +26,7 @@ from typing import Any
 
 from services.triage.domain import decide, input_from_report
 from services.triage.learned import NGRAM_MAX, is_content_gram
-from services.triage.rules import load_rules
+from services.triage.rules import Rules, load_rules
 
 HERE = Path(__file__).resolve().parent
 TRAINING = HERE / "training"
@@ -76,8 +76,20 @@ def combined(grammar: bool, p: float, threshold: float) -> bool:
     return grammar or p >= threshold
 
 
+def vetoed(texts: list[str], rules: Rules) -> list[bool]:
+    """Reports whose danger objects are all in their ordinary use: the model may not raise them
+    (domain.read_danger), so their probability counts as 0 when thresholds are chosen."""
+    use = rules.compiled.ordinary_use
+    return [use is not None and use.all_ordinary(t) is not None for t in texts]
+
+
+def _masked(p: list[float], veto: list[bool]) -> list[float]:
+    return [0.0 if v else x for x, v in zip(p, veto, strict=True)]
+
+
 def _lowest_within(p: list[float], base: list[bool], y: list[bool], budget: float) -> float:
-    """The lowest threshold whose combined false-critical share stays within the budget."""
+    """The lowest threshold whose combined false-critical share stays within the budget
+    (`p` already 0 where the ordinary-use veto keeps the model from raising)."""
     negatives = sum(1 for c in y if not c)
     for t in sorted({round(x, 4) for x in p}):
         false = sum(1 for pi, b, c in zip(p, base, y, strict=True) if not c and combined(b, pi, t))
@@ -103,7 +115,7 @@ def _fit(texts: list[str], y: list[bool]) -> tuple[Any, Any]:
 
 
 def _thresholds(
-    texts: list[str], y: list[bool], grammar: list[bool]
+    texts: list[str], y: list[bool], grammar: list[bool], veto: list[bool]
 ) -> tuple[float, float, list[float]]:
     """Threshold and review_from from 5-fold out-of-fold probabilities, read with the grammar."""
     from sklearn.model_selection import StratifiedKFold
@@ -115,6 +127,7 @@ def _thresholds(
         probs = clf.predict_proba(vec.transform([texts[i] for i in test_idx]))[:, 1]
         for i, p in zip(test_idx, probs, strict=True):
             oof[i] = float(p)
+    oof = _masked(oof, veto)
     threshold = _lowest_within(oof, grammar, y, FALSE_CRITICAL_BUDGET)
     review_from = min(threshold, _lowest_within(oof, grammar, y, REVIEW_BUDGET))
     return threshold, review_from, oof
@@ -125,16 +138,21 @@ def _share(hit: list[bool], y: list[bool], want: bool) -> str:
     return f"{sum(sel)}/{len(sel)}"
 
 
-def leave_out(held: str, rows: list[dict[str, Any]], texts: list[str], grammar: list[bool]) -> str:
+def leave_out(
+    held: str, rows: list[dict[str, Any]], texts: list[str], grammar: list[bool], veto: list[bool]
+) -> str:
     """Train on every corpus file but `held`, thresholds out of fold; figures on `held`."""
     inside = [i for i, r in enumerate(rows) if r["file"] != held]
     outside = [i for i, r in enumerate(rows) if r["file"] == held]
     if not outside:
         raise SystemExit(f"--leave-out {held}: no such corpus file")
     y_in = [bool(rows[i]["critical"]) for i in inside]
-    threshold, _, _ = _thresholds([texts[i] for i in inside], y_in, [grammar[i] for i in inside])
+    threshold, _, _ = _thresholds(
+        [texts[i] for i in inside], y_in, [grammar[i] for i in inside], [veto[i] for i in inside]
+    )
     vec, clf = _fit([texts[i] for i in inside], y_in)
-    probs = clf.predict_proba(vec.transform([texts[i] for i in outside]))[:, 1]
+    raw = clf.predict_proba(vec.transform([texts[i] for i in outside]))[:, 1]
+    probs = _masked([float(x) for x in raw], [veto[i] for i in outside])
     y = [bool(rows[i]["critical"]) for i in outside]
     g = [grammar[i] for i in outside]
     both = [combined(gi, float(p), threshold) for gi, p in zip(g, probs, strict=True)]
@@ -169,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     texts = [rules.compiled.normalise(r["text"]) for r in rows]
+    veto = vetoed(texts, rules)
     if args.leave_out:
         for held in args.leave_out:
-            print(leave_out(held, rows, texts, grammar), flush=True)
+            print(leave_out(held, rows, texts, grammar, veto), flush=True)
         return 0
     y = [bool(r["critical"]) for r in rows]
-    threshold, review_from, oof = _thresholds(texts, y, grammar)
+    threshold, review_from, oof = _thresholds(texts, y, grammar, veto)
     both = [combined(g, p, threshold) for g, p in zip(grammar, oof, strict=True)]
     measured = {
         "grammar_recall": _share(grammar, y, True),

@@ -41,7 +41,9 @@ def test_accuracy_targets(rules: Rules, path: Path) -> None:
 FIRST_RUNS = json.loads((Path(__file__).parent / "first_runs.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("name", ["blind_c.jsonl", "blind_d.jsonl", "blind_e.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["blind_c.jsonl", "blind_d.jsonl", "blind_e.jsonl", "blind_f.jsonl", "blind_g.jsonl"]
+)
 def test_the_rounds_blind_sets_stay_found(rules: Rules, name: str) -> None:
     """Regression on this round's blind sets (they joined the danger reader's corpus after
     their first runs): every critical report found, false criticals bounded, and no label worse

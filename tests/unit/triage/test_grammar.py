@@ -82,6 +82,55 @@ ELEMENTS: dict[str, tuple[list[str], list[str]]] = {
             "大家都别急，坐下来慢慢说",
         ],
     ),
+    # poison, a corrosive or petrol got hold of and aimed at a person nearby
+    "means.aimed": (
+        [
+            "前夫放话说他买了一瓶硫酸，要让我这辈子见不得人",
+            "他说已经弄来两桶汽油，要找村主任算账",
+        ],
+        [
+            "他拿了汽油卡去加油站加油，被多扣了钱",
+            "厂里买了硫酸做电镀，味道飘到我们小区",
+            "买了农药去地里打虫，让他别往我家菜地喷",
+        ],
+    ),
+    # …or stockpiled, carried or sought with a quiet goodbye in the text
+    "means.farewell": (
+        [
+            "她这几个月一直在攒安眠药，还把存折交给了女儿，说以后就拜托你了",
+            "老汉把一瓶敌敌畏藏在身上，说他要是走了，地就留给孙子",
+            "向小店老板打听哪里能买到老鼠药，还说孩子就托付给你们了",
+        ],
+        [
+            "我妈失眠，医生给她开了安眠药，她把存折交给我保管，说以后就拜托你了",
+            "我在农资店买了两瓶百草枯准备除草，结果是假的",
+            "老人买了农药给果园打虫，说要是走了以后果园就归小儿子",
+        ],
+    ),
+    # arson threats said of the place, in writing or sideways
+    "threats.arson": (
+        [
+            "门缝里塞了张纸，写着再不还钱，就让你家房子烧干净",
+            "他发短信说小心你家房子哪天着火",
+        ],
+        [
+            "他说要去烧烤店吃夜宵，吵到我们了",
+            "电动车在楼道充电，小心着火，物业不管",
+        ],
+    ),
+    # 打 in compounds that are no blow
+    "aspect.not_a_blow": (
+        [
+            "她男人还在屋里打她，快来人",
+        ],
+        [
+            "隔壁装修每天早上七点就开始打电钻",
+            "邻居几个人还在打扑克，吵到半夜",
+            "我被推倒了 手腕摔断了 现在在医院打石膏",
+            "我朋友被打了 现在在医院 打人的走了 我们知道是谁",
+            "楼下工地还在打桩，震得墙都裂了",
+        ],
+    ),
     "preparations": (
         [
             "他说绝笔信已经写好了，放在枕头底下",
@@ -324,6 +373,8 @@ def test_each_element_is_a_factor_of_its_own(rules: Rules) -> None:
         "threats.conditions",
         "threats.standalone",
         "preparations",
+        "means.aimed",
+        "means.farewell",
         "weapons.arms",
         "weapons.tools",
         "aspect.progressive",

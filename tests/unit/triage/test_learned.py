@@ -193,3 +193,31 @@ def test_a_planned_crowd_is_not_raised_by_the_model_but_queued() -> None:
     # a plan with no crowd in it is read by the model as before
     alone = _decide("他说后天背着耗子药去镇政府门口讨个说法", sure)
     assert "learned_danger" in [f.factor for f in alone.factors]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他拿了汽油卡去加油站加油，被多扣了钱",
+        "他买了农药给菜地打虫，药味飘进了邻居家",
+        "我妈失眠，医生给她开了安眠药，一次只让吃半片",
+    ],
+)
+def test_a_danger_object_in_its_ordinary_use_is_only_queued(text: str) -> None:
+    """The model weighs the object's name (汽油, 农药); the grammar reads its ordinary use."""
+    d = _decide(text, toy({"汽油": 4.0, "农药": 4.0, "安眠药": 4.0}))
+    assert d.severity != "critical"
+    assert d.review and any("日常用途" in c for c in d.review_cues)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他在加油站灌了一桶汽油，扬言晚上去老板家",
+        "他拎着一桶汽油在厂门口转来转去",
+        "她说安眠药已经吃了一把，让我们别找她",
+    ],
+)
+def test_a_danger_object_out_of_its_ordinary_use_is_raised(text: str) -> None:
+    d = _decide(text, toy({"汽油": 4.0, "安眠药": 4.0}))
+    assert d.severity == "critical"
