@@ -95,9 +95,11 @@ class IntakeHandlers:
                 async with self.delivery.transaction() as tx:
                     return await self._store(tx, report, via, integrator_id, service_code)
             except IntegrityError:
+                if self.delivery.current_batch() is not None:
+                    raise  # the batch is rolled back and replayed report by report
                 continue  # a concurrent duplicate won: the next round answers with its case
             except OperationalError:
-                if attempt == 4:
+                if attempt == 4 or self.delivery.current_batch() is not None:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))  # SQLite writer contention
         existing = await self.existing(report.source, report.source_ref)
@@ -373,15 +375,7 @@ class IntakeHandlers:
                     case.status if entry.action == "merge" else entry.to_status,
                     env.event_id,
                 )
-                s.add(
-                    self.delivery.tables.outbox(
-                        event_id=new_id(),
-                        topic=self.topics.feedback(r.source),
-                        key=r.source_ref,
-                        value=body,
-                        created_at=utcnow(),
-                    )
-                )
+                tx.publish_raw(self.topics.feedback(r.source), r.source_ref, body)
                 queued.append(1)
                 if r.integrator_id:
                     integ = await s.get(Integrator, r.integrator_id)
@@ -396,10 +390,13 @@ class IntakeHandlers:
                             )
                         )
 
-        await self.feedback_gate.handle(env, entry, work)
-        if queued:
+        async def notify() -> None:
             self.delivery.wakeup.set()
             self.webhooks_due.set()
+
+        await self.feedback_gate.handle(env, entry, work)
+        if queued:
+            await self.delivery.after_commit(notify)
 
 
 def feedback_body(report: IntakeReport, entry: TrailAppended, status: str, event_id: str) -> bytes:

@@ -107,8 +107,11 @@ class MediationHandlers:
                 return
             await self._retriage(tx, case, ev, now, now, after)
 
+        async def notify() -> None:
+            await run_after_commit(after)
+
         await self.ctx.delivery.handle_once("mediation.triaged", env, work)
-        await run_after_commit(after)
+        await self.ctx.delivery.after_commit(notify)
 
     async def _retriage(
         self,
