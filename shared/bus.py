@@ -349,7 +349,7 @@ class KafkaBus:
         client_id: str,
         max_attempts: int = 3,
         extra_topics: Sequence[str] = (),
-        partitions: int = 3,
+        partitions: int = 12,
         replication_factor: int = 0,
         client_options: dict[str, Any] | None = None,
     ) -> None:

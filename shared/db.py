@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Column, DateTime, Index, event, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -203,6 +204,16 @@ class Tx:
         self.emitted.append(env)
         return env
 
+    async def get(self, model: type[Any], case_id: str) -> Any:
+        """The row of a table keyed by case id (None when there is none).
+
+        Inside a batch the rows of every case in the batch are read with one query the first
+        time a table is asked for, so each event's lookup costs no round trip.
+        """
+        if self.batch is None or case_id not in self.batch.case_ids:
+            return await self.session.get(model, case_id)
+        return await self.batch.get(model, case_id)
+
     def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
         """Queue a record that is not an event (a source's feedback) in the outbox."""
         self._outbox.append(_Out(topic, key, value=value))
@@ -221,7 +232,7 @@ class Tx:
         for env in self.emitted:
             cases.setdefault(env.case_id, []).append(env)
         for case_id, outgoing in cases.items():
-            stored = await self.session.get(heads_table, case_id)
+            stored = await self.get(heads_table, case_id)
             heads = set(stored.heads) if stored is not None else set()
             seq = stored.seq if stored is not None else 0
             if self.cause is not None and self.cause.case_id == case_id:
@@ -357,6 +368,9 @@ class Batch:
             if isinstance(follows, list):
                 ids.update(str(f) for f in follows)
         self.ids = ids
+        self.case_ids = {e.case_id for e in envelopes}
+        self._preloaded: set[type[Any]] = set()  # tables whose rows of case_ids were read
+        self._refs: list[Any] = []  # rows the batch's session loaded or wrote (strong refs)
         self.session: AsyncSession | None = None
         self._loaded: set[str] = set()  # consumers whose inbox rows for self.ids were read
         self._seen: set[tuple[str, str]] = set()  # (consumer, event_id) processed
@@ -366,11 +380,22 @@ class Batch:
         self.trail_rows: list[dict[str, Any]] = []
         self.after: list[AfterCommit] = []
         self.events = 0  # events handled in the batch's transaction
+        # what a consumer read once for the whole batch (its own keys; dropped with the batch)
+        self.memo: dict[str, Any] = {}
 
     async def open(self) -> AsyncSession:
         """The batch's session, in its transaction."""
         if self.session is None:
             self.session = self.delivery.sessions()
+            # the identity map holds clean rows weakly: keep every row the batch loads or writes
+            # alive until it ends, so a later event of the batch finds it without a query
+            sync, refs = self.session.sync_session, self._refs
+
+            def keep(_session: Any, obj: Any) -> None:
+                refs.append(obj)
+
+            for name in ("loaded_as_persistent", "pending_to_persistent"):
+                event.listen(sync, name, keep)
             await self.session.begin()
         return self.session
 
@@ -413,6 +438,25 @@ class Batch:
             {"consumer": consumer, "event_id": event_id, "processed_at": utcnow()}
         )
         return True
+
+    async def get(self, model: type[Any], case_id: str) -> Any:
+        """A row keyed by one of the batch's case ids: from the session, loaded once per table."""
+        session = await self.open()
+        sync = session.sync_session
+        mapper = class_mapper(model)
+        if model not in self._preloaded:
+            self._preloaded.add(model)
+            pk = mapper.primary_key[0]
+            await session.flush()  # what the batch added is in the identity map, not re-read
+            for chunk in _chunks(sorted(self.case_ids)):
+                (await session.exec(select(model).where(pk.in_(chunk)))).all()  # into the map
+        obj = sync.identity_map.get(mapper.identity_key_from_primary_key((case_id,)))
+        if obj is not None:
+            return None if obj in sync.deleted else obj
+        for pending in sync.new:  # added by an earlier event of the batch, not yet flushed
+            if type(pending) is model and mapper.primary_key_from_instance(pending) == (case_id,):
+                return pending
+        return None
 
     async def parked(self, consumer: str) -> dict[str, str]:
         """The consumer's parked entries (event id → case id), kept up to date in the batch."""
