@@ -42,6 +42,9 @@ class OutgoingMessage:
 
 
 MessageHandler = Callable[[Message], Awaitable[None]]
+# One partition's fetched records, in offset order, handled together (one transaction). When it
+# raises, the bus replays the records one at a time through the handler and the dead-letter path.
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
 # What the producer and consumers must run with; a test checks the adapter really uses these.
 PRODUCER_SETTINGS: dict[str, Any] = {
@@ -85,8 +88,14 @@ class Bus(Protocol):
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish in order and return once the broker acknowledged all of them."""
 
-    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
-        """Register a handler for a consumer group; call before start()."""
+    def subscribe(
+        self,
+        topics: list[str],
+        group: str,
+        handler: MessageHandler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Register a handler (and optionally a batch handler) for a group; call before start()."""
 
     async def ping(self) -> bool:
         """Whether the broker answers."""
@@ -97,6 +106,22 @@ class _Subscription:
     topics: list[str]
     group: str
     handler: MessageHandler
+    batch_handler: BatchHandler | None = None
+
+
+class PublishFailed(Exception):
+    """Some messages of one publish call were not acknowledged.
+
+    `acked` counts the messages acknowledged in order from the first one: a caller that marks
+    what was sent marks exactly those (the others go again, after them, in order).
+    """
+
+    def __init__(self, acked: int, cause: BaseException) -> None:
+        super().__init__(f"{acked} acknowledged, then {type(cause).__name__}: {cause}")
+        self.acked, self.cause = acked, cause
+
+
+MAX_BATCH = 500  # records of one partition handled in one transaction
 
 
 # The handler working on the current message; an event dispatcher narrows it to the handler of
@@ -109,6 +134,34 @@ CURRENT_HANDLER: contextvars.ContextVar[str] = contextvars.ContextVar(
 def handler_name(fn: Callable[..., Any]) -> str:
     """module.Qualified.name of a handler (bound methods included)."""
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+async def try_batch(sub: _Subscription, msgs: list[Message]) -> bool:
+    """Handle one partition's records as one batch; False when there is no batch handler or the
+    batch failed (rolled back whole): then the caller replays the records one at a time, so the
+    good ones go through and only a poison one reaches the dead-letter topic."""
+    if sub.batch_handler is None:
+        return False
+    CURRENT_HANDLER.set("")
+    try:
+        await sub.batch_handler(msgs)
+        return True
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        metrics.retried(msgs[0].topic)
+        log.warning(
+            "batch failed, replaying its records one at a time",
+            extra={
+                "topic": msgs[0].topic,
+                "partition": msgs[0].partition,
+                "offset": msgs[0].offset,
+                "records": len(msgs),
+                "group": sub.group,
+                "error": type(exc).__name__,
+            },
+        )
+        return False
 
 
 class DeadLetterPolicy:
@@ -211,9 +264,15 @@ class InMemoryBus:
         self._idle.set()
         self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts, backoff_s=0)
 
-    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
+    def subscribe(
+        self,
+        topics: list[str],
+        group: str,
+        handler: MessageHandler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
         """Register a handler."""
-        self._subs.append(_Subscription(topics, group, handler))
+        self._subs.append(_Subscription(topics, group, handler, batch_handler))
 
     async def start(self) -> None:
         """Start one worker per subscription."""
@@ -234,11 +293,15 @@ class InMemoryBus:
 
     async def _work(self, sub: _Subscription, q: asyncio.Queue[Message]) -> None:
         while True:
-            m = await q.get()
+            msgs = [await q.get()]  # what has queued up meanwhile goes along, as a fetch would
+            while not q.empty() and len(msgs) < MAX_BATCH:
+                msgs.append(q.get_nowait())
             try:
-                await self.dlq.run(m, sub.handler, sub.group)
+                if not await try_batch(sub, msgs):
+                    for m in msgs:
+                        await self.dlq.run(m, sub.handler, sub.group)
             finally:
-                self._pending -= 1
+                self._pending -= len(msgs)
                 if self._pending == 0:
                     self._idle.set()
 
@@ -289,7 +352,7 @@ class KafkaBus:
         client_id: str,
         max_attempts: int = 3,
         extra_topics: Sequence[str] = (),
-        partitions: int = 3,
+        partitions: int = 12,
         replication_factor: int = 0,
         client_options: dict[str, Any] | None = None,
     ) -> None:
@@ -308,9 +371,15 @@ class KafkaBus:
         self._tasks: list[asyncio.Task[None]] = []
         self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts)
 
-    def subscribe(self, topics: list[str], group: str, handler: MessageHandler) -> None:
-        """Register a handler for a consumer group."""
-        self._subs.append(_Subscription(topics, group, handler))
+    def subscribe(
+        self,
+        topics: list[str],
+        group: str,
+        handler: MessageHandler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Register a handler (and a batch handler) for a consumer group."""
+        self._subs.append(_Subscription(topics, group, handler, batch_handler))
 
     def producer_config(self) -> dict[str, Any]:
         """The producer's settings (checked by a test)."""
@@ -378,32 +447,42 @@ class KafkaBus:
         metrics.consuming_in_this_task(self.client_id, sub.group)
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
                 for tp, records in batches.items():
                     metrics.batch_received(tp.topic, len(records))
+                    msgs = [
+                        Message(
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key,
+                            r.value or b"",
+                            list(r.headers or []),
+                        )
+                        for r in records
+                    ]
                     done = None
                     try:
-                        for r in records:
-                            msg = Message(
-                                r.topic,
-                                r.partition,
-                                r.offset,
-                                r.key,
-                                r.value or b"",
-                                list(r.headers or []),
-                            )
-                            t0 = time.perf_counter()
-                            await self.dlq.run(msg, sub.handler, sub.group)
-                            metrics.record_handled(r.topic, time.perf_counter() - t0)
-                            done = r.offset
+                        t0 = time.perf_counter()
+                        if await try_batch(sub, msgs):
+                            each = (time.perf_counter() - t0) / len(msgs)
+                            for m in msgs:
+                                metrics.record_handled(m.topic, each)
+                            done = msgs[-1].offset
+                        else:
+                            for m in msgs:
+                                t0 = time.perf_counter()
+                                await self.dlq.run(m, sub.handler, sub.group)
+                                metrics.record_handled(m.topic, time.perf_counter() - t0)
+                                done = m.offset
                     finally:
                         if done is not None:
                             # commit only what was processed and persisted
                             await consumer.commit(
                                 {TopicPartition(tp.topic, tp.partition): done + 1}
                             )
-                        if done != records[-1].offset:  # rewind: the rest is read again
-                            consumer.seek(tp, records[0].offset if done is None else done + 1)
+                        if done != msgs[-1].offset:  # rewind: the rest is read again
+                            consumer.seek(tp, msgs[0].offset if done is None else done + 1)
                 metrics.observe_lag(self.client_id, sub.group, consumer)
             except asyncio.CancelledError:
                 raise
@@ -441,6 +520,7 @@ class KafkaBus:
         await self._ensure_producer()
         producer, generation = self.producer, self.producer_generation
         futures = []
+        error: BaseException | None = None
         try:
             for m in messages:
                 futures.append(
@@ -451,12 +531,22 @@ class KafkaBus:
                         headers=m.headers or None,
                     )
                 )
-            for f in futures:
-                await f
         except Exception as exc:
-            if is_fatal_producer_error(exc):
-                await self.reset_producer(generation, exc)
-            raise
+            error = exc
+        acked, broken = 0, False  # acknowledged in order from the first message
+        for f in futures:
+            try:
+                await f
+                acked += 0 if broken else 1
+            except Exception as exc:
+                broken, error = True, error or exc
+        if error is None:
+            return
+        if is_fatal_producer_error(error):
+            await self.reset_producer(generation, error)
+        if acked:
+            raise PublishFailed(acked, error) from error
+        raise error
 
     async def reset_producer(self, generation: int, cause: BaseException | None = None) -> None:
         """Close and recreate the producer, unless another caller already did since `generation`."""

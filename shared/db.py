@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, DateTime, Index, event, func, text
+from sqlalchemy import JSON, Column, DateTime, Index, event, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.bus import Bus, OutgoingMessage
+from shared.bus import Bus, OutgoingMessage, PublishFailed
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
-from shared.events import Envelope, utcnow
+from shared.events import Envelope, new_id, utcnow
 from shared.tracing import headers_for
 
 log = logging.getLogger("fengqiao.db")
@@ -155,14 +157,39 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
     )
 
 
+@dataclass
+class _Out:
+    """An outbox row on its way: an event (encoded once sealed) or raw bytes (source feedback)."""
+
+    topic: str
+    key: str | None
+    env: Envelope | None = None
+    value: bytes = b""
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 class Tx:
     """One business transaction: state changes, trail entries and outgoing events together."""
 
-    def __init__(self, session: AsyncSession, delivery: Delivery, cause: Envelope | None) -> None:
-        self.session, self.delivery, self.cause = session, delivery, cause
+    def __init__(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        cause: Envelope | None,
+        batch: Batch | None = None,
+    ) -> None:
+        self.session, self.delivery, self.cause, self.batch = session, delivery, cause, batch
         self.emitted: list[Envelope] = []
-        # what seal() links into causal order before commit: (envelope, its outbox row)
-        self._outgoing: list[tuple[Envelope, Any]] = []
+        # outbox and trail rows, written together (Core executemany) once the work is sealed
+        self._outbox: list[_Out] = []
+        self._trail: list[dict[str, Any]] = []
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -173,17 +200,23 @@ class Tx:
             case_id=case_id,
             cause=self.cause,
         )
-        row = self.delivery.tables.outbox(
-            event_id=env.event_id,
-            topic=topic,
-            key=case_id,
-            value=env.to_bytes(),
-            created_at=utcnow(),
-        )
-        self.session.add(row)
+        self._outbox.append(_Out(topic, case_id, env))
         self.emitted.append(env)
-        self._outgoing.append((env, row))
         return env
+
+    async def get(self, model: type[Any], case_id: str) -> Any:
+        """The row of a table keyed by case id (None when there is none).
+
+        Inside a batch the rows of every case in the batch are read with one query the first
+        time a table is asked for, so each event's lookup costs no round trip.
+        """
+        if self.batch is None or case_id not in self.batch.case_ids:
+            return await self.session.get(model, case_id)
+        return await self.batch.get(model, case_id)
+
+    def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
+        """Queue a record that is not an event (a source's feedback) in the outbox."""
+        self._outbox.append(_Out(topic, key, value=value))
 
     async def seal(self) -> None:
         """Link this transaction's trail entries and events into the case's causal order.
@@ -193,13 +226,13 @@ class Tx:
         service acting on it writes entries that follow it. Called once, just before commit.
         """
         heads_table = self.delivery.tables.trail_heads
-        if heads_table is None or not self._outgoing:
+        if heads_table is None or not self.emitted:
             return
-        cases: dict[str, list[tuple[Envelope, Any]]] = {}
-        for env, row in self._outgoing:
-            cases.setdefault(env.case_id, []).append((env, row))
+        cases: dict[str, list[Envelope]] = {}
+        for env in self.emitted:
+            cases.setdefault(env.case_id, []).append(env)
         for case_id, outgoing in cases.items():
-            stored = await self.session.get(heads_table, case_id)
+            stored = await self.get(heads_table, case_id)
             heads = set(stored.heads) if stored is not None else set()
             seq = stored.seq if stored is not None else 0
             if self.cause is not None and self.cause.case_id == case_id:
@@ -207,15 +240,13 @@ class Tx:
                 heads |= set(self.cause.trail_head)
                 seq = max(seq, self.cause.trail_seq)
             before = (sorted(heads), seq)
-            for env, row in outgoing:
+            for env in outgoing:
                 if env.event_type == "trail.appended":
                     env.payload["follows"], env.payload["seq"] = sorted(heads), seq + 1
                     heads, seq = {env.event_id}, seq + 1
-                    row.value = env.to_bytes()
-            for env, row in outgoing:
+            for env in outgoing:
                 if env.event_type != "trail.appended":
                     env.trail_head, env.trail_seq = sorted(heads), seq
-                    row.value = env.to_bytes()
             if (sorted(heads), seq) == before:
                 continue
             if stored is None:
@@ -223,6 +254,32 @@ class Tx:
             else:
                 stored.heads, stored.seq = sorted(heads), seq
                 self.session.add(stored)
+
+    async def write_rows(self) -> None:
+        """Write the trail and outbox rows (after seal): into the batch's, else right away."""
+        now = utcnow()
+        outbox = [
+            {
+                "event_id": o.env.event_id if o.env is not None else new_id(),
+                "topic": o.topic,
+                "key": o.key,
+                "value": o.env.to_bytes() if o.env is not None else o.value,
+                "created_at": now,
+                "published_at": None,
+            }
+            for o in self._outbox
+        ]
+        if self.batch is not None:
+            self.batch.trail_rows.extend(self._trail)
+            self.batch.outbox_rows.extend(outbox)
+        else:
+            await write_rows(self.session, self.delivery.tables, self._trail, outbox, [])
+        self._trail, self._outbox = [], []
+
+    @property
+    def queued(self) -> bool:
+        """Whether this transaction put anything in the outbox."""
+        return bool(self.emitted or self._outbox)
 
     def transition(
         self,
@@ -255,21 +312,180 @@ class Tx:
             details=produce_trail_details(action, details or {}),
         )
         env = self.emit(self.delivery.trail_topic, "trail.appended", entry, case_id)
-        self.session.add(
-            self.delivery.tables.trail(
-                case_id=case_id,
-                at=entry.at,
-                actor=actor,
-                actor_role=actor_role,
-                action=action,
-                from_status=from_status,
-                to_status=to_status,
-                reason=reason,
-                details=entry.details,
-                event_id=env.event_id,
-            )
+        self._trail.append(
+            {
+                "case_id": case_id,
+                "at": entry.at,
+                "actor": actor,
+                "actor_role": actor_role,
+                "action": action,
+                "from_status": from_status,
+                "to_status": to_status,
+                "reason": reason,
+                "details": entry.details,
+                "event_id": env.event_id,
+            }
         )
         return env
+
+
+async def write_rows(
+    session: AsyncSession,
+    tables: DeliveryTables,
+    trail: list[dict[str, Any]],
+    outbox: list[dict[str, Any]],
+    inbox: list[dict[str, Any]],
+) -> None:
+    """Insert trail, outbox and inbox rows with one executemany each (outbox in emit order)."""
+    if not (trail or outbox or inbox):
+        return
+    await session.flush()
+    conn = await session.connection()
+    for table, rows in ((tables.trail, trail), (tables.outbox, outbox), (tables.inbox, inbox)):
+        if rows:
+            await conn.execute(table.__table__.insert(), rows)
+
+
+_BATCH: contextvars.ContextVar[Batch | None] = contextvars.ContextVar(
+    "fengqiao_batch", default=None
+)
+
+
+class Batch:
+    """One partition batch handled in one transaction (Delivery.batch).
+
+    Each event's work runs in the batch's session, in offset order; the inbox is read once per
+    consumer for every event of the batch (and every entry the batch's trail entries follow),
+    and the trail, outbox and inbox rows are written with one executemany each before the one
+    commit. Opened lazily: a batch whose events all turn out to be for others opens nothing.
+    """
+
+    def __init__(self, delivery: Delivery, envelopes: Sequence[Envelope]) -> None:
+        self.delivery = delivery
+        ids = {e.event_id for e in envelopes}
+        for e in envelopes:
+            follows = e.payload.get("follows") if e.event_type == "trail.appended" else None
+            if isinstance(follows, list):
+                ids.update(str(f) for f in follows)
+        self.ids = ids
+        self.case_ids = {e.case_id for e in envelopes}
+        self._preloaded: set[type[Any]] = set()  # tables whose rows of case_ids were read
+        self._refs: list[Any] = []  # rows the batch's session loaded or wrote (strong refs)
+        self.session: AsyncSession | None = None
+        self._loaded: set[str] = set()  # consumers whose inbox rows for self.ids were read
+        self._seen: set[tuple[str, str]] = set()  # (consumer, event_id) processed
+        self._parked: dict[str, dict[str, str]] = {}  # consumer → {event_id: case_id}
+        self.inbox_rows: list[dict[str, Any]] = []
+        self.outbox_rows: list[dict[str, Any]] = []
+        self.trail_rows: list[dict[str, Any]] = []
+        self.after: list[AfterCommit] = []
+        self.events = 0  # events handled in the batch's transaction
+        # what a consumer read once for the whole batch (its own keys; dropped with the batch)
+        self.memo: dict[str, Any] = {}
+
+    async def open(self) -> AsyncSession:
+        """The batch's session, in its transaction."""
+        if self.session is None:
+            self.session = self.delivery.sessions()
+            # the identity map holds clean rows weakly: keep every row the batch loads or writes
+            # alive until it ends, so a later event of the batch finds it without a query
+            sync, refs = self.session.sync_session, self._refs
+
+            def keep(_session: Any, obj: Any) -> None:
+                refs.append(obj)
+
+            for name in ("loaded_as_persistent", "pending_to_persistent"):
+                event.listen(sync, name, keep)
+            await self.session.begin()
+        return self.session
+
+    async def _load(self, consumer: str) -> AsyncSession:
+        session = await self.open()
+        if consumer not in self._loaded:
+            self._loaded.add(consumer)
+            inbox = self.delivery.tables.inbox
+            for chunk in _chunks(sorted(self.ids)):
+                rows = await session.exec(
+                    select(inbox.event_id).where(
+                        inbox.consumer == consumer, inbox.event_id.in_(chunk)
+                    )
+                )
+                self._seen.update((consumer, e) for e in rows.all())
+        return session
+
+    async def applied(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
+        """Which of these events the consumer has processed (in this batch or before)."""
+        session = await self._load(consumer)
+        wanted = set(event_ids)
+        done = {e for e in wanted if (consumer, e) in self._seen}
+        unknown = sorted(e for e in wanted - done if e not in self.ids)
+        if unknown:  # not read with the batch (a released entry's causes)
+            inbox = self.delivery.tables.inbox
+            rows = await session.exec(
+                select(inbox.event_id).where(
+                    inbox.consumer == consumer, inbox.event_id.in_(unknown)
+                )
+            )
+            done.update(rows.all())
+        return done
+
+    async def claim(self, consumer: str, event_id: str) -> bool:
+        """Record that the consumer processes this event now; False when it did before."""
+        if event_id in await self.applied(consumer, [event_id]):
+            return False
+        self._seen.add((consumer, event_id))
+        self.inbox_rows.append(
+            {"consumer": consumer, "event_id": event_id, "processed_at": utcnow()}
+        )
+        return True
+
+    async def get(self, model: type[Any], case_id: str) -> Any:
+        """A row keyed by one of the batch's case ids: from the session, loaded once per table."""
+        session = await self.open()
+        sync = session.sync_session
+        mapper = class_mapper(model)
+        if model not in self._preloaded:
+            self._preloaded.add(model)
+            pk = mapper.primary_key[0]
+            await session.flush()  # what the batch added is in the identity map, not re-read
+            for chunk in _chunks(sorted(self.case_ids)):
+                (await session.exec(select(model).where(pk.in_(chunk)))).all()  # into the map
+        obj = sync.identity_map.get(mapper.identity_key_from_primary_key((case_id,)))
+        if obj is not None:
+            return None if obj in sync.deleted else obj
+        for pending in sync.new:  # added by an earlier event of the batch, not yet flushed
+            if type(pending) is model and mapper.primary_key_from_instance(pending) == (case_id,):
+                return pending
+        return None
+
+    async def parked(self, consumer: str) -> dict[str, str]:
+        """The consumer's parked entries (event id → case id), kept up to date in the batch."""
+        if consumer not in self._parked:
+            session = await self.open()
+            parked = self.delivery.tables.parked
+            rows = await session.exec(
+                select(parked.event_id, parked.case_id).where(parked.consumer == consumer)
+            )
+            self._parked[consumer] = {e: c for e, c in rows.all()}
+        return self._parked[consumer]
+
+    async def commit(self) -> None:
+        """Write the batch's rows and commit."""
+        if self.session is None:
+            return
+        await write_rows(
+            self.session,
+            self.delivery.tables,
+            self.trail_rows,
+            self.outbox_rows,
+            self.inbox_rows,
+        )
+        await self.session.commit()
+
+    async def close(self) -> None:
+        """Close the session (rolling back what was not committed)."""
+        if self.session is not None:
+            await self.session.close()
 
 
 class Delivery:
@@ -286,20 +502,73 @@ class Delivery:
         self.producer, self.trail_topic = producer, trail_topic
         self.wakeup = asyncio.Event()
 
+    def current_batch(self) -> Batch | None:
+        """The batch this task is handling for this service, if any."""
+        batch = _BATCH.get()
+        return batch if batch is not None and batch.delivery is self else None
+
+    @asynccontextmanager
+    async def batch(self, envelopes: Sequence[Envelope]) -> AsyncIterator[Batch]:
+        """Handle a partition batch in one transaction: transaction() and handle_once() join it.
+
+        Commits when the block ends; on an error nothing of the batch is kept (the bus then
+        replays its records one at a time). After-commit work runs only once committed.
+        """
+        batch = Batch(self, envelopes)
+        token = _BATCH.set(batch)
+        try:
+            yield batch
+            await batch.commit()
+        finally:
+            _BATCH.reset(token)
+            await batch.close()
+        if batch.outbox_rows:
+            self.wakeup.set()
+        for fn in batch.after:
+            await fn()
+
+    async def after_commit(self, fn: AfterCommit) -> None:
+        """Run fn once the work in hand is committed: now, or when the batch commits."""
+        batch = self.current_batch()
+        if batch is not None:
+            batch.after.append(fn)
+        else:
+            await fn()
+
     @asynccontextmanager
     async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Tx]:
-        """Open a transaction; commits on success, wakes the relay if events were queued."""
+        """Open a transaction; commits on success, wakes the relay if events were queued.
+
+        Inside a batch the work joins the batch's transaction (committed with the batch).
+        """
+        batch = self.current_batch()
+        if batch is not None:
+            tx = Tx(await batch.open(), self, cause, batch)
+            yield tx
+            await tx.seal()
+            await tx.write_rows()
+            batch.events += 1
+            return
         async with self.sessions() as session, session.begin():
             tx = Tx(session, self, cause)
             yield tx
             await tx.seal()
-        if tx.emitted:
+            queued = tx.queued
+            await tx.write_rows()
+        if queued:
             self.wakeup.set()
 
     async def handle_once(
         self, consumer: str, env: Envelope, fn: Callable[[Tx], Awaitable[None]]
     ) -> bool:
         """Run fn in a transaction unless this consumer already processed env (inbox)."""
+        batch = self.current_batch()
+        if batch is not None:
+            if not await batch.claim(consumer, env.event_id):
+                return False
+            async with self.transaction(cause=env) as tx:
+                await fn(tx)
+            return True
         try:
             async with self.transaction(cause=env) as tx:
                 seen = await tx.session.get(self.tables.inbox, (consumer, env.event_id))
@@ -373,6 +642,12 @@ class CausalGate:
     async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:
         if not entry.follows:
             return True
+        if tx.batch is not None:
+            follows = set(entry.follows)
+            if len(await tx.batch.applied(self.consumer, follows)) < len(follows):
+                return False
+            parked_now = await tx.batch.parked(self.consumer)
+            return not any(f in parked_now for f in follows)
         inbox, parked = self.delivery.tables.inbox, self.delivery.tables.parked
         seen = await tx.session.exec(
             select(inbox.event_id).where(
@@ -390,11 +665,14 @@ class CausalGate:
 
     async def _park(self, tx: Tx, env: Envelope, entry: TrailAppended) -> None:
         parked = self.delivery.tables.parked
-        count = (
-            await tx.session.exec(
-                select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
-            )
-        ).one()
+        if tx.batch is not None:
+            count = len(await tx.batch.parked(self.consumer))
+        else:
+            count = (
+                await tx.session.exec(
+                    select(func.count()).select_from(parked).where(parked.consumer == self.consumer)
+                )
+            ).one()
         if count >= self.max_parked:
             self.stats.refused_total += 1
             raise ParkingFull(f"{count} trail entries wait for their causes")
@@ -409,6 +687,8 @@ class CausalGate:
             )
         )
         await tx.session.flush()
+        if tx.batch is not None:
+            (await tx.batch.parked(self.consumer))[env.event_id] = entry.case_id
         self.stats.parked_total += 1
         log.info(
             "trail entry parked until its cause arrives",
@@ -417,6 +697,8 @@ class CausalGate:
 
     async def _release(self, tx: Tx, case_id: str, apply: TrailApply) -> None:
         parked = self.delivery.tables.parked
+        if tx.batch is not None and case_id not in (await tx.batch.parked(self.consumer)).values():
+            return  # nothing of this case waits (known without a query)
         progress = True
         while progress:
             progress = False
@@ -434,6 +716,8 @@ class CausalGate:
                     continue
                 await tx.session.delete(row)
                 await tx.session.flush()
+                if tx.batch is not None:
+                    (await tx.batch.parked(self.consumer)).pop(row.event_id, None)
                 await apply(tx, env, entry)
                 self.stats.released_total += 1
                 progress = True
@@ -502,28 +786,39 @@ class OutboxRelay:
                 )
                 if not got.scalar():
                     return 0, None
-            stmt = select(outbox).where(outbox.published_at.is_(None)).order_by(outbox.id)
-            rows = (await session.exec(stmt.limit(self.batch))).all()
+            stmt = (
+                select(outbox.id, outbox.topic, outbox.key, outbox.value)
+                .where(outbox.published_at.is_(None))
+                .order_by(outbox.id)
+                .limit(self.batch)
+            )
+            rows = (await session.exec(stmt)).all()
             if not rows:
                 return 0, None
-            by_key: dict[str | None, list[Any]] = {}
-            for r in rows:
-                by_key.setdefault(r.key, []).append(r)
-            acked: list[Any] = []
+            by_key: dict[str | None, list[tuple[int, OutgoingMessage]]] = {}
+            for row_id, topic, key, value in rows:
+                by_key.setdefault(key, []).append(
+                    (row_id, OutgoingMessage(topic, key, value, headers_for(value)))
+                )
+            acked: list[int] = []
 
-            async def send_in_order(key_rows: list[Any]) -> None:
-                for r in key_rows:
-                    await self.bus.publish(
-                        [OutgoingMessage(r.topic, r.key, r.value, headers_for(r.value))]
-                    )
-                    acked.append(r)
+            async def send_in_order(key_rows: list[tuple[int, OutgoingMessage]]) -> None:
+                # one call per key: the bus sends them in order and waits for all the acks;
+                # when it fails part-way only the acknowledged head is marked
+                try:
+                    await self.bus.publish([m for _, m in key_rows])
+                except PublishFailed as exc:
+                    acked.extend(i for i, _ in key_rows[: exc.acked])
+                    raise exc.cause from exc
+                acked.extend(i for i, _ in key_rows)
 
             results = await asyncio.gather(
                 *(send_in_order(rs) for rs in by_key.values()), return_exceptions=True
             )
-            now = utcnow()
-            for r in acked:
-                r.published_at = now
+            if acked:
+                await session.exec(
+                    update(outbox).where(outbox.id.in_(acked)).values(published_at=utcnow())
+                )
             errors = [e for e in results if isinstance(e, BaseException)]
         for e in errors:
             if isinstance(e, asyncio.CancelledError):

@@ -70,8 +70,7 @@ class Runtime:
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:
         """Subscribe a consumer group; route each event type to its handler, skip others."""
 
-        async def dispatch(msg: Message) -> None:
-            env = Envelope.from_bytes(msg.value)
+        async def handle(msg: Message, env: Envelope) -> None:
             handler = handlers.get(env.event_type)
             if handler is None:
                 if not REGISTRY.known(env.event_type):
@@ -100,7 +99,18 @@ class Runtime:
                     },
                 )
 
-        self.bus.subscribe(topics, self.settings.group(group), dispatch)
+        async def dispatch(msg: Message) -> None:
+            await handle(msg, Envelope.from_bytes(msg.value))
+
+        async def dispatch_batch(msgs: list[Message]) -> None:
+            # a record that is not an envelope fails the batch: the one-by-one replay
+            # dead-letters it alone
+            envs = [Envelope.from_bytes(m.value) for m in msgs]
+            async with self.delivery.batch(envs):
+                for msg, env in zip(msgs, envs, strict=True):
+                    await handle(msg, env)
+
+        self.bus.subscribe(topics, self.settings.group(group), dispatch, dispatch_batch)
 
     def _unknown_event(self, group: str, event_type: str) -> None:
         """Count an event of a type nobody registered; log the first one of each type."""
@@ -118,8 +128,18 @@ class Runtime:
     def on_messages(
         self, topics: list[str], group: str, handler: Callable[[Message], Awaitable[None]]
     ) -> None:
-        """Subscribe a consumer group to raw (non-envelope) records, e.g. source systems."""
-        self.bus.subscribe(topics, self.settings.group(group), handler)
+        """Subscribe a consumer group to raw (non-envelope) records, e.g. source systems.
+
+        A partition's records are handled in one transaction (Delivery.batch); a batch that
+        fails is replayed one record at a time.
+        """
+
+        async def handle_batch(msgs: list[Message]) -> None:
+            async with self.delivery.batch([]):
+                for msg in msgs:
+                    await handler(msg)
+
+        self.bus.subscribe(topics, self.settings.group(group), handler, handle_batch)
 
     async def start(self) -> None:
         """Migrate the database (unless a migration job does), start the bus and the relay."""

@@ -27,6 +27,7 @@ from services.intake.repository import (
     open_cases_sharing,
     report_by_ref,
     reports_of_case,
+    reports_of_cases,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
 from shared.db import CausalGate, Delivery, Tx
@@ -95,9 +96,11 @@ class IntakeHandlers:
                 async with self.delivery.transaction() as tx:
                     return await self._store(tx, report, via, integrator_id, service_code)
             except IntegrityError:
+                if self.delivery.current_batch() is not None:
+                    raise  # the batch is rolled back and replayed report by report
                 continue  # a concurrent duplicate won: the next round answers with its case
             except OperationalError:
-                if attempt == 4:
+                if attempt == 4 or self.delivery.current_batch() is not None:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))  # SQLite writer contention
         existing = await self.existing(report.source, report.source_ref)
@@ -339,7 +342,7 @@ class IntakeHandlers:
 
         async def work(tx: Tx, env: Envelope, entry: TrailAppended) -> None:
             s = tx.session
-            case = await s.get(IntakeCase, entry.case_id)
+            case = await tx.get(IntakeCase, entry.case_id)
             if case is None:
                 return  # not a case that came in through this intake
             d = entry.details
@@ -349,7 +352,7 @@ class IntakeHandlers:
                 case.channel = d["channel"]
             for name, value in scope_changes(d).items():
                 setattr(case, name, value)
-            reports = await reports_of_case(s, case.case_id)
+            reports = await self._reports(tx, case.case_id)
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
                 # about one report, the one named in details
                 targets = [
@@ -373,15 +376,7 @@ class IntakeHandlers:
                     case.status if entry.action == "merge" else entry.to_status,
                     env.event_id,
                 )
-                s.add(
-                    self.delivery.tables.outbox(
-                        event_id=new_id(),
-                        topic=self.topics.feedback(r.source),
-                        key=r.source_ref,
-                        value=body,
-                        created_at=utcnow(),
-                    )
-                )
+                tx.publish_raw(self.topics.feedback(r.source), r.source_ref, body)
                 queued.append(1)
                 if r.integrator_id:
                     integ = await s.get(Integrator, r.integrator_id)
@@ -396,10 +391,25 @@ class IntakeHandlers:
                             )
                         )
 
-        await self.feedback_gate.handle(env, entry, work)
-        if queued:
+        async def notify() -> None:
             self.delivery.wakeup.set()
             self.webhooks_due.set()
+
+        await self.feedback_gate.handle(env, entry, work)
+        if queued:
+            await self.delivery.after_commit(notify)
+
+    @staticmethod
+    async def _reports(tx: Tx, case_id: str) -> list[IntakeReport]:
+        """A case's reports; in a batch, those of all its cases are read with one query (the
+        feedback consumer adds no reports, so they cannot change within the batch)."""
+        if tx.batch is None or case_id not in tx.batch.case_ids:
+            return await reports_of_case(tx.session, case_id)
+        memo = tx.batch.memo
+        if "intake.reports" not in memo:
+            memo["intake.reports"] = await reports_of_cases(tx.session, sorted(tx.batch.case_ids))
+        reports: list[IntakeReport] = memo["intake.reports"].get(case_id, [])
+        return reports
 
 
 def feedback_body(report: IntakeReport, entry: TrailAppended, status: str, event_id: str) -> bytes:

@@ -143,6 +143,19 @@ async def reports_of_case(session: AsyncSession, case_id: str) -> list[IntakeRep
     return list((await session.exec(stmt.order_by(col(IntakeReport.received_at)))).all())
 
 
+async def reports_of_cases(
+    session: AsyncSession, case_ids: Sequence[str]
+) -> dict[str, list[IntakeReport]]:
+    """Every report of each of these cases, oldest first (one query)."""
+    out: dict[str, list[IntakeReport]] = {c: [] for c in case_ids}
+    if not case_ids:
+        return out
+    stmt = select(IntakeReport).where(col(IntakeReport.case_id).in_(list(case_ids)))
+    for r in (await session.exec(stmt.order_by(col(IntakeReport.received_at)))).all():
+        out[r.case_id].append(r)
+    return out
+
+
 async def open_cases_sharing(
     session: AsyncSession, hashes: Sequence[str], since: datetime
 ) -> list[IntakeCase]:

@@ -141,7 +141,7 @@ async def assign(
     `manual` sends it to the coordination centre of its tier for a person to assign;
     `organisation`/`mediator` are a coordinator's explicit choice.
     """
-    orgs = await organisations(tx.session)
+    orgs = await _memo(tx, "mediation.organisations", lambda: organisations(tx.session))
     facts = [o.facts() for o in orgs]
     by_id = {o.id: o for o in orgs}
     why: list[str] = [reason] if reason else []
@@ -183,7 +183,12 @@ async def assign(
         why.append("协调员指定调解员")
     elif chosen.kind == "mediation" and not manual:
         counts = await open_case_counts(tx.session, chosen.id)
-        mediators = [m.facts() for m in await staff_of(tx.session, chosen.id, role="mediator")]
+        staff = await _memo(
+            tx,
+            f"mediation.mediators.{chosen.id}",
+            lambda: staff_of(tx.session, chosen.id, role="mediator"),
+        )
+        mediators = [m.facts() for m in staff]
         m = pick_mediator(mediators, chosen.id, counts, now, ctx.hours)
         if m is None:
             why.append("当前无值班调解员，进入机构待办队列")
@@ -215,6 +220,17 @@ async def assign(
         at=now,
     )
     return notify_assigned(ctx, case)
+
+
+async def _memo(tx: Tx, key: str, load: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+    """Organisations and staff, read once per consumer batch (a batch never changes them:
+    people change them through the admin routes, in transactions of their own)."""
+    if tx.batch is None:
+        return await load()
+    if key not in tx.batch.memo:
+        tx.batch.memo[key] = await load()
+    rows: list[Any] = tx.batch.memo[key]
+    return rows
 
 
 async def _share_with_co_channels(

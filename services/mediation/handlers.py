@@ -58,7 +58,7 @@ class MediationHandlers:
 
         async def work(tx: Tx) -> None:
             now = self.ctx.clock.now()
-            case = await tx.session.get(MediationCase, ev.case_id)
+            case = await tx.get(MediationCase, ev.case_id)
             if case is None:
                 case = MediationCase(
                     case_id=ev.case_id,
@@ -107,8 +107,11 @@ class MediationHandlers:
                 return
             await self._retriage(tx, case, ev, now, now, after)
 
+        async def notify() -> None:
+            await run_after_commit(after)
+
         await self.ctx.delivery.handle_once("mediation.triaged", env, work)
-        await run_after_commit(after)
+        await self.ctx.delivery.after_commit(notify)
 
     async def _retriage(
         self,
@@ -162,7 +165,7 @@ class MediationHandlers:
 
         async def work(tx: Tx) -> None:
             now = self.ctx.clock.now()
-            case = await tx.session.get(MediationCase, ev.case_id)
+            case = await tx.get(MediationCase, ev.case_id)
             if case is None or case.status not in (
                 CaseStatus.agreed,
                 CaseStatus.follow_up,
@@ -191,7 +194,7 @@ class MediationHandlers:
         """Follow-up closed the loop: the case leaves the mediator's work list."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.session.get(MediationCase, ev.case_id)
+            case = await tx.get(MediationCase, ev.case_id)
             if case is None or case.status in TERMINAL_STATUSES:
                 return
             case.status, case.outcome = CaseStatus.closed, ev.outcome[:40]

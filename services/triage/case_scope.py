@@ -24,7 +24,7 @@ class ScopeProjection:
             return
 
         async def work(tx: Tx) -> None:
-            row = await tx.session.get(TriageCaseScope, entry.case_id)
+            row = await tx.get(TriageCaseScope, entry.case_id)
             if row is None:
                 row = TriageCaseScope(case_id=entry.case_id, co_channels=[])
             for name, value in changes.items():

@@ -101,7 +101,8 @@ async def route_case(
         )
     )
     # a newer decision answers for the case: older pending reviews of it are superseded
-    for old in await pending_reviews_of(tx.session, case.case_id):
+    # (a case's first decision has no older review to supersede: no query)
+    for old in await pending_reviews_of(tx.session, case.case_id) if case.attempt > 1 else []:
         old.status, old.resolved_at = "superseded", now
         tx.session.add(old)
     if decision.review:
@@ -196,7 +197,7 @@ class TriageHandlers:
         """A new case: decide and route it."""
 
         async def work(tx: Tx) -> None:
-            if await tx.session.get(TriageCase, ev.case_id) is not None:
+            if await tx.get(TriageCase, ev.case_id) is not None:
                 return
             now = utcnow()
             case = TriageCase(
@@ -226,7 +227,7 @@ class TriageHandlers:
         """Another report joined the case: the repeat count may raise severity."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.session.get(TriageCase, ev.case_id)
+            case = await tx.get(TriageCase, ev.case_id)
             if case is None or ev.repeat_count <= case.repeat_count:
                 return
             before = case.severity
@@ -250,7 +251,7 @@ class TriageHandlers:
         """A channel returned the case (退单): route again without it."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.session.get(TriageCase, ev.case_id)
+            case = await tx.get(TriageCase, ev.case_id)
             if case is None:
                 return
             case.return_count = ev.return_count
