@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.common import ROOT, percentile
 from bench.stack import Stack
+from services.followup.reporting.domain import KEY_FIELDS, MEASURE_FIELDS
 from shared.contracts import Channel, DisputeType, Severity, Source, Tier
 
 STATUSES = (
@@ -285,27 +286,8 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
-COUNTER_COLUMNS = (
-    "span",
-    "period",
-    "level",
-    "area",
-    "tier",
-    "fdim",
-    "fvalue",
-    "gdim",
-    "gvalue",
-    "cases",
-    "settled",
-    "unsettled",
-    "backlog",
-    "overdue",
-    "with_due",
-    "on_time",
-    "sat_sum",
-    "sat_n",
-    "first_tier",
-)
+# the counter table's columns, in the order the ledger hook writes them
+COUNTER_COLUMNS = (*KEY_FIELDS, *MEASURE_FIELDS)
 
 
 def load(db: Path, n: int, coded: dict[str, Any], chunk: int = 20_000) -> dict[str, Any]:
