@@ -169,6 +169,7 @@ PRODUCERS: dict[str, set[str]] = {
     "staff.changed": {"mediation"},
     "warning.raised": {"followup"},
     "warning.cleared": {"followup"},
+    "warning.acknowledged": {"followup"},
 }
 
 
