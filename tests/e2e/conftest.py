@@ -31,8 +31,11 @@ from shared.auth import AUDIENCES, StaffPrincipal, issue_token
 
 
 class MovableClock:
-    """A clock the test can move; starts now, or at the next 10:00 Beijing time (day shift)
-    when now is outside office hours, so it never runs behind the other services' clocks."""
+    """A clock the test can move that otherwise runs with real time: it starts now, or at the
+    next 10:00 Beijing time (day shift) when now is outside office hours. It must never run
+    behind the other services' clocks (intake and triage keep the system clock): a clock
+    frozen at its start put mediation's trail entries before intake's `receive` whenever the
+    tests ran in office hours."""
 
     def __init__(self) -> None:
         now = datetime.now(UTC)
@@ -40,6 +43,15 @@ class MovableClock:
             self.current = now
         else:
             self.current = (now + timedelta(days=1)).replace(hour=2, minute=0)
+
+    @property
+    def current(self) -> datetime:
+        """The clock's time: where it was last set, plus the real time since then."""
+        return self._set_to + (datetime.now(UTC) - self._set_at)
+
+    @current.setter
+    def current(self, value: datetime) -> None:
+        self._set_to, self._set_at = value, datetime.now(UTC)
 
     def now(self) -> datetime:
         return self.current
