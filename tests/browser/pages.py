@@ -69,6 +69,21 @@ def text_of(driver: WebDriver, css: str) -> str:
     return str(text)
 
 
+def wait_for_text(driver: WebDriver, css: str, prefix: str, timeout: float = WAIT_S) -> str:
+    """Wait until an element's text starts with a prefix, reading it afresh on every poll: after
+    a form posts, the old page (and its old flash message) stays until the new one replaces it,
+    so a handle found too early goes stale or shows the previous message."""
+
+    def shown(d: WebDriver) -> str | None:
+        text = d.execute_script(
+            "const el = document.querySelector(arguments[0]); return el ? el.innerText : null", css
+        )
+        return str(text) if text is not None and str(text).startswith(prefix) else None
+
+    text: str = WebDriverWait(driver, timeout).until(shown)
+    return text
+
+
 def wait_trail(driver: WebDriver, action: str, timeout: float = WAIT_S) -> list[str]:
     """Wait until the timeline (refreshed by htmx polling) shows an action."""
     WebDriverWait(driver, timeout).until(lambda d: action in trail_actions(d))

@@ -16,7 +16,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from services.followup.reporting.domain import HEADINGS
-from tests.browser.pages import sign_in_as, text_of, wait_for, wait_trail
+from tests.browser.pages import sign_in_as, text_of, wait_for, wait_for_text, wait_trail
 from tests.browser.stack import Stack, case_in_ledger, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
@@ -71,7 +71,7 @@ def test_a_coordinator_acknowledges_a_warning_follow_up_raised_for_a_man_in_thre
     assert d.find_element(By.CSS_SELECTOR, f'label[for="{note.get_attribute("id")}"]')
     note.send_keys("已约谈张某，安排网格员每周走访")
     item.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    assert wait_for(d, '[data-testid="flash"]').text == "预警已研判"
+    assert wait_for_text(d, '[data-testid="flash"]', "预警已研判") == "预警已研判"
     assert not d.find_elements(By.CSS_SELECTOR, f'li[data-warning="{wid}"]')  # gone from open
 
     # the open list no longer has it; the acknowledged list does, with the note
@@ -113,7 +113,7 @@ def test_a_county_coordinator_confirms_one_review_and_corrects_another(
     item = wait_for(d, f'[data-testid="review"] li[data-case="{confirm}"]')
     assert "柴刀" in item.text and "存疑" in item.text
     item.find_element(By.CSS_SELECTOR, '[data-testid="review-confirm"] button').click()
-    assert wait_for(d, '[data-testid="flash"]').text == "研判已确认"
+    assert wait_for_text(d, '[data-testid="flash"]', "研判已确认") == "研判已确认"
     assert not d.find_elements(By.CSS_SELECTOR, f'[data-testid="review"] li[data-case="{confirm}"]')
     assert review_item(stack, confirm) is None
 
@@ -123,7 +123,7 @@ def test_a_county_coordinator_confirms_one_review_and_corrects_another(
     Select(form.find_element(By.NAME, "severity")).select_by_value("critical")
     form.find_element(By.NAME, "note").send_keys("回访核实：对方拿着柴刀站在门口")
     form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    assert wait_for(d, '[data-testid="flash"]').text.startswith("研判已更正")
+    wait_for_text(d, '[data-testid="flash"]', "研判已更正")
     assert review_item(stack, correct) is None
 
     # triage re-routed it: the ledger shows the new severity, the trail both verdicts

@@ -324,6 +324,14 @@ async def test_soon_due_before_sign_for_and_before_the_court_deadline_and_the_ex
     case = await mediation_case(sys, case_id, "assigned")
     assert case["channel"] == "court"
     sign_for_due = datetime.fromisoformat(case["sign_for_due"].replace("Z", "+00:00"))
+
+    async def ledger_knows_deadlines() -> bool:
+        # the scan reads the ledger, which hears of the assignment through the trail after
+        # mediation answers: scanning before it does would find nothing to warn of
+        r = await sys.followup.get(f"/v1/cases/{case_id}", headers=sys.admin)
+        return r.status_code == 200 and r.json()["sign_for_due"] is not None
+
+    await eventually(ledger_knows_deadlines, what="the ledger's sign-for deadline")
     sys.clock.current = sign_for_due - timedelta(minutes=1)  # every service's clock moves
     await scan(sys, sys.clock.now())
     sign = await warning_where(sys, "soon_due sign_for", kind="soon_due", case_ids=[case_id])
