@@ -145,6 +145,8 @@ class Stack:
             for k in range(self.instances):
                 label = name if k == 0 else f"{name}{k + 1}"
                 self.procs.append(self._spawn(name, port + 10 * k, self.env(), label))
+        if self.profile_dir is not None:
+            timeout_s = max(timeout_s, 360)  # under the profiler a loaded machine starts slowly
         deadline = time.monotonic() + timeout_s
         for p in self.procs:
             if not wait_ready(p, deadline):

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
 from services.intake.integrators import IntegratorGate
+from services.intake.repository import Integrator
 from shared.auth import AUDIENCES, StaffPrincipal, issue_token, new_signing_keys
 from tests.unit.intake.conftest import Intake, make_settings, report, start_intake
 from tests.unit.security.conftest import Running
@@ -78,6 +81,38 @@ async def test_the_rate_limit_is_shared_by_instances(intake: Intake) -> None:
     waits = [await one.throttle("k"), await two.throttle("k"), await one.throttle("k")]
     assert waits == [0.0, 0.0, 0.0]
     assert await two.throttle("k") > 0  # the fourth call, on either instance, waits
+
+
+async def test_leased_tokens_never_exceed_the_shared_bucket(intake: Intake) -> None:
+    sessions = intake.app.state.runtime.sessions
+    now = [1000.0]
+    gates = [
+        IntegratorGate(sessions, rate_per_s=10, burst=40, clock=lambda: now[0]) for _ in range(2)
+    ]
+    assert gates[0].lease == 5  # an eighth of the burst (less than a second of the rate)
+
+    async def allowed(calls: int) -> int:  # the two instances take turns, each with a lease
+        return sum([await gates[i % 2].throttle("k") == 0 for i in range(calls)])
+
+    assert await allowed(60) == 40  # the burst, not the burst plus the unspent leases
+    now[0] += 1.5  # the leases run out; the shared bucket gained 15 tokens
+    assert await allowed(60) == 15
+
+
+async def test_a_deactivated_key_is_refused_once_its_cached_answer_runs_out(
+    intake: Intake,
+) -> None:
+    sessions = intake.app.state.runtime.sessions
+    now = [1000.0]
+    gate = IntegratorGate(sessions, 1000, 1000, clock=lambda: now[0], auth_cache_s=5)
+    key = intake.keys["110"]
+    integ = await gate.authenticate(key)
+    assert integ is not None
+    async with sessions() as s, s.begin():
+        await s.exec(update(Integrator).where(col(Integrator.id) == integ.id).values(active=False))
+    assert await gate.authenticate(key) is not None  # within the cached 5 s
+    now[0] += 5.1
+    assert await gate.authenticate(key) is None
 
 
 @pytest.fixture
