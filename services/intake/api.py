@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -24,6 +26,7 @@ from services.intake.edge import (
     handlers_of,
     invalid,
     read_body,
+    receipts_of,
     require_content_type,
     settings_of,
 )
@@ -95,7 +98,7 @@ async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONRespo
     except FieldError as exc:
         invalid(exc.errors)
     forbid_source(integ, report.source)
-    receipt = await handlers_of(request).receive(report, via="http", integrator_id=integ.id)
+    receipt = await receipts_of(request).receive(report, via="http", integrator_id=integ.id)
     return JSONResponse(receipt_body(receipt), status_code=202)
 
 
@@ -118,7 +121,8 @@ async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONRespo
     },
 )
 async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, Any]:
-    """Accept up to max_batch_items reports; each gets its own result and transaction."""
+    """Accept up to max_batch_items reports; each gets its own result (stored together, a
+    report that fails falls back to a transaction of its own)."""
     s = settings_of(request)
     require_content_type(request, "application/json")
     raw = await read_body(request, s.max_batch_body_bytes)
@@ -131,8 +135,9 @@ async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, 
         invalid([{"field": "reports", "reason": "a non-empty list of reports is required"}])
     if len(items) > s.max_batch_items:
         invalid([{"field": "reports", "reason": f"at most {s.max_batch_items} reports"}])
-    h, now = handlers_of(request), utcnow()
+    writer, now = receipts_of(request), utcnow()
     results: list[dict[str, Any]] = []
+    stored: list[tuple[int, Awaitable[Receipt]]] = []  # stored together, in the batch's order
     for i, item in enumerate(items):
         try:
             report = validate_report(
@@ -159,8 +164,12 @@ async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, 
                 }
             )
             continue
-        receipt = await h.receive(report, via="batch", integrator_id=integ.id)
-        results.append({"index": i, "status": 202, **receipt_body(receipt)})
+        results.append({"index": i, "status": 202})
+        storing = writer.receive(report, via="batch", integrator_id=integ.id)
+        stored.append((len(results) - 1, storing))
+    receipts = await asyncio.gather(*(r for _, r in stored))
+    for (at, _), done in zip(stored, receipts, strict=True):
+        results[at].update(receipt_body(done))
     accepted = sum(1 for r in results if r["status"] == 202)
     return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 

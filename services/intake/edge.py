@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
+from services.intake.receipts import ReceiptWriter
 from services.intake.repository import Integrator
 from services.intake.settings import IntakeSettings
 from shared.errors import (
@@ -100,3 +101,9 @@ def handlers_of(request: Request) -> IntakeHandlers:
     """The app's handlers."""
     h: IntakeHandlers = request.app.state.handlers
     return h
+
+
+def receipts_of(request: Request) -> ReceiptWriter:
+    """The app's writer of HTTP reports (concurrent requests share a commit)."""
+    w: ReceiptWriter = request.app.state.receipts
+    return w

@@ -17,6 +17,7 @@ from services.intake import api, consumers, open311
 from services.intake.callbacks import Resolver
 from services.intake.handlers import IntakeHandlers
 from services.intake.integrators import IntegratorGate
+from services.intake.receipts import ReceiptWriter
 from services.intake.repository import TABLES, WebhookDelivery
 from services.intake.settings import IntakeSettings
 from services.intake.webhooks import WebhookSender
@@ -55,6 +56,7 @@ def create_app(
             resolver=webhook_resolver,
         )
         app.state.runtime, app.state.handlers, app.state.webhooks = rt, handlers, sender
+        app.state.receipts = ReceiptWriter(handlers)
         app.state.gate = IntegratorGate(
             rt.sessions,
             settings.rate_limit_per_s,

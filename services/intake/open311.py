@@ -26,6 +26,7 @@ from services.intake.edge import (
     handlers_of,
     invalid,
     read_body,
+    receipts_of,
     require_content_type,
     settings_of,
 )
@@ -179,7 +180,7 @@ async def create_request(request: Request) -> Any:
             )
         except FieldError as exc:
             invalid([{**e, "field": _open311_field(e["field"])} for e in exc.errors])
-        receipt = await handlers_of(request).receive(
+        receipt = await receipts_of(request).receive(
             report, via="open311", integrator_id=integ.id, service_code=code
         )
         return [
