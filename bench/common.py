@@ -54,7 +54,8 @@ def machine() -> dict[str, Any]:
 def versions() -> dict[str, str]:
     """Python, the client libraries and the Kafka broker version (infra/kafka/pom.xml)."""
     out = {"python": sys.version.split()[0]}
-    for pkg in ("aiokafka", "fastapi", "uvicorn", "sqlalchemy", "aiosqlite", "httpx", "pydantic"):
+    pkgs = ("aiokafka", "fastapi", "uvicorn", "uvloop", "httptools", "sqlalchemy", "aiosqlite")
+    for pkg in (*pkgs, "httpx", "pydantic"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -341,8 +341,8 @@ def table(doc: dict[str, Any]) -> str:
         (
             "versions",
             f"Python {v['python']}, aiokafka {v['aiokafka']}, Kafka {v['kafka']}, "
-            f"FastAPI {v['fastapi']}, uvicorn {v['uvicorn']}, "
-            f"SQLAlchemy {v['sqlalchemy']}",
+            f"FastAPI {v['fastapi']}, uvicorn {v['uvicorn']} (uvloop {v.get('uvloop', '?')}, "
+            f"httptools {v.get('httptools', '?')}), SQLAlchemy {v['sqlalchemy']}",
         ),
         ("broker", ", ".join(f"{k}={x}" for k, x in b.items())),
         ("", ""),
