@@ -381,6 +381,7 @@ class IntakeHandlers:
                 if r.integrator_id:
                     integ = await s.get(Integrator, r.integrator_id)
                     if integ is not None and integ.active and integ.callback_url:
+                        hooks.append(1)
                         s.add(
                             WebhookDelivery(
                                 integrator_id=integ.id,
@@ -391,9 +392,12 @@ class IntakeHandlers:
                             )
                         )
 
+        hooks: list[int] = []  # callbacks queued: only then is the webhook sender woken
+
         async def notify() -> None:
             self.delivery.wakeup.set()
-            self.webhooks_due.set()
+            if hooks:
+                self.webhooks_due.set()
 
         await self.feedback_gate.handle(env, entry, work)
         if queued:

@@ -43,6 +43,7 @@ class WebhookSender:
         self.wakeup, self.transport, self.resolver = wakeup, transport, resolver
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._attempted = False  # whether the last poll found deliveries due (sent or not)
 
     async def send_due(self, now: datetime | None = None) -> int:
         """Claim every due delivery, try each once; return how many were acknowledged.
@@ -59,6 +60,7 @@ class WebhookSender:
             integrators = {
                 r.integrator_id: await session.get(Integrator, r.integrator_id) for r in rows
             }
+        self._attempted = bool(rows)
         if not rows:
             return 0
         if self._client is None:
@@ -135,19 +137,30 @@ class WebhookSender:
             session.add(row)
 
     async def run(self) -> None:
-        """Loop until cancelled: send what is due, then wait for a wake-up or the interval."""
+        """Loop until cancelled: send what is due, then wait for a wake-up or the interval.
+
+        Polls that find nothing due wait longer each time, up to 8 × `webhook_poll_s` (the
+        callbacks this process queues wake it at once; the poll is for retries and for other
+        instances' rows); a poll that sends something, or a wake-up, starts again from the
+        base interval.
+        """
+        base = self.settings.webhook_poll_s
+        wait = base
         while True:
+            sent = -1
             try:
-                await self.send_due()
+                sent = await self.send_due()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("webhook loop failed; will retry", extra={"error": type(exc).__name__})
+            wait = min(wait * 2, base * 8) if sent == 0 and not self._attempted else base
             self.wakeup.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of stop()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.webhook_poll_s):
+                async with asyncio.timeout(wait):
                     await self.wakeup.wait()
+                    wait = base
 
     def start(self) -> None:
         """Start the background loop."""
