@@ -121,6 +121,12 @@ class Stack:
             "uvicorn",
             f"services.{name}.main:create_app",
             "--factory",
+            # BENCH_PLAIN_ASYNCIO=1: the stdlib loop and h11, to measure what uvloop brings
+            *(
+                ["--loop", "asyncio", "--http", "h11"]
+                if os.environ.get("BENCH_PLAIN_ASYNCIO")
+                else []
+            ),
             "--host",
             "127.0.0.1",
             "--port",
