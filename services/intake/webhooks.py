@@ -147,6 +147,8 @@ class WebhookSender:
         base = self.settings.webhook_poll_s
         wait = base
         while True:
+            # clear before sending: a callback queued meanwhile wakes the next round at once
+            self.wakeup.clear()
             sent = -1
             try:
                 sent = await self.send_due()
@@ -155,7 +157,6 @@ class WebhookSender:
             except Exception as exc:
                 log.error("webhook loop failed; will retry", extra={"error": type(exc).__name__})
             wait = min(wait * 2, base * 8) if sent == 0 and not self._attempted else base
-            self.wakeup.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of stop()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
