@@ -445,6 +445,7 @@ class KafkaBus:
         from aiokafka import TopicPartition
 
         metrics.consuming_in_this_task(self.client_id, sub.group)
+        lag_at = 0.0  # the lag gauges are set at most once a second (a label per partition)
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
@@ -483,7 +484,9 @@ class KafkaBus:
                             )
                         if done != msgs[-1].offset:  # rewind: the rest is read again
                             consumer.seek(tp, msgs[0].offset if done is None else done + 1)
-                metrics.observe_lag(self.client_id, sub.group, consumer)
+                if time.monotonic() - lag_at >= 1.0:
+                    metrics.observe_lag(self.client_id, sub.group, consumer)
+                    lag_at = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker hiccup: keep consuming, never die silently
