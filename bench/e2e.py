@@ -411,14 +411,23 @@ async def _send_all(
             submitted[rep.source_ref] = time.monotonic()
             try:
                 for attempt in range(6):
-                    r = await client.post(
-                        url,
-                        content=rep.body,
-                        headers={
-                            "X-API-Key": keys.get(rep.source, ""),
-                            "Content-Type": "application/json",
-                        },
-                    )
+                    try:
+                        r = await client.post(
+                            url,
+                            content=rep.body,
+                            headers={
+                                "X-API-Key": keys.get(rep.source, ""),
+                                "Content-Type": "application/json",
+                            },
+                        )
+                    except httpx.TransportError as exc:
+                        if attempt == 5:
+                            raise
+                        # no answer (e.g. a keep-alive connection closed as the request went
+                        # out): a source sends it again; intake keeps one case per source_ref
+                        key = f"{type(exc).__name__} (sent again)"
+                        errors[key] = errors.get(key, 0) + 1
+                        continue
                     if r.status_code not in (429, 503) or attempt == 5:
                         break
                     # shed or throttled: the source sends it again, as a real one would
