@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -56,12 +57,26 @@ def mediator_of(sys: System, case: dict[str, Any]) -> dict[str, str]:
 
 
 async def trail(sys: System, case_id: str) -> list[dict[str, Any]]:
-    r = await sys.followup.get(f"/v1/cases/{case_id}/trail", headers=sys.admin)
-    assert r.status_code == 200
-    entries: list[dict[str, Any]] = r.json()["entries"]
-    verify = (await sys.followup.get(f"/v1/cases/{case_id}/trail/verify", headers=sys.admin)).json()
-    assert verify["valid"] is True and verify["entries"] == len(entries)
-    return entries
+    """The case's trail, verified: the trail and its verification are two requests, and an entry
+    may land between them, so the pair is read again until the trail stood still across it."""
+
+    async def read() -> list[dict[str, Any]]:
+        r = await sys.followup.get(f"/v1/cases/{case_id}/trail", headers=sys.admin)
+        assert r.status_code == 200
+        entries: list[dict[str, Any]] = r.json()["entries"]
+        return entries
+
+    entries = await read()
+    for _ in range(50):
+        path = f"/v1/cases/{case_id}/trail/verify"
+        verify = (await sys.followup.get(path, headers=sys.admin)).json()
+        assert verify["valid"] is True
+        after = await read()
+        if after == entries and verify["entries"] == len(entries):
+            return entries
+        entries = after
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the trail of {case_id} kept changing: {len(entries)} entries")
 
 
 def statuses(entries: list[dict[str, Any]]) -> list[tuple[str | None, str]]:
