@@ -1,11 +1,14 @@
 """What the early warnings and the stats counters cost per ledger event.
 
-The ledger's handler is driven directly (no broker, no HTTP) with the same trail entries four
-times, each on a fresh SQLite database in memory: the ledger alone, with the counters,
-with the warnings, with every hook. CPU time, not wall time: the figure is the hooks' own work.
-Cases arrive in batches so a growing history shows whether the cost per event stays flat (it
-should: no hook scans the ledger). Three rounds in turn, each variant keeping its best. Nothing
-is asserted.
+The ledger's handler is driven directly (no broker, no HTTP) with the same trail entries, each
+variant on a fresh SQLite database in memory: the ledger alone, with the counters, with the
+warnings, with every hook — taken as the consumer takes them, partition batches of `--batch`
+entries (default 100) in one transaction each (Delivery.batch), the cases' entries interleaved
+in time order; and every hook once more one entry per transaction (the consumer's replay path).
+CPU time, not wall time: the figure is the hooks' own work. Cases arrive in rounds of
+`cases_per_batch`, so a growing history shows whether the cost per event stays flat (it should:
+no hook scans the ledger). Three rounds in turn, each variant keeping its best. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -97,18 +100,21 @@ def case_events(i: int, rng: random.Random, people: int) -> list[tuple[Envelope,
 
 
 async def _variant(
-    name: str, workdir: Path, batches: list[list[tuple[Envelope, TrailAppended]]]
+    name: str,
+    workdir: Path,
+    batches: list[list[tuple[Envelope, TrailAppended]]],
+    batch_size: int = 1,
 ) -> dict[str, Any]:
     # SQLite in memory: the figure is the hooks' own work, not the disk's fsync
     settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
     rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
     await migrate(rt.engine, MIGRATIONS)
     hooks: list[LedgerHook] = []
-    if name in ("aggregates", "all hooks"):
+    if name.startswith(("aggregates", "all hooks")):
         hooks.append(StatsAggregates())
-    if name == "all hooks":
+    if name.startswith("all hooks"):
         hooks.append(PlacesHook(rt.cipher))
-    if name in ("warnings", "all hooks"):
+    if name.startswith(("warnings", "all hooks")):
         hooks.append(WarningEngine(rt.topics, thresholds_of(settings)))
     handlers = LedgerHandlers(rt.delivery, hooks)
     per_batch = []
@@ -117,8 +123,14 @@ async def _variant(
             # CPU time of the process (SQLite's thread included): on a shared machine the wall
             # clock mostly measures the neighbours
             t0 = time.process_time()
-            for env, ev in batch:
-                await handlers.trail_appended(env, ev)
+            for i in range(0, len(batch), batch_size):
+                part = batch[i : i + batch_size]
+                if batch_size == 1:
+                    await handlers.trail_appended(*part[0])
+                    continue
+                async with rt.delivery.batch([env for env, _ in part]):
+                    for env, ev in part:
+                        await handlers.trail_appended(env, ev)
             per_batch.append((time.process_time() - t0) / len(batch) * 1e6)
         async with rt.sessions() as s:
             from sqlmodel import func, select
@@ -135,11 +147,22 @@ async def _variant(
     }
 
 
-VARIANTS = ("ledger only", "aggregates", "warnings", "all hooks")
+# name → entries per transaction (0: the run's --batch)
+VARIANTS = {
+    "ledger only": 0,
+    "aggregates": 0,
+    "warnings": 0,
+    "all hooks": 0,
+    "all hooks, one entry per transaction": 1,
+}
 
 
 def run(
-    cases_per_batch: int = 200, batches: int = 3, seed: int = 7, rounds: int = 3
+    cases_per_batch: int = 200,
+    batches: int = 3,
+    seed: int = 7,
+    rounds: int = 3,
+    batch_size: int = 100,
 ) -> dict[str, Any]:
     """Time the ledger handler with and without the hooks; CPU µs per event.
 
@@ -149,23 +172,27 @@ def run(
     rng = random.Random(seed)
     people = cases_per_batch * batches  # most people appear once, some two or three times
     events = [
-        [
-            e
-            for i in range(b * cases_per_batch, (b + 1) * cases_per_batch)
-            for e in case_events(i, rng, people)
-        ]
+        sorted(  # the trail's order: the cases' entries interleaved in time
+            (
+                e
+                for i in range(b * cases_per_batch, (b + 1) * cases_per_batch)
+                for e in case_events(i, rng, people)
+            ),
+            key=lambda e: e[1].at,
+        )
         for b in range(batches)
     ]
     out: dict[str, Any] = {
         "cases": cases_per_batch * batches,
         "events": sum(len(b) for b in events),
         "rounds": rounds,
+        "entries_per_transaction": batch_size,
         "variants": {},
     }
     with tempfile.TemporaryDirectory(prefix="fq-bench-warnings-") as d:
         for _ in range(rounds):
-            for name in VARIANTS:
-                got = asyncio.run(_variant(name, Path(d), events))
+            for name, size in VARIANTS.items():
+                got = asyncio.run(_variant(name, Path(d), events, size or batch_size))
                 best = out["variants"].setdefault(name, got)
                 best["us_per_event_by_batch"] = [
                     min(x, y)
@@ -184,4 +211,9 @@ def run(
 if __name__ == "__main__":
     import sys
 
-    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200), indent=2))
+    # python -m bench.warnings_cost [CASES_PER_ROUND] [--batch N]
+    args = sys.argv[1:]
+    size = int(args[args.index("--batch") + 1]) if "--batch" in args else 100
+    if "--batch" in args:
+        del args[args.index("--batch") : args.index("--batch") + 2]
+    print(json.dumps(run(int(args[0]) if args else 200, batch_size=size), indent=2))

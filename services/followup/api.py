@@ -97,8 +97,10 @@ def entry_public(e: LedgerEntry) -> dict[str, Any]:
 
 def tagged(request: Request, body: dict[str, Any]) -> Response:
     """A JSON response with a strong ETag; 304 when If-None-Match already holds it."""
+    # plain values go straight to json (a year of day buckets is thousands of numbers, and
+    # jsonable_encoder walks each one in Python); anything else is encoded as FastAPI would
     raw = json.dumps(
-        jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        body, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=jsonable_encoder
     ).encode()
     etag = f'"{hashlib.sha256(raw).hexdigest()[:32]}"'
     # the body depends on who asks: caches must keep it per token

@@ -96,7 +96,7 @@ class LedgerHandlers:
     async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> LedgerEntry:
         """Append one entry (inside the caller's transaction)."""
         s = tx.session
-        row = await repo.append_target(s, ev.case_id)
+        row = await tx.get(LedgerCase, ev.case_id)  # a batch reads its cases' rows at once
         seq = (row.entries if row else 0) + 1
         prev = row.last_hash if row else GENESIS_HASH
         at = utc(ev.at)

@@ -244,11 +244,6 @@ def case_conditions(filters: CaseFilters, scope: Scope) -> list[Any]:
     return out
 
 
-async def append_target(session: AsyncSession, case_id: str) -> LedgerCase | None:
-    """The case row an incoming entry extends (None: the case is new to the ledger)."""
-    return await session.get(LedgerCase, case_id)
-
-
 async def get_case(session: AsyncSession, case_id: str, scope: Scope) -> LedgerCase | None:
     """One case, only if it lies inside the scope."""
     stmt = select(LedgerCase).where(

@@ -89,6 +89,7 @@ async def stats_series(
             column,
             level=LEVEL_NUMBER[level],
             months=bucket == "month",
+            bucket=bucket,
         )
         if rows is None:  # a mediator's scope, or two filters at once: from their cases
             rows = await rrepo.counted_from_cases(session, filters, scope, first, last, column)
@@ -148,7 +149,15 @@ async def areas_summary(
     filters = filters_of(None, None, None, None, None, None, None, None)
     async with request.app.state.runtime.sessions() as session:
         rows = await rrepo.counted(
-            session, filters, scope, first, last, "area", level=LEVEL_NUMBER[level], months=True
+            session,
+            filters,
+            scope,
+            first,
+            last,
+            "area",
+            level=LEVEL_NUMBER[level],
+            months=True,
+            bucket=None,
         )
         if rows is None:
             rows = await rrepo.counted_from_cases(session, filters, scope, first, last, "area")

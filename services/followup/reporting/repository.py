@@ -9,12 +9,12 @@ prefixes as an index range of one area level, unlocated cases as their own area.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Index, String, func
+from sqlalchemy import Date, Index, String, cast, event, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -109,16 +109,71 @@ async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
     await conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
 
 
+def summed_changes(
+    moves: Iterable[tuple[CaseProjection | None, CaseProjection | None]],
+) -> dict[Key, Measures]:
+    """The changes of many cases added up per row (rows that end at zero change left out)."""
+    out: dict[Key, list[int]] = {}
+    for before, after in moves:
+        for key, m in counter_changes(before, after).items():
+            acc = out.get(key)
+            if acc is None:
+                out[key] = list(m)
+            else:
+                for i, v in enumerate(m):
+                    acc[i] += v
+    return {k: tuple(v) for k, v in out.items() if any(v)}
+
+
+MEMO = "followup.stats_counters"  # a batch's cases: case id → (before the batch, after it)
+
+
 class StatsAggregates:
-    """The ledger hook that moves a case's counts when an entry changes it."""
+    """The ledger hook that moves a case's counts when an entry changes it.
+
+    Alone, an entry's change is applied at once. In a partition batch (Delivery.batch) only each
+    case's projection before its first entry and after its last is kept; when the batch commits,
+    the changes of all its cases are added up per row and applied with one executemany in the
+    same transaction, so a case whose five entries arrive together moves its rows once and
+    rows shared by the batch's cases are written once.
+    """
 
     async def after_entry(
         self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
     ) -> None:
         """Take the case out of the rows it left and into the rows it joined."""
-        changes = counter_changes(before, after)
+        if tx.batch is None:
+            changes = counter_changes(before, after)
+            if changes:
+                await apply(tx.session, changes)
+            return
+        moves: dict[str, tuple[CaseProjection | None, CaseProjection]] | None
+        moves = tx.batch.memo.get(MEMO)
+        if moves is None:
+            moves = tx.batch.memo[MEMO] = {}
+            _apply_before_commit(tx.session, moves)
+        first = moves.get(after.case_id)
+        moves[after.case_id] = (first[0] if first is not None else before, after)
+
+
+def _apply_before_commit(
+    session: AsyncSession, moves: dict[str, tuple[CaseProjection | None, CaseProjection]]
+) -> None:
+    """Apply a batch's summed changes as its session commits (after the batch's last event).
+
+    SQLAlchemy runs the session's `before_commit` inside the async session's greenlet, so the
+    synchronous connection there does its I/O on the async driver; a batch that fails never
+    commits, and its changes go with it.
+    """
+
+    def flush(sync_session: Any) -> None:
+        changes = summed_changes(moves.values())
         if changes:
-            await apply(tx.session, changes)
+            conn = sync_session.connection()
+            rows = [(*k, *m) for k, m in sorted(changes.items())]
+            conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
+
+    event.listen(session.sync_session, "before_commit", flush, once=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +248,8 @@ def _where(region: Region, cut: Cut, tier: str | None) -> list[Any]:
     out: list[Any] = [T.c.level == region.level]
     if region.area is not None:
         out.append(T.c.area == region.area)
+    elif region.level == 0:  # both areas named: the key's period range is then a seek too
+        out.append(T.c.area.in_((UNLOCATED, LOCATED)))
     if region.prefix:
         out += [T.c.area >= region.prefix, T.c.area < _next(region.prefix)]
     if cut.tiers is not None:
@@ -290,12 +347,16 @@ async def counted(
     *,
     level: int = 0,
     months: bool = False,
+    bucket: str | None = "day",
 ) -> list[tuple[date, str, Measures]] | None:
-    """(day or month start, group value, measures) over a period; None when the counters cannot
+    """(bucket start, group value, measures) over a period; None when the counters cannot
     answer (then `counted_from_cases`).
 
     `group`: None, "tier", "area" (the areas of `level`, 1–4) or a group dimension.
     `months`: whole months may be read from the month rows (month buckets, whole periods).
+    `bucket`: "day", "week" or "month": the database sums the rows of each bucket (the start
+    of the bucket each row falls in, or of a later one, is what comes back); None: the whole
+    period in one sum per group, dated `first`.
     """
     cut, f = cut_of(scope, level if group == "area" else 0), one_filter(filters)
     if cut is None or f is None:
@@ -307,11 +368,13 @@ async def counted(
     spans = [(SPAN_DAY, a, b) for a, b in day_ranges]
     if month_range is not None:
         spans.append((SPAN_MONTH, *month_range))
+    start = _bucket_start(session.get_bind().dialect.name, bucket)
+    keys = [label] if start is None else [start, label]
     out: list[tuple[date, str, Measures]] = []
     for span, a, b in spans:
         for region in cut.regions:
             stmt: Any = (
-                sa_select(T.c.period, label, *_sums())
+                sa_select(*keys, *_sums())
                 .where(
                     T.c.span == span,
                     T.c.fdim == fdim,
@@ -321,14 +384,30 @@ async def counted(
                     T.c.period >= a,
                     T.c.period <= b,
                 )
-                .group_by(T.c.period, label)
+                .group_by(*keys)
             )
-            for period, value, *sums in (await session.execute(stmt)).all():
+            for row in (await session.execute(stmt)).all():
+                period, value, sums = (
+                    (first, row[0], row[1:]) if start is None else (row[0], row[1], row[2:])
+                )
                 m = _measures(sums)
                 if m[0]:
                     value = fvalue if group is not None and group == fdim else value
                     out.append((_as_date(period), "" if group is None else value, m))
     return out
+
+
+def _bucket_start(dialect: str, bucket: str | None) -> Any:
+    """The SQL of the first day of the bucket a row's period falls in (weeks start on Monday)."""
+    if bucket is None:
+        return None
+    if bucket == "day":
+        return T.c.period
+    if dialect == "postgresql":
+        return cast(func.date_trunc(bucket, T.c.period), Date)
+    if bucket == "week":  # the Sunday on or after, less six days
+        return func.date(T.c.period, "weekday 0", "-6 days")
+    return func.date(T.c.period, "start of month")
 
 
 async def counted_from_cases(

@@ -61,6 +61,7 @@ K = WarningKind
 RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
 MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
+NAMING = "followup.warnings.naming"  # a batch's memo: case id → active warnings naming it
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -142,10 +143,25 @@ class WarningEngine:
     async def _link(self, tx: Tx, w: WarningRow, case_ids: Sequence[str], *, fresh: bool) -> None:
         """Link a warning to cases it names (a fresh warning has no links yet)."""
         assert w.id is not None
+        naming = tx.batch.memo.get(NAMING) if tx.batch is not None else None
         for case_id in dict.fromkeys(case_ids):
             # a case the warning named before and dropped from its newest ones is linked already
             if fresh or await tx.session.get(WarningCaseLink, (w.id, case_id)) is None:
                 tx.session.add(WarningCaseLink(warning_id=w.id, case_id=case_id))
+                if naming is not None and case_id in naming:
+                    naming[case_id].append(w)
+
+    async def _active_naming(self, tx: Tx, case_id: str) -> list[WarningRow]:
+        """Active warnings naming a case; in a batch, read once for every case of the batch and
+        kept up to date as the batch links and clears warnings."""
+        if tx.batch is None or case_id not in tx.batch.case_ids:
+            return await wrepo.active_naming(tx.session, case_id)
+        naming: dict[str, list[WarningRow]] | None = tx.batch.memo.get(NAMING)
+        if naming is None:
+            naming = await wrepo.active_naming_all(tx.session, sorted(tx.batch.case_ids))
+            tx.batch.memo[NAMING] = naming
+        rows = {id(w): w for w in naming.setdefault(case_id, []) if w.active_key is not None}
+        return sorted(rows.values(), key=lambda w: w.id or 0)
 
     async def _clear(self, tx: Tx, w: WarningRow, reason: str, at: datetime) -> None:
         """The condition no longer holds: clear the warning and tell whoever listens."""
@@ -176,7 +192,7 @@ class WarningEngine:
         s = tx.session
         at = utc(ev.at)
         case_id = after.case_id
-        st = await s.get(WarningCaseState, case_id)
+        st = await tx.get(WarningCaseState, case_id)  # a batch reads its cases' rows at once
         if st is None:
             st = WarningCaseState(case_id=case_id, status=after.status)
         was_open = st.open
@@ -245,7 +261,7 @@ class WarningEngine:
                 organisation_id=after.organisation_id,
             )
         await self._check_due(tx, st, after, at)
-        for w in await wrepo.active_naming(s, case_id):
+        for w in await self._active_naming(tx, case_id):
             # what one case's entry can end: a rising area counts new cases per day (time alone
             # ends it, the scanner's work); a repeat party loses a case only to a merge; claims
             # against an employer only when a case ends or reopens

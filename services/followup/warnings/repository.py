@@ -6,6 +6,7 @@ transaction as the ledger projection, so no warning ever needs a scan of the led
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -141,6 +142,26 @@ async def active_naming(session: AsyncSession, case_id: str) -> list[WarningRow]
         .order_by(col(WarningRow.id))
     )
     return list((await session.exec(stmt)).all())
+
+
+async def active_naming_all(
+    session: AsyncSession, case_ids: Sequence[str]
+) -> dict[str, list[WarningRow]]:
+    """Active warnings naming each of some cases (every case id present, [] for none)."""
+    out: dict[str, list[WarningRow]] = {c: [] for c in case_ids}
+    for i in range(0, len(case_ids), 500):
+        stmt = (
+            select(WarningCaseLink.case_id, WarningRow)
+            .join(WarningRow, col(WarningCaseLink.warning_id) == col(WarningRow.id))
+            .where(
+                col(WarningCaseLink.case_id).in_(case_ids[i : i + 500]),
+                col(WarningRow.active_key).is_not(None),
+            )
+            .order_by(col(WarningRow.id))
+        )
+        for case_id, w in (await session.exec(stmt)).all():
+            out[case_id].append(w)
+    return out
 
 
 async def all_active(session: AsyncSession, kinds: list[str]) -> list[WarningRow]:
