@@ -87,7 +87,8 @@ async def test_aggregates_and_warnings_on_postgres(pg_ledger: Ledger) -> None:
     from services.followup.reporting import repository as rrepo
     from tests.unit.followup.test_reporting import GROUPS, SCOPES, _same_series, random_run
 
-    await random_run(pg_ledger, seed=3, cases=30)
+    await random_run(pg_ledger, seed=3, cases=15)
+    await random_run(pg_ledger, seed=4, cases=15, together=17)  # partition batches
     async with pg_ledger.app.state.runtime.sessions() as session:
         assert await rrepo.all_rows(session) == await rrepo.recount(session)
         for n, scope in enumerate(SCOPES):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from services.followup.domain import as_utc, rate
@@ -119,10 +120,14 @@ def _combos(values: Mapping[str, str], groups: Sequence[str]) -> list[tuple[str,
 
 def cells(p: CaseProjection) -> list[tuple[int, str]]:
     """(level, area) a case counts under."""
-    grid = p.grid_code or ""
+    return list(_cells(p.grid_code or ""))
+
+
+@lru_cache(maxsize=16384)
+def _cells(grid: str) -> tuple[tuple[int, str], ...]:
     if not grid:
-        return [(0, UNLOCATED)]
-    return [(0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS)]
+        return ((0, UNLOCATED),)
+    return ((0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS))
 
 
 def counter_keys(p: CaseProjection) -> list[Key]:
@@ -138,14 +143,15 @@ def counter_keys(p: CaseProjection) -> list[Key]:
         },
     }
     tier = p.tier or NONE
-    where = cells(p)
+    where = _cells(p.grid_code or "")
     out: list[Key] = []
     for span, period, groups in (
         (SPAN_DAY, day, DAY_GROUPS),
         (SPAN_MONTH, day.replace(day=1), MONTH_GROUPS),
     ):
         combos = _combos(values, groups)
-        out += [(span, period, lv, area, tier, *c) for lv, area in where for c in combos]
+        heads = [(span, period, lv, area, tier) for lv, area in where]
+        out += [h + c for h in heads for c in combos]
     return out
 
 
@@ -175,6 +181,59 @@ def counter_changes(
     if any(delta):
         out.update((k, delta) for k in new_keys if k in old_set)
     return out
+
+
+_BITS = 32  # a measure's field in a packed vector; a batch's sums stay far below 2**31
+_MASK, _HALF = (1 << _BITS) - 1, 1 << (_BITS - 1)
+
+
+def _pack(m: Measures) -> int:
+    """The measures as one integer (field i at bits 32·i), so adding vectors is one addition."""
+    out = 0
+    for i, v in enumerate(m):
+        out += v << (_BITS * i)
+    return out
+
+
+def _unpack(packed: int) -> Measures:
+    out = []
+    for _ in MEASURE_FIELDS:
+        low = packed & _MASK
+        if low >= _HALF:
+            low -= 1 << _BITS
+        out.append(low)
+        packed = (packed - low) >> _BITS
+    return tuple(out)
+
+
+def summed_changes(
+    moves: Iterable[tuple[CaseProjection | None, CaseProjection | None]],
+) -> dict[Key, Measures]:
+    """The changes of many cases (each from `before` to `after`) added up per row, rows whose
+    sum is zero left out: the same as adding up their `counter_changes`.
+
+    A case adds its new measures to each row it is in and takes its old ones from each row it
+    was in (a row it stays in gets the difference). Measures are added as packed integers, one
+    addition per row and case, and unpacked once per row.
+    """
+    sums: dict[Key, int] = {}
+    get = sums.get
+    for before, after in moves:
+        old_keys = counter_keys(before) if before is not None else []
+        new_keys = counter_keys(after) if after is not None else []
+        old_m = measures_of(before) if before is not None and old_keys else None
+        new_m = measures_of(after) if after is not None and new_keys else None
+        if old_keys == new_keys and old_m == new_m:
+            continue
+        if old_m is not None:
+            v = _pack(old_m)
+            for k in old_keys:
+                sums[k] = get(k, 0) - v
+        if new_m is not None:
+            v = _pack(new_m)
+            for k in new_keys:
+                sums[k] = get(k, 0) + v
+    return {k: _unpack(v) for k, v in sums.items() if v}
 
 
 # ---------------------------------------------------------------------------------------------

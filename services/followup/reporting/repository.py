@@ -9,7 +9,7 @@ prefixes as an index range of one area level, unlocated cases as their own area.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from services.followup.reporting.domain import (
     measures_of,
     prefix_level,
     received_day,
+    summed_changes,
 )
 from services.followup.repository import FollowupBase, LedgerCase, case_conditions
 from shared.contracts import TrailAppended
@@ -107,22 +108,6 @@ async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
     conn = await session.connection()
     rows = [(*k, *m) for k, m in sorted(changes.items())]
     await conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
-
-
-def summed_changes(
-    moves: Iterable[tuple[CaseProjection | None, CaseProjection | None]],
-) -> dict[Key, Measures]:
-    """The changes of many cases added up per row (rows that end at zero change left out)."""
-    out: dict[Key, list[int]] = {}
-    for before, after in moves:
-        for key, m in counter_changes(before, after).items():
-            acc = out.get(key)
-            if acc is None:
-                out[key] = list(m)
-            else:
-                for i, v in enumerate(m):
-                    acc[i] += v
-    return {k: tuple(v) for k, v in out.items() if any(v)}
 
 
 MEMO = "followup.stats_counters"  # a batch's cases: case id → (before the batch, after it)
