@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -245,7 +244,7 @@ class WarningEngine:
                 channel=after.channel,
                 organisation_id=after.organisation_id,
             )
-        if st.open and (why := escalation_facts(_facts(before), asdict(after), ev.action)):
+        if st.open and (why := escalation_facts(_facts(before), vars(after), ev.action)):
             w = await wrepo.active(s, f"{K.escalating}:{case_id}")
             history = [*(w.facts.get("history", []) if w else []), {**why, "at": at.isoformat()}]
             await self._raise(
@@ -541,7 +540,8 @@ class WarningEngine:
 
 
 def _facts(p: CaseProjection | None) -> dict[str, Any] | None:
-    return asdict(p) if p is not None else None
+    # the projection's own fields, read only (asdict would deep-copy the parties per entry)
+    return vars(p) if p is not None else None
 
 
 async def run_scanner(
