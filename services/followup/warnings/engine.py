@@ -60,6 +60,7 @@ K = WarningKind
 RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
 MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
+AREA_COUNTS = "followup.warnings.area_counts"  # a batch's memo: (area, first, last) → cases
 NAMING = "followup.warnings.naming"  # a batch's memo: case id → active warnings naming it
 
 
@@ -355,6 +356,11 @@ class WarningEngine:
                 continue
             row = await s.get(AreaDay, (area, day)) or AreaDay(area=area, day=day, cases=0)
             row.cases += 1
+            if tx.batch is not None:  # sums this batch read before: one more case now
+                memo: dict[tuple[str, Any, Any], int] = tx.batch.memo.get(AREA_COUNTS, {})
+                for key in memo:
+                    if key[0] == area and key[1] <= day <= key[2]:
+                        memo[key] += 1
             s.add(row)
             s.add(AreaCase(area=area, case_id=case.case_id, day=day))
             await s.flush()
@@ -362,9 +368,20 @@ class WarningEngine:
 
     async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:
         recent_from, base_from, base_to = rising_windows(day, self.t)
-        recent = await wrepo.area_count(tx.session, area, recent_from, day)
-        baseline = await wrepo.area_count(tx.session, area, base_from, base_to)
+        recent = await self._area_count(tx, area, recent_from, day)
+        baseline = await self._area_count(tx, area, base_from, base_to)
         return rising(recent, baseline, self.t), recent_from
+
+    async def _area_count(self, tx: Tx, area: str, first: Any, last: Any) -> int:
+        """New cases of an area over days; a batch reads each sum once and then keeps it up to
+        date as its own cases are counted (many new cases of one town in one batch)."""
+        if tx.batch is None:
+            return await wrepo.area_count(tx.session, area, first, last)
+        memo: dict[tuple[str, Any, Any], int] = tx.batch.memo.setdefault(AREA_COUNTS, {})
+        n = memo.get((area, first, last))
+        if n is None:
+            n = memo[(area, first, last)] = await wrepo.area_count(tx.session, area, first, last)
+        return n
 
     async def _check_area(
         self, tx: Tx, area: str, level: str, day: Any, at: datetime, case_id: str
