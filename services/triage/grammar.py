@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,6 +39,11 @@ def _alt(words: tuple[str, ...] | list[str]) -> str:
 def _re_alt(patterns: tuple[str, ...] | list[str]) -> str:
     """Regular expressions as one non-capturing alternation."""
     return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+@lru_cache(maxsize=16)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,10 @@ class Threats(_Model):
     consequence: tuple[str, ...]
     harm_acts: dict[str, str] = Field(min_length=1)
     standalone: tuple[str, ...] = ()
+    # a veiled threat (搞出点大事来, 后果自负) is critical when the text commits to it
+    # (说到做到, 不是吓唬): regular expressions, and the plain words of commitment
+    veiled: tuple[str, ...] = ()
+    commitment: tuple[str, ...] = ()
 
 
 class Preparations(_Model):
@@ -122,6 +132,19 @@ class Means(_Model):
     everyday_window: int = Field(default=8, ge=0, le=30)
 
 
+class Farewell(_Model):
+    """A goodbye posted or sent (朋友圈, 留言) by someone who can no longer be reached.
+
+    The words (这辈子就这样吧, 对不起家里人) or a picture of a high or deep place (天台的照片,
+    配图是一座桥) count only with both a message and an unreachable sender in the text.
+    """
+
+    phrases: tuple[str, ...]  # regular expressions
+    places: tuple[str, ...]  # regular expressions: a picture or location of a place to die
+    message: tuple[str, ...]  # 朋友圈, 发了, 留言…
+    unreachable: tuple[str, ...]  # 关机, 不接, 联系不上…
+
+
 class Weapons(_Model):
     """Weapon nouns × handling verbs; work tools need a fight nearby; chasing with a blade."""
 
@@ -151,6 +174,12 @@ class Aspect(_Model):
     settled: tuple[str, ...]
     # words that bring a past or settled danger back to now ("已调解，但今天又…")
     now: tuple[str, ...] = ()
+    # a settled word denied is a commitment: 这不是开玩笑, 我不是吓唬你们
+    denied: tuple[str, ...] = ()
+    # a past word that dates the claim, not the danger: 不结清去年工资就跳下来
+    dated_claim: str = ""
+    # violence, then people hiding from it or the attacker still inside: it is going on
+    hiding: tuple[str, ...] = ()
 
 
 class Protest(_Model):
@@ -179,6 +208,7 @@ class DangerGrammar(_Model):
     threats: Threats
     preparations: Preparations
     means: Means | None = None
+    farewell: Farewell | None = None
     weapons: Weapons
     aspect: Aspect
     protest: Protest
@@ -206,6 +236,12 @@ class DangerGrammar(_Model):
         out += [("protest.kept_unburied", p) for p in self.protest.kept_unburied]
         out += [("hit_and_run.leaving", p) for p in self.hit_and_run.leaving]
         out += [("hyperbole", p) for p in self.hyperbole]
+        out += [("threats.veiled", p) for p in self.threats.veiled]
+        if self.aspect.dated_claim:
+            out.append(("aspect.dated_claim", self.aspect.dated_claim))
+        if self.farewell is not None:
+            out += [("farewell.phrases", p) for p in self.farewell.phrases]
+            out += [("farewell.places", p) for p in self.farewell.places]
         if self.means is not None:
             out += [("means.sought", p) for p in self.means.sought]
         return out
@@ -372,6 +408,40 @@ class DangerGrammar(_Model):
                 ],
             },
         ]
+        if a.hiding:
+            specs.append(
+                {
+                    "factor": "ongoing_violence",
+                    "level": "critical",
+                    "element": "aspect.hiding",
+                    "patterns": [
+                        f"{_re_alt(a.violent_verbs)}{SENTENCE_CLASS}{{0,30}}?{_alt(a.hiding)}"
+                    ],
+                    "not_if_sentence_has": past + list(a.settled),
+                }
+            )
+        if t.veiled and t.commitment:
+            specs.append(
+                {
+                    "factor": "extreme_threat",
+                    "level": "critical",
+                    "element": "threats.veiled",
+                    "patterns": list(t.veiled),
+                    "requires_in_text": [list(t.commitment)],
+                    "not_if_sentence_has": list(a.long_ago) + list(a.settled),
+                }
+            )
+        if self.farewell is not None:
+            f = self.farewell
+            specs.append(
+                {
+                    "factor": "extreme_threat",
+                    "level": "critical",
+                    "element": "farewell",
+                    "patterns": list(f.phrases) + list(f.places),
+                    "requires_in_text": [list(f.message), list(f.unreachable)],
+                }
+            )
         if self.means is not None:
             specs += self._means_specs(list(p.goods_context))
         if t.standalone:
@@ -421,6 +491,10 @@ class DangerGrammar(_Model):
             threatening=re.compile(_alt(sorted(set(p.goods_unless) | set(m.aimed)))),
             window=m.everyday_window,
         )
+
+    def compiled_dated_claim(self) -> re.Pattern[str] | None:
+        """`aspect.dated_claim` compiled (cached by pattern), None when unset."""
+        return _compiled(self.aspect.dated_claim) if self.aspect.dated_claim else None
 
     def hyperbole_regex(self) -> re.Pattern[str] | None:
         """All hyperbole patterns as one regex (None when the list is empty)."""

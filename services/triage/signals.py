@@ -13,6 +13,7 @@ from services.triage.numbers import (
     find_people_counts,
     find_repeat_count,
 )
+from services.triage.grammar import DangerGrammar
 from services.triage.rules import SEVERITY_ORDER, CompiledFactor, Rules
 
 
@@ -286,7 +287,7 @@ def pattern_factors(
                 doubt = f"疑为争议商品（{goods}）"
             else:
                 words = spec.not_if_sentence_has or (settled if spec.level == "critical" else ())
-                past = _past_or_settled(text, m.start(), m.end(), words, now_words)
+                past = _past_or_settled(text, m.start(), m.end(), words, now_words, grammar)
                 if past:
                     doubt = f"已过去或已平息（{past}）"
             if doubt:
@@ -331,12 +332,19 @@ def _goods(text: str, start: int, end: int, spec: CompiledFactor, rules: Rules) 
 
 
 def _past_or_settled(
-    text: str, start: int, end: int, words: tuple[str, ...], now_words: tuple[str, ...]
+    text: str,
+    start: int,
+    end: int,
+    words: tuple[str, ...],
+    now_words: tuple[str, ...],
+    grammar: DangerGrammar | None = None,
 ) -> str | None:
     """A word of `words` that puts text[start:end] in the past or says it is settled.
 
     Read in the match's sentence: after the match it always counts ("…，后已调解和好"); before
     it, only when nothing between says the danger is back or now ("已调解，但今天又拿刀…").
+    A settled word denied is a commitment (这不是开玩笑), and a past word that dates the claim
+    (去年工资, 上个月的工钱) says nothing of when the danger is: neither counts.
     """
     if not words:
         return None
@@ -346,16 +354,33 @@ def _past_or_settled(
     sentence_end = end
     while sentence_end < len(text) and text[sentence_end] not in SENTENCE_STOPS:
         sentence_end += 1
-    after = text[end:sentence_end]
     for w in words:
-        if w in after:
-            return w
+        pos = text.find(w, end, sentence_end)
+        while pos >= 0:
+            if _counts_as_past(text, pos, w, grammar):
+                return w
+            pos = text.find(w, pos + 1, sentence_end)
     before = text[sentence_start:start]
     for w in words:
         pos = before.rfind(w)
-        if pos >= 0 and not any(n in before[pos + len(w) :] for n in now_words):
+        if (
+            pos >= 0
+            and not any(n in before[pos + len(w) :] for n in now_words)
+            and _counts_as_past(text, sentence_start + pos, w, grammar)
+        ):
             return w
     return None
+
+
+def _counts_as_past(text: str, pos: int, word: str, grammar: DangerGrammar | None) -> bool:
+    """False when the past or settled word at `pos` is denied or only dates the claim."""
+    if grammar is None:
+        return True
+    aspect = grammar.aspect
+    if any(text.endswith(d, 0, pos) for d in aspect.denied):
+        return False
+    dated = grammar.compiled_dated_claim()
+    return not (dated is not None and dated.match(text, pos + len(word)))
 
 
 def _spans(regex: re.Pattern[str] | None, text: str) -> list[tuple[int, int]]:
