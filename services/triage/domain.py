@@ -249,6 +249,11 @@ def read_danger(sig: Signals, rules: Rules) -> None:
         sig.review_cues.append(
             f"模型读出危险（{p:.2f}），但危险物品为日常用途（{use}），请核实：{shown}"
         )
+    elif p >= model.threshold and (denied := _denied_danger(sig, rules)):
+        # the report itself says nothing dangerous was seen: only a person may overrule it
+        sig.review_cues.append(
+            f"模型读出危险（{p:.2f}），但报告称未见危险（{denied}），请核实：{shown}"
+        )
     elif p >= model.threshold:
         evidence = f"模型读出危险（{p:.2f}）：{shown}"
         sig.factors.append(Factor("critical", "learned_danger", evidence))
@@ -261,6 +266,13 @@ def _ordinary_use(sig: Signals, rules: Rules) -> str | None:
     """The ordinary-use word when every danger object of the report is beside one."""
     ordinary = rules.compiled.ordinary_use
     return ordinary.all_ordinary(sig.text) if ordinary is not None else None
+
+
+def _denied_danger(sig: Signals, rules: Rules) -> str | None:
+    """The words by which the report says no danger was seen (None if it does not)."""
+    denied = rules.compiled.denied_danger
+    m = denied.search(sig.text) if denied is not None else None
+    return m.group(0) if m else None
 
 
 def _apply_correction(inp: TriageInput, sig: Signals) -> str:

@@ -214,6 +214,9 @@ class DangerGrammar(_Model):
     protest: Protest
     hit_and_run: HitAndRun
     hyperbole: tuple[str, ...] = ()  # regular expressions
+    # the report says in so many words that no danger was seen (暂无过激行为, 未发现其动手):
+    # the learned reader may only queue it for review (no labelled critical report says so)
+    denied_danger: str = ""
 
     @model_validator(mode="after")
     def _valid(self) -> DangerGrammar:
@@ -237,6 +240,8 @@ class DangerGrammar(_Model):
         out += [("hit_and_run.leaving", p) for p in self.hit_and_run.leaving]
         out += [("hyperbole", p) for p in self.hyperbole]
         out += [("threats.veiled", p) for p in self.threats.veiled]
+        if self.denied_danger:
+            out.append(("denied_danger", self.denied_danger))
         if self.aspect.dated_claim:
             out.append(("aspect.dated_claim", self.aspect.dated_claim))
         if self.farewell is not None:

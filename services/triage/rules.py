@@ -261,6 +261,7 @@ class Compiled:
     hyperbole: re.Pattern[str] | None  # a danger match inside one of these is dropped
     weapon_noun: re.Pattern[str] | None  # weapon nouns: seen without a weapon factor, a cue
     ordinary_use: OrdinaryUse | None  # danger objects beside their ordinary use (加油站, 打虫)
+    denied_danger: re.Pattern[str] | None  # the report says no danger was seen (未发现过激行为)
     normalise: Normaliser  # full-width, traditional, dialect, homophones, pinyin initials
     segmenter: Segmenter  # word boundaries (jieba, built on first use)
 
@@ -367,6 +368,9 @@ class Rules(_Model):
             hyperbole=grammar.hyperbole_regex() if grammar else None,
             weapon_noun=grammar.weapon_noun_regex() if grammar else None,
             ordinary_use=grammar.ordinary_use() if grammar else None,
+            denied_danger=re.compile(grammar.denied_danger)
+            if grammar and grammar.denied_danger
+            else None,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
             numbers=NumberWords(
                 digits=dict(self.numbers.digits),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from services.triage.grammar import DangerGrammar
 from services.triage.numbers import (
     Quantity,
     attached_age,
@@ -13,7 +14,6 @@ from services.triage.numbers import (
     find_people_counts,
     find_repeat_count,
 )
-from services.triage.grammar import DangerGrammar
 from services.triage.rules import SEVERITY_ORDER, CompiledFactor, Rules
 
 

@@ -77,10 +77,16 @@ def combined(grammar: bool, p: float, threshold: float) -> bool:
 
 
 def vetoed(texts: list[str], rules: Rules) -> list[bool]:
-    """Reports whose danger objects are all in their ordinary use: the model may not raise them
-    (domain.read_danger), so their probability counts as 0 when thresholds are chosen."""
+    """Reports whose danger objects are all in their ordinary use, or that say no danger was seen:
+    the model may not raise them (domain.read_danger), so their probability counts as 0 when
+    thresholds are chosen."""
     use = rules.compiled.ordinary_use
-    return [use is not None and use.all_ordinary(t) is not None for t in texts]
+    denied = rules.compiled.denied_danger
+    return [
+        (use is not None and use.all_ordinary(t) is not None)
+        or (denied is not None and denied.search(t) is not None)
+        for t in texts
+    ]
 
 
 def _masked(p: list[float], veto: list[bool]) -> list[float]:

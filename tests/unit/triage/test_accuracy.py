@@ -42,7 +42,16 @@ FIRST_RUNS = json.loads((Path(__file__).parent / "first_runs.json").read_text(en
 
 
 @pytest.mark.parametrize(
-    "name", ["blind_c.jsonl", "blind_d.jsonl", "blind_e.jsonl", "blind_f.jsonl", "blind_g.jsonl"]
+    "name",
+    [
+        "blind_c.jsonl",
+        "blind_d.jsonl",
+        "blind_e.jsonl",
+        "blind_f.jsonl",
+        "blind_g.jsonl",
+        "blind_h.jsonl",
+        "blind_i.jsonl",
+    ],
 )
 def test_the_rounds_blind_sets_stay_found(rules: Rules, name: str) -> None:
     """Regression on this round's blind sets (they joined the danger reader's corpus after

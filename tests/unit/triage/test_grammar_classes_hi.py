@@ -180,3 +180,14 @@ def test_a_village_cooperative_is_no_company_party(rules: Rules) -> None:
 def test_a_trading_cooperative_is_still_a_company(rules: Rules) -> None:
     d = triage(rules, "农机专业合作社欠我货款两万元，一直拖着不给", source="12345")
     assert d.channel == "court"
+
+
+def test_a_workplace_named_as_a_place_is_no_company_party(rules: Rules) -> None:
+    d = triage(rules, "拼车油费一千二没给，车主在公司门口和他吵了起来后报警", source="110")
+    assert d.channel == "police"
+    assert not any("企业当事人" in r.evidence for r in d.reasons)
+
+
+def test_a_bus_ride_is_no_car_purchase(rules: Rules) -> None:
+    d = triage(rules, "在公交车上一个男的嫌我挤，下车时推了我一把，没受伤", source="12345")
+    assert d.dispute_type == "public_order"

@@ -131,6 +131,24 @@ def test_grams_of_grammatical_words_only_are_not(gram: str) -> None:
     assert not is_content_gram(gram)
 
 
+@pytest.mark.parametrize("gram", ["派出", "派出所", "一名", "男子", "微信", "网格员", "请求"])
+def test_grams_of_the_reports_genre_are_not(gram: str) -> None:
+    # how a report is filed (by whom, naming whom, by what channel) is no sign of danger
+    assert not is_content_gram(gram)
+
+
+def test_a_neutral_institutional_note_is_not_raised_by_the_shipped_model() -> None:
+    # written for this test: a grid note naming the police station, a man and a chat app
+    rules = load_rules(None)
+    text = (
+        "网格员上报：一名男子最近常在村口小卖部门口加路过妇女的微信，有人觉得不舒服，"
+        "目前未发现其他出格行为，家属请求派出所提醒一下。"
+    )
+    d = _decide(text, rules.danger, source="grid")
+    assert d.severity != "critical"
+    assert "learned_danger" not in [f.factor for f in d.factors]
+
+
 def test_the_trainer_weighs_no_gram_of_grammatical_words_only() -> None:
     texts = [
         "他把刀拿着就冲过来了",
