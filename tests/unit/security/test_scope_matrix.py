@@ -1,21 +1,24 @@
-"""Every role × every case-keyed route of the four services × a case in and out of scope.
+"""Every role × every route of the four services that takes a case id × a case in and out of scope.
 
-The routes come from each app's own route table: a route that takes a case id and has no row in
-CASE_ROUTES, or any other route missing from OTHER_ROUTES, fails the test, so a new route cannot
-ship without a rule. Out of scope answers 404 (or 403) and leaks nothing; in scope never answers
-"no such case"; personal data is in clear exactly for those DOMAIN.md §7 allows; no list or count
-holds a case outside the caller's scope.
+The routes come from each app's own route table: a route that takes a case id in its path and
+has no row in CASE_ROUTES, one that takes it in a query parameter or a body field (any parameter
+named like `case_id`) and has no row in CASE_QUERY_ROUTES, or any other route missing from
+OTHER_ROUTES, fails the test, so a new route cannot ship without a rule. Out of scope answers 404
+(or 403) and leaks nothing; in scope never answers "no such case"; personal data is in clear
+exactly for those DOMAIN.md §7 allows; no list or count holds a case outside the caller's scope.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.routing import APIRoute
 
 from shared.auth import StaffPrincipal
-from shared.scope import Sight
-from tests.unit.security.conftest import MEDIATOR_A, ORG_A, Running
+from shared.events import utcnow
+from shared.scope import CaseScope, Sight, can_see
+from tests.unit.security.conftest import MEDIATOR_A, ORG_A, SCOPE_A, Running
 
 N, M, C = Sight.none, Sight.masked, Sight.clear
 
@@ -97,6 +100,21 @@ CASE_ROUTES: dict[tuple[str, str, str], tuple[dict[str, Any] | None, Sight]] = {
     ("followup", "GET", "/v1/cases/{case_id}/place"): (None, M),
 }
 
+# Routes taking a case id in a query parameter: (service, method, path) →
+# (the parameter, the other parameters, the sight a caller needs, the roles that may call it at
+# all — None: every role; the others answer 403 whatever the case)
+CASE_QUERY_ROUTES: dict[
+    tuple[str, str, str], tuple[str, dict[str, str], Sight, frozenset[str] | None]
+] = {
+    ("followup", "GET", "/v1/warnings"): ("case_id", {}, M, None),
+    **{
+        (service, "GET", "/v1/admin/audit"): ("case_id", {}, M, frozenset({"admin"}))
+        for service in ("intake", "triage", "mediation", "followup")
+    },
+}
+# how a parameter or a body field that names a case is spelled
+CASE_PARAM = re.compile(r"(^|_)case(_id|_ids|_ref)?$")
+
 # Routes without a case id: lists (checked for foreign cases) and routes that hold no case.
 LISTS: dict[tuple[str, str], dict[str, str]] = {
     ("followup", "/v1/cases"): {},
@@ -139,12 +157,12 @@ OTHER_ROUTES: set[tuple[str, str, str]] = {
 UNCLASSIFIED_OK = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/redoc")
 
 
-def _walk(routes: list[Any], prefix: str = "") -> list[tuple[str, str]]:
+def _walk(routes: list[Any], prefix: str = "") -> list[tuple[str, str, APIRoute]]:
     out = []
     for route in routes:
         if isinstance(route, APIRoute):
             for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
-                out.append((method, prefix + route.path))
+                out.append((method, prefix + route.path, route))
         elif hasattr(route, "original_router"):  # an included router (FastAPI ≥ 0.16x)
             out += _walk(route.original_router.routes, prefix + route.include_context.prefix)
     return out
@@ -152,24 +170,58 @@ def _walk(routes: list[Any], prefix: str = "") -> list[tuple[str, str]]:
 
 def routes_of(r: Running) -> list[tuple[str, str]]:
     """(method, path) of every API route the app serves."""
-    return _walk(list(r.app.routes))
+    return [(method, path) for method, path, _ in _walk(list(r.app.routes))]
+
+
+def case_inputs(route: APIRoute) -> list[str]:
+    """The query parameters and body fields of a route that name a case ('query:case_id')."""
+    found: list[str] = []
+
+    def walk(dep: Any) -> None:
+        found.extend(f"query:{q.name}" for q in dep.query_params if CASE_PARAM.search(q.name))
+        for b in dep.body_params:
+            model = getattr(b.field_info, "annotation", None)
+            for name in getattr(model, "model_fields", {}) or {}:
+                if CASE_PARAM.search(name):
+                    found.append(f"body:{name}")
+            if CASE_PARAM.search(b.name):
+                found.append(f"body:{b.name}")
+        for sub in dep.dependencies:
+            walk(sub)
+
+    walk(route.dependant)
+    return found
 
 
 def classify(r: Running) -> list[tuple[str, str]]:
     """The case-keyed routes of the app; fails on any route without a rule."""
     keyed, missing = [], []
-    for method, path in routes_of(r):
+    for method, path, route in _walk(list(r.app.routes)):
         key = (r.name, method, path)
+        inputs = case_inputs(route)
         if key in CASE_ROUTES:
             keyed.append((method, path))
         elif "{case_id}" in path:
             missing.append(key)
-        elif key in OTHER_ROUTES or (r.name, path) in LISTS:
+        if inputs:
+            rule = CASE_QUERY_ROUTES.get(key)
+            if rule is None or inputs != [f"query:{rule[0]}"]:
+                missing.append((*key, *inputs))
             continue
-        elif not path.startswith(UNCLASSIFIED_OK) and not path.startswith("/v1/admin/audit"):
+        if key in CASE_ROUTES or "{case_id}" in path:
+            continue
+        if key in OTHER_ROUTES or (r.name, path) in LISTS:
+            continue
+        if not path.startswith(UNCLASSIFIED_OK):
             missing.append(key)
     assert not missing, f"routes without a scope rule in this test: {missing}"
     return keyed
+
+
+def query_keyed(r: Running) -> list[tuple[str, str]]:
+    """The app's routes that take a case id in a query parameter (every one has a rule)."""
+    classify(r)
+    return [(m, p) for m, p in routes_of(r) if (r.name, m, p) in CASE_QUERY_ROUTES]
 
 
 async def test_every_case_keyed_route_checks_scope(running: Running) -> None:
@@ -211,6 +263,69 @@ async def test_every_case_keyed_route_checks_scope(running: Running) -> None:
                 expected = "clear" if sight is C else "masked"
                 if shown is not None and shown != expected:
                     wrong.append((who, method, path, case_id, res.status_code, f"shown {shown}"))
+    assert not wrong, "\n".join(map(str, wrong))
+
+
+async def warning_naming_a(r: Running) -> CaseScope:
+    """Store an open warning naming case A (in A's area, tier and organisation); its scope."""
+    from services.followup.warnings.repository import WarningCaseLink, WarningRow, scope_facts
+
+    now = utcnow()
+    w = WarningRow(
+        warning_id="w-matrix",
+        kind="escalating",
+        key=f"escalating:{r.case_a}",
+        subject=r.case_a,
+        active_key=f"escalating:{r.case_a}",
+        status="open",
+        tier=SCOPE_A["tier"],
+        area_code=SCOPE_A["grid_code"],
+        channel=SCOPE_A["channel"],
+        organisation_id=SCOPE_A["organisation_id"],
+        case_ids=[r.case_a],
+        facts={"reason": "reopened"},
+        raised_at=now,
+        updated_at=now,
+    )
+    async with r.app.state.runtime.sessions() as session, session.begin():
+        session.add(w)
+        await session.flush()
+        assert w.id is not None
+        session.add(WarningCaseLink(warning_id=w.id, case_id=r.case_a))
+    return scope_facts(w)
+
+
+async def test_every_route_taking_a_case_id_in_its_query_checks_scope(running: Running) -> None:
+    """GET /v1/warnings?case_id= and the audit's ?case_id=: a case out of scope is 404 (or 403)
+    and leaks nothing; in scope it answers 200 (the warnings of A list the warning naming A
+    to whoever sees both); a role the route refuses answers 403 whatever the case."""
+    r = running
+    keyed = query_keyed(r)
+    assert keyed, r.name  # every service has at least the audit
+    warning = await warning_naming_a(r) if r.name == "followup" else None
+    wrong: list[tuple[str, str, str, str, int, str]] = []
+    for who, (p, sight_a, sight_b) in PRINCIPALS.items():
+        h = r.bearer(p)
+        for method, path in keyed:
+            param, params, need, roles = CASE_QUERY_ROUTES[(r.name, method, path)]
+            for case_id, sight in ((r.case_a, sight_a), (r.case_b, sight_b)):
+                res = await r.client.request(
+                    method, path, headers=h, params={**params, param: case_id}
+                )
+                allowed = roles is None or p.role in roles
+                leaked = "13812345678" in res.text or (sight is N and case_id in res.text)
+                if not allowed:
+                    ok = res.status_code == 403 and case_id not in res.text
+                elif sight is N or sight < need:
+                    ok = res.status_code in (403, 404) and not leaked
+                else:
+                    ok = res.status_code == 200 and not leaked
+                if ok and allowed and sight >= need and path == "/v1/warnings":
+                    named = [w["case_ids"] for w in res.json()["items"]]
+                    listed = case_id == r.case_a and warning is not None and can_see(p, warning)
+                    ok = named == ([[r.case_a]] if listed else [])
+                if not ok:
+                    wrong.append((who, method, path, case_id, res.status_code, res.text[:200]))
     assert not wrong, "\n".join(map(str, wrong))
 
 
