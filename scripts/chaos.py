@@ -95,6 +95,8 @@ class Result:
     records: dict[str, int] = field(default_factory=dict)
     drain_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # what each nonzero count found: the report, the case, both statuses and the trail
+    found: list[str] = field(default_factory=list)
 
     ZERO = (
         "lost",
@@ -129,6 +131,10 @@ class Result:
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def report(self) -> str:
+        """The table, then what every nonzero count found and the run's notes."""
+        return "\n".join([self.table(), *self.found, *self.notes])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,8 +509,8 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[Any]:
     return out
 
 
-async def lag_of(bootstrap: str, groups: list[str]) -> int:
-    """Records not yet committed by the groups on the topics they read."""
+async def lag_of(bootstrap: str, groups: list[str]) -> dict[str, int]:
+    """Records not yet committed by the groups, per group, topic and partition (only those > 0)."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -512,18 +518,44 @@ async def lag_of(bootstrap: str, groups: list[str]) -> int:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
     await c.start()
-    total = 0
+    behind: dict[str, int] = {}
     try:
         for g in groups:
             committed = await admin.list_consumer_group_offsets(g)
             if not committed:
                 continue
             ends = await c.end_offsets(list(committed))
-            total += sum(max(0, ends[tp] - m.offset) for tp, m in committed.items())
+            for tp, m in committed.items():
+                if ends[tp] > m.offset:
+                    behind[f"{g} {tp.topic}[{tp.partition}]"] = ends[tp] - m.offset
     finally:
         await admin.close()
         await c.stop()
-    return total
+    return behind
+
+
+FOUND_PER_COUNT = 5  # cases described per nonzero count
+
+
+def describe_case(
+    count: str,
+    ref: str,
+    case_id: str,
+    statuses: dict[str, str],
+    trail: list[dict[str, Any]],
+    feedback: list[str],
+) -> str:
+    """One failing case in a line or two: which count, both statuses, the trail, the feedback."""
+    steps = [
+        f"{e.get('seq')}:{e.get('action')} {e.get('from_status')}→{e.get('to_status')}"
+        f" by {e.get('producer')} ({str(e.get('event_id'))[:8]})"
+        for e in trail
+    ]
+    said = " ".join(f"{k}={v}" for k, v in statuses.items())
+    return (
+        f"  {count}: {ref} case {case_id} {said}\n"
+        f"    trail: {'; '.join(steps) or '-'}\n    feedback: {', '.join(feedback) or '-'}"
+    )
 
 
 async def check(
@@ -556,65 +588,63 @@ async def check(
         feedback[body["source_ref"]].append((body["event_id"], body["status"]))
     result.assigned_not_once = result.out_of_order = result.unverified = 0
     result.status_mismatch = result.feedback_out_of_order = result.stuck = 0
+    found: dict[str, list[str]] = defaultdict(list)
+
+    def note(count: str, line: str) -> None:
+        setattr(result, count, getattr(result, count) + 1)
+        if len(found[count]) < FOUND_PER_COUNT:
+            found[count].append(line)
+
     async with httpx.AsyncClient(timeout=30) as client:
         for r in reports:
-            case_id = cases.get(r["source_ref"])
+            ref = r["source_ref"]
+            case_id = cases.get(ref)
             if case_id is None:
+                found["lost"].append(f"  lost: {ref} never got a case id from intake")
                 continue
             led = await client.get(f"{stack.url('followup')}/v1/cases/{case_id}", headers=admin)
             med = await client.get(
                 f"{stack.url('mediation')}/v1/mediation/cases/{case_id}", headers=admin
             )
+            statuses = {
+                name: resp.json()["status"] if resp.status_code == 200 else str(resp.status_code)
+                for name, resp in (("mediation", med), ("ledger", led))
+            }
+            trail_resp = await client.get(
+                f"{stack.url('followup')}/v1/cases/{case_id}/trail", headers=admin
+            )
+            trail = trail_resp.json()["entries"] if trail_resp.status_code == 200 else []
+            got = [status for _, status in feedback.get(ref, [])]
+            wrong: list[tuple[str, str]] = []  # (count, why)
             if led.status_code != 200 or med.status_code != 200:
-                result.stuck += 1
-                continue
-            if led.json()["status"] != med.json()["status"]:
-                result.status_mismatch += 1
-            expected = "accepted" if r["source_ref"] in must_accept else "assigned"
-            if med.json()["status"] != expected:
-                result.stuck += 1
-            trail = (
-                await client.get(f"{stack.url('followup')}/v1/cases/{case_id}/trail", headers=admin)
-            ).json()["entries"]
-            verify = (
-                await client.get(
-                    f"{stack.url('followup')}/v1/cases/{case_id}/trail/verify", headers=admin
-                )
-            ).json()
-            if not verify["valid"]:
-                result.unverified += 1
-            moves = [
-                (e["event_id"], e["to_status"]) for e in trail if e["from_status"] != e["to_status"]
-            ]
-            if sum(1 for _, to in moves if to == "assigned") != 1:
-                result.assigned_not_once += 1
-            order = [to for _, to in moves]
-            life = ["received", "triaged", "assigned", "accepted"]
-            if order != life[: len(order)]:
-                result.out_of_order += 1
-            got = [status for _, status in feedback.get(r["source_ref"], [])]
-            if got != order:
-                result.feedback_out_of_order += 1
-    result.lag = await lag_of(bootstrap, [f"{prefix}{g}" for g in GROUPS])
-    # dead letters, once per (group, origin record): a killed consumer may dead-letter twice
-    dlq_topics = [Topics.dlq(getattr(topics, n)) for n in {t for ts in GROUPS.values() for t in ts}]
-    dead = {
-        (
-            dict(r.headers).get("dlq.group", b"").decode(),
-            dict(r.headers).get("dlq.origin.topic", b"").decode(),
-            dict(r.headers).get("dlq.origin.partition", b"").decode(),
-            dict(r.headers).get("dlq.origin.offset", b"").decode(),
-        )
-        for r in await read_all(bootstrap, dlq_topics)
-    }
-    result.dlq = dict(Counter(g.removeprefix(prefix) for g, *_ in dead))
-    expected: Counter[str] = Counter()
-    for g, names in GROUPS.items():
-        for n in names:
-            expected[g] += result.poison.get(getattr(topics, n), 0)
-    result.dlq_mismatch = sum(
-        abs(expected[g] - result.dlq.get(g, 0)) for g in set(expected) | set(result.dlq)
-    )
+                wrong.append(("stuck", " (not known to both services)"))
+            else:
+                want = "accepted" if ref in must_accept else "assigned"
+                if statuses["ledger"] != statuses["mediation"]:
+                    wrong.append(("status_mismatch", ""))
+                if statuses["mediation"] != want:
+                    wrong.append(("stuck", f" (expected {want})"))
+                verify = (
+                    await client.get(
+                        f"{stack.url('followup')}/v1/cases/{case_id}/trail/verify", headers=admin
+                    )
+                ).json()
+                if not verify["valid"]:
+                    wrong.append(("unverified", f" {json.dumps(verify, ensure_ascii=False)[:300]}"))
+                order = [e["to_status"] for e in trail if e["from_status"] != e["to_status"]]
+                if order.count("assigned") != 1:
+                    wrong.append(("assigned_not_once", ""))
+                life = ["received", "triaged", "assigned", "accepted"]
+                if order != life[: len(order)]:
+                    wrong.append(("out_of_order", ""))
+                if got != order:
+                    wrong.append(("feedback_out_of_order", ""))
+            for count, why in wrong:
+                note(count, describe_case(count + why, ref, case_id, statuses, trail, got))
+    behind = await lag_of(bootstrap, [f"{prefix}{g}" for g in GROUPS])
+    result.lag = sum(behind.values())
+    if behind:
+        found["lag"].append(f"  lag: {json.dumps(behind, sort_keys=True)}")
     return result.stuck == 0 and result.lag == 0 and result.dlq_mismatch == 0
 
 
@@ -709,6 +739,8 @@ async def run(cfg: Config) -> Result:
         result.records = dict(Counter(r.topic.removeprefix(prefix) for r in records))
         if stack.dead():
             result.notes.append(f"exited on their own: {stack.dead()}")
+        if not result.ok():
+            result.notes.append(f"service logs: {workdir}")
     finally:
         for h in hogs:
             h.kill()
@@ -752,9 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_hogs=a.cpu_hogs,
     )
     result = asyncio.run(run(cfg))
-    print(result.table())
-    for note in result.notes:
-        print(note)
+    print(result.report())
     return 0 if result.ok() else 1
 
 

@@ -41,7 +41,10 @@ async def test_a_small_chaos_run_loses_doubles_and_disorders_nothing(tmp_path: P
         workdir=tmp_path,
     )
     result = await chaos.run(cfg)  # type: ignore[attr-defined]
-    print(result.table())
-    assert result.submitted == cfg.reports and result.cases == cfg.reports
-    assert result.kills == 3 and result.broker_outage_s >= 20.0
-    assert {k: getattr(result, k) for k in result.ZERO} == dict.fromkeys(result.ZERO, 0)
+    # on failure the message names each failing case: its count, both statuses, its trail
+    report = result.report()
+    print(report)
+    assert result.submitted == cfg.reports and result.cases == cfg.reports, report
+    assert result.kills == 3 and result.broker_outage_s >= 20.0, report
+    zero = {k: getattr(result, k) for k in result.ZERO}
+    assert zero == dict.fromkeys(result.ZERO, 0), report
