@@ -9,6 +9,9 @@ shows it. Lists use `scope_filter`, the same rule as SQL, so a list never holds 
 - coordinator: their tier and every tier below it, inside their grid-code prefixes; the county
   centre (a county coordinator) also sees cases with no location and cases not yet routed.
 - viewer: cases inside their area, masked, never in clear.
+- a case with no location (no grid code) lies in no area: only the county centre, and staff whose
+  area is the whole county (no prefixes), see it — in every service, whatever organisation it is
+  assigned to (`case_area`, `sees_unlocated`).
 - mediator: cases assigned to their organisation and channel (in clear only those assigned
   to them) and a masked read-only copy where their channel or organisation is a co-handler.
 """
@@ -65,16 +68,39 @@ def in_area(area: str | None, prefixes: Sequence[str]) -> bool:
     return bool(area) and any((area or "").startswith(p) for p in prefixes if p)
 
 
+def case_area(grid_code: str | None) -> str:
+    """The area that decides who sees a case: its own grid code, "" when it has none.
+
+    One rule for the four services (DOMAIN.md §7, "the county centre also sees cases with no
+    location"): an unlocated case is in nobody's area but the county centre's. The area of the
+    organisation it is assigned to never stands in for it: only mediation knows that area, so a
+    town coordinator let in by it would open the case in mediation and get 404 from the ledger,
+    the trail and intake; and the organisation's area says where it works, not where the dispute
+    is (area statistics and warnings count the case's own place).
+    """
+    return grid_code or ""
+
+
+def sees_unlocated(p: StaffPrincipal) -> bool:
+    """Whether a case with no location lies inside the principal's area: the county centre's,
+    and that of staff with no area prefixes (their area is the whole county)."""
+    if p.role == "coordinator" and p.tier == COUNTY:
+        return True
+    return not p.grid_codes
+
+
+def in_case_area(p: StaffPrincipal, grid_code: str | None) -> bool:
+    """Whether a case's place lies inside the principal's area (the rule of `case_area`)."""
+    area = case_area(grid_code)
+    return in_area(area, p.grid_codes) if area else sees_unlocated(p)
+
+
 def coordinator_sees(p: StaffPrincipal, c: CaseScope) -> bool:
     """Own tier and below, inside the area; the county centre also sees unlocated cases."""
     county = p.tier == COUNTY
     # a case not routed yet has no tier: only the county centre oversees it
     tier_ok = county if c.tier is None else c.tier in tiers_up_to(p.tier)
-    if not tier_ok:
-        return False
-    if not c.grid_code:
-        return county or not p.grid_codes
-    return in_area(c.grid_code, p.grid_codes)
+    return tier_ok and in_case_area(p, c.grid_code)
 
 
 def sight(p: StaffPrincipal, c: CaseScope) -> Sight:
@@ -84,9 +110,7 @@ def sight(p: StaffPrincipal, c: CaseScope) -> Sight:
     if p.role == "coordinator":
         return Sight.clear if p.tier and coordinator_sees(p, c) else Sight.none
     if p.role == "viewer":
-        if not c.grid_code:
-            return Sight.masked if not p.grid_codes else Sight.none
-        return Sight.masked if in_area(c.grid_code, p.grid_codes) else Sight.none
+        return Sight.masked if in_case_area(p, c.grid_code) else Sight.none
     if p.role == "mediator":
         if p.organisation and p.organisation == c.organisation_id and p.channel == c.channel:
             return Sight.clear if c.mediator_id == p.subject else Sight.masked
@@ -131,7 +155,7 @@ def scope_filter(p: StaffPrincipal, cols: ScopeColumns) -> ColumnElement[bool]:
     if p.role == "admin":
         return true()
     if p.role == "viewer":
-        return _area(cols.grid_code, p.grid_codes, unlocated=not p.grid_codes)
+        return area_condition(p, cols.grid_code)
     if p.role == "coordinator":
         tiers = tiers_up_to(p.tier)
         if not tiers:
@@ -140,8 +164,7 @@ def scope_filter(p: StaffPrincipal, cols: ScopeColumns) -> ColumnElement[bool]:
         tier_cond = (
             or_(cols.tier.in_(tiers), cols.tier.is_(None)) if county else (cols.tier.in_(tiers))
         )
-        unlocated = county or not p.grid_codes
-        return and_(tier_cond, _area(cols.grid_code, p.grid_codes, unlocated=unlocated))
+        return and_(tier_cond, area_condition(p, cols.grid_code))
     if p.role == "mediator":
         options: list[ColumnElement[bool]] = []
         if p.organisation and p.channel:
@@ -154,6 +177,11 @@ def scope_filter(p: StaffPrincipal, cols: ScopeColumns) -> ColumnElement[bool]:
             )
         return or_(*options) if options else false()
     return false()
+
+
+def area_condition(p: StaffPrincipal, grid: Any) -> ColumnElement[bool]:
+    """`in_case_area` as SQL on a column holding a case's grid code (None or "" = unlocated)."""
+    return _area(grid, p.grid_codes, unlocated=sees_unlocated(p))
 
 
 def _area(grid: Any, prefixes: Sequence[str], *, unlocated: bool) -> ColumnElement[bool]:

@@ -12,7 +12,6 @@ from services.mediation.channels import CaseView, ChannelRegistry, MediationChan
 from services.mediation.domain import (
     DutyHours,
     OrgFacts,
-    area_code,
     aware,
     next_status,
     pick_coordination,
@@ -33,6 +32,7 @@ from shared.clock import Clock
 from shared.contracts import CaseStatus as S
 from shared.db import Delivery, Tx
 from shared.pii import PiiCipher
+from shared.scope import case_area
 from shared.topics import Topics
 
 log = logging.getLogger("fengqiao.mediation")
@@ -159,7 +159,7 @@ async def assign(
     if chosen is None:
         # Nobody can take it: it stays triaged and waits for a coordinator.
         case.organisation_id, case.mediator_id, case.updated_at = None, None, now
-        case.area_code = area_code(case.grid_code, None)
+        case.area_code = case_area(case.grid_code)
         tx.session.add(case)
         why.append("暂无可指派机构，等待协调员指派")
         tx.transition(
@@ -201,7 +201,7 @@ async def assign(
     if chosen.kind == "mediation" and chosen.channel:
         case.channel = chosen.channel
     case.organisation_id, case.mediator_id = chosen.id, picked
-    case.area_code = area_code(case.grid_code, chosen)
+    case.area_code = case_area(case.grid_code)
     case.status, case.updated_at = to_status, now
     if from_status == S.escalated and case.sign_for_window_s:
         case.sign_for_due = now + timedelta(seconds=case.sign_for_window_s)

@@ -199,15 +199,6 @@ def pick_mediator(
     return min(duty, key=lambda m: (open_cases.get(m.id, 0), m.id))
 
 
-def area_code(grid_code: str | None, org: OrgFacts | None) -> str:
-    """The area a case belongs to for coordinators: its grid code, else its organisation's."""
-    if grid_code:
-        return grid_code
-    if org is not None and org.grid_codes:
-        return min(org.grid_codes, key=len)
-    return ""
-
-
 def in_area(area: str, prefixes: Sequence[str]) -> bool:
     """Whether an area code lies under any of the prefixes (no prefixes = everywhere)."""
     return not prefixes or any(area.startswith(p) for p in prefixes)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, String, UniqueConstraint, func, or_
+from sqlalchemy import Column, String, UniqueConstraint, and_, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.mediation.domain import WORKLOAD_STATUSES, MediatorFacts, OrgFacts
 from shared.auth import StaffPrincipal
 from shared.db import delivery_tables, json_column, tz
-from shared.scope import ScopeColumns, scope_filter
+from shared.scope import COUNTY, ScopeColumns, area_condition, scope_filter
 
 
 class MediationBase(SQLModel, registry=registry()):
@@ -211,10 +211,6 @@ async def reader_orgs(session: AsyncSession, case_id: str) -> list[str]:
     return list((await session.exec(stmt)).all())
 
 
-def _area_clause(column: Any, prefixes: Sequence[str]) -> Any:
-    return or_(*[column.startswith(p, autoescape=True) for p in prefixes])
-
-
 def scoped_cases_stmt(p: StaffPrincipal) -> Any:
     """The cases a member of staff may list (shared.scope, as SQL: mirrors access.access_to)."""
     c = MediationCase
@@ -305,14 +301,13 @@ async def list_supervisions(
     stmt = select(Supervision)
     s = Supervision
     if p.role == "coordinator":
-        stmt = stmt.where(s.tier == p.tier)
-        if p.grid_codes:
-            stmt = stmt.where(_area_clause(col(s.area_code), p.grid_codes))
+        own = and_(col(s.tier) == p.tier, area_condition(p, col(s.area_code)))
+        # a case with no location is the county centre's, whatever its tier (shared.scope)
+        stmt = stmt.where(or_(own, col(s.area_code) == "") if p.tier == COUNTY else own)
     elif p.role == "mediator":
         stmt = stmt.where(s.organisation_id == p.organisation)
     elif p.role == "viewer":
-        if p.grid_codes:
-            stmt = stmt.where(_area_clause(col(s.area_code), p.grid_codes))
+        stmt = stmt.where(area_condition(p, col(s.area_code)))
     elif p.role != "admin":
         stmt = stmt.where(False)
     stmt = stmt.order_by(col(s.raised_at).desc(), col(s.id).desc()).limit(limit)
