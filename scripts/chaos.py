@@ -87,12 +87,14 @@ class Result:
     stuck: int = 0
     lag: int = 0
     dlq_mismatch: int = 0
+    topics_over_2x: int = 0  # topics holding more than twice as many records as events
     kills: int = 0
     supervisor_restarts: int = 0
     broker_outage_s: float = 0.0
     poison: dict[str, int] = field(default_factory=dict)
     dlq: dict[str, int] = field(default_factory=dict)
     records: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)  # distinct events per topic
     drain_s: float = 0.0
     prefix: str = ""  # the run's topic and group prefix
     notes: list[str] = field(default_factory=list)
@@ -110,6 +112,7 @@ class Result:
         "stuck",
         "lag",
         "dlq_mismatch",
+        "topics_over_2x",
     )
 
     def ok(self) -> bool:
@@ -129,6 +132,7 @@ class Result:
             ("dead letters (per group)", json.dumps(self.dlq, sort_keys=True)),
             ("drain time (s)", round(self.drain_s, 1)),
             ("records per topic", json.dumps(self.records, sort_keys=True)),
+            ("events per topic", json.dumps(self.events, sort_keys=True)),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -665,6 +669,17 @@ async def check(
     return result.stuck == 0 and result.lag == 0 and result.dlq_mismatch == 0
 
 
+def distinct_events(records: list[Any], prefix: str) -> dict[str, int]:
+    """Distinct event ids per topic (poison records, which are not events, count for none)."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        try:
+            ids[r.topic.removeprefix(prefix)].add(json.loads(r.value)["event_id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return {t: len(v) for t, v in ids.items()}
+
+
 def prefixes_on_broker(cfg: Config) -> set[str]:
     """The run prefixes whose topics the chaos broker's data directory holds."""
     data = chaos_run_dir(cfg) / "data"
@@ -764,6 +779,15 @@ async def run(cfg: Config) -> Result:
         result.drain_s = time.monotonic() - t0
         records = await read_all(bootstrap, [getattr(topics, n) for n in GROUPS_TOPICS])
         result.records = dict(Counter(r.topic.removeprefix(prefix) for r in records))
+        result.events = distinct_events(records, prefix)
+        over = {
+            t: f"{n} records for {result.events.get(t, 0)} events"
+            for t, n in result.records.items()
+            if n > 2 * result.events.get(t, 0)
+        }
+        result.topics_over_2x = len(over)
+        if over:
+            result.found.append(f"  topics over 2x: {json.dumps(over, sort_keys=True)}")
         if stack.dead():
             result.notes.append(f"exited on their own: {stack.dead()}")
         if not result.ok():
