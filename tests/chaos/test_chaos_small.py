@@ -67,3 +67,62 @@ def test_a_run_starts_its_broker_without_the_data_of_earlier_runs(tmp_path: Path
     assert not data.exists()
     assert chaos.prefixes_on_broker(cfg) == set()  # type: ignore[attr-defined]
     shutil.rmtree(chaos.chaos_run_dir(cfg))  # type: ignore[attr-defined]
+
+
+def test_a_failing_run_names_the_case_its_statuses_and_its_trail() -> None:
+    """What a nonzero count found is in the report: which case, which count, the trail."""
+    chaos = _chaos()
+    line = chaos.describe_case(  # type: ignore[attr-defined]
+        "out_of_order",
+        "CH-1",
+        "c1",
+        {"mediation": "assigned", "ledger": "triaged"},
+        [
+            {
+                "seq": 1,
+                "action": "receive",
+                "from_status": None,
+                "to_status": "received",
+                "producer": "intake",
+                "event_id": "e1",
+            },
+            {
+                "seq": 2,
+                "action": "assign",
+                "from_status": "triaged",
+                "to_status": "assigned",
+                "producer": "mediation",
+                "event_id": "e3",
+            },
+        ],
+        ["received", "assigned"],
+    )
+    result = chaos.Result(out_of_order=1, found=[line], notes=["service logs: /tmp/x"])  # type: ignore[attr-defined]
+    report = result.report()
+    assert "out of order              1" in report
+    for said in (
+        "out_of_order: CH-1 case c1 mediation=assigned ledger=triaged",
+        "2:assign triaged→assigned by mediation",
+        "feedback: received, assigned",
+        "service logs: /tmp/x",
+    ):
+        assert said in report, said
+    assert not result.ok()
+
+
+def test_records_are_counted_against_distinct_events() -> None:
+    """A re-sent event counts once; a poison record (not an event) counts for none."""
+    chaos = _chaos()
+
+    class Rec:
+        def __init__(self, topic: str, value: bytes) -> None:
+            self.topic, self.value = topic, value
+
+    records = [
+        Rec("p.cases.trail", b'{"event_id": "a"}'),
+        Rec("p.cases.trail", b'{"event_id": "a"}'),
+        Rec("p.cases.trail", b'{"event_id": "b"}'),
+        Rec("p.cases.trail", b"\x00chaos-poison \xff\xfe"),
+        Rec("p.cases.triaged", b'{"event_id": "c"}'),
+    ]
+    assert chaos.distinct_events(records, "p.") == {"cases.trail": 2, "cases.triaged": 1}  # type: ignore[attr-defined]
