@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import event, insert, update
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup import repository as repo
 from services.followup.domain import (
@@ -81,6 +82,7 @@ class LedgerHandlers:
     def __init__(self, delivery: Delivery, hooks: Sequence[LedgerHook] = ()) -> None:
         self.delivery, self.hooks = delivery, list(hooks)
         self.gate = CausalGate(delivery, LEDGER_CONSUMER)
+        self.ids = LedgerIds()
 
     async def trail_appended(self, env: Envelope, ev: TrailAppended) -> None:
         """Chain the entry after the entries it follows and update the case projection.
@@ -94,7 +96,12 @@ class LedgerHandlers:
         await self.gate.handle(env, ev, apply)
 
     async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> LedgerEntry:
-        """Append one entry (inside the caller's transaction)."""
+        """Append one entry (inside the caller's transaction).
+
+        The entry's id (the ledger's global sequence, the case's `version`) is given here, not
+        by the database, and the entry row is written with the transaction's other entries in
+        one executemany as it commits: no flush per entry.
+        """
         s = tx.session
         row = await tx.get(LedgerCase, ev.case_id)  # a batch reads its cases' rows at once
         seq = (row.entries if row else 0) + 1
@@ -115,6 +122,7 @@ class LedgerHandlers:
         )
         digest = entry_hash(prev, content)
         entry = LedgerEntry(
+            id=await self.ids.next(tx),
             case_id=content.case_id,
             seq=seq,
             event_id=env.event_id,
@@ -132,9 +140,8 @@ class LedgerHandlers:
             hash=digest,
             recorded_at=utc(env.occurred_at),
         )
-        s.add(entry)
-        await s.flush()  # the entry's id is the ledger sequence
         assert entry.id is not None
+        _pending_entries(s).append(entry.model_dump())
         before = row.projection() if row else CaseProjection(case_id=ev.case_id)
         after = project(before, content)
         if row is None:
@@ -151,6 +158,70 @@ class LedgerHandlers:
         for hook in self.hooks:
             await hook.after_entry(tx, ev, before if seq > 1 else None, after)
         return entry
+
+
+_ENTRIES = LedgerEntry.__table__  # type: ignore[attr-defined]
+_PENDING = "followup.ledger_entries"  # session.info key: the entries the transaction appends
+
+
+def _pending_entries(session: AsyncSession) -> list[dict[str, Any]]:
+    """The entry rows this session's transaction appends, written as it commits.
+
+    SQLAlchemy runs the session's `before_commit` inside the async session's greenlet, so the
+    synchronous connection there does its I/O on the async driver (one executemany, in the
+    order the entries were chained); a transaction that fails never commits, nor writes them.
+    """
+    info = session.sync_session.info
+    rows: list[dict[str, Any]] | None = info.get(_PENDING)
+    if rows is None:
+        rows = info[_PENDING] = []
+
+        def write(sync_session: Any) -> None:
+            pending = sync_session.info.pop(_PENDING, None)
+            if pending:
+                sync_session.connection().execute(insert(_ENTRIES), pending)
+
+        event.listen(session.sync_session, "before_commit", write, once=True)
+    return rows
+
+
+class LedgerIds:
+    """Hands out the ledger's global sequence (entry ids) without asking per entry.
+
+    PostgreSQL: a block of the table's own sequence per transaction (one round trip), so
+    several instances never collide. SQLite: the highest id stored plus one, once per
+    transaction, and never below what this process gave out (two transactions of one process
+    in flight); a writer in another process that got there first fails the primary key, and
+    the batch is replayed. Ids of a transaction that rolls back are simply not used (gaps).
+    """
+
+    KEY = "followup.ledger_ids"
+
+    def __init__(self) -> None:
+        self.high = 0  # the highest id this process gave out
+
+    async def next(self, tx: Tx) -> int:
+        info = tx.session.sync_session.info
+        pool: list[int] | None = info.get(self.KEY)
+        if not pool:
+            pool = info[self.KEY] = await self._block(tx)
+        got = pool.pop(0)
+        self.high = max(self.high, got)
+        return got
+
+    async def _block(self, tx: Tx) -> list[int]:
+        conn = await tx.session.connection()
+        n = min(max(len(tx.batch.ids), 1), 1000) if tx.batch is not None else 1
+        if conn.dialect.name == "postgresql":
+            got = await conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id'))"
+                f" FROM generate_series(1, {int(n)})"
+            )
+            return sorted(int(r[0]) for r in got.all())
+        top = (await conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_entries")).one()
+        start = max(int(top[0]), self.high) + 1
+        self.high = start + n - 1  # reserved for this transaction
+        return list(range(start, start + n))
 
 
 class FollowupHandlers:
