@@ -10,11 +10,18 @@ from fastapi import APIRouter, Query, Request, Response
 from services.followup.api import Code, Severity, Source, Tier, filters_of, invalid, tagged
 from services.followup.domain import scope_of
 from services.followup.reporting import repository as rrepo
-from services.followup.reporting.domain import GROUP_BY, TIME_ZONE, Totals, scope_public, series
+from services.followup.reporting.domain import (
+    GROUP_BY,
+    TIME_ZONE,
+    Totals,
+    area_group,
+    scope_public,
+    series,
+)
 from services.followup.reporting.export import to_csv, to_xlsx
 from services.followup.schemas import AreasSummary, Series
 from services.followup.warnings import repository as wrepo
-from services.followup.warnings.domain import LOCAL, area_at
+from services.followup.warnings.domain import LOCAL
 from shared.contracts import WarningStatus
 from shared.web import CurrentStaff
 
@@ -169,15 +176,21 @@ async def areas_summary(
             )
         ]
     totals: dict[str, Totals] = {}
+    # a case or warning with no location: county level only, never inside an asked area
+    # (shared.scope.case_area; reporting.domain.area_group)
     for _day, grid, m in rows:
-        code = area_at(grid, level) or "unknown"
-        if area and not code.startswith(area):
+        code = area_group(grid, level)
+        if code is None or (area and (not grid or not code.startswith(area))):
             continue
         totals.setdefault(code, Totals()).add(m)
     warned: dict[str, dict[str, int]] = {}
     for w in open_warnings:
         # a warning about an area wider than the level stays with that area
-        code = area_at(w.area_code, level) or w.area_code or "unknown"
+        code = area_group(w.area_code, level)
+        if code is None:
+            continue
+        if code == "unknown":
+            code = w.area_code or code
         warned.setdefault(code, {}).setdefault(w.kind, 0)
         warned[code][w.kind] += 1
     items = []

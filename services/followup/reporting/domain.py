@@ -361,12 +361,29 @@ def buckets(first: date, last: date, bucket: str) -> list[date]:
     return out
 
 
-def group_key(value: str, group_by: str | None, level: str) -> str:
-    """The group a stored value falls in ("" → "unknown"; areas cut to the asked level)."""
+UNLOCATED_AREA = "unlocated"  # the county-level group of the cases with no grid code
+
+
+def area_group(grid_code: str | None, level: str) -> str | None:
+    """The area group of a case's (or a warning's) grid code at one level.
+
+    shared.scope.case_area: a case with no location lies in no town, village or grid, and only
+    the county centre sees it; so it is counted at county level alone, as "unlocated", and left
+    out of the areas of every lower level (None). A located code too short for the level is
+    "unknown" there.
+    """
+    if not grid_code:
+        return UNLOCATED_AREA if level == "county" else None
+    return area_at(grid_code, level) or "unknown"
+
+
+def group_key(value: str, group_by: str | None, level: str) -> str | None:
+    """The group a stored value falls in ("" → "unknown"; areas cut to the asked level, None
+    for an unlocated case below county level: see `area_group`)."""
     if group_by is None:
         return "all"
     if group_by == "area":
-        return area_at(value, level) or "unknown"
+        return area_group(value, level)
     return value or "unknown"
 
 
@@ -383,12 +400,15 @@ def series(
     Every bucket of the period appears (zeros when nothing was received), once per group seen.
     """
     sums: dict[tuple[date, str], Totals] = {}
-    labels: dict[str, str] = {}  # stored value → group (an area code is parsed once)
+    labels: dict[str, str | None] = {}  # stored value → group (an area code is parsed once)
     starts: dict[date, date] = {}
     for day, value, m in rows:
-        g = labels.get(value)
-        if g is None:
+        if value in labels:
+            g = labels[value]
+        else:
             g = labels[value] = group_key(value, group_by, level)
+        if g is None:  # an unlocated case, below county level: in no area
+            continue
         b = starts.get(day)
         if b is None:
             b = starts[day] = bucket_start(day, bucket)
@@ -396,7 +416,7 @@ def series(
         if t is None:
             t = sums[(b, g)] = Totals()
         t.add(m)
-    groups = set(labels.values())
+    groups = {g for g in labels.values() if g is not None}
     if not groups:
         groups = {"all"} if group_by is None else set()
     out: list[dict[str, Any]] = []

@@ -317,18 +317,19 @@ async def test_series_by_area_level_and_organisation(ledger: Ledger) -> None:
     await received(ledger, "a4", T0)
     params = {"from": "2026-11-20", "to": "2026-11-20", "group_by": "area"}
     town = (await ledger.get("/v1/stats/series", params={**params, "level": "town"})).json()
+    # a4 has no location: in no town or village (shared.scope.case_area), county level only
     assert {i["group"]: i["received"] for i in town["items"]} == {
         "522731-101": 2,
         "522731-102": 1,
-        "unknown": 1,
     }
     village = (await ledger.get("/v1/stats/series", params={**params, "level": "village"})).json()
     assert {i["group"]: i["received"] for i in village["items"]} == {
         "522731-101-001": 1,
         "522731-101-002": 1,
         "522731-102-001": 1,
-        "unknown": 1,
     }
+    county = (await ledger.get("/v1/stats/series", params={**params, "level": "county"})).json()
+    assert {i["group"]: i["received"] for i in county["items"]} == {"522731": 3, "unlocated": 1}
     # a town coordinator's scope: only their own tier and area count
     await ledger.trail(
         "a1", "triaged", "received", action="triage", at=T0, details={"tier": "town"}
@@ -426,3 +427,49 @@ async def test_stats_state_period_time_zone_and_scope(ledger: Ledger) -> None:
     assert s["scope"]["role"] == "admin" and s["scope"]["all_cases"]
     since = (await ledger.get("/v1/stats", params={"since": "2026-11-19T00:00:00Z"})).json()
     assert since["total"] == 1 and since["period"]["changed_since"] == "2026-11-19T00:00:00Z"
+
+
+async def test_unlocated_cases_and_their_warnings_count_at_county_level_only(
+    ledger: Ledger,
+) -> None:
+    """shared.scope.case_area: a case with no grid code lies in no town, village or grid and
+    only the county centre sees it; the area summary and the series by area say the same."""
+    parties = [{"role": "applicant", "kind": "person", "display": f"李*{j}"} for j in range(10)]
+    await received(ledger, "u1", T0, parties=parties)  # unlocated, a group-risk warning
+    await received(ledger, "u2", T0 + timedelta(hours=1), grid_code="522731-101-001-01")
+    day = {"from": "2026-11-20", "to": "2026-11-20"}
+
+    async def summary(level: str, **kw: Any) -> dict[str, dict[str, Any]]:
+        r = await ledger.get("/v1/areas/summary", params={**day, "level": level}, **kw)
+        assert r.status_code == 200
+        return {i["area"]: i for i in r.json()["items"]}
+
+    county = await summary("county")
+    assert set(county) == {"522731", "unlocated"}
+    assert county["unlocated"]["received"] == 1
+    assert county["unlocated"]["warnings_by_kind"] == {"group_risk": 1}
+    assert county["522731"]["received"] == 1
+    for level in ("town", "village", "grid"):
+        below = await summary(level)
+        assert sum(i["received"] for i in below.values()) == 1, level
+        assert not {"unknown", "unlocated", ""} & set(below), level
+        assert all(i["warnings_by_kind"].get("group_risk", 0) == 0 for i in below.values())
+    # asked for one area: the unlocated case is in none
+    inside = (
+        await ledger.get("/v1/areas/summary", params={**day, "level": "county", "area": "522731"})
+    ).json()["items"]
+    assert [i["area"] for i in inside] == ["522731"]
+    # the county centre sees it; a town coordinator of the same town does not, at any level
+    centre = await summary(
+        "county", role="coordinator", who={"tier": "county", "grid_codes": ("522731",)}
+    )
+    assert centre["unlocated"]["received"] == 1
+    for level in ("county", "town"):
+        town = await summary(
+            level, role="coordinator", who={"tier": "town", "grid_codes": ("522731-101",)}
+        )
+        assert "unlocated" not in town and "unknown" not in town
+    series = (
+        await ledger.get("/v1/stats/series", params={**day, "group_by": "area", "level": "town"})
+    ).json()["items"]
+    assert {i["group"]: i["received"] for i in series} == {"522731-101": 1}
