@@ -188,11 +188,12 @@ def _pending_entries(session: AsyncSession) -> list[dict[str, Any]]:
 class LedgerIds:
     """Hands out the ledger's global sequence (entry ids) without asking per entry.
 
-    PostgreSQL: a block of the table's own sequence per transaction (one round trip), so
-    several instances never collide. SQLite: the highest id stored plus one, once per
-    transaction, and never below what this process gave out (two transactions of one process
-    in flight); a writer in another process that got there first fails the primary key, and
-    the batch is replayed. Ids of a transaction that rolls back are simply not used (gaps).
+    PostgreSQL: a block of the table's own sequence per transaction (one round trip; a block
+    runs out only when a batch releases parked entries), so several instances never collide.
+    SQLite: the highest id stored, read once per transaction, and never below what this process
+    gave out (two transactions of one process in flight); SQLite writes one transaction at a
+    time, and a writer in another process that got in first fails this one (busy snapshot or
+    the primary key), which is then replayed. Ids of a transaction that rolls back stay unused.
     """
 
     KEY = "followup.ledger_ids"
@@ -201,27 +202,25 @@ class LedgerIds:
         self.high = 0  # the highest id this process gave out
 
     async def next(self, tx: Tx) -> int:
+        """The next id for an entry of this transaction (increasing in the order asked)."""
         info = tx.session.sync_session.info
-        pool: list[int] | None = info.get(self.KEY)
-        if not pool:
-            pool = info[self.KEY] = await self._block(tx)
-        got = pool.pop(0)
-        self.high = max(self.high, got)
-        return got
-
-    async def _block(self, tx: Tx) -> list[int]:
         conn = await tx.session.connection()
-        n = min(max(len(tx.batch.ids), 1), 1000) if tx.batch is not None else 1
         if conn.dialect.name == "postgresql":
-            got = await conn.exec_driver_sql(
-                "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id'))"
-                f" FROM generate_series(1, {int(n)})"
-            )
-            return sorted(int(r[0]) for r in got.all())
-        top = (await conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_entries")).one()
-        start = max(int(top[0]), self.high) + 1
-        self.high = start + n - 1  # reserved for this transaction
-        return list(range(start, start + n))
+            pool: list[int] | None = info.get(self.KEY)
+            if not pool:
+                n = min(max(len(tx.batch.ids), 1), 1000) if tx.batch is not None else 1
+                got = await conn.exec_driver_sql(
+                    "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id'))"
+                    f" FROM generate_series(1, {int(n)})"
+                )
+                pool = info[self.KEY] = sorted(int(r[0]) for r in got.all())
+            return pool.pop(0)
+        if self.KEY not in info:  # SQLite: the stored ids, read once per transaction
+            info[self.KEY] = True
+            top = await conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_entries")
+            self.high = max(self.high, int(top.one()[0]))
+        self.high += 1
+        return self.high
 
 
 class FollowupHandlers:
