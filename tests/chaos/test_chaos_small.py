@@ -6,30 +6,19 @@ It starts its own broker on other ports (scripts/chaos.py) and never touches the
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from bench.scaleout import load_chaos
 
 pytestmark = pytest.mark.kafka
 
 
-def _chaos() -> object:
-    spec = importlib.util.spec_from_file_location("chaos", REPO / "scripts" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chaos"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_a_small_chaos_run_loses_doubles_and_disorders_nothing(tmp_path: Path) -> None:
-    chaos = _chaos()
+    chaos = load_chaos()
     cfg = chaos.Config(  # type: ignore[attr-defined]
         reports=int(os.environ.get("CHAOS_REPORTS", "60")),
         rate=6.0,
@@ -56,7 +45,7 @@ async def test_a_small_chaos_run_loses_doubles_and_disorders_nothing(tmp_path: P
 def test_a_run_starts_its_broker_without_the_data_of_earlier_runs(tmp_path: Path) -> None:
     """Earlier runs' topics made each restart after the outage slower, until it outlasted
     kafka.sh's 90 s under load (the flaky run); a run now deletes them before it starts."""
-    chaos = _chaos()
+    chaos = load_chaos()
     cfg = chaos.Config(kafka_port=19899, controller_port=19898)  # type: ignore[attr-defined]
     data = chaos.chaos_run_dir(cfg) / "data"  # type: ignore[attr-defined]
     for name in ("chaos0ld001.cases.trail-0", "chaos0ld002.reports.received-3"):
@@ -71,7 +60,7 @@ def test_a_run_starts_its_broker_without_the_data_of_earlier_runs(tmp_path: Path
 
 def test_a_failing_run_names_the_case_its_statuses_and_its_trail() -> None:
     """What a nonzero count found is in the report: which case, which count, the trail."""
-    chaos = _chaos()
+    chaos = load_chaos()
     line = chaos.describe_case(  # type: ignore[attr-defined]
         "out_of_order",
         "CH-1",
@@ -112,7 +101,7 @@ def test_a_failing_run_names_the_case_its_statuses_and_its_trail() -> None:
 
 def test_records_are_counted_against_distinct_events() -> None:
     """A re-sent event counts once; a poison record (not an event) counts for none."""
-    chaos = _chaos()
+    chaos = load_chaos()
 
     class Rec:
         def __init__(self, topic: str, value: bytes) -> None:
