@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--profile",
         action="store_true",
-        help="run the services of the full-speed e2e run under pyinstrument "
-        "(figures are then slower; profiles in bench/results/profile-*/)",
+        help="sample the services' CPU with py-spy during the e2e runs (bench/profile.py; "
+        "summaries in bench/results/profile-*/)",
     )
     return ap.parse_args(argv)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import profile
 from bench.common import ROOT, broker_pid, port_free
 from shared.topics import SOURCES
 
@@ -62,6 +63,7 @@ class Stack:
     profile_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
+    samplers: list[subprocess.Popen[bytes]] = field(default_factory=list)  # py-spy, --profile
     ports: dict[str, int] = field(default_factory=dict)
     creds: dict[str, Any] = field(default_factory=dict)
     only: tuple[str, ...] = tuple(SERVICES)
@@ -106,16 +108,6 @@ class Stack:
     def _spawn(self, name: str, port: int, env: dict[str, str], label: str) -> Proc:
         log = self.workdir / f"{label}.log"
         cmd = [sys.executable]
-        if self.profile_dir is not None:
-            self.profile_dir.mkdir(parents=True, exist_ok=True)
-            cmd += [
-                "-m",
-                "pyinstrument",
-                "-r",
-                "pyisession",
-                "-o",
-                str(self.profile_dir / f"{label}.pyisession"),
-            ]
         cmd += [
             "-m",
             "uvicorn",
@@ -151,21 +143,31 @@ class Stack:
             for k in range(self.instances):
                 label = name if k == 0 else f"{name}{k + 1}"
                 self.procs.append(self._spawn(name, port + 10 * k, self.env(), label))
-        if self.profile_dir is not None:
-            timeout_s = max(timeout_s, 360)  # under the profiler a loaded machine starts slowly
         deadline = time.monotonic() + timeout_s
         for p in self.procs:
             if not wait_ready(p, deadline):
                 tail = p.log.read_text(errors="replace")[-1500:] if p.log.exists() else ""
                 raise RuntimeError(f"{p.name} not ready on port {p.port}: {tail}")
+        if self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            self.samplers = [
+                profile.attach(p.popen.pid, self.profile_dir / f"{p.name}.raw.txt")
+                for p in self.procs
+            ]
 
     def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM every process (SIGINT under the profiler so it writes), then kill."""
-        if self.profile_dir is not None:
-            timeout_s = max(timeout_s, 120)  # writing a long profile takes a while
+        """SIGTERM every process, then kill (the profilers first get SIGINT, and write)."""
+        for sampler in self.samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in self.samplers:
+            try:
+                sampler.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+        self.samplers.clear()
         for p in self.procs:
             if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGINT if self.profile_dir else signal.SIGTERM)
+                p.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for p in self.procs:
             try:
@@ -175,7 +177,7 @@ class Stack:
                 p.popen.wait(timeout=10)
         self.procs.clear()
         if self.profile_dir is not None:
-            render_profiles(self.profile_dir)
+            profile.render(self.profile_dir)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system, all threads) used so far by each service and the broker."""
@@ -213,32 +215,6 @@ def cpu_of(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
-
-
-def render_profiles(directory: Path) -> None:
-    """Each saved pyinstrument session as a call tree and a flat list of self times."""
-    for session in sorted(directory.glob("*.pyisession")):
-        for suffix, extra in ((".tree.txt", []), (".flat.txt", ["-p", "flat"])):
-            out = session.with_suffix(suffix)
-            if out.exists():
-                continue
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pyinstrument",
-                    "--load",
-                    str(session),
-                    "-r",
-                    "text",
-                    *extra,
-                    "-o",
-                    str(out),
-                ],
-                capture_output=True,
-                timeout=300,
-            )
-        session.unlink()  # hundreds of MB; the renderings are what we read
 
 
 def wait_ready(p: Proc, deadline: float) -> bool:

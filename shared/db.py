@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus, OutgoingMessage, PublishFailed
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, new_id, utcnow
+from shared.sqlite_inline import inline_creator
 from shared.tracing import headers_for
 
 log = logging.getLogger("fengqiao.db")
@@ -33,14 +35,23 @@ _RELAY_LOCK_KEY = 0x0F3A_0B0C  # the outbox relay's advisory lock (one per servi
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys.
+
+    SQLite runs on the event loop's thread (shared.sqlite_inline) unless
+    FENGQIAO_SQLITE_THREAD=1 asks for aiosqlite's worker thread.
+    """
     if url.startswith("sqlite"):
         memory = url.endswith("://") or ":memory:" in url
+        inline = os.environ.get("FENGQIAO_SQLITE_THREAD", "") not in ("1", "true")
+        connect_args: dict[str, Any] = {"timeout": 30}
+        if inline:
+            connect_args["async_creator_fn"] = inline_creator
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30},
+            connect_args=connect_args,
             poolclass=StaticPool if memory else None,
         )
+        busy_ms = 0 if inline else 30_000
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,7 +60,7 @@ def make_engine(url: str) -> AsyncEngine:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         return engine

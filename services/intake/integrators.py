@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class IntegratorGate:
         self._leases: dict[str, tuple[float, int]] = {}  # bucket key → (until, tokens left)
         self._clear: dict[str, float] = {}  # client address → not blocked until
         self._refills: dict[str, asyncio.Lock] = {}
+        self._lookups: dict[str, asyncio.Lock] = {}  # client address → its one lookup
 
     async def authenticate(self, api_key: str | None) -> Integrator | None:
         """The integrator holding this key, or None."""
@@ -112,12 +114,23 @@ class IntegratorGate:
         known = self._known.get(key_hash)
         if known is not None and known[0] > now:
             return known[1]
-        async with self.sessions() as session:
-            integ = await integrator_by_key_hash(session, key_hash)
-        if integ is not None:
-            if len(self._known) >= 10_000:
-                self._known.clear()
-            self._known[key_hash] = (now + self.auth_cache_s, integ)
+        # a key that works is looked up once when its entry expires, not by every waiting call;
+        # unknown keys are not remembered (nor locked on: a guesser's keys are all different)
+        lock = self._lookups.get(key_hash) if known is not None else None
+        if lock is None and known is not None:
+            lock = self._lookups[key_hash] = asyncio.Lock()
+        async with lock if lock is not None else contextlib.nullcontext():
+            known = self._known.get(key_hash)
+            if known is not None and known[0] > self.clock():
+                return known[1]
+            async with self.sessions() as session:
+                integ = await integrator_by_key_hash(session, key_hash)
+            if integ is not None:
+                if len(self._known) >= 10_000:
+                    self._known.clear()
+                self._known[key_hash] = (now + self.auth_cache_s, integ)
+            else:
+                self._known.pop(key_hash, None)
         return integ
 
     async def throttle(self, integrator_id: str) -> float:
@@ -151,14 +164,22 @@ class IntegratorGate:
 
     async def blocked(self, client: str) -> float:
         """>0 when a client address spent its failed-key allowance: refused before any lookup."""
-        now = self.clock()
-        if self._clear.get(client, 0.0) > now:
+        if self._clear.get(client, 0.0) > self.clock():
             return 0.0
-        wait, _ = await self._take(f"fail:{client}", self.failed_rate, self.failed_burst, cost=0)
-        if wait == 0:
-            if len(self._clear) >= 10_000:
-                self._clear.clear()
-            self._clear[client] = now + self.lease_s
+        # one lookup per address at a time: the calls arriving meanwhile wait for its answer
+        lock = self._lookups.setdefault(client, asyncio.Lock())
+        async with lock:
+            now = self.clock()
+            if self._clear.get(client, 0.0) > now:
+                return 0.0
+            key = f"fail:{client}"
+            wait, _ = await self._take(key, self.failed_rate, self.failed_burst, cost=0)
+            if wait == 0:
+                if len(self._clear) >= 10_000:
+                    self._clear.clear()
+                self._clear[client] = now + self.lease_s
+        if not lock.locked() and len(self._lookups) >= 10_000:
+            self._lookups.clear()
         return wait
 
     async def _take(self, key: str, rate: float, burst: int, cost: int = 1) -> tuple[float, int]:
