@@ -24,21 +24,23 @@ TIME_ZONE = "Asia/Shanghai"
 #
 # A counter row is one (span, period) × (level, area) × tier × (filter dimension = value) ×
 # (group dimension = value) and holds the sums of the cases received in that period that match.
-# span "d" counts per received day, "m" per received month; level 0 has two areas, "" for cases
-# with no grid code and "*" for the others; levels 1–4 hold located cases under their area at
-# that level (county, town, village, the whole grid code), so a grid-code prefix of the scope
-# rules is an index range of one level (see prefix_level). Every query of /v1/stats,
-# /v1/stats/series and /v1/areas/summary reads rows of one filter and a few group dimensions:
-# a bounded number of rows whatever the number of cases.
+# span "d" counts per received day, "w" per received week (Monday to Sunday, dated by its
+# Monday); a month, or any period, is its whole weeks plus the days left at either end. Level 0
+# has two areas, "" for cases with no grid code and "*" for the others; levels 1, 2 and 4 hold
+# located cases under their county, town and whole grid code, so a grid-code prefix of the scope
+# rules is an index range of one level (see prefix_level: a village is a range of grid codes).
+# A filter on a dimension that is also a group is read from the group's rows (no row of its
+# own). Every query of /v1/stats, /v1/stats/series and /v1/areas/summary reads rows of one
+# filter and a few group dimensions: a bounded number of rows whatever the number of cases.
 
-SPAN_DAY, SPAN_MONTH = "d", "m"
-LEVELS = (1, 2, 3, 4)  # county, town, village, grid
+SPAN_DAY, SPAN_WEEK = "d", "w"
+LEVELS = (1, 2, 4)  # county, town, grid (a village's rows are its grid codes' rows)
 UNLOCATED, LOCATED = "", "*"  # the two areas of level 0
 NONE = ""  # no filter / no grouping, and how an unknown value is stored
 FILTER_DIMS = ("channel", "severity", "dispute_type", "source")
-# what a day row is grouped by (series), and a month row (series by month, /v1/stats)
+# what a day row is grouped by (series), and a week row (series, /v1/stats by status too)
 DAY_GROUPS = ("dispute_type", "channel", "source", "organisation_id")
-MONTH_GROUPS = ("status", *DAY_GROUPS)
+WEEK_GROUPS = ("status", *DAY_GROUPS)
 KEY_FIELDS = ("span", "period", "level", "area", "tier", "fdim", "fvalue", "gdim", "gvalue")
 MEASURE_FIELDS = (
     "cases",
@@ -79,8 +81,16 @@ def scope_area(grid_code: str, level: int) -> str:
 
 
 def prefix_level(prefix: str) -> int:
-    """The level whose areas answer `grid_code.startswith(prefix)` exactly (1–4)."""
-    return max(1, min(4, len(area_levels(prefix))))
+    """The level whose areas answer `grid_code.startswith(prefix)` exactly (1, 2 or 4: a
+    village's prefix is a range of whole grid codes)."""
+    level = max(1, min(4, len(area_levels(prefix))))
+    return 4 if level == 3 else level
+
+
+def kept_level(level: int) -> int:
+    """The level whose rows answer a grouping by the areas of `level` (1–4): a village's are its
+    grid codes' rows (the area of a stored code at any level is `area_group` of it)."""
+    return 4 if level == 3 else level
 
 
 def measures_of(p: CaseProjection) -> Measures:
@@ -109,13 +119,24 @@ def received_day(p: CaseProjection) -> date | None:
 
 
 def _combos(values: Mapping[str, str], groups: Sequence[str]) -> list[tuple[str, str, str, str]]:
-    """(filter dim, value, group dim, value): none, one filter, one group, a filter and a group."""
+    """(filter dim, value, group dim, value): none, one group, a filter that is no group, a
+    filter and a group. A filter on a group dimension alone is its group row (`stored`)."""
     out = [(NONE, NONE, NONE, NONE)]
     out += [(NONE, NONE, g, values[g]) for g in groups]
     for f in FILTER_DIMS:
-        out.append((f, values[f], NONE, NONE))
+        if f not in groups:
+            out.append((f, values[f], NONE, NONE))
         out += [(f, values[f], g, values[g]) for g in groups if g != f]
     return out
+
+
+def stored(fdim: str, fvalue: str, gdim: str) -> tuple[str, str, str, str | None]:
+    """The rows that hold filter `fdim = fvalue` grouped by `gdim` (NONE: no filter / no group):
+    (fdim, fvalue, gdim, gvalue) to match, gvalue None for any. A filter alone on a dimension
+    that is a group of both spans is that group's rows of its one value."""
+    if gdim == NONE and fdim in DAY_GROUPS:
+        return NONE, NONE, fdim, fvalue
+    return fdim, fvalue, gdim, None
 
 
 def cells(p: CaseProjection) -> list[tuple[int, str]]:
@@ -147,7 +168,7 @@ def counter_keys(p: CaseProjection) -> list[Key]:
     out: list[Key] = []
     for span, period, groups in (
         (SPAN_DAY, day, DAY_GROUPS),
-        (SPAN_MONTH, day.replace(day=1), MONTH_GROUPS),
+        (SPAN_WEEK, day - timedelta(days=day.weekday()), WEEK_GROUPS),
     ):
         combos = _combos(values, groups)
         heads = [(span, period, lv, area, tier) for lv, area in where]

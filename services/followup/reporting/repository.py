@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Index, String, cast, event, func
-from sqlalchemy import select as sa_select
+from sqlalchemy import Index, String, event
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,16 +27,18 @@ from services.followup.reporting.domain import (
     MEASURE_FIELDS,
     NONE,
     SPAN_DAY,
-    SPAN_MONTH,
+    SPAN_WEEK,
     UNLOCATED,
     Key,
     Measures,
     Totals,
     counter_changes,
     counter_keys,
+    kept_level,
     measures_of,
     prefix_level,
     received_day,
+    stored,
     summed_changes,
 )
 from services.followup.repository import FollowupBase, LedgerCase, case_conditions
@@ -193,6 +194,7 @@ def _outermost(prefixes: Sequence[str]) -> list[str]:
 
 def _areas(prefixes: Sequence[str], unlocated: bool, level: int) -> tuple[Region, ...]:
     """shared.scope's area rule as regions; `level` is the least level the grouping needs."""
+    level = kept_level(level) if level else 0
     real = _outermost(prefixes)
     located: tuple[Region, ...]
     if real:
@@ -229,21 +231,53 @@ def _next(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _where(region: Region, cut: Cut, tier: str | None, dialect: str = "sqlite") -> list[Any]:
-    out: list[Any] = [T.c.level == region.level]
+class _Sql:
+    """A statement's text and positional parameters for one dialect (plain driver SQL: a year by
+    day is a thousand rows, and SQLAlchemy's compilation and result processing would cost more
+    than the database)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+        self.params: list[Any] = []
+
+    def p(self, value: Any) -> str:
+        if isinstance(value, date) and not self.pg:
+            value = value.isoformat()  # how SQLAlchemy stores a Date in SQLite
+        self.params.append(value)
+        return f"${len(self.params)}" if self.pg else "?"
+
+    def any_of(self, values: Sequence[Any]) -> str:
+        return ", ".join(self.p(v) for v in values)
+
+
+def _where(q: _Sql, region: Region, cut: Cut, tier: str | None) -> list[str]:
+    out = [f"level = {q.p(region.level)}"]
     if region.area is not None:
-        out.append(T.c.area == region.area)
-    elif region.level == 0 and dialect == "sqlite":
+        out.append(f"area = {q.p(region.area)}")
+    elif region.level == 0 and not q.pg:
         # both areas named: SQLite then seeks the key's period range too (PostgreSQL's planner
         # misjudges the IN and sorts; it reads the level's rows faster without it)
-        out.append(T.c.area.in_((UNLOCATED, LOCATED)))
+        out.append(f"area IN ({q.any_of((UNLOCATED, LOCATED))})")
     if region.prefix:
-        out += [T.c.area >= region.prefix, T.c.area < _next(region.prefix)]
+        out.append(f"area >= {q.p(region.prefix)} AND area < {q.p(_next(region.prefix))}")
     if cut.tiers is not None:
-        out.append(T.c.tier.in_(cut.tiers))
+        out.append(f"tier IN ({q.any_of(cut.tiers)})")
     if tier is not None:
-        out.append(T.c.tier == tier)
+        out.append(f"tier = {q.p(tier)}")
     return out
+
+
+def _combo(q: _Sql, fdim: str, fvalue: str, gdims: Sequence[str]) -> list[str]:
+    """The rows of filter `fdim = fvalue` grouped by each of `gdims` (see domain.stored)."""
+    if len(gdims) == 1:
+        sf, sfv, sg, sgv = stored(fdim, fvalue, gdims[0])
+        out = [f"fdim = {q.p(sf)}", f"fvalue = {q.p(sfv)}", f"gdim = {q.p(sg)}"]
+        return out if sgv is None else [*out, f"gvalue = {q.p(sgv)}"]
+    assert all(stored(fdim, fvalue, g)[3] is None for g in gdims)
+    return [f"fdim = {q.p(fdim)}", f"fvalue = {q.p(fvalue)}", f"gdim IN ({q.any_of(gdims)})"]
+
+
+SUMS = ", ".join(f"SUM({m})" for m in MEASURE_FIELDS)
 
 
 def one_filter(filters: CaseFilters) -> tuple[str, str] | None:
@@ -254,12 +288,13 @@ def one_filter(filters: CaseFilters) -> tuple[str, str] | None:
     return set_[0] if set_ else (NONE, NONE)
 
 
-def _sums() -> list[Any]:
-    return [func.sum(T.c[m]) for m in MEASURE_FIELDS]
-
-
 def _measures(row: Sequence[Any]) -> Measures:
     return tuple(int(v or 0) for v in row)
+
+
+async def _rows(session: AsyncSession, q: _Sql, sql: str) -> Sequence[Any]:
+    conn = await session.connection()
+    return (await conn.exec_driver_sql(sql, tuple(q.params))).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,37 +305,47 @@ STAT_DIMENSIONS = ("status", "channel", "tier", "dispute_type", "source")
 
 
 async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any] | None:
-    """What /v1/stats answers, from the month rows; None when the counters cannot answer."""
+    """What /v1/stats answers, from the week rows; None when the counters cannot answer."""
     cut, f = cut_of(scope), one_filter(filters)
     if cut is None or f is None:
         return None
     fdim, fvalue = f
-    gdims = [NONE, *(g for g in ("status", "channel", "dispute_type", "source") if g != fdim)]
+    dialect = session.get_bind().dialect.name
+    crossed = [g for g in ("status", "channel", "dispute_type", "source") if g != fdim]
+    # (filter, value, group dimensions) to read: the totals are the filter's own rows
+    reads = (
+        [(fdim, fvalue, (NONE, *crossed))]
+        if fdim == NONE
+        else [
+            (fdim, fvalue, (NONE,)),
+            (fdim, fvalue, tuple(crossed)),
+        ]
+    )
     by: dict[str, dict[str, int]] = {f"by_{d}": {} for d in STAT_DIMENSIONS}
     t = Totals()
     for region in cut.regions:
-        stmt: Any = (
-            sa_select(T.c.gdim, T.c.gvalue, T.c.tier, *_sums())
-            .where(
-                T.c.span == SPAN_MONTH,
-                T.c.fdim == fdim,
-                T.c.fvalue == fvalue,
-                T.c.gdim.in_(gdims),
-                *_where(region, cut, filters.tier, session.get_bind().dialect.name),
+        for rf, rv, gdims in reads:
+            q = _Sql(dialect)
+            where = [
+                f"span = {q.p(SPAN_WEEK)}",
+                *_combo(q, rf, rv, gdims),
+                *_where(q, region, cut, filters.tier),
+            ]
+            sql = (
+                f"SELECT gdim, gvalue, tier, {SUMS} FROM {T.name} WHERE {' AND '.join(where)} "
+                "GROUP BY gdim, gvalue, tier"
             )
-            .group_by(T.c.gdim, T.c.gvalue, T.c.tier)
-        )
-        for gdim, gvalue, tier, *sums in (await session.execute(stmt)).all():
-            m = _measures(sums)
-            if not m[0]:
-                continue
-            if gdim == NONE:
-                t.add(m)
-                _count(by["by_tier"], tier, m[0])
-                if f"by_{fdim}" in by:  # by_channel of channel=people: {"people": n}
-                    _count(by[f"by_{fdim}"], fvalue, m[0])
-            else:
-                _count(by[f"by_{gdim}"], gvalue, m[0])
+            for gdim, gvalue, tier, *sums in await _rows(session, q, sql):
+                m = _measures(sums)
+                if not m[0]:
+                    continue
+                if gdim == NONE or gdims == (NONE,):  # the totals (maybe a group's own rows)
+                    t.add(m)
+                    _count(by["by_tier"], tier, m[0])
+                    if f"by_{fdim}" in by:  # by_channel of channel=people: {"people": n}
+                        _count(by[f"by_{fdim}"], fvalue, m[0])
+                else:
+                    _count(by[f"by_{gdim}"], gvalue, m[0])
     return {**by, "totals": t.as_dict()}
 
 
@@ -309,19 +354,45 @@ def _count(bucket: dict[str, int], value: str, n: int) -> None:
     bucket[name] = bucket.get(name, 0) + n
 
 
-def split_period(
-    first: date, last: date
-) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
-    """The whole months inside a period (as month starts) and the days left at either end."""
-    start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    after = last + timedelta(days=1)
-    end = after.replace(day=1)  # the first month start not wholly inside
-    if start >= end:
-        return None, [(first, last)]
-    days = [(first, start - timedelta(days=1))] if first < start else []
-    if end <= last:
-        days.append((end, last))
-    return (start, end - timedelta(days=1)), days
+Ranges = list[tuple[date, date]]
+
+
+def pieces(first: date, last: date, bucket: str | None) -> tuple[Ranges, Ranges]:
+    """The day rows and the week rows (as ranges of their periods) that sum to a period: whole
+    weeks (Monday to Sunday) from the week rows, the days left at either end from the day
+    rows; a week never crosses a bucket (a month bucket's weeks lie inside the month). Day
+    buckets are day rows alone."""
+    if bucket == "day":
+        return [(first, last)], []
+    cuts = [first]
+    if bucket == "month":
+        m = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        while m <= last:
+            cuts.append(m)
+            m = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+    days: Ranges = []
+    weeks: Ranges = []
+    for a, nxt in zip(cuts, [*cuts[1:], last + timedelta(days=1)], strict=True):
+        b = nxt - timedelta(days=1)
+        monday = a + timedelta(days=-a.weekday() % 7)  # the first Monday on or after a
+        sunday = b - timedelta(days=(b.weekday() + 1) % 7)  # the last Sunday on or before b
+        if monday + timedelta(days=6) > b:
+            _extend(days, a, b, 1)
+            continue
+        if a < monday:
+            _extend(days, a, monday - timedelta(days=1), 1)
+        _extend(weeks, monday, sunday - timedelta(days=6), 7)
+        if sunday < b:
+            _extend(days, sunday + timedelta(days=1), b, 1)
+    return days, weeks
+
+
+def _extend(ranges: Ranges, a: date, b: date, step: int) -> None:
+    """Add [a, b] to ranges, joined with the last one when it follows on from it."""
+    if ranges and ranges[-1][1] + timedelta(days=step) == a:
+        ranges[-1] = (ranges[-1][0], b)
+    else:
+        ranges.append((a, b))
 
 
 async def counted(
@@ -340,61 +411,66 @@ async def counted(
     answer (then `counted_from_cases`).
 
     `group`: None, "tier", "area" (the areas of `level`, 1–4) or a group dimension.
-    `months`: whole months may be read from the month rows (month buckets, whole periods).
     `bucket`: "day", "week" or "month": the database sums the rows of each bucket (the start
     of the bucket each row falls in, or of a later one, is what comes back); None: the whole
-    period in one sum per group, dated `first`.
+    period in one sum per group, dated `first`. Whole weeks are read from the week rows, the
+    rest from the day rows (`pieces`). `months` is kept for callers: it changes nothing.
     """
+    del months
     cut, f = cut_of(scope, level if group == "area" else 0), one_filter(filters)
     if cut is None or f is None:
         return None
     fdim, fvalue = f
     gdim = NONE if group in (None, "tier", "area") or group == fdim else group
-    label: Any = {"tier": T.c.tier, "area": T.c.area}.get(group or "", T.c.gvalue)
-    month_range, day_ranges = split_period(first, last) if months else (None, [(first, last)])
-    spans = [(SPAN_DAY, a, b) for a, b in day_ranges]
-    if month_range is not None:
-        spans.append((SPAN_MONTH, *month_range))
-    start = _bucket_start(session.get_bind().dialect.name, bucket)
-    keys = [label] if start is None else [start, label]
+    label = {"tier": "tier", "area": "area"}.get(group or "", "gvalue")
+    dialect = session.get_bind().dialect.name
+    days, weeks = pieces(first, last, bucket)
     out: list[tuple[date, str, Measures]] = []
-    for span, a, b in spans:
+    dates: dict[Any, date] = {}
+    for span, ranges in ((SPAN_DAY, days), (SPAN_WEEK, weeks)):
+        if not ranges:
+            continue
+        start = _bucket_start(dialect, bucket, span)
+        keys = label if start is None else f"{start}, {label}"
         for region in cut.regions:
-            stmt: Any = (
-                sa_select(*keys, *_sums())
-                .where(
-                    T.c.span == span,
-                    T.c.fdim == fdim,
-                    T.c.fvalue == fvalue,
-                    T.c.gdim == gdim,
-                    *_where(region, cut, filters.tier, session.get_bind().dialect.name),
-                    T.c.period >= a,
-                    T.c.period <= b,
-                )
-                .group_by(*keys)
-            )
-            for row in (await session.execute(stmt)).all():
-                period, value, sums = (
-                    (first, row[0], row[1:]) if start is None else (row[0], row[1], row[2:])
-                )
+            q = _Sql(dialect)
+            where = [
+                f"span = {q.p(span)}",
+                *_combo(q, fdim, fvalue, (gdim,)),
+                *_where(q, region, cut, filters.tier),
+                f"period >= {q.p(ranges[0][0])} AND period <= {q.p(ranges[-1][1])}",
+            ]
+            if len(ranges) > 1:
+                either = [f"period BETWEEN {q.p(a)} AND {q.p(b)}" for a, b in ranges]
+                where.append(f"({' OR '.join(either)})")
+            sql = f"SELECT {keys}, {SUMS} FROM {T.name} WHERE {' AND '.join(where)} GROUP BY {keys}"
+            for row in await _rows(session, q, sql):
+                if start is None:
+                    day, value, sums = first, row[0], row[1:]
+                else:
+                    day = dates.get(row[0])
+                    if day is None:
+                        day = dates[row[0]] = _as_date(row[0])
+                    value, sums = row[1], row[2:]
                 m = _measures(sums)
                 if m[0]:
                     value = fvalue if group is not None and group == fdim else value
-                    out.append((_as_date(period), "" if group is None else value, m))
+                    out.append((day, "" if group is None else value, m))
     return out
 
 
-def _bucket_start(dialect: str, bucket: str | None) -> Any:
-    """The SQL of the first day of the bucket a row's period falls in (weeks start on Monday)."""
+def _bucket_start(dialect: str, bucket: str | None, span: str = SPAN_DAY) -> str | None:
+    """The SQL of the first day of the bucket a row's period falls in (weeks start on Monday;
+    a week row's period is its Monday)."""
     if bucket is None:
         return None
-    if bucket == "day":
-        return T.c.period
+    if bucket == "day" or (bucket == "week" and span == SPAN_WEEK):
+        return "period"
     if dialect == "postgresql":
-        return cast(func.date_trunc(bucket, T.c.period), Date)
+        return f"CAST(date_trunc('{bucket}', period) AS DATE)"
     if bucket == "week":  # the Sunday on or after, less six days
-        return func.date(T.c.period, "weekday 0", "-6 days")
-    return func.date(T.c.period, "start of month")
+        return "date(period, 'weekday 0', '-6 days')"
+    return "substr(period, 1, 8) || '01'"
 
 
 async def counted_from_cases(

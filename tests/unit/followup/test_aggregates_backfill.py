@@ -50,22 +50,22 @@ def test_existing_cases_are_counted_when_the_aggregates_arrive(tmp_path: Path) -
         ).all()
         statuses = conn.execute(
             text(
-                "SELECT period, gvalue, cases FROM stats_counters WHERE span = 'm' "
+                "SELECT period, gvalue, cases FROM stats_counters WHERE span = 'w' "
                 "AND level = 0 AND fdim = '' AND gdim = 'status' ORDER BY gvalue"
             )
         ).all()
         towns = conn.execute(
             text(
-                "SELECT area, SUM(cases) FROM stats_counters WHERE span = 'm' AND level = 2 "
+                "SELECT area, SUM(cases) FROM stats_counters WHERE span = 'w' AND level = 2 "
                 "AND fdim = '' AND gdim = '' GROUP BY area"
             )
         ).all()
     engine.dispose()
-    # by the day received in Asia/Shanghai, and per month by status
+    # by the day received in Asia/Shanghai, and per week (from its Monday) by status
     assert [(str(d), n) for d, n in days] == [("2026-11-20", 2), ("2026-11-21", 1)]
     assert [(str(d), s, n) for d, s, n in statuses] == [
-        ("2026-11-01", "agreed", 1),
-        ("2026-11-01", "closed", 1),
-        ("2026-11-01", "mediating", 1),
+        ("2026-11-16", "agreed", 1),
+        ("2026-11-16", "closed", 1),
+        ("2026-11-16", "mediating", 1),
     ]
     assert [tuple(r) for r in towns] == [("522731001", 3)]
