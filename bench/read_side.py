@@ -183,10 +183,12 @@ def _counter_passes(coded: dict[str, Any]) -> Any:
 
     from services.followup.reporting.domain import (
         DAY_GROUPS,
+        LEVELS,
         MONTH_GROUPS,
         NONE,
         SPAN_DAY,
         SPAN_MONTH,
+        SPAN_WEEK,
         _combos,
     )
 
@@ -194,18 +196,26 @@ def _counter_passes(coded: dict[str, Any]) -> Any:
     nv = len(words) + 1
     day0 = int(c["day"].min())
     days = c["day"] - day0
+    weeks = c["day"] - (c["day"] - 1) % 7 - (day0 - 31)  # the Monday (ordinal 1 is a Monday)
     months = np.array(
         [date.fromordinal(int(d)).replace(day=1).toordinal() for d in c["day"]], dtype=np.int64
     )
     months -= day0 - 31
-    for span, periods, groups in ((SPAN_DAY, days, DAY_GROUPS), (SPAN_MONTH, months, MONTH_GROUPS)):
+    spans = (
+        (SPAN_DAY, days, DAY_GROUPS, True),
+        (SPAN_WEEK, weeks, DAY_GROUPS, False),
+        (SPAN_MONTH, months, MONTH_GROUPS, True),
+    )
+    for span, periods, groups, filtered in spans:
         dims = [
             (f, g)
             for f, _, g, _ in _combos(
-                {d: d for d in (*groups, "channel", "severity", "dispute_type", "source")}, groups
+                {d: d for d in (*groups, "channel", "severity", "dispute_type", "source")},
+                groups,
+                filtered,
             )
         ]
-        for level in range(5):
+        for level in (0, *LEVELS):
             area = c[f"a{level}"]
             mask = area >= 0
             for fdim, gdim in dims:

@@ -24,23 +24,23 @@ TIME_ZONE = "Asia/Shanghai"
 #
 # A counter row is one (span, period) × (level, area) × tier × (filter dimension = value) ×
 # (group dimension = value) and holds the sums of the cases received in that period that match.
-# span "d" counts per received day, "w" per received week (Monday to Sunday, dated by its
-# Monday); a month, or any period, is its whole weeks plus the days left at either end. Level 0
-# has two areas, "" for cases with no grid code and "*" for the others; levels 1, 2 and 4 hold
-# located cases under their county, town and whole grid code, so a grid-code prefix of the scope
-# rules is an index range of one level (see prefix_level: a village is a range of grid codes).
-# A filter on a dimension that is also a group is read from the group's rows (no row of its
-# own). Every query of /v1/stats, /v1/stats/series and /v1/areas/summary reads rows of one
-# filter and a few group dimensions: a bounded number of rows whatever the number of cases.
+# span "d" counts per received day, "m" per received month, "w" per received week (Monday to
+# Sunday, dated by its Monday; no filter, so a weekly series with one reads the day rows).
+# Level 0 has two areas, "" for cases with no grid code and "*" for the others; levels 1, 2 and
+# 4 hold located cases under their county, town and whole grid code, so a grid-code prefix of
+# the scope rules is an index range of one level (see prefix_level: a village is a range of grid
+# codes). A filter on a dimension that is also a group is that group's rows (no row of its own).
+# Every query of /v1/stats, /v1/stats/series and /v1/areas/summary reads rows of one filter and
+# a few group dimensions: a bounded number of rows whatever the number of cases.
 
-SPAN_DAY, SPAN_WEEK = "d", "w"
+SPAN_DAY, SPAN_WEEK, SPAN_MONTH = "d", "w", "m"
 LEVELS = (1, 2, 4)  # county, town, grid (a village's rows are its grid codes' rows)
 UNLOCATED, LOCATED = "", "*"  # the two areas of level 0
 NONE = ""  # no filter / no grouping, and how an unknown value is stored
 FILTER_DIMS = ("channel", "severity", "dispute_type", "source")
-# what a day row is grouped by (series), and a week row (series, /v1/stats by status too)
+# what a day or week row is grouped by (series), and a month row (series by month, /v1/stats)
 DAY_GROUPS = ("dispute_type", "channel", "source", "organisation_id")
-WEEK_GROUPS = ("status", *DAY_GROUPS)
+MONTH_GROUPS = ("status", *DAY_GROUPS)
 KEY_FIELDS = ("span", "period", "level", "area", "tier", "fdim", "fvalue", "gdim", "gvalue")
 MEASURE_FIELDS = (
     "cases",
@@ -118,12 +118,14 @@ def received_day(p: CaseProjection) -> date | None:
     return when.astimezone(LOCAL).date() if when is not None else None
 
 
-def _combos(values: Mapping[str, str], groups: Sequence[str]) -> list[tuple[str, str, str, str]]:
+def _combos(
+    values: Mapping[str, str], groups: Sequence[str], filters: bool = True
+) -> list[tuple[str, str, str, str]]:
     """(filter dim, value, group dim, value): none, one group, a filter that is no group, a
     filter and a group. A filter on a group dimension alone is its group row (`stored`)."""
     out = [(NONE, NONE, NONE, NONE)]
     out += [(NONE, NONE, g, values[g]) for g in groups]
-    for f in FILTER_DIMS:
+    for f in FILTER_DIMS if filters else ():
         if f not in groups:
             out.append((f, values[f], NONE, NONE))
         out += [(f, values[f], g, values[g]) for g in groups if g != f]
@@ -166,11 +168,12 @@ def counter_keys(p: CaseProjection) -> list[Key]:
     tier = p.tier or NONE
     where = _cells(p.grid_code or "")
     out: list[Key] = []
-    for span, period, groups in (
-        (SPAN_DAY, day, DAY_GROUPS),
-        (SPAN_WEEK, day - timedelta(days=day.weekday()), WEEK_GROUPS),
+    for span, period, groups, filters in (
+        (SPAN_DAY, day, DAY_GROUPS, True),
+        (SPAN_WEEK, day - timedelta(days=day.weekday()), DAY_GROUPS, False),
+        (SPAN_MONTH, day.replace(day=1), MONTH_GROUPS, True),
     ):
-        combos = _combos(values, groups)
+        combos = _combos(values, groups, filters)
         heads = [(span, period, lv, area, tier) for lv, area in where]
         out += [h + c for h in heads for c in combos]
     return out

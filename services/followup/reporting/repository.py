@@ -27,6 +27,7 @@ from services.followup.reporting.domain import (
     MEASURE_FIELDS,
     NONE,
     SPAN_DAY,
+    SPAN_MONTH,
     SPAN_WEEK,
     UNLOCATED,
     Key,
@@ -305,7 +306,7 @@ STAT_DIMENSIONS = ("status", "channel", "tier", "dispute_type", "source")
 
 
 async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> dict[str, Any] | None:
-    """What /v1/stats answers, from the week rows; None when the counters cannot answer."""
+    """What /v1/stats answers, from the month rows; None when the counters cannot answer."""
     cut, f = cut_of(scope), one_filter(filters)
     if cut is None or f is None:
         return None
@@ -327,7 +328,7 @@ async def stats(session: AsyncSession, filters: CaseFilters, scope: Scope) -> di
         for rf, rv, gdims in reads:
             q = _Sql(dialect)
             where = [
-                f"span = {q.p(SPAN_WEEK)}",
+                f"span = {q.p(SPAN_MONTH)}",
                 *_combo(q, rf, rv, gdims),
                 *_where(q, region, cut, filters.tier),
             ]
@@ -357,42 +358,30 @@ def _count(bucket: dict[str, int], value: str, n: int) -> None:
 Ranges = list[tuple[date, date]]
 
 
-def pieces(first: date, last: date, bucket: str | None) -> tuple[Ranges, Ranges]:
-    """The day rows and the week rows (as ranges of their periods) that sum to a period: whole
-    weeks (Monday to Sunday) from the week rows, the days left at either end from the day
-    rows; a week never crosses a bucket (a month bucket's weeks lie inside the month). Day
-    buckets are day rows alone."""
-    if bucket == "day":
-        return [(first, last)], []
-    cuts = [first]
-    if bucket == "month":
-        m = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-        while m <= last:
-            cuts.append(m)
-            m = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
-    days: Ranges = []
-    weeks: Ranges = []
-    for a, nxt in zip(cuts, [*cuts[1:], last + timedelta(days=1)], strict=True):
-        b = nxt - timedelta(days=1)
-        monday = a + timedelta(days=-a.weekday() % 7)  # the first Monday on or after a
-        sunday = b - timedelta(days=(b.weekday() + 1) % 7)  # the last Sunday on or before b
-        if monday + timedelta(days=6) > b:
-            _extend(days, a, b, 1)
-            continue
-        if a < monday:
-            _extend(days, a, monday - timedelta(days=1), 1)
-        _extend(weeks, monday, sunday - timedelta(days=6), 7)
-        if sunday < b:
-            _extend(days, sunday + timedelta(days=1), b, 1)
-    return days, weeks
-
-
-def _extend(ranges: Ranges, a: date, b: date, step: int) -> None:
-    """Add [a, b] to ranges, joined with the last one when it follows on from it."""
-    if ranges and ranges[-1][1] + timedelta(days=step) == a:
-        ranges[-1] = (ranges[-1][0], b)
+def pieces(first: date, last: date, bucket: str | None, weeks: bool) -> dict[str, Ranges]:
+    """The rows that sum to a period, per span, as ranges of their periods. Day buckets: the day
+    rows. Week buckets: whole weeks (Monday to Sunday) from the week rows when `weeks` (no
+    filter), the days at either end from the day rows. Month buckets and the whole period:
+    whole months from the month rows, the days at either end from the day rows."""
+    if bucket == "day" or (bucket == "week" and not weeks):
+        return {SPAN_DAY: [(first, last)]}
+    if bucket == "week":
+        span = SPAN_WEEK
+        start = first + timedelta(days=-first.weekday() % 7)  # the first Monday on or after
+        stop = last - timedelta(days=(last.weekday() + 1) % 7)  # the last Sunday on or before
+        rows = (start, stop - timedelta(days=6))  # week rows are dated by their Monday
     else:
-        ranges.append((a, b))
+        span = SPAN_MONTH
+        start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4))
+        start = start.replace(day=1)  # the first month start on or after `first`
+        stop = (last + timedelta(days=1)).replace(day=1) - timedelta(days=1)  # last month end
+        rows = (start, stop)
+    if start > stop:  # no whole week or month inside
+        return {SPAN_DAY: [(first, last)]}
+    days = [(first, start - timedelta(days=1))] if first < start else []
+    if stop < last:
+        days.append((stop + timedelta(days=1), last))
+    return {SPAN_DAY: days, span: [rows]}
 
 
 async def counted(
@@ -413,8 +402,9 @@ async def counted(
     `group`: None, "tier", "area" (the areas of `level`, 1–4) or a group dimension.
     `bucket`: "day", "week" or "month": the database sums the rows of each bucket (the start
     of the bucket each row falls in, or of a later one, is what comes back); None: the whole
-    period in one sum per group, dated `first`. Whole weeks are read from the week rows, the
-    rest from the day rows (`pieces`). `months` is kept for callers: it changes nothing.
+    period in one sum per group, dated `first`. Whole weeks (no filter) are read from the week
+    rows, whole months from the month rows (month buckets and whole periods), the rest from the
+    day rows (`pieces`). `months` is kept for callers: it changes nothing.
     """
     del months
     cut, f = cut_of(scope, level if group == "area" else 0), one_filter(filters)
@@ -424,10 +414,10 @@ async def counted(
     gdim = NONE if group in (None, "tier", "area") or group == fdim else group
     label = {"tier": "tier", "area": "area"}.get(group or "", "gvalue")
     dialect = session.get_bind().dialect.name
-    days, weeks = pieces(first, last, bucket)
+    spans = pieces(first, last, bucket, fdim == NONE)
     out: list[tuple[date, str, Measures]] = []
     dates: dict[Any, date] = {}
-    for span, ranges in ((SPAN_DAY, days), (SPAN_WEEK, weeks)):
+    for span, ranges in spans.items():
         if not ranges:
             continue
         start = _bucket_start(dialect, bucket, span)
@@ -465,6 +455,8 @@ def _bucket_start(dialect: str, bucket: str | None, span: str = SPAN_DAY) -> str
     if bucket is None:
         return None
     if bucket == "day" or (bucket == "week" and span == SPAN_WEEK):
+        return "period"
+    if bucket == "month" and span == SPAN_MONTH:
         return "period"
     if dialect == "postgresql":
         return f"CAST(date_trunc('{bucket}', period) AS DATE)"

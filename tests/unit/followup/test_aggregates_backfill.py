@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -50,22 +51,75 @@ def test_existing_cases_are_counted_when_the_aggregates_arrive(tmp_path: Path) -
         ).all()
         statuses = conn.execute(
             text(
-                "SELECT period, gvalue, cases FROM stats_counters WHERE span = 'w' "
+                "SELECT period, gvalue, cases FROM stats_counters WHERE span = 'm' "
                 "AND level = 0 AND fdim = '' AND gdim = 'status' ORDER BY gvalue"
             )
         ).all()
         towns = conn.execute(
             text(
-                "SELECT area, SUM(cases) FROM stats_counters WHERE span = 'w' AND level = 2 "
+                "SELECT area, SUM(cases) FROM stats_counters WHERE span = 'm' AND level = 2 "
                 "AND fdim = '' AND gdim = '' GROUP BY area"
             )
         ).all()
     engine.dispose()
-    # by the day received in Asia/Shanghai, and per week (from its Monday) by status
+    # by the day received in Asia/Shanghai, and per month by status
     assert [(str(d), n) for d, n in days] == [("2026-11-20", 2), ("2026-11-21", 1)]
     assert [(str(d), s, n) for d, s, n in statuses] == [
-        ("2026-11-16", "agreed", 1),
-        ("2026-11-16", "closed", 1),
-        ("2026-11-16", "mediating", 1),
+        ("2026-11-01", "agreed", 1),
+        ("2026-11-01", "closed", 1),
+        ("2026-11-01", "mediating", 1),
     ]
     assert [tuple(r) for r in towns] == [("522731001", 3)]
+
+
+def test_the_week_span_migration_recounts_the_counters_by_todays_rules(tmp_path: Path) -> None:
+    """e7a4c2b9d613: rows of the old rules (a village level, a filter row of a group dimension)
+    go, the week rows come, and the table equals a recount of the cases."""
+    import asyncio
+
+    from services.followup.reporting import repository as rrepo
+    from shared.db import make_engine
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    _upgrade(url, "9d3f5b7c1e20")  # month and day rows, levels 0–4
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for i, grid in enumerate(["522731001001", "522731002", ""]):
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_cases (case_id, version, entries, last_hash, status, "
+                    "source, channel, tier, first_tier, grid_code, received_at, created_at, "
+                    "overdue, sign_for_overdue, mediation_overdue, return_count, "
+                    "escalation_count, reopen_count, co_channels, parties) VALUES (:id, :v, 1, "
+                    "'h', 'mediating', '110', 'people', 'town', 'town', :g, :r, :r, 0, 0, 0, 0, "
+                    "0, 0, '[]', '[]')"
+                ),
+                {"id": f"c{i}", "v": i + 1, "g": grid, "r": "2026-11-20 03:00:00.000000"},
+            )
+        conn.execute(text("DELETE FROM stats_counters"))
+        conn.execute(  # a row of the old rules: a village area, and a channel filter alone
+            text(
+                "INSERT INTO stats_counters VALUES ('d', 'channel', 'people', '', 3, "
+                "'522731001001', '2026-11-20', 'town', '', 1, 0, 0, 1, 0, 0, 0, 0, 0, 0)"
+            )
+        )
+    engine.dispose()
+    _upgrade(url, "head")
+
+    async def rows() -> tuple[Any, Any]:
+        aengine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}")
+        try:
+            async with AsyncSession(aengine) as s:
+                return await rrepo.all_rows(s), await rrepo.recount(s)
+        finally:
+            await aengine.dispose()
+
+    kept, recounted = asyncio.run(rows())
+    assert kept == recounted
+    assert {k[2] for k in kept} == {0, 1, 2, 4}  # no village level
+    assert {k[0] for k in kept} == {"d", "w", "m"}
+    assert not [k for k in kept if k[5] == "channel" and k[7] == ""]
+    weeks = [m[0] for k, m in kept.items() if k[0] == "w" and k[2] == 0 and k[5] == k[7] == ""]
+    assert sum(weeks) == 3
+    assert {str(k[1]) for k in kept if k[0] == "w"} == {"2026-11-16"}  # the Monday
