@@ -321,22 +321,40 @@ class Totals:
 
     def measures(self) -> dict[str, Any]:
         """The flat measures of a series row (and of an export line)."""
-        n = self.satisfaction_count
-        return {
-            "received": self.total,
-            "settled": self.settled,
-            "unsettled": self.unsettled,
-            "success_rate": rate(self.settled, self.settled + self.unsettled),
-            "agreed_with_deadline": self.agreed_with_deadline,
-            "on_time": self.agreed_on_time,
-            "on_time_rate": rate(self.agreed_on_time, self.agreed_with_deadline),
-            "settled_at_first_tier": self.settled_at_first_tier,
-            "first_tier_rate": rate(self.settled_at_first_tier, self.settled),
-            "satisfaction_mean": round(self.satisfaction_sum / n, 2) if n else None,
-            "satisfaction_responses": n,
-            "backlog": self.backlog,
-            "overdue": self.overdue,
-        }
+        return measures_dict(
+            (
+                self.total,
+                self.settled,
+                self.unsettled,
+                self.backlog,
+                self.overdue,
+                self.agreed_with_deadline,
+                self.agreed_on_time,
+                self.satisfaction_sum,
+                self.satisfaction_count,
+                self.settled_at_first_tier,
+            )
+        )
+
+
+def measures_dict(m: Sequence[int]) -> dict[str, Any]:
+    """The flat measures of a series row from summed measures (MEASURE_FIELDS order)."""
+    total, settled, unsettled, backlog, overdue, with_due, on_time, sat_sum, n, first_tier = m
+    return {
+        "received": total,
+        "settled": settled,
+        "unsettled": unsettled,
+        "success_rate": rate(settled, settled + unsettled),
+        "agreed_with_deadline": with_due,
+        "on_time": on_time,
+        "on_time_rate": rate(on_time, with_due),
+        "settled_at_first_tier": first_tier,
+        "first_tier_rate": rate(first_tier, settled),
+        "satisfaction_mean": round(sat_sum / n, 2) if n else None,
+        "satisfaction_responses": n,
+        "backlog": backlog,
+        "overdue": overdue,
+    }
 
 
 # Chinese headings of the monthly 报表, in column order
@@ -422,8 +440,9 @@ def series(
     """Series rows (bucket × group) from (day or month start, group value, measures) rows.
 
     Every bucket of the period appears (zeros when nothing was received), once per group seen.
+    A year by day is a thousand rows: sums are plain lists, each row's measures one dict.
     """
-    sums: dict[tuple[date, str], Totals] = {}
+    sums: dict[tuple[date, str], list[int]] = {}
     labels: dict[str, str | None] = {}  # stored value → group (an area code is parsed once)
     starts: dict[date, date] = {}
     for day, value, m in rows:
@@ -436,18 +455,22 @@ def series(
         b = starts.get(day)
         if b is None:
             b = starts[day] = bucket_start(day, bucket)
-        t = sums.get((b, g))
-        if t is None:
-            t = sums[(b, g)] = Totals()
-        t.add(m)
-    groups = {g for g in labels.values() if g is not None}
-    if not groups:
-        groups = {"all"} if group_by is None else set()
+        acc = sums.get((b, g))
+        if acc is None:
+            sums[(b, g)] = list(m)
+        else:
+            for i, v in enumerate(m):
+                acc[i] += v
+    groups = sorted({g for g in labels.values() if g is not None})
+    if not groups and group_by is None:
+        groups = ["all"]
+    zero = measures_dict((0,) * len(MEASURE_FIELDS))
     out: list[dict[str, Any]] = []
     for b in buckets(first, last, bucket):
-        for g in sorted(groups):
-            t = sums.get((b, g), Totals())
-            out.append({"bucket": b.isoformat(), "group": g, **t.measures()})
+        iso = b.isoformat()
+        for g in groups:
+            acc = sums.get((b, g))
+            out.append({"bucket": iso, "group": g, **(zero if acc is None else measures_dict(acc))})
     return out
 
 
