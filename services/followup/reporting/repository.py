@@ -438,10 +438,10 @@ async def counted(
                 if start is None:
                     day, value, sums = first, row[0], row[1:]
                 else:
-                    day = dates.get(row[0])
-                    if day is None:
-                        day = dates[row[0]] = _as_date(row[0])
-                    value, sums = row[1], row[2:]
+                    known = dates.get(row[0])
+                    if known is None:
+                        known = dates[row[0]] = _as_date(row[0])
+                    day, value, sums = known, row[1], row[2:]
                 m = _measures(sums)
                 if m[0]:
                     value = fvalue if group is not None and group == fdim else value

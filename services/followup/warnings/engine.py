@@ -33,12 +33,11 @@ from services.followup.warnings.domain import (
     soon_due,
     tier_above,
 )
+from services.followup.warnings.known import known
 from services.followup.warnings.repository import (
     AreaCase,
-    AreaDay,
     EmployerCase,
     PartyCase,
-    WarningCaseLink,
     WarningCaseState,
     WarningRow,
 )
@@ -60,7 +59,6 @@ K = WarningKind
 RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
 MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
-AREA_COUNTS = "followup.warnings.area_counts"  # a batch's memo: (area, first, last) → cases
 NAMING = "followup.warnings.naming"  # a batch's memo: case id → active warnings naming it
 
 
@@ -91,12 +89,12 @@ class WarningEngine:
         organisation_id: str | None = None,
     ) -> WarningRow:
         """Raise a warning about a subject, or bring the active one's cases and facts up to date."""
-        s = tx.session
+        s, k = tx.session, known(tx)
         key = f"{kind}:{subject}"
-        w = await wrepo.active(s, key)
+        w = await k.active(key)
         if w is not None:
-            known = set(w.case_ids)
-            new = [c for c in dict.fromkeys(case_ids) if c not in known]
+            named = set(w.case_ids)
+            new = [c for c in dict.fromkeys(case_ids) if c not in named]
             if new or facts != w.facts:
                 # a long-lived warning (a town rising for weeks) names its newest cases
                 w.case_ids = [*w.case_ids, *new][-MAX_CASE_IDS:]
@@ -121,7 +119,8 @@ class WarningEngine:
             updated_at=at,
         )
         s.add(w)
-        await s.flush()
+        await s.flush()  # its id, for its links
+        k.raised(w)
         await self._link(tx, w, w.case_ids, fresh=True)
         tx.emit(
             self.topics.warnings,
@@ -144,10 +143,11 @@ class WarningEngine:
         """Link a warning to cases it names (a fresh warning has no links yet)."""
         assert w.id is not None
         naming = tx.batch.memo.get(NAMING) if tx.batch is not None else None
+        k = known(tx)
         for case_id in dict.fromkeys(case_ids):
             # a case the warning named before and dropped from its newest ones is linked already
-            if fresh or await tx.session.get(WarningCaseLink, (w.id, case_id)) is None:
-                tx.session.add(WarningCaseLink(warning_id=w.id, case_id=case_id))
+            if fresh or not await k.linked(w.id, case_id):
+                k.link(w.id, case_id)
                 if naming is not None and case_id in naming:
                     naming[case_id].append(w)
 
@@ -166,6 +166,8 @@ class WarningEngine:
     async def _clear(self, tx: Tx, w: WarningRow, reason: str, at: datetime) -> None:
         """The condition no longer holds: clear the warning and tell whoever listens."""
         s = tx.session
+        if w.active_key is not None:
+            known(tx).cleared(w.active_key)
         w.status, w.active_key = WarningStatus.cleared, None
         w.cleared_at, w.clear_reason, w.updated_at = at, reason, at
         s.add(w)  # its case links stay: GET /v1/warnings?case_id= finds cleared warnings too
@@ -188,8 +190,24 @@ class WarningEngine:
     async def after_entry(
         self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
     ) -> None:
-        """Update the counters with one entry, raise what now holds, clear what no longer does."""
-        s = tx.session
+        """Raise what now holds, clear what no longer does.
+
+        In a partition batch, with the session's autoflush off: every read goes through
+        `known` (read once, kept up to date), so the batch's changes are flushed at its commit
+        (and when a new warning needs its id), not before each query.
+        """
+        if tx.batch is None:
+            await self._after_entry(tx, ev, before, after)
+            return
+        if NAMING not in tx.batch.memo:  # before any link: the batch keeps it up to date
+            await self._active_naming(tx, after.case_id)
+        with tx.session.no_autoflush:
+            await self._after_entry(tx, ev, before, after)
+
+    async def _after_entry(
+        self, tx: Tx, ev: TrailAppended, before: CaseProjection | None, after: CaseProjection
+    ) -> None:
+        s, k = tx.session, known(tx)
         at = utc(ev.at)
         case_id = after.case_id
         st = await tx.get(WarningCaseState, case_id)  # a batch reads its cases' rows at once
@@ -210,16 +228,16 @@ class WarningEngine:
         new_hashes = await self._record_parties(tx, case_id, ev.party_hashes, received)
         was = before.status if before else None
         if after.status != was and after.status in SETTLED:
-            for row in await wrepo.party_rows_of(s, case_id):
+            for row in await k.party_rows_of(case_id):
                 row.settled_at, row.settled_tier = at, after.tier
                 s.add(row)
         merged = after.status == S.merged and was != S.merged
         if merged:
-            for row in await wrepo.party_rows_of(s, case_id):
+            for row in await k.party_rows_of(case_id):
                 row.counted = False
                 s.add(row)
         if st.open != was_open and st.labour_counted:  # ended, or reopened
-            for erow in await wrepo.employer_rows_of(s, case_id):
+            for erow in await k.employer_rows_of(case_id):
                 erow.open = st.open
                 s.add(erow)
 
@@ -246,7 +264,7 @@ class WarningEngine:
                 organisation_id=after.organisation_id,
             )
         if st.open and (why := escalation_facts(_facts(before), vars(after), ev.action)):
-            w = await wrepo.active(s, f"{K.escalating}:{case_id}")
+            w = await k.active(f"{K.escalating}:{case_id}")
             history = [*(w.facts.get("history", []) if w else []), {**why, "at": at.isoformat()}]
             await self._raise(
                 tx,
@@ -277,21 +295,21 @@ class WarningEngine:
     async def _record_parties(
         self, tx: Tx, case_id: str, hashes: Sequence[str], received: datetime
     ) -> list[str]:
+        k = known(tx)
+        have = {r.hash for r in await k.party_rows_of(case_id)} if hashes else set()
         out = []
         for h in dict.fromkeys(hashes):
-            if len(h) > 64 or await tx.session.get(PartyCase, (h, case_id)) is not None:
+            if len(h) > 64 or h in have:
                 continue
-            tx.session.add(PartyCase(hash=h, case_id=case_id, received_at=received))
+            k.add_party(PartyCase(hash=h, case_id=case_id, received_at=received))
             out.append(h)
-        if out:
-            await tx.session.flush()
         return out
 
     async def _check_parties(self, tx: Tx, case: CaseProjection, at: datetime) -> None:
         """repeat_party and repeat_after_agreement for the parties of a case."""
-        s = tx.session
-        mine = [r.hash for r in await wrepo.party_rows_of(s, case.case_id) if r.counted]
-        rows = await wrepo.party_cases(s, mine)
+        k = known(tx)
+        mine = [r.hash for r in await k.party_rows_of(case.case_id) if r.counted]
+        rows = await k.party_cases(mine)
         since = at - timedelta(days=self.t.repeat_party_days)
         covered: set[frozenset[str]] = set()
         for h in mine:
@@ -325,7 +343,7 @@ class WarningEngine:
             # so only the window's far end is compared
             if at - settled > window:
                 continue
-            first = await s.get(LedgerCase, r.case_id)
+            first = await tx.get(LedgerCase, r.case_id)
             await self._raise(
                 tx,
                 K.repeat_after_agreement,
@@ -347,23 +365,16 @@ class WarningEngine:
     async def _count_area(
         self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
     ) -> None:
-        s = tx.session
+        s, k = tx.session, known(tx)
         day = local_day(received)
         levels = area_levels(case.grid_code)
         for level in RISING_LEVELS:
             area = levels.get(level)
             if area is None:
                 continue
-            row = await s.get(AreaDay, (area, day)) or AreaDay(area=area, day=day, cases=0)
+            row = await k.area_day(area, day)  # the sums read later count it: the same object
             row.cases += 1
-            if tx.batch is not None:  # sums this batch read before: one more case now
-                memo: dict[tuple[str, Any, Any], int] = tx.batch.memo.get(AREA_COUNTS, {})
-                for key in memo:
-                    if key[0] == area and key[1] <= day <= key[2]:
-                        memo[key] += 1
-            s.add(row)
             s.add(AreaCase(area=area, case_id=case.case_id, day=day))
-            await s.flush()
             await self._check_area(tx, area, level, local_day(at), at, case.case_id)
 
     async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:
@@ -373,15 +384,9 @@ class WarningEngine:
         return rising(recent, baseline, self.t), recent_from
 
     async def _area_count(self, tx: Tx, area: str, first: Any, last: Any) -> int:
-        """New cases of an area over days; a batch reads each sum once and then keeps it up to
-        date as its own cases are counted (many new cases of one town in one batch)."""
-        if tx.batch is None:
-            return await wrepo.area_count(tx.session, area, first, last)
-        memo: dict[tuple[str, Any, Any], int] = tx.batch.memo.setdefault(AREA_COUNTS, {})
-        n = memo.get((area, first, last))
-        if n is None:
-            n = memo[(area, first, last)] = await wrepo.area_count(tx.session, area, first, last)
-        return n
+        """New cases of an area over days; a batch reads an area's days once and counts its
+        own cases on the same rows (many new cases of one town in one batch)."""
+        return await known(tx).area_count(area, first, last)
 
     async def _check_area(
         self, tx: Tx, area: str, level: str, day: Any, at: datetime, case_id: str
@@ -390,15 +395,14 @@ class WarningEngine:
         if not state.holds:
             return
         # raised: the area's recent cases; already open: the new case joins them
-        active = await wrepo.active(tx.session, f"{K.rising_area}:{area}")
+        k = known(tx)
+        active = await k.active(f"{K.rising_area}:{area}")
         await self._raise(
             tx,
             K.rising_area,
             area,
             at=at,
-            case_ids=[case_id]
-            if active is not None
-            else await wrepo.area_cases(tx.session, area, recent_from),
+            case_ids=[case_id] if active is not None else await k.area_cases(area, recent_from),
             facts={
                 "level": level,
                 "area": area,
@@ -414,10 +418,10 @@ class WarningEngine:
     async def _count_employer(
         self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
     ) -> None:
-        s = tx.session
+        k = known(tx)
         for name in employers(case.parties):
             key = short_hash(name)
-            s.add(
+            k.add_employer(
                 EmployerCase(
                     employer_key=key,
                     employer=name[:200],
@@ -425,15 +429,12 @@ class WarningEngine:
                     received_at=received,
                 )
             )
-            await s.flush()
             await self._check_employer(tx, key, name, at, case)
 
     async def _check_employer(
         self, tx: Tx, key: str, name: str, at: datetime, case: CaseProjection | None
     ) -> None:
-        rows = await wrepo.open_employer_cases(
-            tx.session, key, at - timedelta(days=self.t.group_days)
-        )
+        rows = await known(tx).open_employer_cases(key, at - timedelta(days=self.t.group_days))
         if len(rows) < self.t.group_open_labour:
             return
         await self._raise(
@@ -490,9 +491,9 @@ class WarningEngine:
             await self._clear(tx, w, reason, now)
 
     async def _no_longer(self, tx: Tx, w: WarningRow, now: datetime) -> str | None:
-        s = tx.session
+        k = known(tx)
         if w.kind == K.repeat_party:
-            rows = await wrepo.party_cases(s, [w.subject])
+            rows = await k.party_cases([w.subject])
             since = now - timedelta(days=self.t.repeat_party_days)
             n = len({r.case_id for r in rows if utc(r.received_at) >= since})
             if n < self.t.repeat_party_cases:
@@ -507,14 +508,14 @@ class WarningEngine:
                 )
             return None
         if w.kind == K.group_risk and w.facts.get("basis") == "employer":
-            open_rows = await wrepo.open_employer_cases(
-                s, w.subject, now - timedelta(days=self.t.group_days)
+            open_rows = await k.open_employer_cases(
+                w.subject, now - timedelta(days=self.t.group_days)
             )
             if len(open_rows) < self.t.group_open_labour:
                 return f"{len(open_rows)} open labour cases against the employer"
             return None
         case_id = w.case_ids[-1]
-        st = await s.get(WarningCaseState, case_id)
+        st = await tx.get(WarningCaseState, case_id)
         if st is None or not st.open:
             return f"case {case_id} is {st.status if st else 'unknown'}"
         if w.kind == K.soon_due:

@@ -1,0 +1,204 @@
+"""What the warning engine reads in one transaction, read once and kept up to date as it writes.
+
+In a partition batch the engine runs with the session's autoflush off: a query no longer
+flushes the projection and every row the batch changed before it (one flush per entry, and one
+UPDATE of each case per entry instead of one per batch). So no read may depend on the session's
+pending changes being in the database. `Known` holds every row the transaction read or added;
+a read from the database is merged with the rows added since (by identity: a row already
+flushed comes back as the same object), and conditions on columns the transaction may have
+changed (a party row settled, an employer's case ended, a warning cleared) are checked on the
+objects, not in SQL. Rows are read once per batch where the keys are known in advance (the
+batch's cases), once per key otherwise (a party hash, an area's days, a warning's key).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from services.followup.domain import utc
+from services.followup.warnings import repository as wrepo
+from services.followup.warnings.repository import (
+    AreaDay,
+    EmployerCase,
+    PartyCase,
+    WarningCaseLink,
+    WarningRow,
+)
+from shared.db import Tx
+
+MEMO = "followup.warnings.known"
+PAD = timedelta(days=70)  # an area's days read around a window: a batch's later windows too
+_SINGLE: weakref.WeakKeyDictionary[Tx, Known] = weakref.WeakKeyDictionary()
+
+
+def known(tx: Tx) -> Known:
+    """The transaction's Known (one per batch, or per single transaction)."""
+    if tx.batch is not None:
+        k: Known | None = tx.batch.memo.get(MEMO)
+        if k is None:
+            k = tx.batch.memo[MEMO] = Known(tx, sorted(tx.batch.case_ids))
+        return k
+    k = _SINGLE.get(tx)
+    if k is None:
+        k = _SINGLE[tx] = Known(tx, [])
+    return k
+
+
+def _merged(rows: Sequence[Any], added: Sequence[Any], keep: Any) -> list[Any]:
+    """Rows read from the database and rows added since that match (each object once)."""
+    out = list(rows)
+    seen = {id(r) for r in out}
+    out += [a for a in added if id(a) not in seen and keep(a)]
+    return out
+
+
+class Known:
+    """The warning engine's reads of one transaction (see the module's docstring)."""
+
+    def __init__(self, tx: Tx, case_ids: Sequence[str]) -> None:
+        self.tx, self.case_ids = tx, list(case_ids)
+        self.active_by_key: dict[str, WarningRow | None] = {}
+        self.links: dict[int, set[str]] = {}  # warning id → the cases it is linked to
+        self.parties_added: list[PartyCase] = []
+        self.parties_of_cases: dict[str, list[PartyCase]] | None = None
+        self.parties_by_hash: dict[str, list[PartyCase]] = {}
+        self.days: dict[str, dict[date, AreaDay]] = {}  # area → every row read or added
+        self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
+        self.employers_added: list[EmployerCase] = []
+
+    @property
+    def s(self) -> Any:
+        return self.tx.session
+
+    # ---- warnings by key, and their links ----------------------------------------------
+
+    async def active(self, key: str) -> WarningRow | None:
+        """The active warning with this key (raised or cleared earlier in the batch too)."""
+        if key in self.active_by_key:
+            return self.active_by_key[key]
+        w = await wrepo.active(self.s, key)
+        if w is not None and w.active_key != key:  # cleared in this transaction
+            w = None
+        self.active_by_key[key] = w
+        return w
+
+    def raised(self, w: WarningRow) -> None:
+        assert w.active_key is not None
+        self.active_by_key[w.active_key] = w
+
+    def cleared(self, key: str) -> None:
+        self.active_by_key[key] = None
+
+    async def linked(self, warning_id: int, case_id: str) -> bool:
+        """Whether a warning is linked to a case (its links read once per transaction)."""
+        cases = self.links.get(warning_id)
+        if cases is None:
+            stmt = select(WarningCaseLink.case_id).where(WarningCaseLink.warning_id == warning_id)
+            cases = self.links[warning_id] = set((await self.s.exec(stmt)).all())
+        return case_id in cases
+
+    def link(self, warning_id: int, case_id: str) -> None:
+        """Link a warning to a case (a new warning's links: no read needed)."""
+        self.s.add(WarningCaseLink(warning_id=warning_id, case_id=case_id))
+        self.links.setdefault(warning_id, set()).add(case_id)
+
+    # ---- parties -------------------------------------------------------------------------
+
+    async def party_rows_of(self, case_id: str) -> list[PartyCase]:
+        """The party rows of one case (the batch's cases' rows read at once)."""
+        if case_id in self.case_ids:
+            if self.parties_of_cases is None:
+                self.parties_of_cases = {c: [] for c in self.case_ids}
+                for i in range(0, len(self.case_ids), 500):
+                    stmt = select(PartyCase).where(
+                        col(PartyCase.case_id).in_(self.case_ids[i : i + 500])
+                    )
+                    for r in (await self.s.exec(stmt)).all():
+                        self.parties_of_cases[r.case_id].append(r)
+            rows: Sequence[PartyCase] = self.parties_of_cases[case_id]
+        else:
+            rows = await wrepo.party_rows_of(self.s, case_id)
+        return _merged(rows, self.parties_added, lambda a: a.case_id == case_id)
+
+    def add_party(self, row: PartyCase) -> None:
+        self.s.add(row)
+        self.parties_added.append(row)
+
+    async def party_cases(self, hashes: Sequence[str]) -> list[PartyCase]:
+        """Every counted case of some party hashes, oldest first (each hash read once)."""
+        wanted = list(dict.fromkeys(hashes))
+        missing = [h for h in wanted if h not in self.parties_by_hash]
+        if missing:
+            for h in missing:
+                self.parties_by_hash[h] = []
+            stmt = select(PartyCase).where(col(PartyCase.hash).in_(missing))
+            for r in (await self.s.exec(stmt)).all():
+                self.parties_by_hash[r.hash].append(r)
+        rows = [r for h in wanted for r in self.parties_by_hash[h]]
+        want = set(wanted)
+        out = [r for r in _merged(rows, self.parties_added, lambda a: a.hash in want) if r.counted]
+        return sorted(out, key=lambda r: utc(r.received_at))
+
+    # ---- an area's new cases per day -------------------------------------------------------
+
+    async def area_day(self, area: str, day: date) -> AreaDay:
+        """The day's row of an area, created at zero when there is none."""
+        rows = self.days.setdefault(area, {})
+        row = rows.get(day)
+        if row is None:
+            lo, hi = self.days_read.get(area, (day, day - timedelta(days=1)))
+            if not lo <= day <= hi:  # not read with the area's days: maybe in the database
+                row = await self.s.get(AreaDay, (area, day))
+            if row is None:
+                row = AreaDay(area=area, day=day, cases=0)
+                self.s.add(row)
+            rows[day] = row
+        return row
+
+    async def area_count(self, area: str, first: date, last: date) -> int:
+        """New cases of an area over a range of days (its rows read once per batch and range)."""
+        rows = self.days.setdefault(area, {})
+        lo, hi = self.days_read.get(area, (first, last))
+        if not (lo <= first and last <= hi) or area not in self.days_read:
+            lo, hi = min(lo, first) - PAD, max(hi, last) + PAD
+            stmt = select(AreaDay).where(
+                AreaDay.area == area, col(AreaDay.day) >= lo, col(AreaDay.day) <= hi
+            )
+            for r in (await self.s.exec(stmt)).all():
+                rows.setdefault(r.day, r)
+            self.days_read[area] = (lo, hi)
+        return sum(r.cases for d, r in rows.items() if first <= d <= last)
+
+    async def area_cases(self, area: str, first: date) -> list[str]:
+        """The newest cases of an area since a day (when a rising area is raised: rare)."""
+        await self.s.flush()
+        return await wrepo.area_cases(self.s, area, first)
+
+    # ---- employers -------------------------------------------------------------------------
+
+    def add_employer(self, row: EmployerCase) -> None:
+        self.s.add(row)
+        self.employers_added.append(row)
+
+    async def employer_rows_of(self, case_id: str) -> list[EmployerCase]:
+        rows = await wrepo.employer_rows_of(self.s, case_id)
+        return _merged(rows, self.employers_added, lambda a: a.case_id == case_id)
+
+    async def open_employer_cases(self, key: str, since: datetime) -> list[EmployerCase]:
+        """Open labour cases against an employer received since a time (open as it is now)."""
+        stmt = select(EmployerCase).where(
+            EmployerCase.employer_key == key, col(EmployerCase.received_at) >= since
+        )
+        rows = list((await self.s.exec(stmt)).all())
+        since = utc(since)
+        merged = _merged(
+            rows,
+            self.employers_added,
+            lambda a: a.employer_key == key and utc(a.received_at) >= since,
+        )
+        return sorted((r for r in merged if r.open), key=lambda r: utc(r.received_at))
