@@ -77,9 +77,10 @@ def test_the_week_span_migration_recounts_the_counters_by_todays_rules(tmp_path:
     go, the week rows come, and the table equals a recount of the cases."""
     import asyncio
 
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from services.followup.reporting import repository as rrepo
     from shared.db import make_engine
-    from sqlmodel.ext.asyncio.session import AsyncSession
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     _upgrade(url, "9d3f5b7c1e20")  # month and day rows, levels 0–4
