@@ -251,7 +251,38 @@ class _Sql:
         return ", ".join(self.p(v) for v in values)
 
 
-def _where(q: _Sql, region: Region, cut: Cut, tier: str | None) -> list[str]:
+MAX_AREAS = 64  # a prefix with more areas than this is read as a range
+
+
+async def _areas_under(session: AsyncSession, level: int, prefix: str) -> list[str] | None:
+    """The areas of a level under a prefix, one index seek each (None: more than MAX_AREAS).
+
+    A prefix is a range of the key's `area`, and a range there stops the index from seeking
+    `period` (every period of the area is read, then filtered): named areas let it seek.
+    """
+    dialect = session.get_bind().dialect.name
+    out: list[str] = []
+    after, op = prefix, ">="
+    while len(out) <= MAX_AREAS:
+        q = _Sql(dialect)
+        where = [
+            f"span = {q.p(SPAN_DAY)}",
+            *_combo(q, NONE, NONE, (NONE,)),
+            f"level = {q.p(level)}",
+            f"area {op} {q.p(after)} AND area < {q.p(_next(prefix))}",
+        ]
+        sql = f"SELECT MIN(area) FROM {T.name} WHERE {' AND '.join(where)}"
+        row = await _rows(session, q, sql)
+        if not row or row[0][0] is None:
+            return out
+        after, op = row[0][0], ">"
+        out.append(after)
+    return None
+
+
+def _where(
+    q: _Sql, region: Region, cut: Cut, tier: str | None, areas: Sequence[str] | None = None
+) -> list[str]:
     out = [f"level = {q.p(region.level)}"]
     if region.area is not None:
         out.append(f"area = {q.p(region.area)}")
@@ -259,7 +290,9 @@ def _where(q: _Sql, region: Region, cut: Cut, tier: str | None) -> list[str]:
         # both areas named: SQLite then seeks the key's period range too (PostgreSQL's planner
         # misjudges the IN and sorts; it reads the level's rows faster without it)
         out.append(f"area IN ({q.any_of((UNLOCATED, LOCATED))})")
-    if region.prefix:
+    if region.prefix and areas is not None:
+        out.append(f"area IN ({q.any_of(areas)})")
+    elif region.prefix:
         out.append(f"area >= {q.p(region.prefix)} AND area < {q.p(_next(region.prefix))}")
     if cut.tiers is not None:
         out.append(f"tier IN ({q.any_of(cut.tiers)})")
@@ -417,22 +450,28 @@ async def counted(
     spans = pieces(first, last, bucket, fdim == NONE)
     out: list[tuple[date, str, Measures]] = []
     dates: dict[Any, date] = {}
+    named: dict[Region, list[str] | None] = {}
+    for region in cut.regions:
+        if region.prefix:
+            named[region] = await _areas_under(session, region.level, region.prefix)
     for span, ranges in spans.items():
         if not ranges:
             continue
         start = _bucket_start(dialect, bucket, span)
         keys = label if start is None else f"{start}, {label}"
-        for region in cut.regions:
+        # one statement per range: the days at either end of a year are a few days each, and
+        # one range around both would read the whole year's day rows between them
+        for (lo, hi), region in ((r, g) for r in ranges for g in cut.regions):
+            areas = named.get(region)
+            if areas == []:  # nothing counted under the prefix
+                continue
             q = _Sql(dialect)
             where = [
                 f"span = {q.p(span)}",
                 *_combo(q, fdim, fvalue, (gdim,)),
-                *_where(q, region, cut, filters.tier),
-                f"period >= {q.p(ranges[0][0])} AND period <= {q.p(ranges[-1][1])}",
+                *_where(q, region, cut, filters.tier, areas),
+                f"period >= {q.p(lo)} AND period <= {q.p(hi)}",
             ]
-            if len(ranges) > 1:
-                either = [f"period BETWEEN {q.p(a)} AND {q.p(b)}" for a, b in ranges]
-                where.append(f"({' OR '.join(either)})")
             sql = f"SELECT {keys}, {SUMS} FROM {T.name} WHERE {' AND '.join(where)} GROUP BY {keys}"
             for row in await _rows(session, q, sql):
                 if start is None:
