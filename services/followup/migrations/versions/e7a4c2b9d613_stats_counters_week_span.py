@@ -1,9 +1,9 @@
-"""stats counters: a week span instead of the month span, no village level, no duplicate rows
+"""stats counters: a week span beside day and month, no village level, no duplicate rows
 
-The counters are kept per day and per week (Monday to Sunday); a month is its whole weeks plus
-the days at either end. Village areas are read as ranges of whole grid codes (level 4), and a
-filter on a dimension that is also a group is that group's rows. A case counts in at most 172
-rows instead of 245. The table keeps its columns: its rows are recounted from the cases.
+The counters are kept per day, per week (Monday to Sunday, no filter) and per month. Village
+areas are read as ranges of whole grid codes (level 4), and a filter on a dimension that is
+also a group is that group's rows. A located case counts in at most 192 rows instead of 245.
+The table keeps its columns: its rows are recounted from the cases.
 
 Revision ID: e7a4c2b9d613
 Revises: 9d3f5b7c1e20
