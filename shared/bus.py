@@ -56,6 +56,12 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
     "isolation_level": "read_committed",
+    # Idle cost: the broker answers a fetch as soon as a record arrives, so a longer long-poll
+    # (default 500 ms) adds no latency, only fewer empty round trips; and aiokafka's fetch
+    # routine re-plans every partition each consumer_timeout_ms (default 200 ms) when nothing
+    # else wakes it (a fetch answered, records consumed, a rebalance all do).
+    "fetch_max_wait_ms": 2000,
+    "consumer_timeout_ms": 1000,
 }
 # While the broker is unreachable aiokafka retries metadata, fetches and the coordinator every
 # retry_backoff_ms (default 100): ten tries a second per client burn CPU for nothing.
@@ -122,6 +128,7 @@ class PublishFailed(Exception):
 
 
 MAX_BATCH = 500  # records of one partition handled in one transaction
+LAG_IDLE_S = 15.0  # how often an idle consumer refreshes its lag gauges
 
 
 # The handler working on the current message; an event dispatcher narrows it to the handler of
@@ -445,10 +452,15 @@ class KafkaBus:
         from aiokafka import TopicPartition
 
         metrics.consuming_in_this_task(self.client_id, sub.group)
-        lag_at = 0.0  # the lag gauges are set at most once a second (a label per partition)
+        # the lag gauges (a label per partition) are set at most once a second while records
+        # flow, and every LAG_IDLE_S when none came (the lag can only grow by records we have
+        # not fetched yet, which the fetch brings in with the high-water mark)
+        lag_at, busy = 0.0, True
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+                # a record arriving ends the wait at once: the timeout only bounds an idle loop
+                batches = await consumer.getmany(timeout_ms=2000, max_records=MAX_BATCH)
+                busy = busy or bool(batches)
                 for tp, records in batches.items():
                     metrics.batch_received(tp.topic, len(records))
                     msgs = [
@@ -484,9 +496,10 @@ class KafkaBus:
                             )
                         if done != msgs[-1].offset:  # rewind: the rest is read again
                             consumer.seek(tp, msgs[0].offset if done is None else done + 1)
-                if time.monotonic() - lag_at >= 1.0:
+                since = time.monotonic() - lag_at
+                if since >= LAG_IDLE_S or (busy and since >= 1.0):
                     metrics.observe_lag(self.client_id, sub.group, consumer)
-                    lag_at = time.monotonic()
+                    lag_at, busy = time.monotonic(), False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker hiccup: keep consuming, never die silently

@@ -753,9 +753,21 @@ class OutboxRelay:
     STALL_AFTER = 3
 
     def __init__(
-        self, delivery: Delivery, bus: Bus, interval_s: float = 0.5, batch: int = 500
+        self,
+        delivery: Delivery,
+        bus: Bus,
+        interval_s: float = 0.5,
+        batch: int = 500,
+        idle_max_s: float | None = None,
     ) -> None:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
+        # polls that find nothing back off from interval_s to this (a commit wakes it at once):
+        # ten intervals, at most 5 s
+        if idle_max_s is None:
+            idle_max_s = min(5.0, 10 * interval_s)
+        self.idle_max_s = max(interval_s, idle_max_s)
+        self._contended = False  # the last poll found another instance publishing (PostgreSQL)
+        self.idle_polls = 0  # polls in a row that found nothing to send
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
         # counters another module's /metrics reads as plain attributes
@@ -796,7 +808,9 @@ class OutboxRelay:
                     text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_RELAY_LOCK_KEY)
                 )
                 if not got.scalar():
+                    self._contended = True
                     return 0, None
+            self._contended = False
             stmt = (
                 select(outbox.id, outbox.topic, outbox.key, outbox.value)
                 .where(outbox.published_at.is_(None))
@@ -836,17 +850,33 @@ class OutboxRelay:
                 raise e
         return len(acked), (errors[0] if errors else None)
 
+    def next_wait(self, idle_polls: int) -> float:
+        """How long to wait for a wake-up after `idle_polls` polls in a row found nothing.
+
+        Every commit of this process wakes the relay at once, so the poll only catches rows it
+        was not told of (another process's, or what a failed attempt left): it doubles from
+        interval_s up to idle_max_s while nothing happens, and an idle service stops
+        reading its outbox several times a second.
+        """
+        return min(self.interval_s * 2 ** min(idle_polls, 16), self.idle_max_s)
+
     async def run(self) -> None:
-        """Loop until cancelled: publish, then wait for a wake-up or the interval."""
+        """Loop until cancelled: publish, then wait for a wake-up or the (backed-off) interval."""
         while True:
             # clear before reading: a commit during the batch wakes the next round at once
             self.delivery.wakeup.clear()
             try:
-                while await self.publish_pending() >= self.batch:
-                    pass
+                sent = await self.publish_pending()
+                total = sent
+                while sent >= self.batch:
+                    sent = await self.publish_pending()
+                    total += sent
+                # another instance publishing may leave rows behind: keep the short interval
+                self.idle_polls = 0 if total or self._contended else self.idle_polls + 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.idle_polls = 0
                 log.error(
                     "outbox relay failed; will retry",
                     extra={
@@ -859,7 +889,7 @@ class OutboxRelay:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives just as the wake-up fires, and stop() then waits for ever
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval_s):
+                async with asyncio.timeout(self.next_wait(max(0, self.idle_polls - 1))):
                     await self.delivery.wakeup.wait()
 
     def start(self) -> None:

@@ -221,3 +221,30 @@ async def test_a_relay_that_cannot_make_progress_says_so(delivery: Delivery) -> 
     assert relay.last_error == "ConnectionError"
     assert await relay.publish_pending() == 1
     assert not relay.stalled and relay.published_total == 1
+
+
+async def test_an_idle_relay_backs_off_and_a_commit_still_wakes_it_at_once(
+    delivery: Delivery,
+) -> None:
+    import asyncio
+
+    relay = OutboxRelay(delivery, InMemoryBus(), interval_s=0.5)
+    # polls that find nothing wait longer and longer, up to ten intervals (at most 5 s)
+    assert [relay.next_wait(i) for i in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert OutboxRelay(delivery, InMemoryBus(), interval_s=0.02).idle_max_s == 0.2
+    assert OutboxRelay(delivery, InMemoryBus(), interval_s=9.0).idle_max_s == 9.0
+
+    bus = InMemoryBus()
+    relay = OutboxRelay(delivery, bus, interval_s=0.01, idle_max_s=3600)
+    relay.idle_polls = 40  # long idle: its next poll is an hour away
+    relay.start()
+    try:
+        while relay.idle_polls <= 40:  # it polled once more, found nothing, and now waits
+            await asyncio.sleep(0.01)
+        await _emit(delivery, "w", 1)  # the commit wakes it: no poll needed
+        async with asyncio.timeout(60):  # a hang guard only
+            while not bus.log[TOPICS.followup] or relay.idle_polls:
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+    assert [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]] == ["w"]
