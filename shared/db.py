@@ -858,7 +858,7 @@ class OutboxRelay:
         interval_s up to idle_max_s while nothing happens, and an idle service stops
         reading its outbox several times a second.
         """
-        return min(self.interval_s * 2 ** min(idle_polls, 16), self.idle_max_s)
+        return min(self.interval_s * float(2 ** min(idle_polls, 16)), self.idle_max_s)
 
     async def run(self) -> None:
         """Loop until cancelled: publish, then wait for a wake-up or the (backed-off) interval."""

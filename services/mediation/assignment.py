@@ -10,6 +10,7 @@ from typing import Any
 
 from services.mediation.channels import CaseView, ChannelRegistry, MediationChannel
 from services.mediation.domain import (
+    WORKLOAD_STATUSES,
     DutyHours,
     OrgFacts,
     aware,
@@ -141,6 +142,39 @@ async def assign(
     `manual` sends it to the coordination centre of its tier for a person to assign;
     `organisation`/`mediator` are a coordinator's explicit choice.
     """
+    before = _workload_slot(case)
+    try:
+        return await _assign(
+            ctx,
+            tx,
+            case,
+            now=now,
+            action=action,
+            actor=actor,
+            actor_role=actor_role,
+            manual=manual,
+            organisation=organisation,
+            mediator=mediator,
+            reason=reason,
+        )
+    finally:
+        _count_moved(tx, before, _workload_slot(case))
+
+
+async def _assign(
+    ctx: Context,
+    tx: Tx,
+    case: MediationCase,
+    *,
+    now: datetime,
+    action: str,
+    actor: str,
+    actor_role: str,
+    manual: bool,
+    organisation: Organisation | None,
+    mediator: StaffMember | None,
+    reason: str,
+) -> list[AfterCommit]:
     orgs = await _memo(tx, "mediation.organisations", lambda: organisations(tx.session))
     facts = [o.facts() for o in orgs]
     by_id = {o.id: o for o in orgs}
@@ -182,7 +216,7 @@ async def assign(
         picked = mediator.id
         why.append("协调员指定调解员")
     elif chosen.kind == "mediation" and not manual:
-        counts = await open_case_counts(tx.session, chosen.id)
+        counts = await _open_counts(tx, chosen.id)
         staff = await _memo(
             tx,
             f"mediation.mediators.{chosen.id}",
@@ -231,6 +265,43 @@ async def _memo(tx: Tx, key: str, load: Callable[[], Awaitable[list[Any]]]) -> l
         tx.batch.memo[key] = await load()
     rows: list[Any] = tx.batch.memo[key]
     return rows
+
+
+_OPEN_COUNTS = "mediation.open_counts"
+
+
+def _workload_slot(case: MediationCase) -> tuple[str, str] | None:
+    """Whose open-case count the case adds to (organisation, mediator), if anyone's."""
+    if case.organisation_id and case.mediator_id and case.status in WORKLOAD_STATUSES:
+        return case.organisation_id, case.mediator_id
+    return None
+
+
+async def _open_counts(tx: Tx, organisation_id: str) -> dict[str, int]:
+    """Open cases per mediator of an organisation: in a consumer batch read once per
+    organisation (the query's autoflush counts what the batch did so far) and then kept up to
+    date by assign() as the batch moves cases (_count_moved), so each case costs no GROUP BY."""
+    if tx.batch is None:
+        return await open_case_counts(tx.session, organisation_id)
+    counts: dict[str, dict[str, int]] = tx.batch.memo.setdefault(_OPEN_COUNTS, {})
+    if organisation_id not in counts:
+        counts[organisation_id] = await open_case_counts(tx.session, organisation_id)
+    return counts[organisation_id]
+
+
+def _count_moved(tx: Tx, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
+    """Move a case's weight between mediators in the batch's counts (those already read).
+
+    Within a consumer batch only assign() changes a case's organisation, mediator or workload
+    status, so the counts stay what the query would answer now.
+    """
+    if tx.batch is None or before == after:
+        return
+    counts: dict[str, dict[str, int]] = tx.batch.memo.get(_OPEN_COUNTS, {})
+    for slot, step in ((before, -1), (after, 1)):
+        if slot is not None and slot[0] in counts:
+            org = counts[slot[0]]
+            org[slot[1]] = org.get(slot[1], 0) + step
 
 
 async def _share_with_co_channels(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, String, UniqueConstraint, and_, func, or_
@@ -276,16 +276,31 @@ async def trail_of(session: AsyncSession, case_id: str) -> list[Any]:
     return list((await session.exec(stmt)).all())
 
 
-async def cases_to_scan(session: AsyncSession, statuses: Sequence[str]) -> list[MediationCase]:
-    """Cases whose deadlines may still be missed and are not yet all flagged."""
-    stmt = select(MediationCase).where(col(MediationCase.status).in_(list(statuses)))
-    stmt = stmt.where(
-        or_(
-            col(MediationCase.sign_for_overdue).is_(False),
-            col(MediationCase.mediation_overdue).is_(False),
-        )
+async def cases_to_scan(
+    session: AsyncSession,
+    now: datetime,
+    sign_for_pending: Sequence[str],
+    mediation_pending: Sequence[str],
+) -> list[str]:
+    """Ids of the cases past a deadline they are still pending on and not yet flagged for.
+
+    Only those: an idle scan of a county's open cases reads no rows and opens no transaction
+    per case (the scanner checks each candidate again with domain.overdue_kinds).
+    """
+    c = MediationCase
+    at = now.astimezone(UTC)  # SQLite keeps UTC wall times: compare with a UTC one
+    late_sign_for = and_(
+        col(c.status).in_(list(sign_for_pending)),
+        col(c.sign_for_overdue).is_(False),
+        col(c.sign_for_due) < at,
     )
-    return list((await session.exec(stmt.order_by(col(MediationCase.case_id)))).all())
+    late_mediation = and_(
+        col(c.status).in_(list(mediation_pending)),
+        col(c.mediation_overdue).is_(False),
+        col(c.mediation_due) < at,
+    )
+    stmt = select(c.case_id).where(or_(late_sign_for, late_mediation)).order_by(col(c.case_id))
+    return list((await session.exec(stmt)).all())
 
 
 async def supervision_exists(session: AsyncSession, case_id: str, kind: str) -> bool:

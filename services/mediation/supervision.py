@@ -29,10 +29,9 @@ async def scan_overdue(ctx: Context) -> list[Supervision]:
     """One pass over open cases at the clock's now; returns the notices raised in this pass."""
     now, topics = ctx.clock.now(), ctx.topics
     async with ctx.delivery.sessions() as session:
-        candidates = [
-            c.case_id
-            for c in await cases_to_scan(session, sorted(SIGN_FOR_PENDING | MEDIATION_PENDING))
-        ]
+        candidates = await cases_to_scan(
+            session, now, sorted(SIGN_FOR_PENDING), sorted(MEDIATION_PENDING)
+        )
     raised: list[Supervision] = []
     for case_id in candidates:  # one transaction per case: a failure touches only that case
         async with ctx.delivery.transaction() as tx:

@@ -3,6 +3,11 @@ co-channel copies, retriage and duplicates."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from shared.bus import OutgoingMessage
+from shared.contracts import REGISTRY, CaseTriaged
+from shared.events import new_id
 from tests.unit.mediation.conftest import NIGHT, Svc, dump
 
 
@@ -165,3 +170,58 @@ async def test_no_organisation_leaves_it_triaged_for_a_coordinator(svc: Svc) -> 
         "people",
         "med-people-town-day",
     )
+
+
+async def test_a_batch_of_routed_cases_counts_its_own_assignments(svc: Svc) -> None:
+    """Cases of one consumer batch: each assignment sees the ones before it in the batch."""
+    r = await svc.client.post(
+        "/v1/admin/mediators",
+        headers=svc.token("admin"),
+        json={"id": "med-people-town-day2", "name": "新调解员", "organisation_id": "people-town"},
+    )
+    assert r.status_code == 201, r.text
+    before = await svc.triaged()  # stored before the batch: "…-day" has one open case
+    assert (await svc.case(before))["mediator_id"] == "med-people-town-day"
+    ids = [new_id() for _ in range(5)]
+    now = svc.clock.now()
+    messages = []
+    for cid in ids:
+        ev = CaseTriaged(
+            case_id=cid,
+            source="grid",
+            source_ref=f"g-{cid[:8]}",
+            dispute_type="neighbour",
+            severity="medium",
+            channel="people",
+            co_channels=[],
+            tier="town",
+            rule_id="R7",
+            rules_version="test",
+            sign_for_due=now + timedelta(hours=4),
+            mediation_due=now + timedelta(days=30),
+            attempt=1,
+            grid_code="522731001001",
+            text="楼上漏水",
+            parties=[],
+        )
+        env = REGISTRY.event(ev, event_type="case.triaged", producer="test", case_id=cid)
+        messages.append(OutgoingMessage(svc.topics.triaged, cid, env.to_bytes()))
+    await svc.bus.publish(messages)  # queued together: one partition batch, one transaction
+    await svc.bus.drain()
+    await svc.flush()
+    got = [(await svc.case(c))["mediator_id"] for c in ids]
+    assert got == [
+        "med-people-town-day2",  # 0 against 1
+        "med-people-town-day",  # 1 : 1, by id
+        "med-people-town-day2",
+        "med-people-town-day",
+        "med-people-town-day2",
+    ]
+    reasons = [svc.trail(c)[0]["reason"] for c in ids]
+    assert [r.split("；")[-1] for r in reasons] == [
+        "值班调解员在办0件，最少",
+        "值班调解员在办1件，最少",
+        "值班调解员在办1件，最少",
+        "值班调解员在办2件，最少",
+        "值班调解员在办2件，最少",
+    ]

@@ -142,3 +142,27 @@ async def test_the_lifespan_scanner_raises_notices_by_itself(
                 break
             await asyncio.sleep(0.05)
         assert [(s["case_id"], s["kind"]) for s in r.json()["items"]] == [(cid, "sign_for_overdue")]
+
+
+async def test_the_scan_reads_only_cases_past_a_deadline_not_yet_flagged(svc: Svc) -> None:
+    from zoneinfo import ZoneInfo
+
+    from services.mediation.domain import MEDIATION_PENDING, SIGN_FOR_PENDING
+    from services.mediation.repository import cases_to_scan
+
+    cid = await svc.triaged()  # sign-for due in 4 hours, mediation in 30 days
+    # another open case, not late within the day
+    await svc.triaged(tier="grid", sign_for_due=svc.clock.now() + timedelta(days=1))
+
+    async def candidates(hours: float, tz: str = "UTC") -> list[str]:
+        at = (svc.clock.now() + timedelta(hours=hours)).astimezone(ZoneInfo(tz))
+        async with svc.ctx.delivery.sessions() as session:
+            return await cases_to_scan(
+                session, at, sorted(SIGN_FOR_PENDING), sorted(MEDIATION_PENDING)
+            )
+
+    assert await candidates(3) == [] and await candidates(3, "Asia/Shanghai") == []
+    assert await candidates(5) == [cid] and await candidates(5, "Asia/Shanghai") == [cid]
+    svc.clock.advance(timedelta(hours=5))
+    assert [r.case_id for r in await svc.scan()] == [cid]
+    assert await candidates(0) == []  # flagged: read no more until mediation runs late

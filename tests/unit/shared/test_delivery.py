@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -238,13 +238,16 @@ async def test_an_idle_relay_backs_off_and_a_commit_still_wakes_it_at_once(
     relay = OutboxRelay(delivery, bus, interval_s=0.01, idle_max_s=3600)
     relay.idle_polls = 40  # long idle: its next poll is an hour away
     relay.start()
-    try:
-        while relay.idle_polls <= 40:  # it polled once more, found nothing, and now waits
-            await asyncio.sleep(0.01)
-        await _emit(delivery, "w", 1)  # the commit wakes it: no poll needed
+
+    async def until(cond: Callable[[], bool]) -> None:
         async with asyncio.timeout(60):  # a hang guard only
-            while not bus.log[TOPICS.followup] or relay.idle_polls:
+            while not cond():  # noqa: ASYNC110 - the relay has no event to wait on for this
                 await asyncio.sleep(0.01)
+
+    try:
+        await until(lambda: relay.idle_polls > 40)  # it polled once more, found nothing, waits
+        await _emit(delivery, "w", 1)  # the commit wakes it: no poll needed
+        await until(lambda: bool(bus.log[TOPICS.followup]) and relay.idle_polls == 0)
     finally:
         await relay.stop()
     assert [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]] == ["w"]
