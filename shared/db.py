@@ -23,7 +23,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.bus import Bus, OutgoingMessage, PublishFailed
+from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, new_id, utcnow
 from shared.sqlite_inline import inline_creator
@@ -742,10 +742,12 @@ class OutboxRelay:
     """Publishes committed outbox rows with the idempotent producer and marks them sent.
 
     Per key (the case id; a source reference for feedback) rows go out strictly in outbox
-    order: a row is sent only after the one before it was acknowledged, and a failure stops the
-    rest of that key's rows until the next attempt. Rows are marked sent as they are
-    acknowledged, so an attempt that fails half-way never sends the acknowledged half again.
-    Keys are independent of each other and are sent concurrently.
+    order on the idempotent producer (which keeps a partition's order), and a failure stops the
+    rest of that key's rows until the next attempt. Each attempt reads only the columns it
+    sends, hands the whole batch to the bus in one call (keys side by side) and marks the
+    acknowledged rows with one UPDATE, so an attempt that fails half-way never sends the
+    acknowledged half again. One publisher per database (an advisory lock on PostgreSQL).
+    An idle relay polls less and less often (next_wait); a commit wakes it at once.
     """
 
     # after this many attempts in a row that published nothing while rows were pending,
@@ -825,29 +827,24 @@ class OutboxRelay:
                 by_key.setdefault(key, []).append(
                     (row_id, OutgoingMessage(topic, key, value, headers_for(value)))
                 )
+            groups = list(by_key.values())
+            # one call for the batch: each key's rows in order, the keys side by side; when a
+            # key fails part-way only its acknowledged head is marked (the rest go next time,
+            # after it, in order)
+            try:
+                results = await self.bus.publish_groups([[m for _, m in rs] for rs in groups])
+            except Exception as exc:  # no producer at all: nothing was sent
+                results = [(0, exc)] * len(groups)
             acked: list[int] = []
-
-            async def send_in_order(key_rows: list[tuple[int, OutgoingMessage]]) -> None:
-                # one call per key: the bus sends them in order and waits for all the acks;
-                # when it fails part-way only the acknowledged head is marked
-                try:
-                    await self.bus.publish([m for _, m in key_rows])
-                except PublishFailed as exc:
-                    acked.extend(i for i, _ in key_rows[: exc.acked])
-                    raise exc.cause from exc
-                acked.extend(i for i, _ in key_rows)
-
-            results = await asyncio.gather(
-                *(send_in_order(rs) for rs in by_key.values()), return_exceptions=True
-            )
+            errors: list[BaseException] = []
+            for rs, (n, error) in zip(groups, results, strict=True):
+                acked.extend(i for i, _ in rs[:n])
+                if error is not None:
+                    errors.append(error)
             if acked:
                 await session.exec(
                     update(outbox).where(outbox.id.in_(acked)).values(published_at=utcnow())
                 )
-            errors = [e for e in results if isinstance(e, BaseException)]
-        for e in errors:
-            if isinstance(e, asyncio.CancelledError):
-                raise e
         return len(acked), (errors[0] if errors else None)
 
     def next_wait(self, idle_polls: int) -> float:
