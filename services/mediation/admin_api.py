@@ -163,6 +163,7 @@ async def create_organisation(
         row.name, row.kind, row.channel, row.tier = body.name, body.kind, body.channel, body.tier
         row.grid_codes, row.active = list(body.grid_codes), body.active
         tx.session.add(row)
+    ctx.directory.invalidate()  # committed: assignment reads the new facts
     return org_body(row)
 
 
@@ -204,6 +205,7 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
             body.active,
         )
         tx.session.add(row)
+    ctx.directory.invalidate()  # committed: assignment reads the new facts
     return staff_body(row)
 
 
@@ -244,6 +246,7 @@ async def update_staff(
                 case_id=row.id,
             )
         tx.session.add(row)
+    ctx.directory.invalidate()  # committed: assignment reads the new facts
     return staff_body(row)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from services.mediation.channels import CaseView, ChannelRegistry, MediationChan
 from services.mediation.domain import (
     WORKLOAD_STATUSES,
     DutyHours,
+    MediatorFacts,
     OrgFacts,
     aware,
     next_status,
@@ -42,6 +44,52 @@ SYSTEM = "system:mediation"
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+class Directory:
+    """Organisations and mediators as assignment sees them, cached in the process.
+
+    They change only through the admin routes, which call invalidate() once committed, so this
+    instance assigns by the new facts at once; what another instance (or process) changed is
+    read again within ttl_s. A load that overlaps an invalidation is used once, not kept.
+    """
+
+    def __init__(self, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._generation = 0
+        self._orgs: tuple[float, list[OrgFacts]] | None = None
+        self._mediators: dict[str, tuple[float, list[MediatorFacts]]] = {}
+
+    def invalidate(self) -> None:
+        """Forget everything (an organisation or a member of staff was written)."""
+        self._generation += 1
+        self._orgs = None
+        self._mediators.clear()
+
+    def _fresh(self, at: float) -> bool:
+        return self.clock() - at < self.ttl_s
+
+    async def organisations(self, tx: Tx) -> list[OrgFacts]:
+        """The active organisations, by id."""
+        if self._orgs is not None and self._fresh(self._orgs[0]):
+            return self._orgs[1]
+        generation, at = self._generation, self.clock()
+        facts = [o.facts() for o in await organisations(tx.session)]
+        if generation == self._generation:
+            self._orgs = (at, facts)
+        return facts
+
+    async def mediators(self, tx: Tx, organisation_id: str) -> list[MediatorFacts]:
+        """The mediators of an organisation, by id."""
+        hit = self._mediators.get(organisation_id)
+        if hit is not None and self._fresh(hit[0]):
+            return hit[1]
+        generation, at = self._generation, self.clock()
+        rows = await staff_of(tx.session, organisation_id, role="mediator")
+        facts = [m.facts() for m in rows]
+        if generation == self._generation:
+            self._mediators[organisation_id] = (at, facts)
+        return facts
+
+
 @dataclass
 class Context:
     """What handlers, actions and the scanner share."""
@@ -52,6 +100,7 @@ class Context:
     clock: Clock
     channels: ChannelRegistry
     cipher: PiiCipher
+    directory: Directory = field(default_factory=Directory)
 
     @property
     def hours(self) -> DutyHours:
@@ -175,9 +224,7 @@ async def _assign(
     mediator: StaffMember | None,
     reason: str,
 ) -> list[AfterCommit]:
-    orgs = await _memo(tx, "mediation.organisations", lambda: organisations(tx.session))
-    facts = [o.facts() for o in orgs]
-    by_id = {o.id: o for o in orgs}
+    facts = await ctx.directory.organisations(tx)
     why: list[str] = [reason] if reason else []
     chosen: OrgFacts | None
     if organisation is not None:
@@ -217,12 +264,7 @@ async def _assign(
         why.append("协调员指定调解员")
     elif chosen.kind == "mediation" and not manual:
         counts = await _open_counts(tx, chosen.id)
-        staff = await _memo(
-            tx,
-            f"mediation.mediators.{chosen.id}",
-            lambda: staff_of(tx.session, chosen.id, role="mediator"),
-        )
-        mediators = [m.facts() for m in staff]
+        mediators = await ctx.directory.mediators(tx, chosen.id)
         m = pick_mediator(mediators, chosen.id, counts, now, ctx.hours)
         if m is None:
             why.append("当前无值班调解员，进入机构待办队列")
@@ -241,7 +283,7 @@ async def _assign(
         case.sign_for_due = now + timedelta(seconds=case.sign_for_window_s)
         case.sign_for_overdue = False  # a new organisation signs for it by a new deadline
     tx.session.add(case)
-    await _share_with_co_channels(tx, case, facts, by_id)
+    await _share_with_co_channels(tx, case, facts)
     tx.transition(
         case.case_id,
         action=action,
@@ -254,17 +296,6 @@ async def _assign(
         at=now,
     )
     return notify_assigned(ctx, case)
-
-
-async def _memo(tx: Tx, key: str, load: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
-    """Organisations and staff, read once per consumer batch (a batch never changes them:
-    people change them through the admin routes, in transactions of their own)."""
-    if tx.batch is None:
-        return await load()
-    if key not in tx.batch.memo:
-        tx.batch.memo[key] = await load()
-    rows: list[Any] = tx.batch.memo[key]
-    return rows
 
 
 _OPEN_COUNTS = "mediation.open_counts"
@@ -304,15 +335,13 @@ def _count_moved(tx: Tx, before: tuple[str, str] | None, after: tuple[str, str] 
             org[slot[1]] = org.get(slot[1], 0) + step
 
 
-async def _share_with_co_channels(
-    tx: Tx, case: MediationCase, facts: list[OrgFacts], by_id: dict[str, Organisation]
-) -> None:
+async def _share_with_co_channels(tx: Tx, case: MediationCase, facts: list[OrgFacts]) -> None:
     """A read-only copy for an organisation of each co-channel (same tier, covering the area)."""
     for co in case.co_channels:
         if co == case.channel:
             continue
         org, _ = pick_organisation(facts, co, case.tier, case.grid_code)
-        if org is None or org.id not in by_id:
+        if org is None:
             continue
         if await tx.session.get(CaseReader, (case.case_id, org.id)) is None:
             tx.session.add(CaseReader(case_id=case.case_id, organisation_id=org.id, channel=co))

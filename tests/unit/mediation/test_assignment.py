@@ -225,3 +225,50 @@ async def test_a_batch_of_routed_cases_counts_its_own_assignments(svc: Svc) -> N
         "值班调解员在办2件，最少",
         "值班调解员在办2件，最少",
     ]
+
+
+async def test_the_directory_cache_follows_admin_writes_at_once_and_others_within_its_ttl(
+    svc: Svc,
+) -> None:
+    from services.mediation.assignment import Directory
+    from services.mediation.repository import Organisation
+
+    now = [0.0]
+    directory = Directory(ttl_s=5.0, clock=lambda: now[0])
+
+    async def org_ids() -> list[str]:
+        async with svc.ctx.delivery.transaction() as tx:
+            return [o.id for o in await directory.organisations(tx)]
+
+    first = await org_ids()
+    assert "people-town" in first and "written-elsewhere" not in first
+    async with svc.ctx.delivery.transaction() as tx:  # another instance's admin route, say
+        tx.session.add(
+            Organisation(
+                id="written-elsewhere",
+                name="另一实例新建的机构",
+                channel="people",
+                tier="town",
+                grid_codes=["522731001"],
+                created_at=svc.clock.now(),
+            )
+        )
+    assert await org_ids() == first  # cached: not read again within the TTL
+    now[0] = 5.0
+    assert "written-elsewhere" in await org_ids()  # read again once it expired
+    directory.invalidate()  # what this instance's admin routes call after their commit
+    async with svc.ctx.delivery.transaction() as tx:
+        mediators = await directory.mediators(tx, "people-town")
+    assert "med-people-town-day" in [m.id for m in mediators]
+
+    # this service's own admin write is seen by the next assignment, with no wait
+    warm = await svc.triaged()  # the service's directory now holds the day mediator
+    assert (await svc.case(warm))["mediator_id"] == "med-people-town-day"
+    r = await svc.client.patch(
+        "/v1/admin/mediators/med-people-town-day",
+        headers=svc.token("admin"),
+        json={"active": False},
+    )
+    assert r.status_code == 200, r.text
+    cid = await svc.triaged()
+    assert (await svc.case(cid))["mediator_id"] != "med-people-town-day"
