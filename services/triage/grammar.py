@@ -180,6 +180,8 @@ class Aspect(_Model):
     dated_claim: str = ""
     # violence, then people hiding from it or the attacker still inside: it is going on
     hiding: tuple[str, ...] = ()
+    # the sentence says no blow was struck (干起来了，光动嘴没动手): a fight word in it is a row
+    no_blows: tuple[str, ...] = ()
 
 
 class Protest(_Model):
@@ -217,6 +219,15 @@ class DangerGrammar(_Model):
     # the report says in so many words that no danger was seen (暂无过激行为, 未发现其动手):
     # the learned reader may only queue it for review (no labelled critical report says so)
     denied_danger: str = ""
+    # the report says the danger is over: the attacker gone, no blow struck, the parties gone
+    # home (打人的已经跑了, 没有打 就是吵, 两家各自回屋): the learned reader only queues it for
+    # review; regular expressions
+    danger_over: tuple[str, ...] = ()
+
+    def no_danger_regex(self) -> str:
+        """denied_danger and danger_over as one alternation ("" if neither)."""
+        parts = [p for p in (self.denied_danger, *self.danger_over) if p]
+        return _re_alt(parts) if parts else ""
 
     @model_validator(mode="after")
     def _valid(self) -> DangerGrammar:
@@ -242,6 +253,7 @@ class DangerGrammar(_Model):
         out += [("threats.veiled", p) for p in self.threats.veiled]
         if self.denied_danger:
             out.append(("denied_danger", self.denied_danger))
+        out += [("danger_over", p) for p in self.danger_over]
         if self.aspect.dated_claim:
             out.append(("aspect.dated_claim", self.aspect.dated_claim))
         if self.farewell is not None:
@@ -347,14 +359,14 @@ class DangerGrammar(_Model):
                     f"{_alt(a.progressive_adjacent)}{_re_alt(a.violent_verbs)}",
                     *passive,
                 ],
-                "not_if_sentence_has": past + list(a.settled),
+                "not_if_sentence_has": past + list(a.settled) + list(a.no_blows),
             },
             {
                 "factor": "ongoing_violence",
                 "level": "critical",
                 "element": "aspect.completed_now",
                 "patterns": list(a.completed_now),
-                "not_if_sentence_has": past + list(a.settled),
+                "not_if_sentence_has": past + list(a.settled) + list(a.no_blows),
             },
             *(
                 [
@@ -365,7 +377,7 @@ class DangerGrammar(_Model):
                         "patterns": [
                             f"{_re_alt(a.violent_verbs)}{SENTENCE_CLASS}{{0,20}}?{_alt(a.urgent)}"
                         ],
-                        "not_if_sentence_has": past + list(a.settled),
+                        "not_if_sentence_has": past + list(a.settled) + list(a.no_blows),
                     }
                 ]
                 if a.urgent

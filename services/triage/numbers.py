@@ -48,6 +48,7 @@ class NumberWords:
     age_before_re: re.Pattern[str] = field(init=False, repr=False)
     age_after_re: re.Pattern[str] = field(init=False, repr=False)
     repeat_re: re.Pattern[str] = field(init=False, repr=False)
+    elder_age_re: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         cn = re.escape("".join([*self.digits, *self.small_units, *self.big_units, self.vague]))
@@ -91,8 +92,17 @@ class NumberWords:
                 r"(?:周?岁|了|(?=[，。；！？,.;!?\s]|$))"
             ),
             "repeat_re": re.compile(
-                rf"第(?P<num>{qty})(?:次|回)|(?P<num2>[{small}十\d]{{1,8}})(?:次|回)"
-                r"(?=报警|来电|投诉|反映|求助|举报|上报)"
+                rf"第(?P<num>{qty})(?:次|回|趟)|(?P<num2>[{small}十\d]{{1,8}})(?:次|回)"
+                r"(?=报警|来电|投诉|反映|求助|举报|上报|警)"
+                # a count after the act: 报了三次警, 这个月打了三次, 投诉过两回
+                rf"|(?:报了|报过|打了|打过|反映了|反映过|投诉了|投诉过|举报过|来了)"
+                rf"(?P<num3>[{small}十\d]{{1,8}})(?:次|回|趟)"
+            ),
+            # an old person's age said without 岁: 我今年六十七了, 我妈七十一了, 都七十多了
+            "elder_age_re": re.compile(
+                r"(?<![欠给花借还收要赔付交])(?<![欠给花借还收要赔付交]了)"
+                rf"(?:今年|年纪|已经|都|快|我|他|她|妈|爸|伯|婆|爷|奶|叔|姨|公|头|太)"
+                rf"(?P<num>[{cn}]{{2,5}}|\d{{2}})(?:多|来)?了"
             ),
         }
         for name, value in built.items():
@@ -299,6 +309,17 @@ def find_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     return out
 
 
+def find_elder_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
+    """Old people's ages said without 岁 ("我今年六十七了", "我妈七十一了"): 60 to 110 only,
+    so that a count or an amount ("欠了八千了") is not read as an age."""
+    out: list[Quantity] = []
+    for m in words.elder_age_re.finditer(text):
+        value = parse_number(m.group("num"), words)
+        if value is not None and 60 <= value <= 110:
+            out.append(Quantity(value, m.group(0)))
+    return out
+
+
 def attached_age(text: str, start: int, end: int, words: NumberWords = DEFAULT_WORDS) -> int | None:
     """The age stated right before or after the word at text[start:end], if any."""
     for m in (
@@ -328,10 +349,10 @@ def find_repeat_count(
         around = text[max(0, m.start() - 15) : m.start()] + _clause(text, m.start(), m.end())
         just_before = _clause_before(text, m.start(), 8)
         if not any(w in around for w in report_words) and not (
-            m.group("num") and any(p in just_before for p in periods)
+            (m.group("num") or m.group("num3")) and any(p in just_before for p in periods)
         ):
             continue
-        value = parse_number(m.group("num") or m.group("num2"), words)
+        value = parse_number(m.group("num") or m.group("num2") or m.group("num3"), words)
         if value is not None and 1 < value < 50 and (best is None or value > best.value):
             best = Quantity(value, m.group(0))
     return best

@@ -368,8 +368,8 @@ class Rules(_Model):
             hyperbole=grammar.hyperbole_regex() if grammar else None,
             weapon_noun=grammar.weapon_noun_regex() if grammar else None,
             ordinary_use=grammar.ordinary_use() if grammar else None,
-            denied_danger=re.compile(grammar.denied_danger)
-            if grammar and grammar.denied_danger
+            denied_danger=re.compile(grammar.no_danger_regex())
+            if grammar and (grammar.denied_danger or grammar.danger_over)
             else None,
             repeat_phrases=tuple((re.compile(p), n) for p, n in self.repeat_phrases.items()),
             numbers=NumberWords(

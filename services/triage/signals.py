@@ -10,6 +10,7 @@ from services.triage.numbers import (
     Quantity,
     attached_age,
     find_ages,
+    find_elder_ages,
     find_money,
     find_people_counts,
     find_repeat_count,
@@ -399,6 +400,9 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
             return Factor("medium", "vulnerable", f"老人：{q.evidence}")
         if q.value < t.minor_age:
             return Factor("medium", "vulnerable", f"未成年人：{q.evidence}")
+    for q in find_elder_ages(text, rules.compiled.numbers):
+        if q.value >= t.elderly_age:
+            return Factor("medium", "vulnerable", f"老人：{q.evidence}")
     groups = (
         ("老人", "elderly", ()),
         ("残疾人", "disabled", ()),
