@@ -199,3 +199,37 @@ def test_repeats_and_old_age_said_in_words(rules: Rules, text: str, severity: st
 )
 def test_an_old_report_a_small_debt_or_telling_him_thrice_are_not(rules: Rules, text: str) -> None:
     assert _sev(rules, text) == "low"
+
+
+# what the dispute is about, told in dialect or in a terse note
+@pytest.mark.parametrize(
+    ("text", "dispute_type"),
+    [
+        ("停在路边的车被一辆泥头车刮花了车门，对方司机说公司会赔，一直拖着", "traffic"),
+        ("坐公交时司机一脚急刹，我在车厢里跌倒扭了腰，公交公司不理", "traffic"),
+        ("我们几户起了个标会，会头说会钱都借出去收不回来了", "debt_contract"),
+        ("两个人合伙买了辆三轮车拉货，说好一人一半，他那份一直没给", "debt_contract"),
+        ("五楼冷气机的水天天滴到我家阳台上，说了也不接水管", "neighbour"),
+        ("单位安排去体检中心体检，报告拖了一个月还没出，要求退费", "medical"),
+        ("有个男的天天跟着我到单位楼下，我很害怕", "public_order"),
+        ("快递站长扣了他两百块，说是有客户投诉他", "labour"),
+        ("老爸过身后，小弟说老房子全归他，我们姐妹一分没有", "marriage_family"),
+    ],
+)
+def test_the_dispute_is_read_from_what_it_is_about(
+    rules: Rules, text: str, dispute_type: str
+) -> None:
+    assert extract(text, None, (), 1, rules).type_choice.code == dispute_type
+
+
+@pytest.mark.parametrize(
+    ("text", "not_type"),
+    [
+        ("营业厅给老人办了个套餐，每月多扣了三十九元话费", "labour"),
+        ("两户为门口车位互相推搡，已劝开", "public_order"),
+        ("家属把遗体停在医院大厅门口，要医院赔钱", "neighbour"),
+        ("孩子在走廊追逐被同学推倒，家长为医药费争执", "neighbour"),
+    ],
+)
+def test_look_alikes_keep_their_type(rules: Rules, text: str, not_type: str) -> None:
+    assert extract(text, None, (), 1, rules).type_choice.code != not_type
