@@ -75,7 +75,9 @@ class NumberWords:
                 # "几十口人", "四五十口子": households counted by mouths
                 r"|口(?=人|子)"
                 # "百来号人", "几十号工人" (not "3号楼住户")
-                r"|(?<![\d.])号(?=[\u4e00-\u9fff]?[人工民户属生客者员友长]))"
+                r"|(?<![\d.])号(?=[\u4e00-\u9fff]?[人工民户属生客者员友长])"
+                # "十三家供应商", "十二家住户": parties counted by households or firms
+                r"|家(?=供应商|商户|住户|人家|农户|店铺|门店|业主|会员))"
             ),
             "monthly_re": re.compile(
                 rf"(?:(?<![个\d{cn}])(?:月薪|月工资|每月工资|每个月工资|每月|每个月|月租)|一个月)"
@@ -88,7 +90,7 @@ class NumberWords:
             # an age attached to a word for a person: "58岁的婆婆", "婆婆才58", "老人今年五十八了"
             "age_before_re": re.compile(rf"(?P<num>{qty})周?岁的?$"),
             "age_after_re": re.compile(
-                rf"^(?:今年|才|都|已经|已|也|刚满|刚|快|有|满)*(?P<num>{qty})"
+                rf"^(?:[妹仔娃哥姐]?[（(])?(?:今年|才|都|已经|已|也|刚满|刚|快|有|满)*(?P<num>{qty})"
                 r"(?:周?岁|了|(?=[，。；！？,.;!?\s]|$))"
             ),
             "repeat_re": re.compile(
@@ -101,7 +103,7 @@ class NumberWords:
             # an old person's age said without 岁: 我今年六十七了, 我妈七十一了, 都七十多了
             "elder_age_re": re.compile(
                 r"(?<![欠给花借还收要赔付交])(?<![欠给花借还收要赔付交]了)"
-                rf"(?:今年|年纪|已经|都|快|我|他|她|妈|爸|伯|婆|爷|奶|叔|姨|公|头|太)"
+                rf"(?:今年|年纪|已经|都|快|我|他|她|妈|爸|伯|婆|爷|奶|叔|姨|公|头|太|个)\s?"
                 rf"(?P<num>[{cn}]{{2,5}}|\d{{2}})(?:多|来)?了"
             ),
         }

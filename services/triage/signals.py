@@ -413,18 +413,22 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
         spans = [(pos, pos + len(w)) for w in vul.plain(group) for pos in _positions(text, w)] + [
             m.span() for r in vul.regexes(group) for m in r.finditer(text)
         ]
-        # "婆婆才58": a stated age under the threshold outweighs the word, wherever it recurs
+        # "婆婆才58": a stated age under the threshold outweighs the word, wherever it recurs;
+        # so does an adult's age beside a minor's word ("学生（19岁）")
         younger = {
             text[start:end]
             for start, end in spans
-            if group == "elderly"
+            if group in ("elderly", "minor")
             and (age := attached_age(text, start, end, rules.compiled.numbers)) is not None
-            and age < t.elderly_age
+            and (age < t.elderly_age if group == "elderly" else age >= t.minor_age)
         }
         for start, end in spans:
             after = text[end : end + 4]
             if (
                 text[start:end] in younger
+                # said not to be there: 家里没有孩子, 屋里无老人
+                or text[max(0, start - 2) : start] in ("没有", "没得")
+                or text[max(0, start - 1) : start] in ("没", "无")
                 or any(_inside(text, start, n) for n in not_inside)
                 or any(d in after for d in vul.deceased)
             ):

@@ -233,3 +233,37 @@ def test_the_dispute_is_read_from_what_it_is_about(
 )
 def test_look_alikes_keep_their_type(rules: Rules, text: str, not_type: str) -> None:
     assert extract(text, None, (), 1, rules).type_choice.code != not_type
+
+
+# severity: harm that lasts, a hospital stay beside its cause, a shove, the people said to be
+# there or not, ages beside a word, parties counted by households or firms
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        ("做完近视手术以后右眼就看不见了，医院说是个体差异", "high"),
+        ("孩子生下来胳膊一直抬不起来，医生说是神经损伤", "high"),
+        ("店主一巴掌扇过来，我门牙磕掉半颗，满嘴血", "high"),
+        ("被小舅子打得住了五天院，医药费他一分不出", "high"),
+        ("婆婆跟小姑一起动手，我额头破了去缝两针", "high"),
+        ("排队时他就推我，我差点摔倒，没受伤", "medium"),
+        ("下棋的两个老头吵起来了，一个八十多了", "medium"),
+        ("上星期我也打过110的，他今天又在楼道里骂", "medium"),
+        ("那家公司欠我们十一家供应商的材料款，谁也拿不到钱", "high"),
+    ],
+)
+def test_severity_said_in_other_words(rules: Rules, text: str, severity: str) -> None:
+    assert _sev(rules, text) == severity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我住了三天院，出院结算时多收了六百块护理费",
+        "我肺炎住了五天院，现在好了，就是觉得诊所耽误了要退钱",
+        "网购的衣服退不了，平台客服跟商家推来推去",
+        "楼上那对夫妻上夜班，家里没有孩子，就是走路声音大",
+        "兼职的学生妹（20岁）说老板扣了她两百块",
+    ],
+)
+def test_a_bill_a_buck_passed_nobody_vulnerable_are_low(rules: Rules, text: str) -> None:
+    assert _sev(rules, text) == "low"
