@@ -51,6 +51,8 @@ FIRST_RUNS = json.loads((Path(__file__).parent / "first_runs.json").read_text(en
         "blind_g.jsonl",
         "blind_h.jsonl",
         "blind_i.jsonl",
+        "blind_j.jsonl",
+        "blind_k.jsonl",
     ],
 )
 def test_the_rounds_blind_sets_stay_found(rules: Rules, name: str) -> None:
