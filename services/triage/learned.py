@@ -53,6 +53,12 @@ GENRE_WORDS = (
     "转发",
     "截图",
     "备注",
+    # who speaks in a call's transcript or a police record: 接警员：…来电人：…, 报警人称
+    "接警员",
+    "话务员",
+    "市民",
+    "报警人称",
+    "来电人称",
 )
 
 

@@ -131,7 +131,10 @@ def test_grams_of_grammatical_words_only_are_not(gram: str) -> None:
     assert not is_content_gram(gram)
 
 
-@pytest.mark.parametrize("gram", ["派出", "派出所", "一名", "男子", "微信", "网格员", "请求"])
+@pytest.mark.parametrize(
+    "gram",
+    ["派出", "派出所", "一名", "男子", "微信", "网格员", "请求", "接警员", "市民", "人称", "警员"],
+)
 def test_grams_of_the_reports_genre_are_not(gram: str) -> None:
     # how a report is filed (by whom, naming whom, by what channel) is no sign of danger
     assert not is_content_gram(gram)
