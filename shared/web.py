@@ -256,9 +256,12 @@ def service_app(
 
 
 # A service allocates a few thousand short-lived objects per event (ORM states, envelopes):
-# the default first-generation threshold (700) ran a collection every few events. The
-# modules, routes and mappers loaded at start-up are moved out of the collector's sight.
+# the default first-generation threshold (700) ran a collection every few events. Once per
+# process, when the first app has started, the modules, routes and mappers loaded so far are
+# moved out of the collector's sight and the threshold raised. Once: a full collection per
+# app start cost a test process that starts hundreds of apps a full sweep of its heap each.
 GC_THRESHOLDS = (20_000, 20, 20)
+_gc_tuned = False
 
 
 def _with_tuned_gc(
@@ -266,16 +269,14 @@ def _with_tuned_gc(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def tuned(app: FastAPI) -> AsyncIterator[None]:
+        global _gc_tuned
         async with lifespan(app):
-            gc.collect()
-            gc.freeze()
-            previous = gc.get_threshold()
-            gc.set_threshold(*GC_THRESHOLDS)
-            try:
-                yield
-            finally:
-                gc.set_threshold(*previous)
-                gc.unfreeze()
+            if not _gc_tuned:
+                _gc_tuned = True
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
+            yield
 
     return tuned
 

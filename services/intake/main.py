@@ -82,6 +82,7 @@ def create_app(
     )
     app.include_router(api.router)
     app.include_router(open311.router)
+    open311.install_not_found(app)
 
     async def sample_webhooks() -> None:
         rt = getattr(app.state, "runtime", None)

@@ -6,12 +6,15 @@ Service codes are our dispute types. Errors use the GeoReport error list
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from services.intake.canonical import FieldError, validate_report
 from services.intake.domain import (
@@ -257,3 +260,21 @@ async def get_request(service_request_id: str, request: Request) -> Any:
 async def unknown(path: str) -> JSONResponse:
     """Anything else under the Open311 root (e.g. an XML format) is a GeoReport 404."""
     return open311_error(NotFound("Open311 resource (this endpoint speaks .json)", "path"))
+
+
+def install_not_found(app: FastAPI) -> None:
+    """A path under the Open311 root that no route matches (not even `unknown`: its `path`
+    converter stops at a line break) is a GeoReport 404 too, not the API's own error body."""
+    shared_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if (
+            isinstance(exc, StarletteHTTPException)
+            and exc.status_code == 404
+            and request.url.path.startswith("/open311/")
+        ):
+            return await unknown(request.url.path)
+        response = shared_handler(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(StarletteHTTPException, not_found)

@@ -117,3 +117,21 @@ async def test_open311_errors(intake: Intake) -> None:
     assert r.status_code == 422 and "NUL" in r.json()[0]["description"]
     r = await intake.client.get("/open311/v2/requests/nope.json", headers={"X-API-Key": key})
     assert r.status_code == 404 and r.json()[0]["code"] == 404
+
+
+async def test_a_path_no_route_matches_under_the_open311_root_is_a_georeport_404(
+    intake: Intake,
+) -> None:
+    key = intake.keys["12345"]
+    # a line break in the path: not even the catch-all route's path converter matches it
+    for path in ("/open311/v2/requests.%0Ajson", "/open311/v2/requests.xml"):
+        r = await intake.client.post(
+            path, data={"service_code": "labour"}, headers={"X-API-Key": key}
+        )
+        assert r.status_code == 404, path
+        assert r.json() == [{"code": 404, "description": r.json()[0]["description"]}], path
+        assert r.json()[0]["description"].startswith("path:"), path
+    r = await intake.client.get("/v1/no-such-route")  # outside the root: the API's own body
+    assert r.status_code == 404 and r.json()["errors"] == [
+        {"field": "path", "reason": "no such route"}
+    ]
