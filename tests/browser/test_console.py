@@ -17,7 +17,15 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from services.console.views import percent
-from tests.browser.pages import sign_in_as, status_of, submit, text_of, wait_for, wait_trail
+from tests.browser.pages import (
+    sign_in_as,
+    status_of,
+    submit,
+    text_of,
+    wait_for,
+    wait_for_text,
+    wait_trail,
+)
 from tests.browser.stack import Stack, case_in_ledger, case_in_mediation, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
@@ -70,7 +78,7 @@ def test_the_journey_a_report_taken_to_closed_by_a_mediator_with_a_coordinator_w
     assert "邻居" in d.find_element(By.CSS_SELECTOR, '[data-testid="report-text"]').text
 
     submit(d, "accept")
-    assert wait_for(d, '[data-testid="action-done"]').text == "已签收"
+    assert wait_for_text(d, '[data-testid="action-done"]', "已签收") == "已签收"
     assert status_of(d) == "accepted"
     wait_trail(d, "accept")
     # now the assigned mediator: personal data in clear (and audited by mediation)
@@ -78,7 +86,7 @@ def test_the_journey_a_report_taken_to_closed_by_a_mediator_with_a_coordinator_w
     assert "13800001111" in d.find_element(By.CSS_SELECTOR, '[data-testid="contact"]').text
 
     submit(d, "note", {"text": "已电话联系双方，约定周五到村委会面谈。"})
-    assert wait_for(d, '[data-testid="action-done"]').text == "已记录调解进展"
+    assert wait_for_text(d, '[data-testid="action-done"]', "已记录调解进展") == "已记录调解进展"
     assert status_of(d) == "mediating"
 
     submit(
@@ -110,7 +118,7 @@ def test_the_journey_a_report_taken_to_closed_by_a_mediator_with_a_coordinator_w
     for round_ in (1, 2):
         d.get(f"{console}/cases/{case_id}")
         submit(d, "visit", {"note": f"第{round_}次回访：协议已履行。"})
-        assert wait_for(d, '[data-testid="action-done"]').text == "已登记回访"
+        assert wait_for_text(d, '[data-testid="action-done"]', "已登记回访") == "已登记回访"
     case_in_ledger(stack, MEDIATOR, case_id, "closed")
     d.get(f"{console}/cases/{case_id}")
     assert status_of(d) == "closed"
@@ -466,10 +474,10 @@ def test_a_court_mediator_extends_the_mediation_deadline_once_through_the_form(
     sign_in_as(d, console, mediator)
     d.get(f"{console}/cases/{case_id}")
     submit(d, "accept")
-    assert wait_for(d, '[data-testid="action-done"]').text == "已签收"
+    assert wait_for_text(d, '[data-testid="action-done"]', "已签收") == "已签收"
     before = case_in_mediation(stack, mediator, case_id, "accepted")["mediation_due"]
     submit(d, "extend", {"reason": "双方同意延长调解期限，等待借款凭证核实。"})
-    assert wait_for(d, '[data-testid="action-done"]').text == "已延期"
+    assert wait_for_text(d, '[data-testid="action-done"]', "已延期") == "已延期"
     after = case_in_mediation(stack, mediator, case_id, "accepted")
     assert after["extended_at"] is not None and after["mediation_due"] > before
     wait_trail(d, "extend")
