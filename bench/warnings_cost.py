@@ -99,6 +99,24 @@ def case_events(i: int, rng: random.Random, people: int) -> list[tuple[Envelope,
     return out
 
 
+async def feed(
+    rt: Runtime,
+    handlers: LedgerHandlers,
+    events: list[tuple[Envelope, TrailAppended]],
+    batch_size: int,
+) -> None:
+    """Hand the entries to the ledger as its consumer would: partition batches of `batch_size`,
+    one transaction each (1: one entry per transaction, the replay path)."""
+    for i in range(0, len(events), batch_size):
+        part = events[i : i + batch_size]
+        if batch_size == 1:
+            await handlers.trail_appended(*part[0])
+            continue
+        async with rt.delivery.batch([env for env, _ in part]):
+            for env, ev in part:
+                await handlers.trail_appended(env, ev)
+
+
 async def _variant(
     name: str,
     workdir: Path,
@@ -120,17 +138,10 @@ async def _variant(
     per_batch = []
     try:
         for batch in batches:
-            # CPU time of the process (SQLite's thread included): on a shared machine the wall
+            # CPU time of the process (every thread): on a shared machine the wall
             # clock mostly measures the neighbours
             t0 = time.process_time()
-            for i in range(0, len(batch), batch_size):
-                part = batch[i : i + batch_size]
-                if batch_size == 1:
-                    await handlers.trail_appended(*part[0])
-                    continue
-                async with rt.delivery.batch([env for env, _ in part]):
-                    for env, ev in part:
-                        await handlers.trail_appended(env, ev)
+            await feed(rt, handlers, batch, batch_size)
             per_batch.append((time.process_time() - t0) / len(batch) * 1e6)
         async with rt.sessions() as s:
             from sqlmodel import func, select

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bench.warnings_cost import case_events
+from bench.warnings_cost import case_events, feed
 from services.followup.handlers import LedgerHandlers
 from services.followup.main import MIGRATIONS
 from services.followup.repository import TABLES
@@ -49,14 +49,7 @@ async def _run(events: list[Any], batch: int) -> dict[str, Any]:
     await migrate(rt.engine, MIGRATIONS)
     handlers = LedgerHandlers(rt.delivery, [WarningEngine(rt.topics, thresholds_of(settings))])
     try:
-        for i in range(0, len(events), batch):
-            part = events[i : i + batch]
-            if batch == 1:
-                await handlers.trail_appended(*part[0])
-                continue
-            async with rt.delivery.batch([env for env, _ in part]):
-                for env, ev in part:
-                    await handlers.trail_appended(env, ev)
+        await feed(rt, handlers, events, batch)
         async with rt.sessions() as s:
             warnings = sorted(
                 (w.key, w.status, tuple(w.case_ids), repr(sorted(w.facts.items())))
