@@ -201,6 +201,7 @@ class Tx:
         # outbox and trail rows, written together (Core executemany) once the work is sealed
         self._outbox: list[_Out] = []
         self._trail: list[dict[str, Any]] = []
+        self._rows: dict[Any, list[dict[str, Any]]] = {}  # add_rows: table → rows, in order
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -224,6 +225,12 @@ class Tx:
         if self.batch is None or case_id not in self.batch.case_ids:
             return await self.session.get(model, case_id)
         return await self.batch.get(model, case_id)
+
+    def add_rows(self, table: Any, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue plain inserts into a table (an ORM class or a Core Table): written with one
+        executemany per table when the batch commits (or this transaction ends outside a
+        batch), after the ORM flush. Queries of the same transaction do not see them."""
+        self._rows.setdefault(table, []).extend(rows)
 
     def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
         """Queue a record that is not an event (a source's feedback) in the outbox."""
@@ -283,9 +290,13 @@ class Tx:
         if self.batch is not None:
             self.batch.trail_rows.extend(self._trail)
             self.batch.outbox_rows.extend(outbox)
+            for table, rows in self._rows.items():
+                self.batch.rows.setdefault(table, []).extend(rows)
         else:
-            await write_rows(self.session, self.delivery.tables, self._trail, outbox, [])
-        self._trail, self._outbox = [], []
+            await write_rows(
+                self.session, self.delivery.tables, self._trail, outbox, [], self._rows
+            )
+        self._trail, self._outbox, self._rows = [], [], {}
 
     @property
     def queued(self) -> bool:
@@ -346,12 +357,17 @@ async def write_rows(
     trail: list[dict[str, Any]],
     outbox: list[dict[str, Any]],
     inbox: list[dict[str, Any]],
+    extra: dict[Any, list[dict[str, Any]]] | None = None,
 ) -> None:
-    """Insert trail, outbox and inbox rows with one executemany each (outbox in emit order)."""
-    if not (trail or outbox or inbox):
+    """Insert the rows queued with add_rows (per table, in the order tables were first given),
+    then trail, outbox and inbox rows, with one executemany each (outbox in emit order)."""
+    extra = {t: rows for t, rows in (extra or {}).items() if rows}
+    if not (trail or outbox or inbox or extra):
         return
     await session.flush()
     conn = await session.connection()
+    for table, rows in extra.items():
+        await conn.execute(getattr(table, "__table__", table).insert(), rows)
     for table, rows in ((tables.trail, trail), (tables.outbox, outbox), (tables.inbox, inbox)):
         if rows:
             await conn.execute(table.__table__.insert(), rows)
@@ -389,6 +405,7 @@ class Batch:
         self.inbox_rows: list[dict[str, Any]] = []
         self.outbox_rows: list[dict[str, Any]] = []
         self.trail_rows: list[dict[str, Any]] = []
+        self.rows: dict[Any, list[dict[str, Any]]] = {}  # Tx.add_rows of the batch's events
         self.after: list[AfterCommit] = []
         self.events = 0  # events handled in the batch's transaction
         # what a consumer read once for the whole batch (its own keys; dropped with the batch)
@@ -490,6 +507,7 @@ class Batch:
             self.trail_rows,
             self.outbox_rows,
             self.inbox_rows,
+            self.rows,
         )
         await self.session.commit()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel, select
+from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import InMemoryBus, Message
@@ -251,3 +251,42 @@ async def test_an_idle_relay_backs_off_and_a_commit_still_wakes_it_at_once(
     finally:
         await relay.stop()
     assert [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]] == ["w"]
+
+
+class Note(Base, table=True):
+    """A plain append-only table for add_rows."""
+
+    __tablename__ = "notes"
+    id: int = Field(primary_key=True)
+    case_id: str = Field(max_length=64)
+    text: str = Field(max_length=64)
+
+
+async def test_add_rows_are_written_with_the_transaction_or_not_at_all(
+    delivery: Delivery,
+) -> None:
+    async with delivery.transaction() as tx:
+        tx.add_rows(Note, [{"id": 1, "case_id": "c1", "text": "alone"}])
+    with pytest.raises(RuntimeError):
+        async with delivery.transaction() as tx:
+            tx.add_rows(Note, [{"id": 2, "case_id": "c2", "text": "rolled back"}])
+            raise RuntimeError("handler failed after queueing rows")
+    # in a batch: every event's rows land at the batch's commit, in order; a failed batch
+    # keeps none of them
+    async with delivery.batch([]):
+        for i in (3, 4):
+            async with delivery.transaction() as tx:
+                table = Note.__table__  # type: ignore[attr-defined]
+                tx.add_rows(table, [{"id": i, "case_id": f"c{i}", "text": "batch"}])
+    with pytest.raises(RuntimeError):
+        async with delivery.batch([]):
+            async with delivery.transaction() as tx:
+                tx.add_rows(Note, [{"id": 5, "case_id": "c5", "text": "lost batch"}])
+            raise RuntimeError("the batch failed after an event queued rows")
+    async with delivery.sessions() as s:
+        notes = (await s.exec(select(Note).order_by(Note.id))).all()  # type: ignore[arg-type]
+    assert [(n.id, n.case_id, n.text) for n in notes] == [
+        (1, "c1", "alone"),
+        (3, "c3", "batch"),
+        (4, "c4", "batch"),
+    ]
