@@ -470,8 +470,6 @@ class KafkaBus:
             self._tasks.append(asyncio.create_task(self._consume(consumer, sub)))
 
     async def _consume(self, consumer: Any, sub: _Subscription) -> None:
-        from aiokafka import TopicPartition
-
         metrics.consuming_in_this_task(self.client_id, sub.group)
         # the lag gauges (a label per partition) are set at most once a second while records
         # flow, and every LAG_IDLE_S when none came (the lag can only grow by records we have
@@ -482,41 +480,11 @@ class KafkaBus:
                 # a record arriving ends the wait at once: the timeout only bounds an idle loop
                 batches = await consumer.getmany(timeout_ms=2000, max_records=MAX_BATCH)
                 busy = busy or bool(batches)
-                for tp, records in batches.items():
-                    metrics.batch_received(tp.topic, len(records))
-                    msgs = [
-                        Message(
-                            r.topic,
-                            r.partition,
-                            r.offset,
-                            r.key,
-                            r.value or b"",
-                            list(r.headers or []),
-                        )
-                        for r in records
-                    ]
-                    done = None
-                    try:
-                        t0 = time.perf_counter()
-                        if await try_batch(sub, msgs):
-                            each = (time.perf_counter() - t0) / len(msgs)
-                            for m in msgs:
-                                metrics.record_handled(m.topic, each)
-                            done = msgs[-1].offset
-                        else:
-                            for m in msgs:
-                                t0 = time.perf_counter()
-                                await self.dlq.run(m, sub.handler, sub.group)
-                                metrics.record_handled(m.topic, time.perf_counter() - t0)
-                                done = m.offset
-                    finally:
-                        if done is not None:
-                            # commit only what was processed and persisted
-                            await consumer.commit(
-                                {TopicPartition(tp.topic, tp.partition): done + 1}
-                            )
-                        if done != msgs[-1].offset:  # rewind: the rest is read again
-                            consumer.seek(tp, msgs[0].offset if done is None else done + 1)
+                parts = [(tp, self._messages(tp, records)) for tp, records in batches.items()]
+                if len(parts) > 1 and await self._handle_together(consumer, sub, parts):
+                    parts = []
+                for tp, msgs in parts:
+                    await self._handle_partition(consumer, sub, tp, msgs)
                 since = time.monotonic() - lag_at
                 if since >= LAG_IDLE_S or (busy and since >= 1.0):
                     metrics.observe_lag(self.client_id, sub.group, consumer)
@@ -528,6 +496,63 @@ class KafkaBus:
                     "consumer loop error", extra={"group": sub.group, "error": type(exc).__name__}
                 )
                 await asyncio.sleep(1)
+
+    @staticmethod
+    def _messages(tp: Any, records: list[Any]) -> list[Message]:
+        metrics.batch_received(tp.topic, len(records))
+        return [
+            Message(r.topic, r.partition, r.offset, r.key, r.value or b"", list(r.headers or []))
+            for r in records
+        ]
+
+    async def _handle_together(
+        self, consumer: Any, sub: _Subscription, parts: list[tuple[Any, list[Message]]]
+    ) -> bool:
+        """One fetch's records of every partition in one batch (one transaction, one offset
+        commit): each partition's records stay in offset order, and a case's records are all
+        in one partition. False when it failed (rolled back whole, nothing committed): then
+        each partition goes on its own, and a failing one record by record."""
+        from aiokafka import TopicPartition
+
+        msgs = [m for _, part in parts for m in part]
+        t0 = time.perf_counter()
+        if not await try_batch(sub, msgs):
+            return False
+        each = (time.perf_counter() - t0) / len(msgs)
+        for m in msgs:
+            metrics.record_handled(m.topic, each)
+        await consumer.commit(
+            {TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in parts}
+        )
+        return True
+
+    async def _handle_partition(
+        self, consumer: Any, sub: _Subscription, tp: Any, msgs: list[Message]
+    ) -> None:
+        """One partition's records: as one batch, or one by one through the dead-letter path
+        when the batch fails; commits what was processed and rewinds to what was not."""
+        from aiokafka import TopicPartition
+
+        done = None
+        try:
+            t0 = time.perf_counter()
+            if await try_batch(sub, msgs):
+                each = (time.perf_counter() - t0) / len(msgs)
+                for m in msgs:
+                    metrics.record_handled(m.topic, each)
+                done = msgs[-1].offset
+            else:
+                for m in msgs:
+                    t0 = time.perf_counter()
+                    await self.dlq.run(m, sub.handler, sub.group)
+                    metrics.record_handled(m.topic, time.perf_counter() - t0)
+                    done = m.offset
+        finally:
+            if done is not None:
+                # commit only what was processed and persisted
+                await consumer.commit({TopicPartition(tp.topic, tp.partition): done + 1})
+            if done != msgs[-1].offset:  # rewind: the rest is read again
+                consumer.seek(tp, msgs[0].offset if done is None else done + 1)
 
     async def stop(self) -> None:
         """Stop consumers first (no new work), then flush the producer."""

@@ -168,3 +168,69 @@ async def test_one_poison_record_read_by_two_groups_is_dead_lettered_once_per_gr
     assert set(by_group) == {f"{topic_prefix}ledger".encode(), f"{topic_prefix}feedback".encode()}
     assert by_group[f"{topic_prefix}ledger".encode()]["dlq.handler"].endswith(b"ledger_handler")
     assert all(r.value == b"poison" for r in recs)
+
+
+async def test_one_fetch_of_many_partitions_is_one_batch_and_a_failing_one_goes_alone(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic, group = f"{topic_prefix}many", f"{topic_prefix}g"
+    calls: list[list[tuple[int, bytes]]] = []  # each batch handler call: (partition, value)
+    kept: list[bytes] = []  # what committed work kept (a failed batch keeps nothing)
+    one_by_one: list[bytes] = []
+
+    async def handler(msg: Message) -> None:
+        if msg.value.endswith(b"poison"):
+            raise ValueError("cannot read it")
+        one_by_one.append(msg.value)
+        kept.append(msg.value)
+
+    async def batch_handler(msgs: list[Message]) -> None:
+        calls.append([(m.partition, m.value) for m in msgs])
+        if any(m.value.endswith(b"poison") for m in msgs):
+            raise ValueError("cannot read it")  # the whole batch rolls back
+        kept.extend(m.value for m in msgs)
+
+    producer = KafkaBus(kafka_bootstrap, "many-producer", extra_topics=[topic], partitions=4)
+    await producer.start()
+    # keys spread over the four partitions, a key's records in order in its partition, and
+    # a poison record in each key's middle: whatever a fetch brings holds one
+    sent = [
+        OutgoingMessage(topic, f"case{k}", f"case{k}-{i}".encode())
+        for i in range(5)
+        for k in range(8)
+    ]
+    sent[16:16] = [OutgoingMessage(topic, f"case{k}", f"case{k}-poison".encode()) for k in range(8)]
+    await producer.publish(sent)
+    await producer.stop()
+
+    bus = KafkaBus(kafka_bootstrap, "many-consumer", max_attempts=1)
+    bus.subscribe([topic], group, handler, batch_handler)
+    await bus.start()
+    try:
+        await _wait(lambda: len(kept) == 40)
+        await asyncio.sleep(1)  # nothing more comes (no record twice)
+    finally:
+        await bus.stop()
+    assert sorted(kept) == sorted(m.value for m in sent if not m.value.endswith(b"poison"))
+    # the first fetch held several partitions: one call with all of them; it failed, then
+    # each partition went alone (and failed), then its records one by one
+    first = {p for p, _ in calls[0]}
+    assert len(first) > 1
+    assert [{p for p, _ in c} for c in calls[1 : 1 + len(first)]] == [
+        {p} for p in sorted(first, key=[p for p, _ in calls[0]].index)
+    ]
+    assert {v for _, v in calls[0] if not v.endswith(b"poison")} <= set(one_by_one)
+    for k in range(8):  # per key, offset order kept through every path
+        mine = [v for v in kept if v.startswith(f"case{k}-".encode())]
+        assert mine == [f"case{k}-{i}".encode() for i in range(5)]
+    check = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await check.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        ends = await check.end_offsets(tps)
+        committed = {tp: (await check.committed(tp)) or 0 for tp in tps}  # None: never used
+    finally:
+        await check.stop()
+    assert committed == ends  # every partition committed to its end, once the work was kept
