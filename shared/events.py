@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -146,6 +145,6 @@ class EventRegistry:
             or correlation_id_var.get()
             or new_id(),
             causation_id=cause.event_id if cause else None,
-            payload=json.loads(payload.model_dump_json()),
+            payload=payload.model_dump(mode="json"),
             traceparent=current_traceparent(),
         )

@@ -53,6 +53,13 @@ def use_provider(provider: trace.TracerProvider | None) -> None:
     _provider = provider
 
 
+def _off() -> bool:
+    """No provider at all (neither a test's nor an installed SDK one): spans record nothing."""
+    return _provider is None and isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
 def _tracer() -> trace.Tracer:
     if _provider is not None:
         return _provider.get_tracer(_TRACER)
@@ -67,6 +74,8 @@ def current_trace_id() -> str | None:
 
 def current_traceparent() -> str | None:
     """The W3C traceparent of the current span, or None when not tracing."""
+    if _off() and not trace.get_current_span().get_span_context().is_valid:
+        return None  # no provider and no trace being continued: nothing to inject
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get(_HEADER)
@@ -75,6 +84,9 @@ def current_traceparent() -> str | None:
 @contextmanager
 def server_span(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
     """A server span continuing the caller's trace (traceparent request header), if any."""
+    if _off() and _HEADER not in headers:  # nothing to record or continue: no context work
+        yield trace.INVALID_SPAN
+        return
     ctx = propagate.extract(dict(headers))
     with _tracer().start_as_current_span(name, context=ctx, kind=SpanKind.SERVER) as span:
         yield span
@@ -95,6 +107,9 @@ def consumer_span(
     name: str, traceparent: str | None, attributes: Mapping[str, Any] | None = None
 ) -> Iterator[Span]:
     """A consumer span continuing the producer's trace."""
+    if _off() and not traceparent:  # nothing to record or continue: no context work
+        yield trace.INVALID_SPAN
+        return
     ctx = propagate.extract({_HEADER: traceparent} if traceparent else {})
     with _tracer().start_as_current_span(
         name, context=ctx, kind=SpanKind.CONSUMER, attributes=dict(attributes or {})
