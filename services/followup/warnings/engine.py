@@ -485,7 +485,12 @@ class WarningEngine:
     # ---- does an active warning still hold? --------------------------------------------
 
     async def _recheck(self, tx: Tx, w: WarningRow, now: datetime) -> None:
-        """Clear a warning whose condition no longer holds at `now`."""
+        """Clear a warning whose condition no longer holds at `now`.
+
+        Never judged at a time before it was raised: an entry the ledger applies late (written
+        before the scan that raised the warning) is judged at the warning's time.
+        """
+        now = max(now, as_utc(w.raised_at) or now)
         reason = await self._no_longer(tx, w, now)
         if reason is not None:
             await self._clear(tx, w, reason, now)

@@ -320,6 +320,22 @@ async def test_soon_due_sign_for_and_mediation_from_the_scan(w: Warnings) -> Non
     assert "no longer close" in mediation[0]["clear_reason"]
 
 
+async def test_an_entry_applied_after_the_scan_is_not_judged_before_the_warning(
+    w: Warnings,
+) -> None:
+    # the scan raised a mediation warning at day 12; the ledger then applies an entry written
+    # at day 1 (it lagged): judged at day 1 the deadline was far, but the warning is younger
+    # than the entry and still holds
+    await w.report("d2", T0, sign_for_hours=24, mediation_days=15)
+    await w.entry("d2", "assigned", "triaged", "assign", T0 + timedelta(hours=1))
+    await w.scan(T0 + timedelta(days=12, hours=1))
+    [raised] = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
+    assert raised["facts"]["deadline"] == "mediation"
+    await w.entry("d2", "accepted", "assigned", "accept", T0 + timedelta(days=1))
+    [after] = [i for i in await w.warnings(kind="soon_due") if i["case_ids"] == ["d2"]]
+    assert after["status"] == "open"
+
+
 async def test_acknowledge_by_a_coordinator_in_scope_writes_the_trail_of_each_case(
     w: Warnings,
 ) -> None:
