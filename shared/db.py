@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, DateTime, Index, event, func, text, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    bindparam,
+    event,
+    func,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import class_mapper
@@ -186,6 +197,63 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
         yield items[i : i + size]
 
 
+class HeadStore:
+    """The trail heads (newest entries and sequence per case) a transaction or a batch reads
+    and moves: read with one query per set of cases, written with one executemany per kind
+    (insert for cases that had none, update for the others) before the commit. No ORM object
+    per event: a batch of hundreds of events moves hundreds of heads."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = getattr(table, "__table__", table)
+        self.known: dict[str, tuple[list[str], int]] = {}  # case → heads, seq (read or moved)
+        self.stored: set[str] = set()  # cases with a row in the table
+        self.changed: set[str] = set()
+
+    async def load(self, session: AsyncSession, case_ids: Iterable[str]) -> None:
+        """Read the heads of the cases not read yet."""
+        missing = sorted(c for c in case_ids if c not in self.known)
+        c = self.table.c
+        for chunk in _chunks(missing):
+            rows = await session.exec(select(c.case_id, c.heads, c.seq).where(c.case_id.in_(chunk)))
+            for case_id, heads, seq in rows.all():
+                self.known[case_id] = (list(heads or []), int(seq or 0))
+                self.stored.add(case_id)
+        for case_id in missing:
+            self.known.setdefault(case_id, ([], 0))
+
+    def move(self, case_id: str, heads: list[str], seq: int) -> None:
+        """Set a case's heads (written by write())."""
+        self.known[case_id] = (heads, seq)
+        self.changed.add(case_id)
+
+    async def write(self, session: AsyncSession) -> None:
+        """Insert and update the moved heads; a concurrent writer's new row fails the insert
+        (IntegrityError: the work is retried and then follows it)."""
+        if not self.changed:
+            return
+        c = self.table.c
+        inserts = [
+            {"case_id": k, "heads": self.known[k][0], "seq": self.known[k][1]}
+            for k in sorted(self.changed - self.stored)
+        ]
+        updates = [
+            {"b_case_id": k, "b_heads": self.known[k][0], "b_seq": self.known[k][1]}
+            for k in sorted(self.changed & self.stored)
+        ]
+        conn = await session.connection()
+        if inserts:
+            await conn.execute(self.table.insert(), inserts)
+        if updates:
+            await conn.execute(
+                update(self.table)
+                .where(c.case_id == bindparam("b_case_id"))
+                .values(heads=bindparam("b_heads", type_=c.heads.type), seq=bindparam("b_seq")),
+                updates,
+            )
+        self.stored |= self.changed
+        self.changed = set()
+
+
 class Tx:
     """One business transaction: state changes, trail entries and outgoing events together."""
 
@@ -202,6 +270,7 @@ class Tx:
         self._outbox: list[_Out] = []
         self._trail: list[dict[str, Any]] = []
         self._rows: dict[Any, list[dict[str, Any]]] = {}  # add_rows: table → rows, in order
+        self._heads: HeadStore | None = None  # outside a batch: the heads seal() moved
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -249,10 +318,16 @@ class Tx:
         cases: dict[str, list[Envelope]] = {}
         for env in self.emitted:
             cases.setdefault(env.case_id, []).append(env)
+        if self.batch is not None:
+            store = self.batch.heads
+            # the batch's own cases in one query the first time
+            await store.load(self.session, self.batch.case_ids | cases.keys())
+        else:
+            store = self._heads = HeadStore(heads_table)
+            await store.load(self.session, cases)
         for case_id, outgoing in cases.items():
-            stored = await self.get(heads_table, case_id)
-            heads = set(stored.heads) if stored is not None else set()
-            seq = stored.seq if stored is not None else 0
+            stored_heads, stored_seq = store.known[case_id]
+            heads, seq = set(stored_heads), stored_seq
             if self.cause is not None and self.cause.case_id == case_id:
                 # what we did and what caused this: the new entry follows both
                 heads |= set(self.cause.trail_head)
@@ -265,13 +340,8 @@ class Tx:
             for env in outgoing:
                 if env.event_type != "trail.appended":
                     env.trail_head, env.trail_seq = sorted(heads), seq
-            if (sorted(heads), seq) == before:
-                continue
-            if stored is None:
-                self.session.add(heads_table(case_id=case_id, heads=sorted(heads), seq=seq))
-            else:
-                stored.heads, stored.seq = sorted(heads), seq
-                self.session.add(stored)
+            if (sorted(heads), seq) != before:
+                store.move(case_id, sorted(heads), seq)
 
     async def write_rows(self) -> None:
         """Write the trail and outbox rows (after seal): into the batch's, else right away."""
@@ -293,6 +363,8 @@ class Tx:
             for table, rows in self._rows.items():
                 self.batch.rows.setdefault(table, []).extend(rows)
         else:
+            if self._heads is not None:
+                await self._heads.write(self.session)
             await write_rows(
                 self.session, self.delivery.tables, self._trail, outbox, [], self._rows
             )
@@ -398,6 +470,8 @@ class Batch:
         self.case_ids = {e.case_id for e in envelopes}
         self._preloaded: set[type[Any]] = set()  # tables whose rows of case_ids were read
         self._refs: list[Any] = []  # rows the batch's session loaded or wrote (strong refs)
+        self._pending: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}  # added, by key
+        self._unkeyed = False  # an object was added before its primary key was set
         self.session: AsyncSession | None = None
         self._loaded: set[str] = set()  # consumers whose inbox rows for self.ids were read
         self._seen: set[tuple[str, str]] = set()  # (consumer, event_id) processed
@@ -406,6 +480,7 @@ class Batch:
         self.outbox_rows: list[dict[str, Any]] = []
         self.trail_rows: list[dict[str, Any]] = []
         self.rows: dict[Any, list[dict[str, Any]]] = {}  # Tx.add_rows of the batch's events
+        self.heads = HeadStore(delivery.tables.trail_heads)  # the cases' trail heads
         self.after: list[AfterCommit] = []
         self.events = 0  # events handled in the batch's transaction
         # what a consumer read once for the whole batch (its own keys; dropped with the batch)
@@ -424,6 +499,7 @@ class Batch:
 
             for name in ("loaded_as_persistent", "pending_to_persistent"):
                 event.listen(sync, name, keep)
+            event.listen(sync, "transient_to_pending", self._index_pending)
             await self.session.begin()
         return self.session
 
@@ -481,10 +557,25 @@ class Batch:
         obj = sync.identity_map.get(mapper.identity_key_from_primary_key((case_id,)))
         if obj is not None:
             return None if obj in sync.deleted else obj
-        for pending in sync.new:  # added by an earlier event of the batch, not yet flushed
-            if type(pending) is model and mapper.primary_key_from_instance(pending) == (case_id,):
-                return pending
+        # added by an earlier event of the batch, not yet flushed: found by its key, not by
+        # walking every pending object (a batch of hundreds of events adds hundreds)
+        pending = self._pending.get((model, (case_id,)))
+        if pending is not None and inspect(pending).pending:
+            return pending
+        if self._unkeyed:  # some object was added before its key was set: look at each
+            for pending in sync.new:
+                if type(pending) is model and mapper.primary_key_from_instance(pending) == (
+                    case_id,
+                ):
+                    return pending
         return None
+
+    def _index_pending(self, _session: Any, obj: Any) -> None:
+        key = tuple(class_mapper(type(obj)).primary_key_from_instance(obj))
+        if any(k is None for k in key):
+            self._unkeyed = True
+        else:
+            self._pending[(type(obj), key)] = obj
 
     async def parked(self, consumer: str) -> dict[str, str]:
         """The consumer's parked entries (event id → case id), kept up to date in the batch."""
@@ -501,6 +592,7 @@ class Batch:
         """Write the batch's rows and commit."""
         if self.session is None:
             return
+        await self.heads.write(self.session)
         await write_rows(
             self.session,
             self.delivery.tables,
