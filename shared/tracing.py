@@ -53,11 +53,22 @@ def use_provider(provider: trace.TracerProvider | None) -> None:
     _provider = provider
 
 
+_global_on = False  # an SDK provider was installed globally (that cannot be undone)
+
+
 def _off() -> bool:
     """No provider at all (neither a test's nor an installed SDK one): spans record nothing."""
-    return _provider is None and isinstance(
+    global _global_on
+    if _provider is not None or _global_on:
+        return False
+    # get_tracer_provider() reads the environment on every call while none is set: only a
+    # cheap module attribute is looked at until one is
+    if getattr(trace, "_TRACER_PROVIDER", None) is None:
+        return True
+    _global_on = not isinstance(
         trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
     )
+    return not _global_on
 
 
 def _tracer() -> trace.Tracer:
