@@ -133,7 +133,8 @@ class PublishFailed(Exception):
         self.acked, self.cause = acked, cause
 
 
-MAX_BATCH = 500  # records of one partition handled in one transaction
+MAX_BATCH = 500  # records of one fetch handled in one transaction
+LINGER_BELOW = 50  # a fetch with fewer records lingers (KafkaBus linger_ms) for more
 LAG_IDLE_S = 15.0  # how often an idle consumer refreshes its lag gauges
 
 
@@ -383,8 +384,10 @@ class KafkaBus:
         partitions: int = 12,
         replication_factor: int = 0,
         client_options: dict[str, Any] | None = None,
+        linger_ms: float = 0.0,
     ) -> None:
         self.bootstrap, self.client_id = bootstrap, client_id
+        self.linger_ms = linger_ms
         self._subs: list[_Subscription] = []
         self._extra_topics = list(extra_topics)
         self._partitions = partitions
@@ -479,6 +482,7 @@ class KafkaBus:
             try:
                 # a record arriving ends the wait at once: the timeout only bounds an idle loop
                 batches = await consumer.getmany(timeout_ms=2000, max_records=MAX_BATCH)
+                batches = await self._linger(consumer, batches)
                 busy = busy or bool(batches)
                 parts = [(tp, self._messages(tp, records)) for tp, records in batches.items()]
                 if len(parts) > 1 and await self._handle_together(consumer, sub, parts):
@@ -496,6 +500,20 @@ class KafkaBus:
                     "consumer loop error", extra={"group": sub.group, "error": type(exc).__name__}
                 )
                 await asyncio.sleep(1)
+
+    async def _linger(self, consumer: Any, batches: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """A fetch that brought only a few records waits `linger_ms` once for what arrives
+        meanwhile: fewer, larger batches (each costs a transaction and an offset commit) for
+        a few milliseconds of latency, as a producer's linger does. An idle consumer (nothing
+        fetched) and a busy one (a full fetch) do not wait."""
+        got = sum(len(r) for r in batches.values())
+        if not got or got >= LINGER_BELOW or self.linger_ms <= 0:
+            return batches
+        await asyncio.sleep(self.linger_ms / 1000)
+        more = await consumer.getmany(timeout_ms=0, max_records=MAX_BATCH - got)
+        for tp, records in more.items():  # a partition's later records after its earlier
+            batches[tp] = [*batches.get(tp, []), *records]
+        return batches
 
     @staticmethod
     def _messages(tp: Any, records: list[Any]) -> list[Message]:

@@ -65,6 +65,7 @@ class Runtime:
             partitions=s.kafka_partitions,
             replication_factor=s.kafka_replication_factor,
             client_options=s.kafka_client_options(),
+            linger_ms=s.kafka_consumer_linger_ms,
         )
 
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:

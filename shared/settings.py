@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # topics this service creates: partitions, and replicas (0 = min(3, brokers in the cluster))
     kafka_partitions: int = 12
+    # a consumer fetch with only a few records waits this long once for more (larger batches)
+    kafka_consumer_linger_ms: float = 0.0
     kafka_replication_factor: int = 0
     # TLS / SASL towards the brokers, passed through to aiokafka
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

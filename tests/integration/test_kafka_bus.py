@@ -234,3 +234,30 @@ async def test_one_fetch_of_many_partitions_is_one_batch_and_a_failing_one_goes_
     finally:
         await check.stop()
     assert committed == ends  # every partition committed to its end, once the work was kept
+
+
+async def test_a_small_fetch_lingers_for_what_arrives_meanwhile(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}linger"
+    calls: list[list[bytes]] = []
+
+    async def handler(msg: Message) -> None:
+        raise AssertionError("every record goes through the batch handler")
+
+    async def batch_handler(msgs: list[Message]) -> None:
+        calls.append([m.value for m in msgs])
+
+    bus = KafkaBus(kafka_bootstrap, "linger", extra_topics=[topic], partitions=1, linger_ms=1500)
+    bus.subscribe([topic], f"{topic_prefix}g", handler, batch_handler)
+    await bus.start()
+    try:
+        await bus.publish([OutgoingMessage(topic, "k", b"warm-up")])
+        await _wait(lambda: calls == [[b"warm-up"]])  # joined, fetching: the next comes at once
+        await bus.publish([OutgoingMessage(topic, "k", b"first")])
+        await asyncio.sleep(0.5)  # the consumer has fetched "first" and lingers
+        await bus.publish([OutgoingMessage(topic, "k", b"second")])
+        await _wait(lambda: sum(len(c) for c in calls) == 3)
+    finally:
+        await bus.stop()
+    assert calls[1:] == [[b"first", b"second"]]  # one batch, in order
