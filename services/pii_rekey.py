@@ -26,7 +26,7 @@ def _columns(service: str) -> tuple[ServiceSettings, list[tuple[Any, str]], Any]
         from services.intake.settings import IntakeSettings
 
         cols: list[tuple[Any, str]] = [
-            (IntakeReport, c) for c in ("text_enc", "reporter_enc", "parties_enc")
+            (IntakeReport, c) for c in ("sealed_enc", "text_enc", "reporter_enc", "parties_enc")
         ]
         cols += [(IntakeReport, "location_enc"), (Integrator, "webhook_secret_enc")]
         return IntakeSettings(), cols, m.MIGRATIONS
@@ -90,7 +90,10 @@ async def rekey_party_index(session: AsyncSession, cipher: PiiCipher) -> int:
     for old in (await session.exec(select(PartyIndex))).all():
         await session.delete(old)
     for report in (await session.exec(select(IntakeReport))).all():
-        parties = cipher.unseal(report.parties_enc)["v"] if report.parties_enc else []
+        if report.sealed_enc:  # text, reporter, parties and location sealed together
+            parties = cipher.unseal(report.sealed_enc).get("parties") or []
+        else:
+            parties = cipher.unseal(report.parties_enc)["v"] if report.parties_enc else []
         hashes: set[tuple[str, str]] = set()
         for p in parties or []:
             for kind in ("phone", "id_number"):

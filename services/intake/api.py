@@ -191,7 +191,7 @@ async def report_status(
     # source system published natively on Kafka belong to no integrator: that source's keys)
     if row is None or case is None or row.integrator_id not in (None, integ.id):
         raise NotFound("report", "source_ref")
-    parties = h.unseal(row.parties_enc) or []
+    fields = h.opened(row)
     return {
         "source": row.source,
         "source_ref": row.source_ref,
@@ -206,9 +206,9 @@ async def report_status(
         "received_at": as_utc(row.received_at).isoformat(),
         "reported_at": as_utc(row.reported_at).isoformat() if row.reported_at else None,
         "category": row.category,
-        "reporter": masked_person(h.unseal(row.reporter_enc)),
-        "parties": [masked_person(p) for p in parties],
-        "location": masked_location(h.unseal(row.location_enc), row.grid_code),
+        "reporter": masked_person(fields["reporter"]),
+        "parties": [masked_person(p) for p in fields["parties"]],
+        "location": masked_location(fields["location"], row.grid_code),
     }
 
 
@@ -229,10 +229,9 @@ def case_scope(case: IntakeCase) -> CaseScope:
 
 def report_view(h: IntakeHandlers, row: IntakeReport, clear: bool) -> dict[str, Any]:
     """One stored report; personal data in clear only for roles that work with the parties."""
-    reporter = h.unseal(row.reporter_enc)
-    parties = h.unseal(row.parties_enc) or []
-    location = h.unseal(row.location_enc)
-    text = h.cipher.decrypt(row.text_enc) or ""
+    fields = h.opened(row)
+    reporter, parties, location = fields["reporter"], fields["parties"], fields["location"]
+    text: str = fields["text"]
     if not clear:
         text = masked_text(
             text,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.intake.adapters import ADAPTERS, NativeRecordError
-from services.intake.canonical import FieldError, validate_report
-from services.intake.handlers import IntakeHandlers
+from services.intake.canonical import CanonicalReport, FieldError, validate_report
+from services.intake.handlers import Incoming, IntakeHandlers
 from services.intake.settings import IntakeSettings
 from shared.bus import Message
 from shared.events import utcnow
@@ -16,11 +16,11 @@ def register(rt: Runtime, h: IntakeHandlers, settings: IntakeSettings) -> None:
     """Subscribe the source topics (native records) and the trail (status feedback)."""
     by_topic = {rt.topics.source(s): s for s in SOURCES}
 
-    async def native_record(msg: Message) -> None:
+    def canonical(msg: Message) -> CanonicalReport:
         source = by_topic[msg.topic]
         data = ADAPTERS[source](msg.value)
         try:
-            report = validate_report(
+            return validate_report(
                 data,
                 max_text_chars=settings.max_text_chars,
                 max_future_skew_s=settings.max_future_skew_s,
@@ -28,7 +28,18 @@ def register(rt: Runtime, h: IntakeHandlers, settings: IntakeSettings) -> None:
             )
         except FieldError as exc:  # reasons name fields, never values
             raise NativeRecordError(f"{source} record: {exc}") from None
-        await h.receive(report, via="kafka")
 
-    rt.on_messages(list(by_topic), "intake.sources", native_record)
+    async def native_record(msg: Message) -> None:
+        await h.receive(canonical(msg), via="kafka")
+
+    async def native_batch(msgs: list[Message]) -> None:
+        """A partition's records stored together (set-based, one transaction). A record that
+        cannot be read, or a reference stored meanwhile, fails the batch: the bus then replays
+        its records one at a time, so only a bad one is dead-lettered."""
+        items = [Incoming(canonical(m), "kafka") for m in msgs]
+        await h.receive_many(items)
+
+    rt.bus.subscribe(
+        list(by_topic), rt.settings.group("intake.sources"), native_record, native_batch
+    )
     rt.on_events([rt.topics.trail], "intake.feedback", {"trail.appended": h.trail_appended})

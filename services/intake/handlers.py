@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -22,15 +24,18 @@ from services.intake.repository import (
     IntakeCase,
     IntakeReport,
     Integrator,
+    OpenCase,
     PartyIndex,
     WebhookDelivery,
-    open_cases_sharing,
+    add_repeats,
+    open_cases_by_hash,
     report_by_ref,
+    reports_by_refs,
     reports_of_case,
     reports_of_cases,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
-from shared.db import CausalGate, Delivery, Tx
+from shared.db import Batch, CausalGate, Delivery, Tx
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
 from shared.scope import scope_changes
@@ -50,6 +55,26 @@ class Receipt:
     source_ref: str
     merged: bool
     duplicate: bool
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A valid report on its way to storage, and how it came."""
+
+    report: CanonicalReport
+    via: str
+    integrator_id: str | None = None
+    service_code: str | None = None
+
+
+@dataclass
+class _Group:
+    """What one receipt transaction knows: open cases sharing its reports' parties (read once,
+    then kept up to date in memory as its reports open cases or merge)."""
+
+    cases: dict[str, OpenCase]
+    by_hash: dict[str, list[str]]  # party hash → ids of the open cases with it
+    new_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # new case → its row
 
 
 def party_ref(p: Person) -> PartyRef:
@@ -91,22 +116,39 @@ class IntakeHandlers:
         service_code: str | None = None,
     ) -> Receipt:
         """Store a report before answering: a new case, a merge into an open one, or a repeat."""
+        item = Incoming(report, via, integrator_id, service_code)
+        outer = self.delivery.current_batch() is not None
         for attempt in range(5):
             try:
-                async with self.delivery.transaction() as tx:
-                    return await self._store(tx, report, via, integrator_id, service_code)
+                return (await self.receive_many([item]))[0]
             except IntegrityError:
-                if self.delivery.current_batch() is not None:
+                if outer:
                     raise  # the batch is rolled back and replayed report by report
                 continue  # a concurrent duplicate won: the next round answers with its case
             except OperationalError:
-                if attempt == 4 or self.delivery.current_batch() is not None:
+                if attempt == 4 or outer:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))  # SQLite writer contention
         existing = await self.existing(report.source, report.source_ref)
         if existing is None:
             raise RuntimeError("report neither stored nor found")
         return existing
+
+    async def receive_many(self, items: Sequence[Incoming]) -> list[Receipt]:
+        """Store reports in one transaction, each seen as if they had come one after the other
+        (a repeat of an earlier one is a duplicate, parties shared with an earlier one merge).
+
+        Set-based: the reports already stored under the refs and the open cases sharing the
+        parties are read once for all of them; cases, reports and party hashes are written by
+        one executemany per table at commit. A reference stored meanwhile by someone else fails
+        the whole transaction (IntegrityError at commit): callers then store one by one. Joins
+        the batch in hand (it must hold nothing else of this service), else opens one.
+        """
+        batch = self.delivery.current_batch()
+        if batch is None:
+            async with self.delivery.batch([]) as batch:
+                return await self._store_all(batch, items)
+        return await self._store_all(batch, items)
 
     async def existing(self, source: str, source_ref: str) -> Receipt | None:
         """The receipt of a report already stored under (source, source_ref)."""
@@ -125,28 +167,56 @@ class IntakeHandlers:
                     out.add((kind, h))
         return sorted(out)
 
-    async def _store(
-        self,
-        tx: Tx,
-        report: CanonicalReport,
-        via: str,
-        integrator_id: str | None,
-        service_code: str | None,
+    async def _store_all(self, batch: Batch, items: Sequence[Incoming]) -> list[Receipt]:
+        session = await batch.open()
+        hashes = [self._hashes(i.report) for i in items]
+        stored = await reports_by_refs(
+            session, [(i.report.source, i.report.source_ref) for i in items]
+        )
+        since = utcnow() - self.merge_window
+        cases, by_hash = await open_cases_by_hash(
+            session, [h for hs in hashes for _, h in hs], since
+        )
+        group = _Group(cases, by_hash)
+        receipts: list[Receipt] = []
+        seen: dict[tuple[str, str], Receipt] = {}
+        for item, hs in zip(items, hashes, strict=True):
+            key = (item.report.source, item.report.source_ref)
+            if key in seen:  # sent twice in this group: the second is a repeat of the first
+                receipts.append(dataclasses.replace(seen[key], duplicate=True))
+                continue
+            old = stored.get(key)
+            if old is not None:
+                receipt = Receipt(
+                    old.case_id, old.report_id, old.source, old.source_ref, old.merged, True
+                )
+            else:
+                async with self.delivery.transaction() as tx:
+                    receipt = self._store(tx, item, hs, group)
+            seen[key] = receipt
+            receipts.append(receipt)
+        for case_id, row in group.new_rows.items():  # queued, written at commit: final counts
+            row["repeat_count"] = cases[case_id].repeat_count
+        await add_repeats(
+            session, {c.case_id: c.merges for c in cases.values() if c.merges and not c.new}
+        )
+        return receipts
+
+    def _store(
+        self, tx: Tx, item: Incoming, hashes: list[tuple[str, str]], group: _Group
     ) -> Receipt:
-        s = tx.session
-        row = await report_by_ref(s, report.source, report.source_ref)
-        if row is not None:
-            return Receipt(row.case_id, row.report_id, row.source, row.source_ref, row.merged, True)
+        """One report of a group: a new case or a merge into an open one (in memory), its rows
+        queued, its trail entry and event emitted."""
+        report, integrator_id = item.report, item.integrator_id
         now = utcnow()
-        hashes = self._hashes(report)
         guess = guess_dispute_type(report.category, report.text)
         loc = report.location
-        target: IntakeCase | None = None
-        ranked = []
+        ids = {c for _, h in hashes for c in group.by_hash.get(h, ())}
+        ranked: list[tuple[int, OpenCase]] = []
         elsewhere = 0  # open cases of the same parties reported by someone else
-        for case in await open_cases_sharing(
-            s, [h for _, h in hashes], now - self.merge_window
-        ):  # newest first; the sort below is stable
+        for case in sorted(
+            (group.cases[c] for c in ids), key=lambda c: (c.received_at, c.case_id), reverse=True
+        ):  # newest first; min() below keeps the first of the best rank
             rank = merge_rank(case.dispute_type, case.guessed_type, guess)
             if rank is None:
                 continue
@@ -158,75 +228,138 @@ class IntakeHandlers:
                 ranked.append((rank, case))
             else:
                 elsewhere += 1
-        if ranked:
-            target = sorted(ranked, key=lambda rc: rc[0])[0][1]
+        target = min(ranked, key=lambda rc: rc[0])[1] if ranked else None
         report_id = new_id()
         if target is not None:
             target.repeat_count += 1
-            s.add(target)
+            target.merges += 1
             case_id = target.case_id
         else:
             case_id = new_id()
-            s.add(
-                IntakeCase(
-                    case_id=case_id,
-                    source=report.source,
-                    source_ref=report.source_ref,
-                    status=CaseStatus.received,
-                    status_at=now,
-                    received_at=now,
-                    guessed_type=guess,
-                    grid_code=loc.grid_code if loc else None,
-                    integrator_id=integrator_id,
-                    # the same parties in other senders' open cases still raise severity
-                    repeat_count=1 + elsewhere,
-                )
-            )
-        location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
-        s.add(
-            IntakeReport(
-                report_id=report_id,
+            group.cases[case_id] = OpenCase(
                 case_id=case_id,
-                source=report.source,
-                source_ref=report.source_ref,
-                via=via,
-                integrator_id=integrator_id,
-                merged=target is not None,
-                reported_at=report.reported_at,
                 received_at=now,
-                category=report.category,
-                service_code=service_code,
-                grid_code=loc.grid_code if loc else None,
-                text_enc=self.cipher.encrypt(report.text) or "",
-                reporter_enc=self._seal(report.reporter.model_dump() if report.reporter else None),
-                parties_enc=self._seal(
-                    [p.model_dump() for p in report.parties] if report.parties else None
-                ),
-                location_enc=self._seal(location),
+                status=CaseStatus.received,
+                source=report.source,
+                integrator_id=integrator_id,
+                dispute_type=None,
+                guessed_type=guess,
+                # the same parties in other senders' open cases still raise severity
+                repeat_count=1 + elsewhere,
+                new=True,
             )
+            row: dict[str, Any] = {
+                "case_id": case_id,
+                "source": report.source,
+                "source_ref": report.source_ref,
+                "status": CaseStatus.received.value,
+                "status_at": now,
+                "status_reason": "",
+                "dispute_type": None,
+                "guessed_type": guess,
+                "channel": None,
+                "repeat_count": 1 + elsewhere,
+                "received_at": now,
+                "tier": None,
+                "grid_code": loc.grid_code if loc else None,
+                "organisation_id": None,
+                "mediator_id": None,
+                "co_channels": [],
+                "integrator_id": integrator_id,
+            }
+            group.new_rows[case_id] = row
+            tx.add_rows(IntakeCase, [row])
+            if tx.batch is not None:  # a new case has no trail head yet: known without a query
+                tx.batch.case_ids.add(case_id)
+        for _, h in hashes:  # later reports of the group find this one's case by its parties
+            known = group.by_hash.setdefault(h, [])
+            if case_id not in known:
+                known.append(case_id)
+        reporter = report.reporter.model_dump() if report.reporter else None
+        parties = [p.model_dump() for p in report.parties]
+        location = {"address": loc.address, "lat": loc.lat, "lon": loc.lon} if loc else None
+        tx.add_rows(
+            IntakeReport,
+            [
+                {
+                    "report_id": report_id,
+                    "case_id": case_id,
+                    "source": report.source,
+                    "source_ref": report.source_ref,
+                    "via": item.via,
+                    "integrator_id": integrator_id,
+                    "merged": target is not None,
+                    "reported_at": report.reported_at,
+                    "received_at": now,
+                    "category": report.category,
+                    "service_code": item.service_code,
+                    "grid_code": loc.grid_code if loc else None,
+                    # always read together: one encryption instead of four
+                    "sealed_enc": self.cipher.seal(
+                        {
+                            "text": report.text,
+                            "reporter": reporter,
+                            "parties": parties or None,
+                            "location": location,
+                        }
+                    ),
+                    "text_enc": None,
+                    "reporter_enc": None,
+                    "parties_enc": None,
+                    "location_enc": None,
+                }
+            ],
         )
-        for kind, h in hashes:
-            s.add(
-                PartyIndex(case_id=case_id, report_id=report_id, kind=kind, hash=h, created_at=now)
+        if hashes:
+            tx.add_rows(
+                PartyIndex,
+                [
+                    {
+                        "case_id": case_id,
+                        "report_id": report_id,
+                        "kind": kind,
+                        "hash": h,
+                        "created_at": now,
+                    }
+                    for kind, h in hashes
+                ],
             )
-        await s.flush()  # the unique (source, source_ref) check fires here
         party_hashes = [h for _, h in hashes]
         if target is not None:
-            self._merge_events(tx, target, report, report_id, via, party_hashes)
+            self._merge_events(tx, target, report, report_id, item.via, party_hashes)
         else:
+            contact = {
+                "reporter": reporter,
+                "parties": parties,
+                "address": loc.address if loc else None,
+            }
             self._receive_events(
-                tx, case_id, report, report_id, via, now, party_hashes, 1 + elsewhere
+                tx, case_id, report, report_id, item.via, now, party_hashes, 1 + elsewhere, contact
             )
         return Receipt(
             case_id, report_id, report.source, report.source_ref, target is not None, False
         )
 
-    def _seal(self, value: Any) -> str | None:
-        return None if value is None else self.cipher.seal({"v": value})
-
     def unseal(self, token: str | None) -> Any:
         """Decrypt a sealed column (None stays None)."""
         return None if token is None else self.cipher.unseal(token)["v"]
+
+    def opened(self, row: IntakeReport) -> dict[str, Any]:
+        """A stored report's text, reporter, parties (a list) and location, in clear."""
+        if row.sealed_enc is not None:
+            v = self.cipher.unseal(row.sealed_enc)
+            return {
+                "text": v.get("text") or "",
+                "reporter": v.get("reporter"),
+                "parties": v.get("parties") or [],
+                "location": v.get("location"),
+            }
+        return {  # stored before the fields were sealed together
+            "text": self.cipher.decrypt(row.text_enc) or "",
+            "reporter": self.unseal(row.reporter_enc),
+            "parties": self.unseal(row.parties_enc) or [],
+            "location": self.unseal(row.location_enc),
+        }
 
     def _sealed_location(self, report: CanonicalReport) -> str | None:
         loc = report.location
@@ -243,7 +376,8 @@ class IntakeHandlers:
         via: str,
         now: Any,
         party_hashes: list[str],
-        repeat_count: int = 1,
+        repeat_count: int,
+        contact: dict[str, Any],
     ) -> None:
         loc = report.location
         tx.transition(
@@ -267,11 +401,6 @@ class IntakeHandlers:
             party_hashes=party_hashes,
             sealed_location=self._sealed_location(report),
         )
-        contact = {
-            "reporter": report.reporter.model_dump() if report.reporter else None,
-            "parties": [p.model_dump() for p in report.parties],
-            "address": loc.address if loc else None,
-        }
         tx.emit(
             self.topics.reports,
             "report.received",
@@ -294,7 +423,7 @@ class IntakeHandlers:
     def _merge_events(
         self,
         tx: Tx,
-        case: IntakeCase,
+        case: OpenCase,
         report: CanonicalReport,
         report_id: str,
         via: str,

@@ -1,5 +1,7 @@
 """One writer for the reports sent over HTTP: the requests that arrive while a commit is under
-way are stored together in the next one (group commit).
+way are stored together in the next one (group commit), set-based (`receive_many`: what is
+stored already and the open cases of the parties read once for the group, rows written by one
+executemany per table).
 
 Each request is answered only after the transaction holding its report committed. When a
 group fails (a report that breaks a constraint, a busy database), nothing of it is kept and
@@ -14,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from services.intake.canonical import CanonicalReport
-from services.intake.handlers import IntakeHandlers, Receipt
+from services.intake.handlers import Incoming, IntakeHandlers, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +80,9 @@ class ReceiptWriter:
                     w.answer.set_result(r)
 
     async def _store_together(self, group: list[_Waiting]) -> list[Receipt]:
-        receipts = []
-        async with self.handlers.delivery.batch([]):
-            for w in group:
-                receipts.append(await self._receive(w))
+        receipts = await self.handlers.receive_many(
+            [Incoming(w.report, w.via, w.integrator_id, w.service_code) for w in group]
+        )
         self.groups += 1
         self.grouped += len(group)
         return receipts

@@ -1,16 +1,20 @@
 """Intake tables and the only queries on them.
 
-Personal data never sits here in clear: names, phones, ID numbers, addresses, coordinates and
-the narrative are Fernet-encrypted (`*_enc`); phones and ID numbers are also kept as keyed
-hashes (`party_index`) so that reports can be matched for merging without decrypting.
+Personal data never sits here in clear: a report's narrative, reporter, parties and location
+are sealed together in one encrypted value (`sealed_enc`; reports stored before it have one
+value per field, `*_enc`); phones and ID numbers are also kept as keyed hashes
+(`party_index`) so that reports can be matched for merging without decrypting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, bindparam
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -80,7 +84,10 @@ class IntakeReport(IntakeBase, table=True):
     category: str | None = Field(default=None, max_length=200)
     service_code: str | None = Field(default=None, max_length=40)
     grid_code: str | None = Field(default=None, max_length=64)
-    text_enc: str
+    # text, reporter, parties and location sealed together (they are always read together)
+    sealed_enc: str | None = None
+    # reports stored before sealed_enc: one encrypted value per field
+    text_enc: str | None = None
     reporter_enc: str | None = None
     parties_enc: str | None = None
     location_enc: str | None = None
@@ -156,26 +163,114 @@ async def reports_of_cases(
     return out
 
 
-async def open_cases_sharing(
+@dataclass(frozen=True)
+class StoredRef:
+    """What a receipt says about a report already stored."""
+
+    case_id: str
+    report_id: str
+    source: str
+    source_ref: str
+    merged: bool
+
+
+async def reports_by_refs(
+    session: AsyncSession, refs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredRef]:
+    """The reports stored under any of these (source, source_ref) pairs (one query per 500)."""
+    out: dict[tuple[str, str], StoredRef] = {}
+    wanted = set(refs)
+    t = IntakeReport.__table__  # type: ignore[attr-defined]
+    names = sorted({ref for _, ref in wanted})
+    conn = await session.connection()
+    for i in range(0, len(names), 500):
+        stmt = core_select(
+            t.c.case_id, t.c.report_id, t.c.source, t.c.source_ref, t.c.merged
+        ).where(t.c.source_ref.in_(names[i : i + 500]))
+        for case_id, report_id, source, source_ref, merged in await conn.execute(stmt):
+            if (source, source_ref) in wanted:
+                out[(source, source_ref)] = StoredRef(
+                    case_id, report_id, source, source_ref, bool(merged)
+                )
+    return out
+
+
+@dataclass
+class OpenCase:
+    """A merge candidate (并单): an open case as the receipt path reads and updates it."""
+
+    case_id: str
+    received_at: datetime
+    status: str
+    source: str
+    integrator_id: str | None
+    dispute_type: str | None
+    guessed_type: str | None
+    repeat_count: int
+    new: bool = False  # created by the reports being stored now
+    merges: int = 0  # reports merged into it by the reports being stored now
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+async def open_cases_by_hash(
     session: AsyncSession, hashes: Sequence[str], since: datetime
-) -> list[IntakeCase]:
-    """Open cases received since `since` whose parties share one of the hashes, newest first."""
-    if not hashes:
-        return []
-    stmt = (
-        select(IntakeCase)
-        .join(PartyIndex, col(PartyIndex.case_id) == col(IntakeCase.case_id))
-        .where(
-            col(PartyIndex.hash).in_(list(hashes)),
-            col(IntakeCase.received_at) >= since,
-            col(IntakeCase.status).not_in(list(CLOSED_STATUSES)),
+) -> tuple[dict[str, OpenCase], dict[str, list[str]]]:
+    """Open cases received since `since` whose parties share one of the hashes: the cases by
+    id and, per hash, the ids of its cases (one query per 500 hashes)."""
+    cases: dict[str, OpenCase] = {}
+    by_hash: dict[str, list[str]] = {}
+    c = IntakeCase.__table__  # type: ignore[attr-defined]
+    p = PartyIndex.__table__  # type: ignore[attr-defined]
+    wanted = sorted(set(hashes))
+    conn = await session.connection()
+    for i in range(0, len(wanted), 500):
+        stmt = (
+            core_select(
+                p.c.hash,
+                c.c.case_id,
+                c.c.received_at,
+                c.c.status,
+                c.c.source,
+                c.c.integrator_id,
+                c.c.dispute_type,
+                c.c.guessed_type,
+                c.c.repeat_count,
+            )
+            .select_from(p.join(c, p.c.case_id == c.c.case_id))
+            .where(
+                p.c.hash.in_(wanted[i : i + 500]),
+                c.c.received_at >= since,
+                c.c.status.not_in(list(CLOSED_STATUSES)),
+            )
         )
-        .order_by(col(IntakeCase.received_at).desc())
+        for row in await conn.execute(stmt):
+            h, case_id = row[0], row[1]
+            if case_id not in cases:
+                cases[case_id] = OpenCase(
+                    case_id, _utc(row[2]), row[3], row[4], row[5], row[6], row[7], row[8]
+                )
+            ids = by_hash.setdefault(h, [])
+            if case_id not in ids:
+                ids.append(case_id)
+    return cases, by_hash
+
+
+async def add_repeats(session: AsyncSession, counts: dict[str, int]) -> None:
+    """Count reports merged into existing cases: repeat_count += n per case (one executemany)."""
+    if not counts:
+        return
+    c = IntakeCase.__table__  # type: ignore[attr-defined]
+    stmt = (
+        c.update()
+        .where(c.c.case_id == bindparam("cid"))
+        .values(repeat_count=c.c.repeat_count + bindparam("n"))
     )
-    seen: dict[str, IntakeCase] = {}
-    for case in (await session.exec(stmt)).all():
-        seen.setdefault(case.case_id, case)
-    return list(seen.values())
+    conn = await session.connection()
+    rows: list[dict[str, Any]] = [{"cid": k, "n": n} for k, n in sorted(counts.items())]
+    await conn.execute(stmt, rows)
 
 
 async def integrator_by_key_hash(session: AsyncSession, key_hash: str) -> Integrator | None:

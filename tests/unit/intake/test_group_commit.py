@@ -61,10 +61,10 @@ async def test_a_report_that_fails_in_a_group_fails_alone(
 ) -> None:
     real = IntakeHandlers._store
 
-    async def store(self: IntakeHandlers, tx: Any, rep: Any, *args: Any) -> Any:
-        if rep.source_ref == "BAD":
+    def store(self: IntakeHandlers, tx: Any, item: Any, *args: Any) -> Any:
+        if item.report.source_ref == "BAD":
             raise RuntimeError("the database refused this report")
-        return await real(self, tx, rep, *args)
+        return real(self, tx, item, *args)
 
     monkeypatch.setattr(IntakeHandlers, "_store", store)
     writer: ReceiptWriter = intake.app.state.receipts

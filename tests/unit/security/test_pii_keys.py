@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from services.intake.repository import IntakeReport, PartyIndex
 from services.pii_rekey import rekey_service
+from shared.events import utcnow
 from shared.pii import PiiCipher, PiiKeyError, key_id
 from tests.unit.intake.conftest import make_settings, report, start_intake
 from tests.unit.security.conftest import Running
@@ -46,25 +47,47 @@ def test_values_from_before_key_ids_still_open() -> None:
 async def test_rekey_moves_stored_values_and_blind_indexes_to_the_new_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    phone = "13700002222"
+    phone, legacy_phone = "13700002222", "13700004444"
     party = [{"name": "赵六", "phone": phone, "role": "applicant"}]
     async for h in start_intake(make_settings(tmp_path, pii_key=OLD)):
         first = await h.post(report("110", "RK-1", parties=party))
         assert first.status_code == 202
+        # a report stored before its fields were sealed together: one value per field
+        old = PiiCipher(OLD)
+        async with h.app.state.runtime.sessions() as s, s.begin():
+            s.add(
+                IntakeReport(
+                    report_id="legacy-r",
+                    case_id="legacy-c",
+                    source="110",
+                    source_ref="RK-0",
+                    via="http",
+                    received_at=utcnow(),
+                    text_enc=old.encrypt("旧的报告"),
+                    parties_enc=old.seal({"v": [{"name": "孙七", "phone": legacy_phone}]}),
+                    location_enc=old.seal({"v": {"address": "幸福路12号"}}),
+                )
+            )
     url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
     monkeypatch.setenv("INTAKE_DATABASE_URL", url)
     monkeypatch.setenv("INTAKE_PII_KEY", NEW)
     monkeypatch.setenv("INTAKE_PII_PREVIOUS_KEYS", f'["{OLD}"]')
     counts = await rekey_service("intake")
-    assert counts["intake_reports.text_enc"] == 1 and counts["party_index"] == 1
+    assert counts["intake_reports.sealed_enc"] == 1 and counts["intake_reports.text_enc"] == 1
+    assert counts["party_index"] == 2
     async for h in start_intake(make_settings(tmp_path, pii_key=NEW)):
         new = PiiCipher(NEW)
         async with h.app.state.runtime.sessions() as s:
-            [row] = (await s.exec(select(IntakeReport))).all()
+            rows = {r.source_ref: r for r in (await s.exec(select(IntakeReport))).all()}
             index = (await s.exec(select(PartyIndex))).all()
-        stored = new.unseal(row.parties_enc or "")["v"]
-        assert new.decrypt(row.text_enc) and stored[0]["phone"] == phone
-        assert [i.hash for i in index] == [new.blind_index("phone", phone)]
+        sealed = new.unseal(rows["RK-1"].sealed_enc or "")
+        assert sealed["text"] and sealed["parties"][0]["phone"] == phone
+        legacy = h.app.state.handlers.opened(rows["RK-0"])  # read with the new key alone
+        assert legacy["text"] == "旧的报告" and legacy["parties"][0]["phone"] == legacy_phone
+        assert legacy["location"] == {"address": "幸福路12号"} and legacy["reporter"] is None
+        assert sorted(i.hash for i in index) == sorted(
+            new.blind_index("phone", p) for p in (phone, legacy_phone)
+        )
         # the blind index still finds the party under the new key (this harness made a new
         # integrator, so the match counts as a repeat rather than a merge)
         assert (await h.post(report("110", "RK-2", parties=party))).status_code == 202
