@@ -482,6 +482,7 @@ class IntakeHandlers:
             for name, value in scope_changes(d).items():
                 setattr(case, name, value)
             reports = await self._reports(tx, case.case_id)
+            reason: str | None = None
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
                 # about one report, the one named in details
                 targets = [
@@ -496,14 +497,18 @@ class IntakeHandlers:
                 # entries come in causal order; only those from before it existed need the clock
                 if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.status_at):
                     case.status, case.status_at = entry.to_status, entry.at
-                    case.status_reason = redact_text(entry.reason)[:500]  # names, doors, numbers
+                    reason = redact_text(entry.reason)  # names, doors, numbers
+                    case.status_reason = reason[:500]
             s.add(case)
+            if targets and reason is None:
+                reason = redact_text(entry.reason)
             for r in targets:
                 body = feedback_body(
                     r,
                     entry,
                     case.status if entry.action == "merge" else entry.to_status,
                     env.event_id,
+                    reason or "",
                 )
                 tx.publish_raw(self.topics.feedback(r.source), r.source_ref, body)
                 queued.append(1)
@@ -511,14 +516,21 @@ class IntakeHandlers:
                     integ = await s.get(Integrator, r.integrator_id)
                     if integ is not None and integ.active and integ.callback_url:
                         hooks.append(1)
-                        s.add(
-                            WebhookDelivery(
-                                integrator_id=integ.id,
-                                case_id=case.case_id,
-                                body=body,
-                                next_attempt_at=utcnow(),
-                                created_at=utcnow(),
-                            )
+                        now = utcnow()
+                        tx.add_rows(
+                            WebhookDelivery,
+                            [
+                                {
+                                    "integrator_id": integ.id,
+                                    "case_id": case.case_id,
+                                    "body": body,
+                                    "attempts": 0,
+                                    "next_attempt_at": now,
+                                    "delivered_at": None,
+                                    "last_status": None,
+                                    "created_at": now,
+                                }
+                            ],
                         )
 
         hooks: list[int] = []  # callbacks queued: only then is the webhook sender woken
@@ -545,7 +557,9 @@ class IntakeHandlers:
         return reports
 
 
-def feedback_body(report: IntakeReport, entry: TrailAppended, status: str, event_id: str) -> bytes:
+def feedback_body(
+    report: IntakeReport, entry: TrailAppended, status: str, event_id: str, reason: str
+) -> bytes:
     """The status message a source receives, on its feedback topic and by webhook."""
     return json.dumps(
         {
@@ -557,7 +571,7 @@ def feedback_body(report: IntakeReport, entry: TrailAppended, status: str, event
             "previous_status": entry.from_status,
             "action": entry.action,
             "at": as_utc(entry.at).isoformat(),
-            "reason": redact_text(entry.reason),
+            "reason": reason,  # redact_text(entry.reason)
             "merged": report.merged,
             "event_id": event_id,
         },
