@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 DEV_PII_KEY = "dev-only-pii-key-change-me"
 
@@ -34,11 +38,20 @@ def _fernet(secret: str) -> Fernet:
     )
 
 
+def _aead(secret: str) -> AESGCM:
+    return AESGCM(hashlib.sha256(b"fengqiao/aead/" + secret.encode()).digest())
+
+
+_AEAD_MARK = "~"  # an AES-GCM body (not base64url, so never the start of a Fernet token)
+
+
 class PiiCipher:
     """Encrypts fields and hashes them for equality matching, with key versions.
 
-    Values are written as `<key id>:<Fernet token>` with the current key; any previous key
-    still decrypts (a value without a key id is tried with every key). `fengqiao pii rekey`
+    Values are written as `<key id>:~<base64url(nonce · AES-256-GCM ciphertext and tag)>` with
+    the current key (a tenth of Fernet's CPU); values written as `<key id>:<Fernet token>`
+    before still open, and any previous key still decrypts (a value without a key id is tried
+    with every key). `fengqiao pii rekey`
     re-encrypts stored values with the current key and recomputes the blind indexes, after
     which the previous keys can be dropped.
     """
@@ -48,14 +61,26 @@ class PiiCipher:
         self._keys = {key_id(k): _fernet(k) for k in (secret, *previous) if k}
         self._current = self._keys[self.current_id]
         self._any = MultiFernet(list(self._keys.values()))
+        self._aeads = {key_id(k): _aead(k) for k in (secret, *previous) if k}
+        self._current_aead = self._aeads[self.current_id]
         self._mac_key = hashlib.sha256(b"fengqiao/mac/" + secret.encode()).digest()
 
     def _seal_bytes(self, raw: bytes) -> str:
-        return f"{self.current_id}:{self._current.encrypt(raw).decode()}"
+        nonce = os.urandom(12)  # random 96-bit nonces: rotate the key long before 2^32 values
+        sealed = self._current_aead.encrypt(nonce, raw, self.current_id.encode())
+        return f"{self.current_id}:{_AEAD_MARK}{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def _open_bytes(self, token: str) -> bytes:
         kid, sep, body = token.partition(":")
         try:
+            if sep and body.startswith(_AEAD_MARK):
+                aead = self._aeads.get(kid)
+                if aead is None:
+                    raise PiiKeyError(
+                        f"cannot decrypt personal data: sealed with key {kid}, not configured"
+                    )
+                blob = base64.urlsafe_b64decode(body[1:])
+                return aead.decrypt(blob[:12], blob[12:], kid.encode())
             if sep and kid in self._keys:
                 return self._keys[kid].decrypt(body.encode())
             if sep and len(kid) == 8 and body.startswith("gAAAA"):
@@ -63,7 +88,7 @@ class PiiCipher:
                     f"cannot decrypt personal data: sealed with key {kid}, not configured"
                 )
             return self._any.decrypt(token.encode())
-        except InvalidToken:
+        except (InvalidToken, InvalidTag, binascii.Error):
             raise PiiKeyError("cannot decrypt personal data with the configured keys") from None
 
     def encrypt(self, value: str | None) -> str | None:

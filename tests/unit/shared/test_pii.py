@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
@@ -26,6 +27,30 @@ def test_encrypt_round_trip_and_ciphertext_hides_value() -> None:
     assert c.decrypt(token) == "13912345678"
     with pytest.raises(ValueError, match="cannot decrypt"):
         PiiCipher("other-key-0123456789").decrypt(token)
+
+
+def test_values_are_sealed_with_aes_gcm_and_fernet_values_from_before_still_open() -> None:
+    from cryptography.fernet import Fernet
+
+    from shared.pii import _fernet, key_id
+
+    c = PiiCipher("k" * 32)
+    token = c.seal({"phone": "13912345678"})
+    assert token.startswith(key_id("k" * 32) + ":~")
+    kid, _, body = token.partition(":")
+    tampered = f"{kid}:~{body[1:-6]}{'A' if body[-6] != 'A' else 'B'}{body[-5:]}"
+    with pytest.raises(ValueError, match="cannot decrypt"):
+        c.unseal(tampered)  # the tag protects every byte
+    fernet: Fernet = _fernet("k" * 32)
+    raw = json.dumps({"phone": "13700001111"}).encode()
+    before = f"{kid}:{fernet.encrypt(raw).decode()}"
+    assert c.unseal(before) == {"phone": "13700001111"}
+    rotating = PiiCipher("n" * 32, previous=["k" * 32])
+    moved = rotating.rotate(before)
+    assert moved is not None and moved.startswith(key_id("n" * 32) + ":~")
+    assert PiiCipher("n" * 32).unseal(moved) == {"phone": "13700001111"}
+    with pytest.raises(ValueError, match=kid):
+        PiiCipher("n" * 32).unseal(token)  # sealed with a key no longer configured
 
 
 def test_blind_index_matches_normalised_phones_only_under_the_same_key() -> None:
