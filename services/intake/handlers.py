@@ -1,4 +1,5 @@
-"""Intake handlers: one transaction each (report + index + case + trail + outbox)."""
+"""Intake handlers: reports stored set-based per group or batch (cases, reports, party hashes,
+trail and outbox in one transaction), and the status fed back to the sources."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from services.intake.repository import (
     Integrator,
     OpenCase,
     PartyIndex,
+    ReportRef,
     WebhookDelivery,
     add_repeats,
     open_cases_by_hash,
     report_by_ref,
     reports_by_refs,
-    reports_of_case,
     reports_of_cases,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
@@ -475,12 +476,14 @@ class IntakeHandlers:
             if case is None:
                 return  # not a case that came in through this intake
             d = entry.details
-            if isinstance(d.get("dispute_type"), str):
+            # only what changes is set (each assignment to a mapped row costs)
+            if isinstance(d.get("dispute_type"), str) and case.dispute_type != d["dispute_type"]:
                 case.dispute_type = d["dispute_type"]
-            if isinstance(d.get("channel"), str):
+            if isinstance(d.get("channel"), str) and case.channel != d["channel"]:
                 case.channel = d["channel"]
             for name, value in scope_changes(d).items():
-                setattr(case, name, value)
+                if getattr(case, name) != value:
+                    setattr(case, name, value)
             reports = await self._reports(tx, case.case_id)
             reason: str | None = None
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
@@ -499,7 +502,7 @@ class IntakeHandlers:
                     case.status, case.status_at = entry.to_status, entry.at
                     reason = redact_text(entry.reason)  # names, doors, numbers
                     case.status_reason = reason[:500]
-            s.add(case)
+            # the row came from this session (tx.get): its changes are flushed at commit
             if targets and reason is None:
                 reason = redact_text(entry.reason)
             for r in targets:
@@ -545,20 +548,20 @@ class IntakeHandlers:
             await self.delivery.after_commit(notify)
 
     @staticmethod
-    async def _reports(tx: Tx, case_id: str) -> list[IntakeReport]:
-        """A case's reports; in a batch, those of all its cases are read with one query (the
-        feedback consumer adds no reports, so they cannot change within the batch)."""
+    async def _reports(tx: Tx, case_id: str) -> list[ReportRef]:
+        """Who sent a case's reports; in a batch, those of all its cases are read with one query
+        (the feedback consumer adds no reports, so they cannot change within the batch)."""
         if tx.batch is None or case_id not in tx.batch.case_ids:
-            return await reports_of_case(tx.session, case_id)
+            return (await reports_of_cases(tx.session, [case_id]))[case_id]
         memo = tx.batch.memo
         if "intake.reports" not in memo:
             memo["intake.reports"] = await reports_of_cases(tx.session, sorted(tx.batch.case_ids))
-        reports: list[IntakeReport] = memo["intake.reports"].get(case_id, [])
+        reports: list[ReportRef] = memo["intake.reports"].get(case_id, [])
         return reports
 
 
 def feedback_body(
-    report: IntakeReport, entry: TrailAppended, status: str, event_id: str, reason: str
+    report: ReportRef, entry: TrailAppended, status: str, event_id: str, reason: str
 ) -> bytes:
     """The status message a source receives, on its feedback topic and by webhook."""
     return json.dumps(

@@ -150,16 +150,33 @@ async def reports_of_case(session: AsyncSession, case_id: str) -> list[IntakeRep
     return list((await session.exec(stmt.order_by(col(IntakeReport.received_at)))).all())
 
 
+@dataclass(frozen=True, slots=True)
+class ReportRef:
+    """Who sent a report of a case, as the status feedback needs it (no personal data)."""
+
+    case_id: str
+    source: str
+    source_ref: str
+    integrator_id: str | None
+    merged: bool
+
+
 async def reports_of_cases(
     session: AsyncSession, case_ids: Sequence[str]
-) -> dict[str, list[IntakeReport]]:
-    """Every report of each of these cases, oldest first (one query)."""
-    out: dict[str, list[IntakeReport]] = {c: [] for c in case_ids}
-    if not case_ids:
-        return out
-    stmt = select(IntakeReport).where(col(IntakeReport.case_id).in_(list(case_ids)))
-    for r in (await session.exec(stmt.order_by(col(IntakeReport.received_at)))).all():
-        out[r.case_id].append(r)
+) -> dict[str, list[ReportRef]]:
+    """Who sent each report of each of these cases, oldest first (one query per 500 cases)."""
+    out: dict[str, list[ReportRef]] = {c: [] for c in case_ids}
+    t = IntakeReport.__table__  # type: ignore[attr-defined]
+    ids = list(case_ids)
+    conn = await session.connection()
+    for i in range(0, len(ids), 500):
+        stmt = (
+            core_select(t.c.case_id, t.c.source, t.c.source_ref, t.c.integrator_id, t.c.merged)
+            .where(t.c.case_id.in_(ids[i : i + 500]))
+            .order_by(t.c.received_at)
+        )
+        for case_id, source, source_ref, integrator_id, merged in await conn.execute(stmt):
+            out[case_id].append(ReportRef(case_id, source, source_ref, integrator_id, bool(merged)))
     return out
 
 
