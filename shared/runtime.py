@@ -127,16 +127,24 @@ class Runtime:
             )
 
     def on_messages(
-        self, topics: list[str], group: str, handler: Callable[[Message], Awaitable[None]]
+        self,
+        topics: list[str],
+        group: str,
+        handler: Callable[[Message], Awaitable[None]],
+        batch_handler: Callable[[list[Message]], Awaitable[None]] | None = None,
     ) -> None:
         """Subscribe a consumer group to raw (non-envelope) records, e.g. source systems.
 
-        A partition's records are handled in one transaction (Delivery.batch); a batch that
-        fails is replayed one record at a time.
+        A batch's records are handled in one transaction (Delivery.batch): each by `handler`,
+        or all at once by `batch_handler` (set-based work); a batch that fails is replayed one
+        record at a time through `handler`.
         """
 
         async def handle_batch(msgs: list[Message]) -> None:
             async with self.delivery.batch([]):
+                if batch_handler is not None:
+                    await batch_handler(msgs)
+                    return
                 for msg in msgs:
                     await handler(msg)
 

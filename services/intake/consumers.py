@@ -39,7 +39,4 @@ def register(rt: Runtime, h: IntakeHandlers, settings: IntakeSettings) -> None:
         items = [Incoming(canonical(m), "kafka") for m in msgs]
         await h.receive_many(items)
 
-    rt.bus.subscribe(
-        list(by_topic), rt.settings.group("intake.sources"), native_record, native_batch
-    )
-    rt.on_events([rt.topics.trail], "intake.feedback", {"trail.appended": h.trail_appended})
+    rt.on_messages(list(by_topic), "intake.sources", native_record, native_batch)
