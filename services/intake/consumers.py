@@ -40,3 +40,4 @@ def register(rt: Runtime, h: IntakeHandlers, settings: IntakeSettings) -> None:
         await h.receive_many(items)
 
     rt.on_messages(list(by_topic), "intake.sources", native_record, native_batch)
+    rt.on_events([rt.topics.trail], "intake.feedback", {"trail.appended": h.trail_appended})

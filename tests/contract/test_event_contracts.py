@@ -144,7 +144,9 @@ class _RecordingRuntime:
     def on_events(self, topics: list[str], group: str, handlers: dict[str, Any]) -> None:
         self.subscriptions += [(tuple(topics), e) for e in handlers]
 
-    def on_messages(self, topics: list[str], group: str, handler: Any) -> None:
+    def on_messages(
+        self, topics: list[str], group: str, handler: Any, batch_handler: Any = None
+    ) -> None:
         return None
 
     def __getattr__(self, name: str) -> Any:
