@@ -381,6 +381,7 @@ class IntakeHandlers:
         contact: dict[str, Any],
     ) -> None:
         loc = report.location
+        refs = [party_ref(p) for p in report.parties]
         tx.transition(
             case_id,
             action="receive",
@@ -397,7 +398,7 @@ class IntakeHandlers:
                 "category": report.category,
                 "grid_code": loc.grid_code if loc else None,
                 # persons masked, organisations named: what the ledger shows as the parties
-                "parties": [party_ref(p).model_dump() for p in report.parties],
+                "parties": [r.model_dump() for r in refs],
             },
             party_hashes=party_hashes,
             sealed_location=self._sealed_location(report),
@@ -414,7 +415,7 @@ class IntakeHandlers:
                 text=event_text(report),
                 category=report.category,
                 grid_code=loc.grid_code if loc else None,
-                parties=[party_ref(p) for p in report.parties],
+                parties=refs,
                 repeat_count=repeat_count,
                 sealed_contact=self.cipher.seal(contact),
             ),
