@@ -181,7 +181,11 @@ class IntakeHandlers:
         group = _Group(cases, by_hash)
         receipts: list[Receipt] = []
         seen: dict[tuple[str, str], Receipt] = {}
-        for item, hs in zip(items, hashes, strict=True):
+        # an id for each report's case should it open one: the batch reads the trail heads of
+        # all of them with one query (none exist: nothing per new case)
+        fresh = [new_id() for _ in items]
+        batch.case_ids.update(fresh)
+        for item, hs, case_id in zip(items, hashes, fresh, strict=True):
             key = (item.report.source, item.report.source_ref)
             if key in seen:  # sent twice in this group: the second is a repeat of the first
                 receipts.append(dataclasses.replace(seen[key], duplicate=True))
@@ -193,7 +197,7 @@ class IntakeHandlers:
                 )
             else:
                 async with self.delivery.transaction() as tx:
-                    receipt = self._store(tx, item, hs, group)
+                    receipt = self._store(tx, item, hs, group, case_id)
             seen[key] = receipt
             receipts.append(receipt)
         for case_id, row in group.new_rows.items():  # queued, written at commit: final counts
@@ -204,7 +208,12 @@ class IntakeHandlers:
         return receipts
 
     def _store(
-        self, tx: Tx, item: Incoming, hashes: list[tuple[str, str]], group: _Group
+        self,
+        tx: Tx,
+        item: Incoming,
+        hashes: list[tuple[str, str]],
+        group: _Group,
+        fresh_case_id: str,
     ) -> Receipt:
         """One report of a group: a new case or a merge into an open one (in memory), its rows
         queued, its trail entry and event emitted."""
@@ -236,7 +245,7 @@ class IntakeHandlers:
             target.merges += 1
             case_id = target.case_id
         else:
-            case_id = new_id()
+            case_id = fresh_case_id
             group.cases[case_id] = OpenCase(
                 case_id=case_id,
                 received_at=now,
@@ -270,8 +279,6 @@ class IntakeHandlers:
             }
             group.new_rows[case_id] = row
             tx.add_rows(IntakeCase, [row])
-            if tx.batch is not None:  # a new case has no trail head yet: known without a query
-                tx.batch.case_ids.add(case_id)
         for _, h in hashes:  # later reports of the group find this one's case by its parties
             known = group.by_hash.setdefault(h, [])
             if case_id not in known:
