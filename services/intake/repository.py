@@ -132,6 +132,38 @@ class RateBucket(IntakeBase, table=True):
     updated: float  # seconds (time.time) of the last take
 
 
+_R = IntakeReport.__table__  # type: ignore[attr-defined]
+_C = IntakeCase.__table__  # type: ignore[attr-defined]
+_P = PartyIndex.__table__  # type: ignore[attr-defined]
+# built once (expanding IN parameters): each call is a compiled-cache hit, no statement building
+_REPORTS_OF_CASES = (
+    core_select(_R.c.case_id, _R.c.source, _R.c.source_ref, _R.c.integrator_id, _R.c.merged)
+    .where(_R.c.case_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_R.c.received_at)
+)
+_REPORTS_BY_REFS = core_select(
+    _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
+).where(_R.c.source_ref.in_(bindparam("refs", expanding=True)))
+_OPEN_CASES_BY_HASH = (
+    core_select(
+        _P.c.hash,
+        _C.c.case_id,
+        _C.c.received_at,
+        _C.c.status,
+        _C.c.source,
+        _C.c.integrator_id,
+        _C.c.dispute_type,
+        _C.c.guessed_type,
+        _C.c.repeat_count,
+    )
+    .select_from(_P.join(_C, _P.c.case_id == _C.c.case_id))
+    .where(
+        _P.c.hash.in_(bindparam("hashes", expanding=True)),
+        _C.c.received_at >= bindparam("since", type_=_C.c.received_at.type),
+        _C.c.status.not_in(bindparam("closed", expanding=True)),
+    )
+)
+
 TABLES = delivery_tables(IntakeBase)
 metadata = IntakeBase.metadata
 
@@ -166,16 +198,11 @@ async def reports_of_cases(
 ) -> dict[str, list[ReportRef]]:
     """Who sent each report of each of these cases, oldest first (one query per 500 cases)."""
     out: dict[str, list[ReportRef]] = {c: [] for c in case_ids}
-    t = IntakeReport.__table__  # type: ignore[attr-defined]
     ids = list(case_ids)
     conn = await session.connection()
     for i in range(0, len(ids), 500):
-        stmt = (
-            core_select(t.c.case_id, t.c.source, t.c.source_ref, t.c.integrator_id, t.c.merged)
-            .where(t.c.case_id.in_(ids[i : i + 500]))
-            .order_by(t.c.received_at)
-        )
-        for case_id, source, source_ref, integrator_id, merged in await conn.execute(stmt):
+        rows = await conn.execute(_REPORTS_OF_CASES, {"ids": ids[i : i + 500]})
+        for case_id, source, source_ref, integrator_id, merged in rows:
             out[case_id].append(ReportRef(case_id, source, source_ref, integrator_id, bool(merged)))
     return out
 
@@ -197,14 +224,11 @@ async def reports_by_refs(
     """The reports stored under any of these (source, source_ref) pairs (one query per 500)."""
     out: dict[tuple[str, str], StoredRef] = {}
     wanted = set(refs)
-    t = IntakeReport.__table__  # type: ignore[attr-defined]
     names = sorted({ref for _, ref in wanted})
     conn = await session.connection()
     for i in range(0, len(names), 500):
-        stmt = core_select(
-            t.c.case_id, t.c.report_id, t.c.source, t.c.source_ref, t.c.merged
-        ).where(t.c.source_ref.in_(names[i : i + 500]))
-        for case_id, report_id, source, source_ref, merged in await conn.execute(stmt):
+        rows = await conn.execute(_REPORTS_BY_REFS, {"refs": names[i : i + 500]})
+        for case_id, report_id, source, source_ref, merged in rows:
             if (source, source_ref) in wanted:
                 out[(source, source_ref)] = StoredRef(
                     case_id, report_id, source, source_ref, bool(merged)
@@ -239,31 +263,14 @@ async def open_cases_by_hash(
     id and, per hash, the ids of its cases (one query per 500 hashes)."""
     cases: dict[str, OpenCase] = {}
     by_hash: dict[str, list[str]] = {}
-    c = IntakeCase.__table__  # type: ignore[attr-defined]
-    p = PartyIndex.__table__  # type: ignore[attr-defined]
     wanted = sorted(set(hashes))
+    if not wanted:
+        return cases, by_hash
     conn = await session.connection()
     for i in range(0, len(wanted), 500):
-        stmt = (
-            core_select(
-                p.c.hash,
-                c.c.case_id,
-                c.c.received_at,
-                c.c.status,
-                c.c.source,
-                c.c.integrator_id,
-                c.c.dispute_type,
-                c.c.guessed_type,
-                c.c.repeat_count,
-            )
-            .select_from(p.join(c, p.c.case_id == c.c.case_id))
-            .where(
-                p.c.hash.in_(wanted[i : i + 500]),
-                c.c.received_at >= since,
-                c.c.status.not_in(list(CLOSED_STATUSES)),
-            )
-        )
-        for row in await conn.execute(stmt):
+        stmt = _OPEN_CASES_BY_HASH
+        params = {"hashes": wanted[i : i + 500], "since": since, "closed": sorted(CLOSED_STATUSES)}
+        for row in await conn.execute(stmt, params):
             h, case_id = row[0], row[1]
             if case_id not in cases:
                 cases[case_id] = OpenCase(
