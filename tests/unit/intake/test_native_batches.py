@@ -14,7 +14,7 @@ from services.intake import handlers as handlers_module
 from services.intake.repository import IntakeCase, IntakeReport, PartyIndex
 from shared.bus import OutgoingMessage
 from tests.unit.intake.conftest import Intake
-from tests.unit.intake.natives import CALL_110, raw
+from tests.unit.intake.natives import CALL_110
 
 
 def call(ref: str, phone: str, **extra: Any) -> bytes:
