@@ -22,11 +22,14 @@ from services.mediation.domain import (
     pick_organisation,
 )
 from services.mediation.repository import (
+    AnyCase,
     CaseReader,
     MediationCase,
+    NewCase,
     Organisation,
     StaffMember,
     open_case_counts,
+    open_case_counts_by_organisation,
     organisations,
     staff_of,
 )
@@ -113,7 +116,7 @@ class Context:
         return self.channels.get(code) if code in self.channels else None
 
 
-def case_view(case: MediationCase) -> CaseView:
+def case_view(case: AnyCase) -> CaseView:
     """The non-personal view of a case that channel plugins get."""
     return CaseView(
         case.case_id,
@@ -133,7 +136,7 @@ def _iso(when: datetime | None) -> str | None:
     return aware(when).isoformat() if when is not None else None
 
 
-def trail_details(case: MediationCase, **extra: Any) -> dict[str, Any]:
+def trail_details(case: AnyCase, **extra: Any) -> dict[str, Any]:
     """Non-personal attributes the ledger projects from each trail entry."""
     out: dict[str, Any] = {
         "source": case.source,
@@ -160,7 +163,7 @@ async def run_after_commit(callbacks: list[AfterCommit]) -> None:
             log.error("channel plugin failed", extra={"error": type(exc).__name__})
 
 
-def notify_assigned(ctx: Context, case: MediationCase) -> list[AfterCommit]:
+def notify_assigned(ctx: Context, case: AnyCase) -> list[AfterCommit]:
     """A callback telling the case's channel about the assignment."""
     plugin, view = ctx.channel(case.channel), case_view(case)
     if plugin is None:
@@ -172,10 +175,41 @@ def notify_assigned(ctx: Context, case: MediationCase) -> list[AfterCommit]:
     return [cb]
 
 
+_NEW_CASES = "mediation.new_cases"
+
+
+def save(tx: Tx, case: AnyCase) -> None:
+    """Keep the case's changes: a stored case through the session, a new one in its queued row
+    (no row yet: insert_new writes it with these values)."""
+    if isinstance(case, NewCase):
+        if case.row is not None:
+            case.row.update(case.values())
+    else:
+        tx.session.add(case)
+
+
+def insert_new(tx: Tx, case: NewCase) -> None:
+    """Queue a new case's row (one executemany per batch); later events of the batch find it."""
+    case.row = case.values()
+    tx.add_rows(MediationCase, [case.row])
+    if tx.batch is not None:
+        tx.batch.memo.setdefault(_NEW_CASES, {})[case.case_id] = case
+
+
+async def find_case(tx: Tx, case_id: str) -> AnyCase | None:
+    """The case: new in this batch (not written yet), else the stored row."""
+    if tx.batch is not None:
+        new: NewCase | None = tx.batch.memo.get(_NEW_CASES, {}).get(case_id)
+        if new is not None:
+            return new
+    stored: MediationCase | None = await tx.get(MediationCase, case_id)
+    return stored
+
+
 async def assign(
     ctx: Context,
     tx: Tx,
-    case: MediationCase,
+    case: AnyCase,
     *,
     now: datetime,
     action: str = "assign",
@@ -192,6 +226,8 @@ async def assign(
     `organisation`/`mediator` are a coordinator's explicit choice.
     """
     before = _workload_slot(case)
+    if tx.batch is not None:
+        await _batch_counts(tx)  # before this case moves: the batch counts every move after
     try:
         return await _assign(
             ctx,
@@ -213,7 +249,7 @@ async def assign(
 async def _assign(
     ctx: Context,
     tx: Tx,
-    case: MediationCase,
+    case: AnyCase,
     *,
     now: datetime,
     action: str,
@@ -241,7 +277,7 @@ async def _assign(
         # Nobody can take it: it stays triaged and waits for a coordinator.
         case.organisation_id, case.mediator_id, case.updated_at = None, None, now
         case.area_code = case_area(case.grid_code)
-        tx.session.add(case)
+        save(tx, case)
         why.append("暂无可指派机构，等待协调员指派")
         tx.transition(
             case.case_id,
@@ -282,7 +318,7 @@ async def _assign(
     if from_status == S.escalated and case.sign_for_window_s:
         case.sign_for_due = now + timedelta(seconds=case.sign_for_window_s)
         case.sign_for_overdue = False  # a new organisation signs for it by a new deadline
-    tx.session.add(case)
+    save(tx, case)
     await _share_with_co_channels(tx, case, facts)
     tx.transition(
         case.case_id,
@@ -301,41 +337,50 @@ async def _assign(
 _OPEN_COUNTS = "mediation.open_counts"
 
 
-def _workload_slot(case: MediationCase) -> tuple[str, str] | None:
+def _workload_slot(case: AnyCase) -> tuple[str, str] | None:
     """Whose open-case count the case adds to (organisation, mediator), if anyone's."""
     if case.organisation_id and case.mediator_id and case.status in WORKLOAD_STATUSES:
         return case.organisation_id, case.mediator_id
     return None
 
 
+async def _batch_counts(tx: Tx) -> dict[str, dict[str, int]]:
+    """Open cases per mediator of every organisation, read once per consumer batch (the query's
+    autoflush counts what the batch changed on stored cases so far) and then kept up to date by
+    assign() as the batch moves cases (_count_moved): new cases of the batch, written only at
+    its commit, are counted as they are assigned, and no case costs a GROUP BY."""
+    if tx.batch is None:
+        raise RuntimeError("batch counts outside a consumer batch")
+    counts: dict[str, dict[str, int]] | None = tx.batch.memo.get(_OPEN_COUNTS)
+    if counts is None:
+        counts = await open_case_counts_by_organisation(tx.session)
+        tx.batch.memo[_OPEN_COUNTS] = counts
+    return counts
+
+
 async def _open_counts(tx: Tx, organisation_id: str) -> dict[str, int]:
-    """Open cases per mediator of an organisation: in a consumer batch read once per
-    organisation (the query's autoflush counts what the batch did so far) and then kept up to
-    date by assign() as the batch moves cases (_count_moved), so each case costs no GROUP BY."""
+    """Open cases per mediator of an organisation (in a consumer batch: _batch_counts)."""
     if tx.batch is None:
         return await open_case_counts(tx.session, organisation_id)
-    counts: dict[str, dict[str, int]] = tx.batch.memo.setdefault(_OPEN_COUNTS, {})
-    if organisation_id not in counts:
-        counts[organisation_id] = await open_case_counts(tx.session, organisation_id)
-    return counts[organisation_id]
+    return (await _batch_counts(tx)).setdefault(organisation_id, {})
 
 
 def _count_moved(tx: Tx, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
-    """Move a case's weight between mediators in the batch's counts (those already read).
+    """Move a case's weight between mediators in the batch's counts.
 
     Within a consumer batch only assign() changes a case's organisation, mediator or workload
-    status, so the counts stay what the query would answer now.
+    status, so the counts stay what the query would answer now (with the batch's new cases).
     """
     if tx.batch is None or before == after:
         return
-    counts: dict[str, dict[str, int]] = tx.batch.memo.get(_OPEN_COUNTS, {})
+    counts: dict[str, dict[str, int]] = tx.batch.memo[_OPEN_COUNTS]  # read by assign()
     for slot, step in ((before, -1), (after, 1)):
-        if slot is not None and slot[0] in counts:
-            org = counts[slot[0]]
+        if slot is not None:
+            org = counts.setdefault(slot[0], {})
             org[slot[1]] = org.get(slot[1], 0) + step
 
 
-async def _share_with_co_channels(tx: Tx, case: MediationCase, facts: list[OrgFacts]) -> None:
+async def _share_with_co_channels(tx: Tx, case: AnyCase, facts: list[OrgFacts]) -> None:
     """A read-only copy for an organisation of each co-channel (same tier, covering the area)."""
     for co in case.co_channels:
         if co == case.channel:
@@ -343,5 +388,11 @@ async def _share_with_co_channels(tx: Tx, case: MediationCase, facts: list[OrgFa
         org, _ = pick_organisation(facts, co, case.tier, case.grid_code)
         if org is None:
             continue
-        if await tx.session.get(CaseReader, (case.case_id, org.id)) is None:
+        if isinstance(case, NewCase):  # no copy stored yet: those given are on the case
+            if org.id not in case.readers:
+                case.readers.add(org.id)
+                tx.add_rows(
+                    CaseReader, [{"case_id": case.case_id, "organisation_id": org.id, "channel": co}]
+                )
+        elif await tx.session.get(CaseReader, (case.case_id, org.id)) is None:
             tx.session.add(CaseReader(case_id=case.case_id, organisation_id=org.id, channel=co))

@@ -1,4 +1,8 @@
-"""Mediation event handlers: one transaction each (state + trail + outbox)."""
+"""Mediation event handlers: one transaction per partition batch (state + trail + outbox).
+
+A new case is a plain NewCase whose row is inserted by Core at the batch's commit; stored cases
+are ORM rows read once per batch (Tx.get).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from services.mediation.assignment import (
     AfterCommit,
     Context,
     assign,
+    find_case,
+    insert_new,
     run_after_commit,
+    save,
     trail_details,
 )
 from services.mediation.domain import TERMINAL_STATUSES, aware, next_status
-from services.mediation.repository import MediationCase
+from services.mediation.repository import AnyCase, NewCase
 from shared.contracts import CaseClosed, CaseReopened, CaseStatus, CaseTriaged
 from shared.db import Tx
 from shared.events import Envelope
@@ -29,7 +36,7 @@ def _sign_for_window(ev: CaseTriaged, decided_at: datetime) -> int:
     return max(0, int((aware(ev.sign_for_due) - aware(decided_at)).total_seconds()))
 
 
-def _apply_routing(case: MediationCase, ev: CaseTriaged, decided_at: datetime) -> None:
+def _apply_routing(case: AnyCase, ev: CaseTriaged, decided_at: datetime) -> None:
     """Copy triage's decision onto the case (type, severity, channel, tier, deadlines)."""
     case.dispute_type, case.severity = ev.dispute_type, ev.severity
     case.channel, case.co_channels, case.tier = ev.channel, list(ev.co_channels), ev.tier
@@ -49,7 +56,7 @@ class MediationHandlers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _manual(self, case: MediationCase) -> bool:
+    def _manual(self, case: AnyCase) -> bool:
         return case.rule_id in MANUAL_RULE_IDS or case.return_count >= MANUAL_AFTER_RETURNS
 
     async def case_triaged(self, env: Envelope, ev: CaseTriaged) -> None:
@@ -58,9 +65,9 @@ class MediationHandlers:
 
         async def work(tx: Tx) -> None:
             now = self.ctx.clock.now()
-            case = await tx.get(MediationCase, ev.case_id)
+            case = await find_case(tx, ev.case_id)
             if case is None:
-                case = MediationCase(
+                new = NewCase(
                     case_id=ev.case_id,
                     status=CaseStatus.triaged,
                     source=ev.source,
@@ -77,17 +84,18 @@ class MediationHandlers:
                     created_at=now,
                     updated_at=now,
                 )
-                _apply_routing(case, ev, now)
+                _apply_routing(new, ev, now)
                 after.extend(
                     await assign(
                         self.ctx,
                         tx,
-                        case,
+                        new,
                         now=now,
-                        manual=self._manual(case),
+                        manual=self._manual(new),
                         reason="按分流结果指派",
                     )
                 )
+                insert_new(tx, new)
                 return
             if ev.attempt <= case.attempt or case.status in TERMINAL_STATUSES:
                 return  # an older decision, or the case has left mediation
@@ -116,7 +124,7 @@ class MediationHandlers:
     async def _retriage(
         self,
         tx: Tx,
-        case: MediationCase,
+        case: AnyCase,
         ev: CaseTriaged,
         decided_at: datetime,
         now: datetime,
@@ -147,7 +155,7 @@ class MediationHandlers:
         if case.status == CaseStatus.assigned:
             case.sign_for_due = ev.sign_for_due
         case.updated_at = now
-        tx.session.add(case)
+        save(tx, case)
         tx.transition(
             case.case_id,
             action="retriage",
@@ -165,7 +173,7 @@ class MediationHandlers:
 
         async def work(tx: Tx) -> None:
             now = self.ctx.clock.now()
-            case = await tx.get(MediationCase, ev.case_id)
+            case = await find_case(tx, ev.case_id)
             if case is None or case.status not in (
                 CaseStatus.agreed,
                 CaseStatus.follow_up,
@@ -176,7 +184,7 @@ class MediationHandlers:
             case.status, case.updated_at = to, now
             case.mediation_due = now + timedelta(days=self.ctx.settings.reopen_mediation_days)
             case.mediation_overdue = False
-            tx.session.add(case)
+            save(tx, case)
             tx.transition(
                 case.case_id,
                 action="resume",
@@ -194,11 +202,11 @@ class MediationHandlers:
         """Follow-up closed the loop: the case leaves the mediator's work list."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.get(MediationCase, ev.case_id)
+            case = await find_case(tx, ev.case_id)
             if case is None or case.status in TERMINAL_STATUSES:
                 return
             case.status, case.outcome = CaseStatus.closed, ev.outcome[:40]
             case.updated_at = self.ctx.clock.now()
-            tx.session.add(case)
+            save(tx, case)
 
         await self.ctx.delivery.handle_once("mediation.closed", env, work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,6 +105,64 @@ class MediationCase(MediationBase, table=True):
     updated_at: datetime = tz(nullable=False)
 
 
+CASE_COLUMNS: tuple[str, ...] = tuple(MediationCase.__table__.columns.keys())  # type: ignore[attr-defined]
+
+
+@dataclass
+class NewCase:
+    """A case first seen in this transaction, as a plain object: its row is inserted by Core
+    (Tx.add_rows, one executemany per consumer batch), not by an ORM object per event.
+
+    Later events of the same batch find it in the batch (handlers.find_case) and change it;
+    `save` copies the changes into the queued row, which is written only at the commit.
+    The fields are MediationCase's columns with the same defaults (a unit test keeps them so).
+    """
+
+    case_id: str
+    status: str
+    source: str
+    source_ref: str
+    dispute_type: str
+    severity: str
+    channel: str
+    tier: str
+    rule_id: str
+    created_at: datetime
+    updated_at: datetime
+    co_channels: list[str] = field(default_factory=list)
+    attempt: int = 1
+    grid_code: str | None = None
+    area_code: str = ""
+    organisation_id: str | None = None
+    mediator_id: str | None = None
+    text: str = ""
+    parties: list[dict[str, Any]] = field(default_factory=list)
+    sealed_contact: str | None = None
+    sign_for_due: datetime | None = None
+    mediation_due: datetime | None = None
+    sign_for_window_s: int = 0
+    sign_for_overdue: bool = False
+    mediation_overdue: bool = False
+    return_count: int = 0
+    excluded_channels: list[str] = field(default_factory=list)
+    escalations: int = 0
+    first_tier: str = ""
+    outcome: str | None = None
+    transfer_target: str | None = None
+    accepted_at: datetime | None = None
+    extended_at: datetime | None = None
+    # not columns: the queued row once inserted, and the organisations given a read-only copy
+    row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    readers: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def values(self) -> dict[str, Any]:
+        """The row to insert (column → value)."""
+        return {name: getattr(self, name) for name in CASE_COLUMNS}
+
+
+AnyCase = MediationCase | NewCase
+
+
 class CaseReader(MediationBase, table=True):
     """A read-only copy for a co-channel organisation (its mediators read, never act)."""
 
@@ -195,6 +254,21 @@ async def open_case_counts(session: AsyncSession, organisation_id: str) -> dict[
         .group_by(col(MediationCase.mediator_id))
     )
     return {m: int(n) for m, n in (await session.exec(stmt)).all() if m is not None}
+
+
+async def open_case_counts_by_organisation(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Open cases per mediator of every organisation (a consumer batch reads them once)."""
+    stmt = (
+        select(MediationCase.organisation_id, MediationCase.mediator_id, func.count())
+        .where(col(MediationCase.mediator_id).is_not(None))
+        .where(col(MediationCase.status).in_(sorted(WORKLOAD_STATUSES)))
+        .group_by(col(MediationCase.organisation_id), col(MediationCase.mediator_id))
+    )
+    out: dict[str, dict[str, int]] = {}
+    for org, mediator, n in (await session.exec(stmt)).all():
+        if org is not None and mediator is not None:
+            out.setdefault(org, {})[mediator] = int(n)
+    return out
 
 
 # --- cases ------------------------------------------------------------------------------------
