@@ -1,0 +1,124 @@
+"""case.triaged in consumer batches: new cases written by Core at the batch's commit, later
+events of the same batch see them, a duplicate counts once, a poison event fails alone."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import func, select
+
+from services.mediation.repository import CaseReader, MediationCase, NewCase
+from shared.bus import OutgoingMessage
+from shared.contracts import REGISTRY, CaseTriaged
+from shared.events import Envelope, new_id
+from shared.topics import Topics
+from tests.unit.mediation.conftest import Svc
+
+
+def _triaged(svc: Svc, case_id: str, **kw: Any) -> Envelope:
+    now = svc.clock.now()
+    payload: dict[str, Any] = {
+        "case_id": case_id,
+        "source": "grid",
+        "source_ref": f"g-{case_id[:8]}",
+        "dispute_type": "neighbour",
+        "severity": "medium",
+        "channel": "people",
+        "co_channels": [],
+        "tier": "town",
+        "rule_id": "R7",
+        "rules_version": "test",
+        "sign_for_due": now + timedelta(hours=4),
+        "mediation_due": now + timedelta(days=30),
+        "attempt": 1,
+        "grid_code": "522731001001",
+        "text": "楼上漏水",
+        "parties": [],
+    } | kw
+    return REGISTRY.event(
+        CaseTriaged(**payload), event_type="case.triaged", producer="test", case_id=case_id
+    )
+
+
+async def _one_batch(svc: Svc, envs: list[Envelope], topic: str | None = None) -> None:
+    """Queue the events together (one partition batch, one transaction) and wait."""
+    topic = topic or svc.topics.triaged
+    await svc.bus.publish([OutgoingMessage(topic, e.case_id, e.to_bytes()) for e in envs])
+    await svc.bus.drain()
+    await svc.flush()
+
+
+async def _count(svc: Svc, model: Any, case_id: str) -> int:
+    async with svc.app.state.runtime.sessions() as s:
+        stmt = select(func.count()).select_from(model).where(model.case_id == case_id)
+        return int((await s.exec(stmt)).one())
+
+
+def test_a_new_case_has_the_stored_cases_columns_and_defaults() -> None:
+    columns = MediationCase.__table__.columns  # type: ignore[attr-defined]
+    fields = {f.name: f for f in dataclasses.fields(NewCase) if f.name not in ("row", "readers")}
+    assert set(fields) == set(columns.keys())
+    for name, f in fields.items():
+        default = columns[name].default
+        if f.default is not dataclasses.MISSING and default is not None and default.is_scalar:
+            assert f.default == default.arg, name
+
+
+async def test_a_case_routed_and_rerouted_in_one_batch_is_stored_once_as_the_second_says(
+    svc: Svc,
+) -> None:
+    cid = new_id()
+    first = _triaged(svc, cid, co_channels=["labour"], tier="county", channel="police")
+    again = _triaged(
+        svc, cid, attempt=2, channel="people", tier="town", co_channels=["labour", "police"]
+    )
+    await _one_batch(svc, [first, first, again])  # the duplicate counts once
+    case = await svc.case(cid)
+    assert (case["status"], case["channel"], case["organisation_id"], case["tier"]) == (
+        "assigned",
+        "people",
+        "people-town",
+        "town",
+    )
+    assert [t["action"] for t in svc.trail(cid)] == ["assign", "reassign"]
+    assert await _count(svc, MediationCase, cid) == 1
+    # the first routing's copy stays, the second adds its own; none twice
+    assert sorted(case["reader_organisations"]) == ["labour-county", "labour-town", "police-town"]
+    assert await _count(svc, CaseReader, cid) == 3
+
+
+async def test_a_new_case_closed_by_follow_up_later_is_read_from_the_database(svc: Svc) -> None:
+    cid = new_id()
+    await _one_batch(svc, [_triaged(svc, cid)])
+    await svc.closed(cid)
+    assert (await svc.case(cid))["status"] == "closed"
+
+
+async def test_a_poison_event_fails_alone_and_its_neighbours_are_stored_once(svc: Svc) -> None:
+    good = [new_id() for _ in range(3)]
+    envs = [_triaged(svc, c) for c in good]
+    bad = _triaged(svc, new_id())
+    bad.payload["severity"] = None  # the envelope parses, the payload does not: the batch fails
+    await _one_batch(svc, [envs[0], envs[1], bad, envs[2]])
+    for cid in good:
+        assert (await svc.case(cid))["status"] == "assigned"
+        assert await _count(svc, MediationCase, cid) == 1
+        assert [t["action"] for t in svc.trail(cid)] == ["assign"]
+    dead = svc.bus.log[Topics.dlq(svc.topics.triaged)]
+    assert [Envelope.from_bytes(m.value).event_id for m in dead] == [bad.event_id]
+    assert await _count(svc, MediationCase, bad.case_id) == 0
+
+
+async def test_a_batch_counts_its_new_cases_for_every_organisation(svc: Svc) -> None:
+    """Open-case counts are read once per batch: new cases of the batch (not yet written) count
+    for their mediators, in whatever organisation, as the batch goes."""
+    before = await svc.triaged()  # stored: "…-day" has one open case
+    ids = [new_id() for _ in range(4)]
+    envs = [_triaged(svc, c) for c in ids]
+    await _one_batch(svc, envs)
+    got = [(await svc.case(c))["mediator_id"] for c in [before, *ids]]
+    assert len(set(got)) == 1  # the town office has one day mediator: all theirs
+    reasons = [svc.trail(c)[0]["reason"].split("；")[-1] for c in ids]
+    assert reasons == [f"值班调解员在办{n}件，最少" for n in (1, 2, 3, 4)]
