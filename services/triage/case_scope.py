@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.triage.repository import TriageCase, TriageCaseScope
+from typing import Any
+
+from services.triage.repository import SCOPE_COLUMNS, TriageCase, TriageCaseScope
 from shared.contracts import TrailAppended
 from shared.db import Delivery, Tx
 from shared.events import Envelope
@@ -11,8 +13,16 @@ from shared.scope import CaseScope, scope_changes
 CONSUMER = "triage.scope"
 
 
+_NEW_SCOPES = "triage.new_scopes"  # batch memo: case id → scope row queued in this batch
+
+
 class ScopeProjection:
-    """Projects tier, area, organisation, mediator and co-handlers from trail entries."""
+    """Projects tier, area, organisation, mediator and co-handlers from trail entries.
+
+    In a consumer batch the rows of the batch's cases are read once; an entry that changes
+    nothing is only marked seen (no transaction of its own), a new row is inserted by Core at
+    the batch's commit and a stored one has only the changed columns set.
+    """
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
@@ -22,13 +32,33 @@ class ScopeProjection:
         changes = scope_changes(entry.details)
         if not changes:
             return
+        batch = self.delivery.current_batch()
+        if batch is not None:
+            known: dict[str, Any] | None = batch.memo.get(_NEW_SCOPES, {}).get(entry.case_id)
+            stored = None if known is not None else await batch.get(TriageCaseScope, entry.case_id)
+            if (known is not None and all(known[k] == v for k, v in changes.items())) or (
+                stored is not None and all(getattr(stored, k) == v for k, v in changes.items())
+            ):
+                # seen (inbox), so that a replay after later entries cannot undo them
+                await batch.claim(CONSUMER, env.event_id)
+                return
 
         async def work(tx: Tx) -> None:
+            queued = tx.batch.memo.get(_NEW_SCOPES, {}).get(entry.case_id) if tx.batch else None
+            if queued is not None:
+                queued.update(changes)
+                return
             row = await tx.get(TriageCaseScope, entry.case_id)
             if row is None:
-                row = TriageCaseScope(case_id=entry.case_id, co_channels=[])
+                values: dict[str, Any] = dict.fromkeys(SCOPE_COLUMNS)
+                values |= {"case_id": entry.case_id, "co_channels": []} | changes
+                tx.add_rows(TriageCaseScope, [values])
+                if tx.batch is not None:
+                    tx.batch.memo.setdefault(_NEW_SCOPES, {})[entry.case_id] = values
+                return
             for name, value in changes.items():
-                setattr(row, name, value)
+                if getattr(row, name) != value:
+                    setattr(row, name, value)
             tx.session.add(row)
 
         await self.delivery.handle_once(CONSUMER, env, work)

@@ -1,4 +1,8 @@
-"""Triage handlers: one transaction each (state + decision + trail + outbox)."""
+"""Triage handlers: one transaction per partition batch (state + decision + trail + outbox).
+
+A new case is a plain NewCase, and decisions and reviews plain rows, inserted by Core at the
+batch's commit (Tx.add_rows); stored cases are ORM rows read once per batch (Tx.get).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 
 from services.triage.domain import Party, TriageDecision, TriageInput, decide
 from services.triage.repository import (
+    AnyCase,
+    NewCase,
     TriageCase,
     TriageDecisionRow,
     TriageReview,
@@ -27,9 +33,51 @@ from shared.events import Envelope, utcnow
 from shared.topics import Topics
 
 ACTOR = "system:triage"
+_NEW_CASES = "triage.new_cases"  # batch memo: case id → NewCase queued in this batch
+_NEW_REVIEWS = "triage.new_reviews"  # batch memo: case id → review rows queued in this batch
 
 
-def triage_input(case: TriageCase) -> TriageInput:
+def save(tx: Tx, case: AnyCase) -> None:
+    """Keep the case's changes: a stored case through the session, a new one in its queued row
+    (no row yet: insert_new writes it with these values)."""
+    if isinstance(case, NewCase):
+        if case.row is not None:
+            case.row.update(case.values())
+    else:
+        tx.session.add(case)
+
+
+def insert_new(tx: Tx, case: NewCase) -> None:
+    """Queue a new case's row (one executemany per batch); later events of the batch find it."""
+    case.row = case.values()
+    tx.add_rows(TriageCase, [case.row])
+    if tx.batch is not None:
+        tx.batch.memo.setdefault(_NEW_CASES, {})[case.case_id] = case
+
+
+async def find_case(tx: Tx, case_id: str) -> AnyCase | None:
+    """The case: new in this batch (not written yet), else the stored row."""
+    if tx.batch is not None:
+        new: NewCase | None = tx.batch.memo.get(_NEW_CASES, {}).get(case_id)
+        if new is not None:
+            return new
+    stored: TriageCase | None = await tx.get(TriageCase, case_id)
+    return stored
+
+
+async def _supersede_reviews(tx: Tx, case_id: str, now: datetime) -> None:
+    """Older pending reviews of the case are superseded by a newer decision: the stored ones,
+    and those queued earlier in this batch (not written yet, so no query finds them)."""
+    for old in await pending_reviews_of(tx.session, case_id):
+        old.status, old.resolved_at = "superseded", now
+        tx.session.add(old)
+    if tx.batch is not None:
+        for row in tx.batch.memo.get(_NEW_REVIEWS, {}).get(case_id, []):
+            if row["status"] == "pending":
+                row["status"], row["resolved_at"] = "superseded", now
+
+
+def triage_input(case: AnyCase) -> TriageInput:
     """What the rules see of a stored case."""
     parties = tuple(Party(name=p.get("display"), role=p.get("role")) for p in case.parties)
     return TriageInput(
@@ -45,9 +93,8 @@ def triage_input(case: TriageCase) -> TriageInput:
     )
 
 
-def decision_details(d: TriageDecision) -> dict[str, Any]:
-    """The non-personal summary of a decision that the trail carries."""
-    out = d.to_dict()
+def decision_details(out: dict[str, Any]) -> dict[str, Any]:
+    """The non-personal summary of a decision (its to_dict()) that the trail carries."""
     return {
         k: out[k]
         for k in (
@@ -70,7 +117,7 @@ async def route_case(
     tx: Tx,
     topics: Topics,
     rules: RulesStore,
-    case: TriageCase,
+    case: AnyCase,
     *,
     action: str,
     from_status: str,
@@ -87,42 +134,49 @@ async def route_case(
     current = rules.current
     decision = decide(triage_input(case), current, now)
     metrics.triage_decided(decision.rule_id, decision.severity, decision.review)
+    decided = decision.to_dict()
     case.attempt += 1
     case.dispute_type, case.severity = decision.dispute_type, decision.severity
     case.channel, case.tier, case.updated_at = decision.channel, decision.tier, now
-    tx.session.add(case)
-    tx.session.add(
-        TriageDecisionRow(
-            case_id=case.case_id,
-            attempt=case.attempt,
-            rules_version=decision.rules_version,
-            decision=decision.to_dict(),
-            decided_at=now,
-        )
+    save(tx, case)
+    tx.add_rows(
+        TriageDecisionRow,
+        [
+            {
+                "case_id": case.case_id,
+                "attempt": case.attempt,
+                "rules_version": decision.rules_version,
+                "decision": decided,
+                "decided_at": now,
+            }
+        ],
     )
     # a newer decision answers for the case: older pending reviews of it are superseded
     # (a case's first decision has no older review to supersede: no query)
-    for old in await pending_reviews_of(tx.session, case.case_id) if case.attempt > 1 else []:
-        old.status, old.resolved_at = "superseded", now
-        tx.session.add(old)
+    if case.attempt > 1:
+        await _supersede_reviews(tx, case.case_id, now)
     if decision.review:
-        tx.session.add(
-            TriageReview(
-                case_id=case.case_id,
-                attempt=case.attempt,
-                status="pending",
-                cues=list(decision.review_cues),
-                grid_code=case.grid_code,
-                dispute_type=decision.dispute_type,
-                severity=decision.severity,
-                channel=decision.channel,
-                tier=decision.tier,
-                created_at=now,
-                confirm_due=now + timedelta(minutes=current.review.confirm_minutes),
-                correction={},
-            )
-        )
-    details = decision_details(decision) | {
+        review: dict[str, Any] = {
+            "case_id": case.case_id,
+            "attempt": case.attempt,
+            "status": "pending",
+            "cues": list(decision.review_cues),
+            "grid_code": case.grid_code,
+            "dispute_type": decision.dispute_type,
+            "severity": decision.severity,
+            "channel": decision.channel,
+            "tier": decision.tier,
+            "created_at": now,
+            "confirm_due": now + timedelta(minutes=current.review.confirm_minutes),
+            "resolved_at": None,
+            "resolved_by": None,
+            "note": None,
+            "correction": {},
+        }
+        tx.add_rows(TriageReview, [review])
+        if tx.batch is not None:
+            tx.batch.memo.setdefault(_NEW_REVIEWS, {}).setdefault(case.case_id, []).append(review)
+    details = decision_details(decided) | {
         "source": case.source,
         "source_ref": case.source_ref,
         "grid_code": case.grid_code,
@@ -159,7 +213,7 @@ async def route_case(
             mediation_due=decision.mediation_due,
             attempt=case.attempt,
             excluded_channels=list(case.excluded_channels),
-            decision=decision.to_dict(),
+            decision=decided,
             grid_code=case.grid_code,
             text=case.text,
             parties=[PartyRef.model_validate(p) for p in case.parties],
@@ -180,7 +234,7 @@ class TriageHandlers:
         self.delivery, self.topics, self.rules = delivery, topics, rules
 
     async def _route(
-        self, tx: Tx, case: TriageCase, *, action: str, from_status: str, reason: str, now: datetime
+        self, tx: Tx, case: AnyCase, *, action: str, from_status: str, reason: str, now: datetime
     ) -> TriageDecision:
         return await route_case(
             tx,
@@ -197,10 +251,10 @@ class TriageHandlers:
         """A new case: decide and route it."""
 
         async def work(tx: Tx) -> None:
-            if await tx.get(TriageCase, ev.case_id) is not None:
+            if await find_case(tx, ev.case_id) is not None:
                 return
             now = utcnow()
-            case = TriageCase(
+            case = NewCase(
                 case_id=ev.case_id,
                 source=ev.source,
                 source_ref=ev.source_ref,
@@ -220,6 +274,7 @@ class TriageHandlers:
                 reason="routed by rules",
                 now=now,
             )
+            insert_new(tx, case)
 
         await self.delivery.handle_once("triage.reports", env, work)
 
@@ -227,14 +282,14 @@ class TriageHandlers:
         """Another report joined the case: the repeat count may raise severity."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.get(TriageCase, ev.case_id)
+            case = await find_case(tx, ev.case_id)
             if case is None or ev.repeat_count <= case.repeat_count:
                 return
             before = case.severity
             case.repeat_count = ev.repeat_count
             decision = decide(triage_input(case), self.rules.current, utcnow())
             if decision.severity == before:
-                tx.session.add(case)
+                save(tx, case)
                 return
             await self._route(
                 tx,
@@ -251,7 +306,7 @@ class TriageHandlers:
         """A channel returned the case (退单): route again without it."""
 
         async def work(tx: Tx) -> None:
-            case = await tx.get(TriageCase, ev.case_id)
+            case = await find_case(tx, ev.case_id)
             if case is None:
                 return
             case.return_count = ev.return_count

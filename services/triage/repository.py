@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,11 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import delivery_tables, json_column, tz
+
+
+def column_names(model: Any) -> tuple[str, ...]:
+    """The column names of a table, in order (what a row queued for Core insert holds)."""
+    return tuple(c.name for c in model.__table__.columns)
 
 
 class TriageBase(SQLModel, registry=registry()):
@@ -40,6 +46,48 @@ class TriageCase(TriageBase, table=True):
     # a coordinator's correction, kept for every later decision (repeats, returns)
     corrected_type: str | None = Field(default=None, max_length=40)
     corrected_severity: str | None = Field(default=None, max_length=20)
+
+
+CASE_COLUMNS = column_names(TriageCase)
+
+
+@dataclass
+class NewCase:
+    """A case first seen in this transaction, as a plain object: its row is inserted by Core
+    (Tx.add_rows, one executemany per consumer batch), not by an ORM object per event.
+
+    A later event of the same batch finds it in the batch (handlers.find_case) and changes it;
+    `save` copies the changes into the queued row, which is written only at the commit.
+    The fields are TriageCase's columns with the same defaults (a unit test keeps them so).
+    """
+
+    case_id: str
+    source: str
+    source_ref: str
+    text: str
+    updated_at: datetime
+    category: str | None = None
+    grid_code: str | None = None
+    parties: list[dict[str, Any]] = field(default_factory=list)
+    sealed_contact: str | None = None
+    repeat_count: int = 1
+    return_count: int = 0
+    excluded_channels: list[str] = field(default_factory=list)
+    attempt: int = 0
+    dispute_type: str | None = None
+    severity: str | None = None
+    channel: str | None = None
+    tier: str | None = None
+    corrected_type: str | None = None
+    corrected_severity: str | None = None
+    row: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # once queued
+
+    def values(self) -> dict[str, Any]:
+        """The row to insert (column → value)."""
+        return {name: getattr(self, name) for name in CASE_COLUMNS}
+
+
+AnyCase = TriageCase | NewCase
 
 
 class TriageDecisionRow(TriageBase, table=True):
@@ -90,6 +138,9 @@ class TriageReview(TriageBase, table=True):
     # from → to of a correction: type, severity, channel, tier
     correction: dict[str, Any] = json_column()
 
+
+REVIEW_COLUMNS = tuple(c for c in column_names(TriageReview) if c != "id")  # queued rows: no id
+SCOPE_COLUMNS = column_names(TriageCaseScope)
 
 TABLES = delivery_tables(TriageBase)
 metadata = TriageBase.metadata
