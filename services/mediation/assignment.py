@@ -392,7 +392,8 @@ async def _share_with_co_channels(tx: Tx, case: AnyCase, facts: list[OrgFacts]) 
             if org.id not in case.readers:
                 case.readers.add(org.id)
                 tx.add_rows(
-                    CaseReader, [{"case_id": case.case_id, "organisation_id": org.id, "channel": co}]
+                    CaseReader,
+                    [{"case_id": case.case_id, "organisation_id": org.id, "channel": co}],
                 )
         elif await tx.session.get(CaseReader, (case.case_id, org.id)) is None:
             tx.session.add(CaseReader(case_id=case.case_id, organisation_id=org.id, channel=co))

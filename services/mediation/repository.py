@@ -105,7 +105,7 @@ class MediationCase(MediationBase, table=True):
     updated_at: datetime = tz(nullable=False)
 
 
-CASE_COLUMNS: tuple[str, ...] = tuple(MediationCase.__table__.columns.keys())  # type: ignore[attr-defined]
+CASE_COLUMNS = tuple(c.name for c in MediationCase.__table__.columns)  # type: ignore[attr-defined]
 
 
 @dataclass
