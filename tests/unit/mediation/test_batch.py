@@ -7,6 +7,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import func, select
 
 from services.mediation.repository import CaseReader, MediationCase, NewCase
@@ -67,7 +68,7 @@ def test_a_new_case_has_the_stored_cases_columns_and_defaults() -> None:
 
 
 async def test_a_case_routed_and_rerouted_in_one_batch_is_stored_once_as_the_second_says(
-    svc: Svc,
+    svc: Svc, caplog: pytest.LogCaptureFixture
 ) -> None:
     cid = new_id()
     first = _triaged(svc, cid, co_channels=["labour"], tier="county", channel="police")
@@ -75,6 +76,7 @@ async def test_a_case_routed_and_rerouted_in_one_batch_is_stored_once_as_the_sec
         svc, cid, attempt=2, channel="people", tier="town", co_channels=["labour", "police"]
     )
     await _one_batch(svc, [first, first, again])  # the duplicate counts once
+    assert "batch failed" not in caplog.text  # in the batch, not by the one-by-one replay
     case = await svc.case(cid)
     assert (case["status"], case["channel"], case["organisation_id"], case["tier"]) == (
         "assigned",
@@ -111,13 +113,16 @@ async def test_a_poison_event_fails_alone_and_its_neighbours_are_stored_once(svc
     assert await _count(svc, MediationCase, bad.case_id) == 0
 
 
-async def test_a_batch_counts_its_new_cases_for_every_organisation(svc: Svc) -> None:
+async def test_a_batch_counts_its_new_cases_for_every_organisation(
+    svc: Svc, caplog: pytest.LogCaptureFixture
+) -> None:
     """Open-case counts are read once per batch: new cases of the batch (not yet written) count
     for their mediators, in whatever organisation, as the batch goes."""
     before = await svc.triaged()  # stored: "…-day" has one open case
     ids = [new_id() for _ in range(4)]
     envs = [_triaged(svc, c) for c in ids]
     await _one_batch(svc, envs)
+    assert "batch failed" not in caplog.text
     got = [(await svc.case(c))["mediator_id"] for c in [before, *ids]]
     assert len(set(got)) == 1  # the town office has one day mediator: all theirs
     reasons = [svc.trail(c)[0]["reason"].split("；")[-1] for c in ids]

@@ -65,7 +65,7 @@ def test_a_new_case_has_the_stored_cases_columns_and_defaults() -> None:
 
 
 async def test_a_case_received_repeated_and_returned_in_one_batch(
-    app: FastAPI, memory_bus: InMemoryBus
+    app: FastAPI, memory_bus: InMemoryBus, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each later event of the batch finds the case (not written yet) and its queued review."""
     env = received("b1", DOUBTFUL, source="grid", grid_code="520102003")
@@ -79,6 +79,7 @@ async def test_a_case_received_repeated_and_returned_in_one_batch(
     )
     await _one_batch(memory_bus, TOPICS.reports, [env, env, repeat])  # the duplicate once
     await flush(app)
+    assert "batch failed" not in caplog.text  # in the batch, not by the one-by-one replay
     # the repeat raised severity: its decision supersedes the review queued before it
     reviews = sorted(await _rows(app, TriageReview), key=lambda r: r.attempt)
     assert [(r.attempt, r.status) for r in reviews] == [(1, "superseded"), (2, "pending")]
@@ -156,7 +157,7 @@ def _entry(case_id: str, action: str, **details: Any) -> Envelope:
 
 
 async def test_the_scope_projection_in_batches_and_replayed(
-    app: FastAPI, memory_bus: InMemoryBus
+    app: FastAPI, memory_bus: InMemoryBus, caplog: pytest.LogCaptureFixture
 ) -> None:
     receive = _entry("s1", "receive", grid_code="520102003", source="grid")
     assign = _entry("s1", "assign", tier="town", channel="people", organisation_id="o1")
@@ -167,6 +168,7 @@ async def test_the_scope_projection_in_batches_and_replayed(
     # a replay after a crash (before the offsets were committed) undoes nothing: the entry that
     # changed nothing was marked seen, or it would now move the case back to o1
     await _one_batch(memory_bus, TOPICS.trail, [assign, same, moved])
+    assert "batch failed" not in caplog.text
     [row] = await _rows(app, TriageCaseScope)
     assert (row.tier, row.grid_code, row.channel, row.organisation_id, row.mediator_id) == (
         "town",
