@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.triage.repository import SCOPE_COLUMNS, TriageCase, TriageCaseScope
@@ -19,9 +20,10 @@ _NEW_SCOPES = "triage.new_scopes"  # batch memo: case id → scope row queued in
 class ScopeProjection:
     """Projects tier, area, organisation, mediator and co-handlers from trail entries.
 
-    In a consumer batch the rows of the batch's cases are read once; an entry that changes
-    nothing is only marked seen (no transaction of its own), a new row is inserted by Core at
-    the batch's commit and a stored one has only the changed columns set.
+    In a consumer batch an entry costs no transaction of its own: it is marked seen (inbox),
+    the rows of the batch's cases are read once, a new row is queued for the batch's Core
+    insert and a stored one has only the changed columns set (an entry that changes nothing
+    writes nothing but its inbox row, so a replay after later entries cannot undo them).
     """
 
     def __init__(self, delivery: Delivery) -> None:
@@ -34,34 +36,44 @@ class ScopeProjection:
             return
         batch = self.delivery.current_batch()
         if batch is not None:
-            known: dict[str, Any] | None = batch.memo.get(_NEW_SCOPES, {}).get(entry.case_id)
-            stored = None if known is not None else await batch.get(TriageCaseScope, entry.case_id)
-            if (known is not None and all(known[k] == v for k, v in changes.items())) or (
-                stored is not None and all(getattr(stored, k) == v for k, v in changes.items())
-            ):
-                # seen (inbox), so that a replay after later entries cannot undo them
-                await batch.claim(CONSUMER, env.event_id)
-                return
+            if await batch.claim(CONSUMER, env.event_id):
+                queued: dict[Any, list[dict[str, Any]]] = batch.rows
+                await _apply(batch.memo, batch.get, queued, entry.case_id, changes)
+            return
 
         async def work(tx: Tx) -> None:
-            queued = tx.batch.memo.get(_NEW_SCOPES, {}).get(entry.case_id) if tx.batch else None
-            if queued is not None:
-                queued.update(changes)
-                return
-            row = await tx.get(TriageCaseScope, entry.case_id)
-            if row is None:
-                values: dict[str, Any] = dict.fromkeys(SCOPE_COLUMNS)
-                values |= {"case_id": entry.case_id, "co_channels": []} | changes
-                tx.add_rows(TriageCaseScope, [values])
-                if tx.batch is not None:
-                    tx.batch.memo.setdefault(_NEW_SCOPES, {})[entry.case_id] = values
-                return
-            for name, value in changes.items():
-                if getattr(row, name) != value:
-                    setattr(row, name, value)
-            tx.session.add(row)
+            rows: dict[Any, list[dict[str, Any]]] = {}
+            await _apply({}, tx.get, rows, entry.case_id, changes)
+            for table, new in rows.items():
+                tx.add_rows(table, new)
 
         await self.delivery.handle_once(CONSUMER, env, work)
+
+
+async def _apply(
+    memo: dict[str, Any],
+    get: Callable[[type[Any], str], Awaitable[Any]],
+    inserts: dict[Any, list[dict[str, Any]]],
+    case_id: str,
+    changes: dict[str, Any],
+) -> None:
+    """Set the changed scope facts: on a row queued in this batch, a stored row, or a new row
+    queued for insert (inserts: table → rows, written by Core at the commit)."""
+    new: dict[str, dict[str, Any]] = memo.setdefault(_NEW_SCOPES, {})
+    queued = new.get(case_id)
+    if queued is not None:
+        queued.update(changes)
+        return
+    row = await get(TriageCaseScope, case_id)
+    if row is None:
+        values: dict[str, Any] = dict.fromkeys(SCOPE_COLUMNS)
+        values |= {"case_id": case_id, "co_channels": []} | changes
+        inserts.setdefault(TriageCaseScope, []).append(values)
+        new[case_id] = values
+        return
+    for name, value in changes.items():
+        if getattr(row, name) != value:  # a stored row in the session: flushed if changed
+            setattr(row, name, value)
 
 
 def case_scope(case: TriageCase | None, row: TriageCaseScope | None) -> CaseScope:

@@ -182,3 +182,24 @@ async def test_the_scope_projection_in_batches_and_replayed(
     seen = {r.event_id for r in await _rows(app, inbox) if r.consumer == CONSUMER}
     # the entries that changed nothing are marked seen too
     assert seen == {e.event_id for e in (receive, assign, same, moved)}
+
+
+async def test_a_poison_trail_entry_fails_alone_and_the_scope_is_kept_one_by_one(
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
+    receive = _entry("s2", "receive", grid_code="520102003")
+    bad = _entry("s3", "assign", tier="county")
+    bad.payload["at"] = None  # the envelope parses, the entry does not: the batch fails
+    assign = _entry("s2", "assign", tier="town", organisation_id="o1", mediator_id="m1")
+    await _one_batch(memory_bus, TOPICS.trail, [receive, bad, assign])
+    rows = {r.case_id: r for r in await _rows(app, TriageCaseScope)}
+    assert set(rows) == {"s2"}
+    row = rows["s2"]
+    assert (row.tier, row.grid_code, row.organisation_id, row.mediator_id) == (
+        "town",
+        "520102003",
+        "o1",
+        "m1",
+    )
+    dead = memory_bus.log[Topics.dlq(TOPICS.trail)]
+    assert [Envelope.from_bytes(m.value).event_id for m in dead] == [bad.event_id]
