@@ -196,11 +196,16 @@ def insert_new(tx: Tx, case: NewCase) -> None:
         tx.batch.memo.setdefault(_NEW_CASES, {})[case.case_id] = case
 
 
-async def find_case(tx: Tx, case_id: str) -> AnyCase | None:
-    """The case: new in this batch (not written yet), else the stored row."""
+async def find_case(tx: Tx, case_id: str, *, expect_new: bool = False) -> AnyCase | None:
+    """The case: new in this batch (not written yet), else the stored row.
+
+    `expect_new` (a first routing, attempt 1) skips the stored rows in a consumer batch: a case
+    stored before makes the batch's insert fail, and the one-by-one replay, which does look,
+    then ignores that event — a batch of new cases reads no case rows at all.
+    """
     if tx.batch is not None:
         new: NewCase | None = tx.batch.memo.get(_NEW_CASES, {}).get(case_id)
-        if new is not None:
+        if new is not None or expect_new:
             return new
     stored: MediationCase | None = await tx.get(MediationCase, case_id)
     return stored

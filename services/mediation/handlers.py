@@ -65,7 +65,7 @@ class MediationHandlers:
 
         async def work(tx: Tx) -> None:
             now = self.ctx.clock.now()
-            case = await find_case(tx, ev.case_id)
+            case = await find_case(tx, ev.case_id, expect_new=ev.attempt == 1)
             if case is None:
                 new = NewCase(
                     case_id=ev.case_id,

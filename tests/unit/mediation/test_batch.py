@@ -127,3 +127,19 @@ async def test_a_batch_counts_its_new_cases_for_every_organisation(
     assert len(set(got)) == 1  # the town office has one day mediator: all theirs
     reasons = [svc.trail(c)[0]["reason"].split("；")[-1] for c in ids]
     assert reasons == [f"值班调解员在办{n}件，最少" for n in (1, 2, 3, 4)]
+
+
+async def test_a_first_routing_of_a_stored_case_in_a_batch_changes_nothing(svc: Svc) -> None:
+    """A batch of first routings reads no case rows: one for a stored case fails the batch's
+    insert, and the replay one by one ignores it while its neighbours are assigned once."""
+    stored = await svc.triaged(channel="people")
+    ids = [new_id(), new_id()]
+    stale = _triaged(svc, stored, channel="court")  # attempt 1 again, another event id
+    await _one_batch(svc, [_triaged(svc, ids[0]), stale, _triaged(svc, ids[1])])
+    assert (await svc.case(stored))["channel"] == "people"
+    assert [t["action"] for t in svc.trail(stored)] == ["assign"]
+    for cid in ids:
+        assert (await svc.case(cid))["status"] == "assigned"
+        assert [t["action"] for t in svc.trail(cid)] == ["assign"]
+        assert await _count(svc, MediationCase, cid) == 1
+    assert not svc.bus.log[Topics.dlq(svc.topics.triaged)]

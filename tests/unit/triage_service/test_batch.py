@@ -203,3 +203,23 @@ async def test_a_poison_trail_entry_fails_alone_and_the_scope_is_kept_one_by_one
     )
     dead = memory_bus.log[Topics.dlq(TOPICS.trail)]
     assert [Envelope.from_bytes(m.value).event_id for m in dead] == [bad.event_id]
+
+
+async def test_a_report_for_a_stored_case_in_a_batch_is_decided_once(
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
+    """A batch of reports reads no case rows: one for a stored case fails the batch's insert,
+    and the replay one by one ignores it while its neighbours are decided once."""
+    first = received("r1", "楼上邻居每天深夜噪音扰民，协商无果。")
+    await _one_batch(memory_bus, TOPICS.reports, [first])
+    again = received("r1", "楼上漏水")  # the same case, another event id
+    others = [received(f"r{i}", "楼上漏水") for i in (2, 3)]
+    await _one_batch(memory_bus, TOPICS.reports, [others[0], again, others[1]])
+    await flush(app)
+    decisions = sorted((d.case_id, d.attempt) for d in await _rows(app, TriageDecisionRow))
+    assert decisions == [("r1", 1), ("r2", 1), ("r3", 1)]
+    [r1] = [c for c in await _rows(app, TriageCase) if c.case_id == "r1"]
+    assert r1.text == first.payload["text"]
+    trail = [e.case_id for e in events(memory_bus, TOPICS.trail, "trail.appended")]
+    assert sorted(trail) == ["r1", "r2", "r3"]
+    assert not memory_bus.log[Topics.dlq(TOPICS.reports)]
