@@ -29,7 +29,6 @@ from services.mediation.repository import (
     Organisation,
     StaffMember,
     open_case_counts,
-    open_case_counts_by_organisation,
     organisations,
     staff_of,
 )
@@ -231,8 +230,6 @@ async def assign(
     `organisation`/`mediator` are a coordinator's explicit choice.
     """
     before = _workload_slot(case)
-    if tx.batch is not None:
-        await _batch_counts(tx)  # before this case moves: the batch counts every move after
     try:
         return await _assign(
             ctx,
@@ -248,7 +245,7 @@ async def assign(
             reason=reason,
         )
     finally:
-        _count_moved(tx, before, _workload_slot(case))
+        _count_moved(tx, case, before, _workload_slot(case))
 
 
 async def _assign(
@@ -339,7 +336,8 @@ async def _assign(
     return notify_assigned(ctx, case)
 
 
-_OPEN_COUNTS = "mediation.open_counts"
+_OPEN_COUNTS = "mediation.open_counts"  # batch memo: organisation → {mediator: open cases}
+_UNWRITTEN = "mediation.unwritten_counts"  # batch memo: the same, of the batch's new cases
 
 
 def _workload_slot(case: AnyCase) -> tuple[str, str] | None:
@@ -349,39 +347,48 @@ def _workload_slot(case: AnyCase) -> tuple[str, str] | None:
     return None
 
 
-async def _batch_counts(tx: Tx) -> dict[str, dict[str, int]]:
-    """Open cases per mediator of every organisation, read once per consumer batch (the query's
-    autoflush counts what the batch changed on stored cases so far) and then kept up to date by
-    assign() as the batch moves cases (_count_moved): new cases of the batch, written only at
-    its commit, are counted as they are assigned, and no case costs a GROUP BY."""
-    if tx.batch is None:
-        raise RuntimeError("batch counts outside a consumer batch")
-    counts: dict[str, dict[str, int]] | None = tx.batch.memo.get(_OPEN_COUNTS)
-    if counts is None:
-        counts = await open_case_counts_by_organisation(tx.session)
-        tx.batch.memo[_OPEN_COUNTS] = counts
-    return counts
-
-
 async def _open_counts(tx: Tx, organisation_id: str) -> dict[str, int]:
-    """Open cases per mediator of an organisation (in a consumer batch: _batch_counts)."""
+    """Open cases per mediator of an organisation.
+
+    In a consumer batch read once per organisation (the query's autoflush counts what the
+    batch changed on stored cases so far; the batch's new cases, written only at its commit,
+    are added from _UNWRITTEN) and then kept up to date by assign() as the batch moves cases
+    (_count_moved), so each case costs no GROUP BY.
+    """
     if tx.batch is None:
         return await open_case_counts(tx.session, organisation_id)
-    return (await _batch_counts(tx)).setdefault(organisation_id, {})
+    counts: dict[str, dict[str, int]] = tx.batch.memo.setdefault(_OPEN_COUNTS, {})
+    if organisation_id not in counts:
+        read = await open_case_counts(tx.session, organisation_id)
+        unwritten: dict[str, dict[str, int]] = tx.batch.memo.get(_UNWRITTEN, {})
+        for mediator, n in unwritten.get(organisation_id, {}).items():
+            read[mediator] = read.get(mediator, 0) + n
+        counts[organisation_id] = read
+    return counts[organisation_id]
 
 
-def _count_moved(tx: Tx, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
-    """Move a case's weight between mediators in the batch's counts.
+def _count_moved(
+    tx: Tx, case: AnyCase, before: tuple[str, str] | None, after: tuple[str, str] | None
+) -> None:
+    """Move a case's weight between mediators in the batch's counts (the organisations read so
+    far) and, for a new case no query can see yet, in _UNWRITTEN (for those read later).
 
     Within a consumer batch only assign() changes a case's organisation, mediator or workload
-    status, so the counts stay what the query would answer now (with the batch's new cases).
+    status, so the counts stay what the query would answer now.
     """
     if tx.batch is None or before == after:
         return
-    counts: dict[str, dict[str, int]] = tx.batch.memo[_OPEN_COUNTS]  # read by assign()
+    memo = tx.batch.memo
+    books: list[dict[str, dict[str, int]]] = [memo.get(_OPEN_COUNTS, {})]
+    if isinstance(case, NewCase):
+        books.append(memo.setdefault(_UNWRITTEN, {}))
     for slot, step in ((before, -1), (after, 1)):
-        if slot is not None:
-            org = counts.setdefault(slot[0], {})
+        if slot is None:
+            continue
+        for i, book in enumerate(books):
+            if i == 0 and slot[0] not in book:
+                continue  # not read yet: the query will count a stored case itself
+            org = book.setdefault(slot[0], {})
             org[slot[1]] = org.get(slot[1], 0) + step
 
 

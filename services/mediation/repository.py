@@ -256,21 +256,6 @@ async def open_case_counts(session: AsyncSession, organisation_id: str) -> dict[
     return {m: int(n) for m, n in (await session.exec(stmt)).all() if m is not None}
 
 
-async def open_case_counts_by_organisation(session: AsyncSession) -> dict[str, dict[str, int]]:
-    """Open cases per mediator of every organisation (a consumer batch reads them once)."""
-    stmt = (
-        select(MediationCase.organisation_id, MediationCase.mediator_id, func.count())
-        .where(col(MediationCase.mediator_id).is_not(None))
-        .where(col(MediationCase.status).in_(sorted(WORKLOAD_STATUSES)))
-        .group_by(col(MediationCase.organisation_id), col(MediationCase.mediator_id))
-    )
-    out: dict[str, dict[str, int]] = {}
-    for org, mediator, n in (await session.exec(stmt)).all():
-        if org is not None and mediator is not None:
-            out.setdefault(org, {})[mediator] = int(n)
-    return out
-
-
 # --- cases ------------------------------------------------------------------------------------
 
 
