@@ -113,7 +113,7 @@ class NewCase:
     """A case first seen in this transaction, as a plain object: its row is inserted by Core
     (Tx.add_rows, one executemany per consumer batch), not by an ORM object per event.
 
-    Later events of the same batch find it in the batch (handlers.find_case) and change it;
+    Later events of the same batch find it in the batch (assignment.find_case) and change it;
     `save` copies the changes into the queued row, which is written only at the commit.
     The fields are MediationCase's columns with the same defaults (a unit test keeps them so).
     """
