@@ -34,6 +34,7 @@ from shared.bus import InMemoryBus
 from shared.contracts import REGISTRY, TrailAppended
 from shared.db import migrate
 from shared.events import Envelope
+from shared.pii import PiiCipher
 from shared.runtime import Runtime
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -97,6 +98,106 @@ def case_events(i: int, rng: random.Random, people: int) -> list[tuple[Envelope,
         env = REGISTRY.event(ev, event_type="trail.appended", producer="bench", case_id=case_id)
         out.append((env, ev))
     return out
+
+
+def pipeline_events(
+    cases: int, rng: random.Random, people: int, cipher: PiiCipher, start: int = 0
+) -> list[tuple[Envelope, TrailAppended]]:
+    """The trail of the end-to-end bench's cases: receive (intake), triage, assign (mediation),
+    each following the one before (causal order), with the details, party hashes and sealed
+    place the services write; cases a tenth of a second apart, their entries interleaved."""
+    chains: list[list[tuple[datetime, TrailAppended]]] = []
+    for i in range(start, start + cases):
+        case_id = f"pipe-{i:07d}"
+        at = T0 + timedelta(seconds=i / 10)
+        labour = rng.random() < 0.15
+        grid = rng.choice(VILLAGES)
+        tier = rng.choice(("grid", "grid", "town", "county"))
+        source = rng.choice(("110", "12345", "grid"))
+        parties: list[dict[str, Any]] = [
+            {"role": "applicant", "kind": "person", "display": "王*"},
+            {"role": "respondent", "kind": "person", "display": "李*"},
+        ]
+        if labour:
+            parties[1] = {"role": "respondent", "kind": "organisation", "display": COMPANIES[0]}
+        dtype = "labour" if labour else rng.choice(("neighbour", "land", "family"))
+        channel = "labour" if labour else "people"
+        sign_for, due = at + timedelta(hours=24), at + timedelta(days=30)
+        ref = f"{source}-{i:08d}"
+        common = {"source": source, "source_ref": ref, "grid_code": grid}
+        receive = {
+            **common,
+            "report_id": f"r-{i:08d}",
+            "via": rng.choice(("http", "kafka")),
+            "category": "dispute",
+            "parties": parties,
+        }
+        triage = {
+            **common,
+            "dispute_type": dtype,
+            "severity": rng.choice(("low", "medium", "high")),
+            "channel": channel,
+            "co_channels": [],
+            "tier": tier,
+            "rule_id": "r-default",
+            "rules_version": "v3",
+            "deadlines": {"sign_for_due": sign_for.isoformat(), "mediation_due": due.isoformat()},
+            "reasons": ["keyword match"],
+            "review": False,
+            "review_cues": [],
+            "attempt": 1,
+        }
+        assign = {
+            **common,
+            "dispute_type": dtype,
+            "severity": triage["severity"],
+            "channel": channel,
+            "tier": tier,
+            "organisation_id": f"org-{tier}-{rng.randrange(5)}",
+            "mediator_id": None,
+            "sign_for_due": sign_for.isoformat(),
+            "mediation_due": due.isoformat(),
+            "organisation_kind": "committee",
+            "queued": True,
+        }
+        place = cipher.seal({"lat": 26.5 + rng.random(), "lon": 107.5 + rng.random()})
+        steps = [
+            (None, "received", "receive", receive, "intake", 0.0),
+            ("received", "triaged", "triage", triage, "triage", 0.6),
+            ("triaged", "assigned", "assign", assign, "mediation", 0.9),
+        ]
+        chain = []
+        for n, (frm, to, action, details, actor, lag) in enumerate(steps):
+            ev = TrailAppended(
+                case_id=case_id,
+                at=at + timedelta(seconds=lag),
+                actor=f"system:{actor}",
+                action=action,
+                from_status=frm,
+                to_status=to,
+                reason=f"{action} by the bench",
+                details=details,
+                # new people each (as the e2e bench's reports): few warnings, as there
+                party_hashes=[f"{rng.randrange(people * 1000):064x}" for _ in range(2)]
+                if n == 0
+                else [],
+                sealed_location=place if n == 0 else None,
+                seq=n + 1,
+            )
+            chain.append((ev.at, ev))
+        chains.append(chain)
+    out = []
+    for chain in chains:
+        prev: str | None = None
+        for _, ev in chain:
+            if prev is not None:
+                ev.follows = [prev]
+            env = REGISTRY.event(
+                ev, event_type="trail.appended", producer="bench", case_id=ev.case_id
+            )
+            prev = env.event_id
+            out.append((env, ev))
+    return sorted(out, key=lambda e: e[1].at)
 
 
 async def feed(
@@ -174,26 +275,41 @@ def run(
     seed: int = 7,
     rounds: int = 3,
     batch_size: int = 100,
+    shape: str = "lifecycle",
+    variants: list[str] | None = None,
 ) -> dict[str, Any]:
     """Time the ledger handler with and without the hooks; CPU µs per event.
 
-    The variants run in turn, `rounds` times, and each keeps its best round (per batch): on a
+    `shape`: "lifecycle" (cases of 5–8 entries over days, some agreed and closed) or
+    "pipeline" (the end-to-end bench's cases: receive, triage, assign within a second, each
+    following the one before, with party hashes and a sealed place). The variants (all, or
+    those named) run in turn, `rounds` times, and each keeps its best round (per batch): on a
     shared machine the neighbours only ever add time.
     """
     rng = random.Random(seed)
     people = cases_per_batch * batches  # most people appear once, some two or three times
-    events = [
-        sorted(  # the trail's order: the cases' entries interleaved in time
-            (
-                e
-                for i in range(b * cases_per_batch, (b + 1) * cases_per_batch)
-                for e in case_events(i, rng, people)
-            ),
-            key=lambda e: e[1].at,
-        )
-        for b in range(batches)
-    ]
+    if shape == "pipeline":
+        settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
+        cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
+        events = [
+            pipeline_events(cases_per_batch, rng, people, cipher, b * cases_per_batch)
+            for b in range(batches)
+        ]
+    else:
+        events = [
+            sorted(  # the trail's order: the cases' entries interleaved in time
+                (
+                    e
+                    for i in range(b * cases_per_batch, (b + 1) * cases_per_batch)
+                    for e in case_events(i, rng, people)
+                ),
+                key=lambda e: e[1].at,
+            )
+            for b in range(batches)
+        ]
+    chosen = {n: v for n, v in VARIANTS.items() if not variants or n in variants}
     out: dict[str, Any] = {
+        "shape": shape,
         "cases": cases_per_batch * batches,
         "events": sum(len(b) for b in events),
         "rounds": rounds,
@@ -202,7 +318,7 @@ def run(
     }
     with tempfile.TemporaryDirectory(prefix="fq-bench-warnings-") as d:
         for _ in range(rounds):
-            for name, size in VARIANTS.items():
+            for name, size in chosen.items():
                 got = asyncio.run(_variant(name, Path(d), events, size or batch_size))
                 best = out["variants"].setdefault(name, got)
                 best["us_per_event_by_batch"] = [
@@ -213,18 +329,37 @@ def run(
                 ]
     for v in out["variants"].values():
         v["us_per_event"] = round(sum(v["us_per_event_by_batch"]) / batches)
-    base = out["variants"]["ledger only"]["us_per_event"]
+    base = out["variants"].get("ledger only", {}).get("us_per_event")
     for v in out["variants"].values():
-        v["extra_us_per_event"] = v["us_per_event"] - base
+        if base is not None:
+            v["extra_us_per_event"] = v["us_per_event"] - base
+    if shape == "pipeline":  # three entries per case
+        for v in out["variants"].values():
+            v["ms_per_case"] = round(v["us_per_event"] * 3 / 1000, 2)
     return out
+
+
+def main(argv: list[str]) -> None:
+    """python -m bench.warnings_cost [CASES_PER_ROUND] [--batch N] [--rounds N]
+    [--shape lifecycle|pipeline] [--variants 'ledger only,all hooks']"""
+    args = list(argv)
+    opts: dict[str, str] = {}
+    for flag in ("--batch", "--rounds", "--shape", "--variants"):
+        if flag in args:
+            i = args.index(flag)
+            opts[flag] = args[i + 1]
+            del args[i : i + 2]
+    got = run(
+        int(args[0]) if args else 200,
+        batch_size=int(opts.get("--batch", 100)),
+        rounds=int(opts.get("--rounds", 3)),
+        shape=opts.get("--shape", "lifecycle"),
+        variants=opts["--variants"].split(",") if "--variants" in opts else None,
+    )
+    print(json.dumps(got, indent=2))
 
 
 if __name__ == "__main__":
     import sys
 
-    # python -m bench.warnings_cost [CASES_PER_ROUND] [--batch N]
-    args = sys.argv[1:]
-    size = int(args[args.index("--batch") + 1]) if "--batch" in args else 100
-    if "--batch" in args:
-        del args[args.index("--batch") : args.index("--batch") + 2]
-    print(json.dumps(run(int(args[0]) if args else 200, batch_size=size), indent=2))
+    main(sys.argv[1:])

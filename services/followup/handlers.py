@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import update
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup import repository as repo
+from services.followup.case_rows import Head, case_rows
 from services.followup.domain import (
     Scope,
     may_record_visits,
@@ -95,17 +95,18 @@ class LedgerHandlers:
 
         await self.gate.handle(env, ev, apply)
 
-    async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> LedgerEntry:
+    async def append(self, tx: Tx, env: Envelope, ev: TrailAppended) -> None:
         """Append one entry (inside the caller's transaction).
 
         The entry's id (the ledger's global sequence, the case's `version`) is given here, not
-        by the database, and the entry row is written with the transaction's other entries in
-        one executemany as it commits: no flush per entry.
+        by the database; the entry row is queued with the transaction's other entries (one
+        executemany as it commits) and the case's row kept in the transaction's CaseRows
+        (read once per batch, one upsert executemany as it commits): no ORM object, no flush.
         """
-        s = tx.session
-        row = await tx.get(LedgerCase, ev.case_id)  # a batch reads its cases' rows at once
-        seq = (row.entries if row else 0) + 1
-        prev = row.last_hash if row else GENESIS_HASH
+        cases = case_rows(tx)
+        head = await cases.get(tx, ev.case_id)  # a batch reads its cases' rows at once
+        seq = head.entries + 1 if head is not None else 1
+        prev = head.last_hash if head is not None else GENESIS_HASH
         at = utc(ev.at)
         content = EntryContent(
             case_id=ev.case_id,
@@ -121,68 +122,39 @@ class LedgerHandlers:
             follows=tuple(ev.follows),
         )
         digest = entry_hash(prev, content)
-        entry = LedgerEntry(
-            id=await self.ids.next(tx),
-            case_id=content.case_id,
-            seq=seq,
-            event_id=env.event_id,
-            producer=env.producer[:40],
-            at=at,
-            actor=content.actor,
-            actor_role=content.actor_role,
-            action=content.action,
-            from_status=content.from_status,
-            to_status=content.to_status,
-            reason=content.reason,
-            details=dict(content.details),
-            follows=list(content.follows),
-            prev_hash=prev,
-            hash=digest,
-            recorded_at=utc(env.occurred_at),
+        entry_id = await self.ids.next(tx)
+        tx.add_rows(
+            _ENTRIES,
+            [
+                {
+                    "id": entry_id,
+                    "case_id": content.case_id,
+                    "seq": seq,
+                    "event_id": env.event_id,
+                    "producer": env.producer[:40],
+                    "at": at,
+                    "actor": content.actor,
+                    "actor_role": content.actor_role,
+                    "action": content.action,
+                    "from_status": content.from_status,
+                    "to_status": content.to_status,
+                    "reason": content.reason,
+                    "details": content.details,
+                    "follows": list(content.follows),
+                    "prev_hash": prev,
+                    "hash": digest,
+                    "recorded_at": utc(env.occurred_at),
+                }
+            ],
         )
-        assert entry.id is not None
-        _pending_entries(s).append(entry.model_dump())
-        before = row.projection() if row else CaseProjection(case_id=ev.case_id)
+        before = head.projection if head is not None else CaseProjection(case_id=ev.case_id)
         after = project(before, content)
-        if row is None:
-            row = LedgerCase(
-                case_id=ev.case_id,
-                version=entry.id,
-                entries=seq,
-                last_hash=digest,
-                status=after.status,
-            )
-        row.take(after)
-        row.version, row.entries, row.last_hash = entry.id, seq, digest
-        s.add(row)
+        cases.put(ev.case_id, Head(after, seq, digest, entry_id))
         for hook in self.hooks:
-            await hook.after_entry(tx, ev, before if seq > 1 else None, after)
-        return entry
+            await hook.after_entry(tx, ev, before if head is not None else None, after)
 
 
 _ENTRIES = LedgerEntry.__table__  # type: ignore[attr-defined]
-_PENDING = "followup.ledger_entries"  # session.info key: the entries the transaction appends
-
-
-def _pending_entries(session: AsyncSession) -> list[dict[str, Any]]:
-    """The entry rows this session's transaction appends, written as it commits.
-
-    SQLAlchemy runs the session's `before_commit` inside the async session's greenlet, so the
-    synchronous connection there does its I/O on the async driver (one executemany, in the
-    order the entries were chained); a transaction that fails never commits, nor writes them.
-    """
-    info = session.sync_session.info
-    rows: list[dict[str, Any]] | None = info.get(_PENDING)
-    if rows is None:
-        rows = info[_PENDING] = []
-
-        def write(sync_session: Any) -> None:
-            pending = sync_session.info.pop(_PENDING, None)
-            if pending:
-                sync_session.connection().execute(insert(_ENTRIES), pending)
-
-        event.listen(session.sync_session, "before_commit", write, once=True)
-    return rows
 
 
 class LedgerIds:

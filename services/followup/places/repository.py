@@ -54,15 +54,29 @@ class PlacesHook:
         except Exception:
             return  # not ours to read (another key) or malformed: the case keeps its grid code
         when = after.received_at or after.created_at or ev.at
-        row = await tx.session.get(CasePlace, after.case_id) or CasePlace(
-            case_id=after.case_id,
-            day=local_day(when),
-            lat_coarse=0.0,
-            lon_coarse=0.0,
-            exact_sealed="",
-        )
+        if tx.batch is not None:  # the batch's places read at once, nothing flushed before
+            with tx.session.no_autoflush:
+                row = await tx.get(CasePlace, after.case_id)
+        else:
+            row = await tx.session.get(CasePlace, after.case_id)
+        if row is None:
+            row = CasePlace(
+                case_id=after.case_id,
+                day=local_day(when),
+                lat_coarse=0.0,
+                lon_coarse=0.0,
+                exact_sealed="",
+            )
         row.lat_coarse, row.lon_coarse = coarse(lat), coarse(lon)
-        row.exact_sealed = self.cipher.seal({"lat": lat, "lon": lon})
+        exact = {"lat": lat, "lon": lon}
+        # sealed with our current key and holding just the point: kept as it came (one
+        # encryption fewer per case); anything else is sealed afresh
+        fresh = (
+            ev.sealed_location.startswith(f"{self.cipher.current_id}:")
+            and loc == exact
+            and all(type(v) is float for v in loc.values())
+        )
+        row.exact_sealed = ev.sealed_location if fresh else self.cipher.seal(exact)
         tx.session.add(row)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.followup.case_rows import case_rows
 from services.followup.domain import as_utc, utc
 from services.followup.ledger import CaseProjection
 from services.followup.repository import LedgerCase
@@ -343,7 +344,7 @@ class WarningEngine:
             # so only the window's far end is compared
             if at - settled > window:
                 continue
-            first = await tx.get(LedgerCase, r.case_id)
+            first = await case_rows(tx).get(tx, r.case_id)  # as this transaction knows it
             await self._raise(
                 tx,
                 K.repeat_after_agreement,
@@ -359,7 +360,7 @@ class WarningEngine:
                     "window_days": self.t.after_agreement_days,
                 },
                 tier=r.settled_tier,
-                area=first.grid_code if first else case.grid_code,
+                area=first.projection.grid_code if first else case.grid_code,
             )
 
     async def _count_area(
