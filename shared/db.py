@@ -461,6 +461,7 @@ class Batch:
 
     def __init__(self, delivery: Delivery, envelopes: Sequence[Envelope]) -> None:
         self.delivery = delivery
+        self.envelopes = envelopes  # the batch's events in offset order (a consumer reads ahead)
         ids = {e.event_id for e in envelopes}
         for e in envelopes:
             follows = e.payload.get("follows") if e.event_type == "trail.appended" else None

@@ -238,7 +238,7 @@ def summed_changes(
 
     A case adds its new measures to each row it is in and takes its old ones from each row it
     was in (a row it stays in gets the difference). Measures are added as packed integers, one
-    addition per row and case, and unpacked once per row.
+    addition per row and case, and unpacked once per distinct sum.
     """
     sums: dict[Key, int] = {}
     get = sums.get
@@ -257,7 +257,17 @@ def summed_changes(
             v = _pack(new_m)
             for k in new_keys:
                 sums[k] = get(k, 0) + v
-    return {k: _unpack(v) for k, v in sums.items() if v}
+    # a batch's rows share a handful of distinct sums (a case adds the same to each of its
+    # rows): each unpacked once
+    unpacked: dict[int, Measures] = {}
+    out: dict[Key, Measures] = {}
+    for k, v in sums.items():
+        if v:
+            m = unpacked.get(v)
+            if m is None:
+                m = unpacked[v] = _unpack(v)
+            out[k] = m
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

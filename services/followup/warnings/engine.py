@@ -36,7 +36,6 @@ from services.followup.warnings.domain import (
 )
 from services.followup.warnings.known import known
 from services.followup.warnings.repository import (
-    AreaCase,
     EmployerCase,
     PartyCase,
     WarningCaseState,
@@ -148,7 +147,7 @@ class WarningEngine:
         for case_id in dict.fromkeys(case_ids):
             # a case the warning named before and dropped from its newest ones is linked already
             if fresh or not await k.linked(w.id, case_id):
-                k.link(w.id, case_id)
+                k.link(tx, w.id, case_id)
                 if naming is not None and case_id in naming:
                     naming[case_id].append(w)
 
@@ -366,7 +365,7 @@ class WarningEngine:
     async def _count_area(
         self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
     ) -> None:
-        s, k = tx.session, known(tx)
+        k = known(tx)
         day = local_day(received)
         levels = area_levels(case.grid_code)
         for level in RISING_LEVELS:
@@ -375,7 +374,7 @@ class WarningEngine:
                 continue
             row = await k.area_day(area, day)  # the sums read later count it: the same object
             row.cases += 1
-            s.add(AreaCase(area=area, case_id=case.case_id, day=day))
+            k.add_area_case(tx, area, case.case_id, day)
             await self._check_area(tx, area, level, local_day(at), at, case.case_id)
 
     async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:

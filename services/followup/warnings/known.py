@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from services.followup.domain import utc
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.repository import (
+    AreaCase,
     AreaDay,
     EmployerCase,
     PartyCase,
@@ -49,6 +50,16 @@ def known(tx: Tx) -> Known:
     return k
 
 
+def _party_hashes(envelopes: Sequence[Any]) -> set[str]:
+    """The party hashes the trail entries of a batch carry."""
+    out: set[str] = set()
+    for env in envelopes:
+        hashes = env.payload.get("party_hashes") if env.event_type == "trail.appended" else None
+        if isinstance(hashes, list):
+            out.update(h for h in hashes if isinstance(h, str) and len(h) <= 64)
+    return out
+
+
 def _merged(rows: Sequence[Any], added: Sequence[Any], keep: Any) -> list[Any]:
     """Rows read from the database and rows added since that match (each object once)."""
     out = list(rows)
@@ -70,6 +81,8 @@ class Known:
         self.days: dict[str, dict[date, AreaDay]] = {}  # area → every row read or added
         self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
         self.employers_added: list[EmployerCase] = []
+        self.area_cases_added: list[tuple[str, str, date]] = []  # (area, case id, day)
+        self.batch_hashes_read = False
 
     @property
     def s(self) -> Any:
@@ -102,9 +115,16 @@ class Known:
             cases = self.links[warning_id] = set((await self.s.exec(stmt)).all())
         return case_id in cases
 
-    def link(self, warning_id: int, case_id: str) -> None:
-        """Link a warning to a case (a new warning's links: no read needed)."""
-        self.s.add(WarningCaseLink(warning_id=warning_id, case_id=case_id))
+    def link(self, tx: Tx, warning_id: int, case_id: str) -> None:
+        """Link a warning to a case (a new warning's links: no read needed).
+
+        In a batch the link is a plain row written with the batch's commit (nothing in the
+        batch reads links from the database after its first read of them: `linked` and the
+        engine's naming memo are kept up to date here)."""
+        if tx.batch is not None:
+            tx.add_rows(WarningCaseLink, [{"warning_id": warning_id, "case_id": case_id}])
+        else:
+            self.s.add(WarningCaseLink(warning_id=warning_id, case_id=case_id))
         self.links.setdefault(warning_id, set()).add(case_id)
 
     # ---- parties -------------------------------------------------------------------------
@@ -133,10 +153,19 @@ class Known:
         """Every counted case of some party hashes, oldest first (each hash read once)."""
         wanted = list(dict.fromkeys(hashes))
         missing = [h for h in wanted if h not in self.parties_by_hash]
-        if missing:
-            for h in missing:
+        if missing and not self.batch_hashes_read and self.tx.batch is not None:
+            # the first read of a batch reads every party the batch's entries name, and those
+            # its cases had: one query per batch, not one per case
+            self.batch_hashes_read = True
+            more = _party_hashes(self.tx.batch.envelopes)
+            for rows in (self.parties_of_cases or {}).values():
+                more.update(r.hash for r in rows)
+            missing = sorted({*missing, *(h for h in more if h not in self.parties_by_hash)})
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            for h in chunk:
                 self.parties_by_hash[h] = []
-            stmt = select(PartyCase).where(col(PartyCase.hash).in_(missing))
+            stmt = select(PartyCase).where(col(PartyCase.hash).in_(chunk))
             for r in (await self.s.exec(stmt)).all():
                 self.parties_by_hash[r.hash].append(r)
         rows = [r for h in wanted for r in self.parties_by_hash[h]]
@@ -174,10 +203,24 @@ class Known:
             self.days_read[area] = (lo, hi)
         return sum(r.cases for d, r in rows.items() if first <= d <= last)
 
-    async def area_cases(self, area: str, first: date) -> list[str]:
-        """The newest cases of an area since a day (when a rising area is raised: rare)."""
+    def add_area_case(self, tx: Tx, area: str, case_id: str, day: date) -> None:
+        """A case counted in an area's day: a plain row written with the batch's commit."""
+        if tx.batch is None:
+            self.s.add(AreaCase(area=area, case_id=case_id, day=day))
+        else:
+            tx.add_rows(AreaCase, [{"area": area, "case_id": case_id, "day": day}])
+            self.area_cases_added.append((area, case_id, day))
+
+    async def area_cases(self, area: str, first: date, limit: int = 50) -> list[str]:
+        """The newest cases of an area since a day (when a rising area is raised: rare): the
+        stored ones and those the batch counted, newest day first."""
         await self.s.flush()
-        return await wrepo.area_cases(self.s, area, first)
+        stored = await wrepo.area_cases_by_day(self.s, area, first, limit)
+        added = [(d, c) for a, c, d in self.area_cases_added if a == area and d >= first]
+        if not added:
+            return [c for _, c in stored]
+        both = sorted(set(stored) | set(added), key=lambda dc: (-dc[0].toordinal(), dc[1]))
+        return [c for _, c in both[:limit]]
 
     # ---- employers -------------------------------------------------------------------------
 

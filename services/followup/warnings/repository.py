@@ -182,13 +182,20 @@ async def area_count(session: AsyncSession, area: str, first: date, last: date) 
 
 async def area_cases(session: AsyncSession, area: str, first: date, limit: int = 50) -> list[str]:
     """The newest cases of an area since a day."""
+    return [c for _, c in await area_cases_by_day(session, area, first, limit)]
+
+
+async def area_cases_by_day(
+    session: AsyncSession, area: str, first: date, limit: int = 50
+) -> list[tuple[date, str]]:
+    """(day, case id) of the newest cases of an area since a day, newest day first."""
     stmt = (
-        select(AreaCase.case_id)
+        select(col(AreaCase.day), col(AreaCase.case_id))
         .where(AreaCase.area == area, col(AreaCase.day) >= first)
         .order_by(col(AreaCase.day).desc(), col(AreaCase.case_id))
         .limit(limit)
     )
-    return list((await session.exec(stmt)).all())
+    return [(d, c) for d, c in (await session.exec(stmt)).all()]
 
 
 async def party_cases(session: AsyncSession, hashes: list[str]) -> list[PartyCase]:
