@@ -53,8 +53,11 @@ class FailOn:
             raise Boom(ev.case_id)
 
 
-async def _runtime(extra: list[LedgerHook] | None = None) -> tuple[Runtime, LedgerHandlers]:
-    rt = Runtime(SETTINGS, TABLES, MIGRATIONS, bus=InMemoryBus())
+async def _runtime(
+    extra: list[LedgerHook] | None = None, url: str | None = None
+) -> tuple[Runtime, LedgerHandlers]:
+    settings = SETTINGS if url is None else SETTINGS.model_copy(update={"database_url": url})
+    rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
     await migrate(rt.engine, MIGRATIONS)
     hooks: list[LedgerHook] = [
         StatsAggregates(),
@@ -94,8 +97,8 @@ async def _state(rt: Runtime) -> dict[str, Any]:
     }
 
 
-async def _fed(events: list[Any], batch: int) -> dict[str, Any]:
-    rt, handlers = await _runtime()
+async def _fed(events: list[Any], batch: int, url: str | None = None) -> dict[str, Any]:
+    rt, handlers = await _runtime(url=url)
     try:
         await feed(rt, handlers, events, batch)
         return await _state(rt)
