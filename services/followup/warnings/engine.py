@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.followup.case_rows import case_rows
-from services.followup.domain import as_utc, utc
+from services.followup.domain import as_utc, parse_time, utc
 from services.followup.ledger import CaseProjection
 from services.followup.repository import LedgerCase
 from services.followup.warnings import repository as wrepo
@@ -60,6 +60,7 @@ RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
 MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
 NAMING = "followup.warnings.naming"  # a batch's memo: case id → active warnings naming it
+AREAS = "followup.warnings.areas"  # a batch's memo: its areas' days and warnings were read
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -366,6 +367,7 @@ class WarningEngine:
         self, tx: Tx, case: CaseProjection, received: datetime, at: datetime
     ) -> None:
         k = known(tx)
+        await self._read_batch_areas(tx)
         day = local_day(received)
         levels = area_levels(case.grid_code)
         for level in RISING_LEVELS:
@@ -376,6 +378,28 @@ class WarningEngine:
             row.cases += 1
             k.add_area_case(tx, area, case.case_id, day)
             await self._check_area(tx, area, level, local_day(at), at, case.case_id)
+
+    async def _read_batch_areas(self, tx: Tx) -> None:
+        """Once per batch: the day sums and active rising warnings of every area the batch's
+        entries place a case in (two queries, not two per area)."""
+        if tx.batch is None or AREAS in tx.batch.memo:
+            return
+        tx.batch.memo[AREAS] = True
+        areas: set[str] = set()
+        days = []
+        for env in tx.batch.envelopes:
+            details = env.payload.get("details") if env.event_type == "trail.appended" else None
+            grid = details.get("grid_code") if isinstance(details, dict) else None
+            if not isinstance(grid, str) or not grid:
+                continue
+            levels = area_levels(grid)
+            areas.update(a for level in RISING_LEVELS if (a := levels.get(level)) is not None)
+            if (at := parse_time(env.payload.get("at"))) is not None:
+                days.append(local_day(at))
+        if areas and days:
+            first = rising_windows(min(days), self.t)[1]
+            keys = [f"{K.rising_area}:{a}" for a in sorted(areas)]
+            await known(tx).read_areas(sorted(areas), first, max(days), keys)
 
     async def _area_state(self, tx: Tx, area: str, day: Any) -> tuple[Any, Any]:
         recent_from, base_from, base_to = rising_windows(day, self.t)
