@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from services.followup.domain import utc
 from services.followup.warnings import repository as wrepo
+from services.followup.warnings.domain import employers, short_hash
 from services.followup.warnings.repository import (
     AreaCase,
     AreaDay,
@@ -60,6 +61,19 @@ def _party_hashes(envelopes: Sequence[Any]) -> set[str]:
     return out
 
 
+def _employer_keys(envelopes: Sequence[Any]) -> set[str]:
+    """The employers (keys) the trail entries of a batch name among their parties."""
+    out: set[str] = set()
+    for env in envelopes:
+        details = env.payload.get("details") if env.event_type == "trail.appended" else None
+        parties = details.get("parties") if isinstance(details, dict) else None
+        if isinstance(parties, list):
+            out.update(
+                short_hash(name) for name in employers([p for p in parties if isinstance(p, dict)])
+            )
+    return out
+
+
 def _merged(rows: Sequence[Any], added: Sequence[Any], keep: Any) -> list[Any]:
     """Rows read from the database and rows added since that match (each object once)."""
     out = list(rows)
@@ -76,11 +90,17 @@ class Known:
         self.active_by_key: dict[str, WarningRow | None] = {}
         self.links: dict[int, set[str]] = {}  # warning id → the cases it is linked to
         self.parties_added: list[PartyCase] = []
+        # the rows added, by case and by hash (in the order added): no scan of every row added
+        self.added_of_case: dict[str, list[PartyCase]] = {}
+        self.added_of_hash: dict[str, list[tuple[int, PartyCase]]] = {}
         self.parties_of_cases: dict[str, list[PartyCase]] | None = None
         self.parties_by_hash: dict[str, list[PartyCase]] = {}
         self.days: dict[str, dict[date, AreaDay]] = {}  # area → every row read or added
         self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
         self.employers_added: list[EmployerCase] = []
+        # employer key → (received since, the stored rows since then): read once per key
+        self.employer_rows: dict[str, tuple[datetime, list[EmployerCase]]] = {}
+        self.batch_employers_read = False
         self.area_cases_added: list[tuple[str, str, date]] = []  # (area, case id, day)
         self.batch_hashes_read = False
 
@@ -143,10 +163,12 @@ class Known:
             rows: Sequence[PartyCase] = self.parties_of_cases[case_id]
         else:
             rows = await wrepo.party_rows_of(self.s, case_id)
-        return _merged(rows, self.parties_added, lambda a: a.case_id == case_id)
+        return _merged(rows, self.added_of_case.get(case_id, []), lambda a: True)
 
     def add_party(self, row: PartyCase) -> None:
         self.s.add(row)
+        self.added_of_case.setdefault(row.case_id, []).append(row)
+        self.added_of_hash.setdefault(row.hash, []).append((len(self.parties_added), row))
         self.parties_added.append(row)
 
     async def party_cases(self, hashes: Sequence[str]) -> list[PartyCase]:
@@ -170,7 +192,8 @@ class Known:
                 self.parties_by_hash[r.hash].append(r)
         rows = [r for h in wanted for r in self.parties_by_hash[h]]
         want = set(wanted)
-        out = [r for r in _merged(rows, self.parties_added, lambda a: a.hash in want) if r.counted]
+        added = sorted((a for h in want for a in self.added_of_hash.get(h, ())), key=lambda a: a[0])
+        out = [r for r in _merged(rows, [r for _, r in added], lambda a: True) if r.counted]
         return sorted(out, key=lambda r: utc(r.received_at))
 
     # ---- an area's new cases per day -------------------------------------------------------
@@ -261,11 +284,23 @@ class Known:
 
     async def open_employer_cases(self, key: str, since: datetime) -> list[EmployerCase]:
         """Open labour cases against an employer received since a time (open as it is now)."""
-        stmt = select(EmployerCase).where(
-            EmployerCase.employer_key == key, col(EmployerCase.received_at) >= since
-        )
-        rows = list((await self.s.exec(stmt)).all())
         since = utc(since)
+        cached = self.employer_rows.get(key)
+        if cached is None or since < cached[0]:
+            keys = [key]
+            if not self.batch_employers_read and self.tx.batch is not None:
+                # the first read of a batch reads every employer its entries name, at once
+                self.batch_employers_read = True
+                more = _employer_keys(self.tx.batch.envelopes) - set(self.employer_rows)
+                keys = sorted({key, *more})
+            for k in keys:
+                self.employer_rows[k] = (since, [])
+            stmt = select(EmployerCase).where(
+                col(EmployerCase.employer_key).in_(keys), col(EmployerCase.received_at) >= since
+            )
+            for r in (await self.s.exec(stmt)).all():
+                self.employer_rows[r.employer_key][1].append(r)
+        rows = [r for r in self.employer_rows[key][1] if utc(r.received_at) >= since]
         merged = _merged(
             rows,
             self.employers_added,
