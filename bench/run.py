@@ -406,7 +406,7 @@ def table(doc: dict[str, Any]) -> str:
         for k, v in so.items():
             if k.startswith("ratio_"):
                 n = k.split("_")[1][1:]
-                rows.append((f"pg ×{n} / ×1 throughput", f"{_f(v)}× (≥ 0.9 wanted)"))
+                rows.append((f"pg ×{n} / ×1 throughput", f"{v:.2f}× (≥ 0.9 wanted)"))
     if not failed("warnings"):
         w = s["warnings"]
         for name, v in w["variants"].items():
