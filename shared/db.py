@@ -445,6 +445,42 @@ async def write_rows(
             await conn.execute(table.__table__.insert(), rows)
 
 
+def _new_key(table: Any) -> str:
+    return f"new.{getattr(table, '__tablename__', table)}"  # batch memo: case id → new record
+
+
+def insert_new(tx: Tx, table: Any, new: Any) -> None:
+    """Queue the row of a record first seen in this transaction, built as a plain object
+    (`new.values()`, its row kept in `new.row`): inserted by Core with the batch's commit, not by
+    an ORM object per event; later events of the batch find it (find_new_or_stored)."""
+    new.row = new.values()
+    tx.add_rows(table, [new.row])
+    if tx.batch is not None:
+        tx.batch.memo.setdefault(_new_key(table), {})[new.case_id] = new
+
+
+def save_new_or_stored(tx: Tx, record: Any) -> None:
+    """Keep a record's changes: a stored row through the session, a new one in its queued row."""
+    if isinstance(record, SQLModel):
+        tx.session.add(record)
+    elif record.row is not None:
+        record.row.update(record.values())
+
+
+async def find_new_or_stored(tx: Tx, table: Any, case_id: str, *, expect_new: bool = False) -> Any:
+    """The record of a case: new in this batch (not written yet), else the stored row.
+
+    `expect_new` (an event that creates the case) skips the stored rows in a consumer batch: a
+    row stored before makes the batch's insert fail, and the one-by-one replay, which does look,
+    then ignores that event — a batch of new cases reads no rows at all.
+    """
+    if tx.batch is not None:
+        new = tx.batch.memo.get(_new_key(table), {}).get(case_id)
+        if new is not None or expect_new:
+            return new
+    return await tx.get(table, case_id)
+
+
 _BATCH: contextvars.ContextVar[Batch | None] = contextvars.ContextVar(
     "fengqiao_batch", default=None
 )

@@ -35,7 +35,8 @@ from services.mediation.repository import (
 from services.mediation.settings import MediationSettings
 from shared.clock import Clock
 from shared.contracts import CaseStatus as S
-from shared.db import Delivery, Tx
+from shared.db import Delivery, Tx, find_new_or_stored, save_new_or_stored
+from shared.db import insert_new as insert_new_row
 from shared.pii import PiiCipher
 from shared.scope import case_area
 from shared.topics import Topics
@@ -174,40 +175,23 @@ def notify_assigned(ctx: Context, case: AnyCase) -> list[AfterCommit]:
     return [cb]
 
 
-_NEW_CASES = "mediation.new_cases"
-
-
 def save(tx: Tx, case: AnyCase) -> None:
-    """Keep the case's changes: a stored case through the session, a new one in its queued row
-    (no row yet: insert_new writes it with these values)."""
-    if isinstance(case, NewCase):
-        if case.row is not None:
-            case.row.update(case.values())
-    else:
-        tx.session.add(case)
+    """Keep the case's changes (a new case's in its queued row)."""
+    save_new_or_stored(tx, case)
 
 
 def insert_new(tx: Tx, case: NewCase) -> None:
     """Queue a new case's row (one executemany per batch); later events of the batch find it."""
-    case.row = case.values()
-    tx.add_rows(MediationCase, [case.row])
-    if tx.batch is not None:
-        tx.batch.memo.setdefault(_NEW_CASES, {})[case.case_id] = case
+    insert_new_row(tx, MediationCase, case)
 
 
 async def find_case(tx: Tx, case_id: str, *, expect_new: bool = False) -> AnyCase | None:
-    """The case: new in this batch (not written yet), else the stored row.
-
-    `expect_new` (a first routing, attempt 1) skips the stored rows in a consumer batch: a case
-    stored before makes the batch's insert fail, and the one-by-one replay, which does look,
-    then ignores that event — a batch of new cases reads no case rows at all.
-    """
-    if tx.batch is not None:
-        new: NewCase | None = tx.batch.memo.get(_NEW_CASES, {}).get(case_id)
-        if new is not None or expect_new:
-            return new
-    stored: MediationCase | None = await tx.get(MediationCase, case_id)
-    return stored
+    """The case: new in this batch (not written yet), else the stored row (`expect_new`: a
+    first routing, which reads no stored rows in a batch)."""
+    found: AnyCase | None = await find_new_or_stored(
+        tx, MediationCase, case_id, expect_new=expect_new
+    )
+    return found
 
 
 async def assign(
