@@ -94,6 +94,11 @@ class Svc:
     async def triaged(self, case_id: str | None = None, **kw: Any) -> str:
         """Publish a case.triaged (a routed case) and wait until mediation handled it."""
         case_id = case_id or new_id()
+        await self.publish(self.topics.triaged, "case.triaged", self.routed(case_id, **kw), case_id)
+        return case_id
+
+    def routed(self, case_id: str, **kw: Any) -> CaseTriaged:
+        """A case.triaged payload: a neighbour case routed to the people's channel (kw wins)."""
         now = self.clock.now()
         payload = {
             "case_id": case_id,
@@ -117,8 +122,7 @@ class Svc:
             ],
             "sealed_contact": PiiCipher(self.settings.pii_key).seal(CONTACT),
         } | kw
-        await self.publish(self.topics.triaged, "case.triaged", CaseTriaged(**payload), case_id)
-        return case_id
+        return CaseTriaged(**payload)
 
     async def reopened(self, case_id: str) -> None:
         """Follow-up found the agreement broken."""

@@ -4,7 +4,6 @@ events of the same batch see them, a duplicate counts once, a poison event fails
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,35 +11,17 @@ from sqlmodel import func, select
 
 from services.mediation.repository import CaseReader, MediationCase, NewCase
 from shared.bus import OutgoingMessage
-from shared.contracts import REGISTRY, CaseTriaged
+from shared.contracts import REGISTRY
 from shared.events import Envelope, new_id
 from shared.topics import Topics
 from tests.unit.mediation.conftest import Svc
 
 
 def _triaged(svc: Svc, case_id: str, **kw: Any) -> Envelope:
-    now = svc.clock.now()
-    payload: dict[str, Any] = {
-        "case_id": case_id,
-        "source": "grid",
-        "source_ref": f"g-{case_id[:8]}",
-        "dispute_type": "neighbour",
-        "severity": "medium",
-        "channel": "people",
-        "co_channels": [],
-        "tier": "town",
-        "rule_id": "R7",
-        "rules_version": "test",
-        "sign_for_due": now + timedelta(hours=4),
-        "mediation_due": now + timedelta(days=30),
-        "attempt": 1,
-        "grid_code": "522731001001",
-        "text": "楼上漏水",
-        "parties": [],
-    } | kw
-    return REGISTRY.event(
-        CaseTriaged(**payload), event_type="case.triaged", producer="test", case_id=case_id
+    payload = svc.routed(
+        case_id, **({"text": "楼上漏水", "parties": [], "sealed_contact": None} | kw)
     )
+    return REGISTRY.event(payload, event_type="case.triaged", producer="test", case_id=case_id)
 
 
 async def _one_batch(svc: Svc, envs: list[Envelope], topic: str | None = None) -> None:

@@ -25,12 +25,12 @@ from services.triage.repository import (
 )
 from services.triage.settings import TriageSettings
 from shared.bus import InMemoryBus, OutgoingMessage
-from shared.contracts import REGISTRY, CaseReturned, ReportRepeated, TrailAppended
+from shared.contracts import REGISTRY, TrailAppended
 from shared.events import Envelope, utcnow
 from shared.topics import Topics
 
 from .test_review_queue import DOUBTFUL
-from .test_triage_service import TOPICS, events, flush, received
+from .test_triage_service import TOPICS, events, flush, received, repeated, returned
 
 
 @pytest.fixture
@@ -69,14 +69,7 @@ async def test_a_case_received_repeated_and_returned_in_one_batch(
 ) -> None:
     """Each later event of the batch finds the case (not written yet) and its queued review."""
     env = received("b1", DOUBTFUL, source="grid", grid_code="520102003")
-    repeat = REGISTRY.event(
-        ReportRepeated(
-            case_id="b1", source="grid", source_ref="r-b1b", repeat_count=3, text=DOUBTFUL
-        ),
-        event_type="report.repeated",
-        producer="intake",
-        case_id="b1",
-    )
+    repeat = repeated("b1", DOUBTFUL, repeat_count=3)
     await _one_batch(memory_bus, TOPICS.reports, [env, env, repeat])  # the duplicate once
     await flush(app)
     assert "batch failed" not in caplog.text  # in the batch, not by the one-by-one replay
@@ -84,20 +77,9 @@ async def test_a_case_received_repeated_and_returned_in_one_batch(
     reviews = sorted(await _rows(app, TriageReview), key=lambda r: r.attempt)
     assert [(r.attempt, r.status) for r in reviews] == [(1, "superseded"), (2, "pending")]
     first = events(memory_bus, TOPICS.triaged, "case.triaged")[-1].payload
-    returned = REGISTRY.event(
-        CaseReturned(
-            case_id="b1",
-            channel=first["channel"],
-            reason="非本渠道",
-            return_count=1,
-            excluded_channels=[first["channel"]],
-        ),
-        event_type="case.returned",
-        producer="mediation",
-        case_id="b1",
-    )
+    back = returned("b1", first["channel"])
     other = received("b2", DOUBTFUL, source="grid", grid_code="520102003")
-    await _one_batch(memory_bus, TOPICS.mediation, [returned])
+    await _one_batch(memory_bus, TOPICS.mediation, [back])
     await _one_batch(memory_bus, TOPICS.reports, [other, other])
     await flush(app)
     [case, case2] = sorted(await _rows(app, TriageCase), key=lambda c: c.case_id)

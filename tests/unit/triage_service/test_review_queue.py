@@ -21,7 +21,7 @@ from services.triage.settings import TriageSettings
 from shared.auth import StaffPrincipal, issue_token
 from shared.bus import InMemoryBus
 
-from .test_triage_service import TOPICS, events, flush, publish, received
+from .test_triage_service import TOPICS, events, flush, publish, received, repeated
 
 # a weapon named, nobody said to handle it: the rules are unsure
 DOUBTFUL = "两家为排水沟争执，他家门后放着一把柴刀，邻居有些担心"
@@ -196,17 +196,8 @@ async def test_cli_exports_corrections_from_the_service_database(
 async def test_a_newer_decision_supersedes_the_pending_review(
     app: FastAPI, memory_bus: InMemoryBus
 ) -> None:
-    from shared.contracts import REGISTRY, ReportRepeated
-
     await _report(app, memory_bus, "d1", DOUBTFUL)
-    repeat = REGISTRY.event(
-        ReportRepeated(
-            case_id="d1", source="grid", source_ref="r-d1b", repeat_count=3, text=DOUBTFUL
-        ),
-        event_type="report.repeated",
-        producer="intake",
-        case_id="d1",
-    )
+    repeat = repeated("d1", DOUBTFUL, repeat_count=3)
     await publish(memory_bus, TOPICS.reports, repeat)
     await flush(app)
     async with app.state.runtime.sessions() as s:

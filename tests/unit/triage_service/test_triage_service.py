@@ -16,7 +16,7 @@ from services.triage.repository import TABLES, TriageDecisionRow
 from services.triage.settings import TriageSettings
 from shared.auth import StaffPrincipal, issue_token
 from shared.bus import InMemoryBus, OutgoingMessage
-from shared.contracts import REGISTRY, CaseReturned, PartyRef, ReportReceived
+from shared.contracts import REGISTRY, CaseReturned, PartyRef, ReportReceived, ReportRepeated
 from shared.events import Envelope, utcnow
 from shared.topics import Topics
 
@@ -43,6 +43,38 @@ def received(case_id: str, text: str, source: str = "12345", **kw: Any) -> Envel
         ),
         event_type="report.received",
         producer="intake",
+        case_id=case_id,
+    )
+
+
+def repeated(case_id: str, text: str, repeat_count: int) -> Envelope:
+    """Intake's report.repeated: another report of the case (a later grid record)."""
+    return REGISTRY.event(
+        ReportRepeated(
+            case_id=case_id,
+            source="grid",
+            source_ref=f"r-{case_id}b",
+            repeat_count=repeat_count,
+            text=text,
+        ),
+        event_type="report.repeated",
+        producer="intake",
+        case_id=case_id,
+    )
+
+
+def returned(case_id: str, channel: str) -> Envelope:
+    """Mediation's case.returned: the channel sent the case back (first return)."""
+    return REGISTRY.event(
+        CaseReturned(
+            case_id=case_id,
+            channel=channel,
+            reason="非本渠道",
+            return_count=1,
+            excluded_channels=[channel],
+        ),
+        event_type="case.returned",
+        producer="mediation",
         case_id=case_id,
     )
 
@@ -108,18 +140,7 @@ async def test_a_returned_case_is_routed_again_without_that_channel(
     first = events(memory_bus, TOPICS.triaged, "case.triaged")
     await flush(app)
     first = events(memory_bus, TOPICS.triaged, "case.triaged")[0].payload
-    ret = REGISTRY.event(
-        CaseReturned(
-            case_id="c3",
-            channel=first["channel"],
-            reason="非本渠道",
-            return_count=1,
-            excluded_channels=[first["channel"]],
-        ),
-        event_type="case.returned",
-        producer="mediation",
-        case_id="c3",
-    )
+    ret = returned("c3", first["channel"])
     await publish(memory_bus, TOPICS.mediation, ret)
     await flush(app)
     second = events(memory_bus, TOPICS.triaged, "case.triaged")[-1].payload
