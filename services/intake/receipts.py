@@ -23,10 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Waiting:
-    report: CanonicalReport
-    via: str
-    integrator_id: str | None
-    service_code: str | None
+    incoming: Incoming
     answer: asyncio.Future[Receipt] = field(repr=False)
 
 
@@ -52,7 +49,7 @@ class ReceiptWriter:
     ) -> Receipt:
         """Store a report (with whatever else is waiting) and return its receipt once committed."""
         answer: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(report, via, integrator_id, service_code, answer))
+        self._waiting.append(_Waiting(Incoming(report, via, integrator_id, service_code), answer))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write())
         # a caller that goes away does not cancel the group its report is part of
@@ -80,9 +77,7 @@ class ReceiptWriter:
                     w.answer.set_result(r)
 
     async def _store_together(self, group: list[_Waiting]) -> list[Receipt]:
-        receipts = await self.handlers.receive_many(
-            [Incoming(w.report, w.via, w.integrator_id, w.service_code) for w in group]
-        )
+        receipts = await self.handlers.receive_many([w.incoming for w in group])
         self.groups += 1
         self.grouped += len(group)
         return receipts
@@ -99,6 +94,7 @@ class ReceiptWriter:
                     w.answer.set_result(receipt)
 
     async def _receive(self, w: _Waiting) -> Receipt:
+        i = w.incoming
         return await self.handlers.receive(
-            w.report, via=w.via, integrator_id=w.integrator_id, service_code=w.service_code
+            i.report, via=i.via, integrator_id=i.integrator_id, service_code=i.service_code
         )
