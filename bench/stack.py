@@ -41,12 +41,12 @@ def pick_ports(preferred: dict[str, int], extra: int = 0) -> dict[str, int]:
 
     `extra` instances of every service listen 10, 20, … above the first one's port.
     """
-    for shift in (0, 10000, 20000):
+    for shift in (0, 10000, 20000, 30000, 40000):  # several runs on one machine
         ports = {n: p + shift for n, p in preferred.items()}
         wanted = [p + 10 * k for p in ports.values() for k in range(extra + 1)]
         if all(port_free(p) for p in wanted):
             return ports
-    raise RuntimeError("no free ports for the services (tried 8001-8004, 18001-, 28001-)")
+    raise RuntimeError("no free ports for the services (tried 8001-8004, 18001- … 48001-)")
 
 
 @dataclass
