@@ -70,21 +70,22 @@ def versions() -> dict[str, str]:
 
 
 def broker_pid() -> int | None:
-    """The local broker's process: ours (.run/kafka/broker.pid), else whoever listens on the
-    bootstrap port (a broker another clone started on the shared machine)."""
-    try:
-        return int((ROOT / ".run" / "kafka" / "broker.pid").read_text().strip())
-    except (OSError, ValueError):
-        pass
+    """The process listening on the bootstrap port (ours, or a broker another clone or
+    `FENGQIAO_KAFKA_BOOTSTRAP` points at), else ours by .run/kafka/broker.pid."""
     port = BOOTSTRAP.rsplit(":", 1)[-1]
     try:
         out = subprocess.run(
             ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return None
+        out = ""
     m = re.search(r"pid=(\d+)", out)
-    return int(m.group(1)) if m else None
+    if m:
+        return int(m.group(1))
+    try:
+        return int((ROOT / ".run" / "kafka" / "broker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def broker_properties_path() -> Path:
