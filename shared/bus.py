@@ -138,6 +138,65 @@ LINGER_BELOW = 50  # a fetch with fewer records lingers (KafkaBus linger_ms) for
 LAG_IDLE_S = 15.0  # how often an idle consumer refreshes its lag gauges
 
 
+class _Offsets:
+    """A consumer's offsets of work already kept, committed to Kafka at most every `interval_s`.
+
+    An offset commit is a write on the broker (to `__consumer_offsets`): one per handled batch
+    cost the broker about a quarter of its CPU per case. Committing less often loses nothing:
+    an offset is added only after its batch's database commit, and what a crash leaves
+    uncommitted is read again and skipped by the consumer's inbox, as after any crash between
+    the two commits. Pending offsets are committed when the interval has passed, when the
+    consumer goes idle, before its partitions are revoked (a rebalance: the next owner starts
+    after them) and when the bus stops. `interval_s=0` commits after every batch.
+    """
+
+    def __init__(self, consumer: Any, interval_s: float) -> None:
+        self.consumer, self.interval_s = consumer, interval_s
+        self.pending: dict[Any, int] = {}
+        self.at = time.monotonic()
+
+    def wait_ms(self, idle_ms: int) -> int:
+        """How long the next fetch may wait for records: no longer than the pending commit."""
+        if not self.pending:
+            return idle_ms
+        left = self.interval_s - (time.monotonic() - self.at)
+        return max(0, min(idle_ms, int(left * 1000)))
+
+    async def kept(self, offsets: dict[Any, int]) -> None:
+        self.pending.update(offsets)
+        if time.monotonic() - self.at >= self.interval_s:
+            await self.flush()
+
+    async def flush(self, only: set[Any] | None = None) -> None:
+        take = {tp: off for tp, off in self.pending.items() if only is None or tp in only}
+        if not take:
+            return
+        for tp in take:
+            del self.pending[tp]
+        self.at = time.monotonic()
+        try:
+            await self.consumer.commit(take)
+        except BaseException:
+            for tp, off in take.items():  # commit them with the next batch's (none is newer)
+                self.pending.setdefault(tp, off)
+            raise
+
+
+def _revoke_listener(offsets: _Offsets) -> Any:
+    """A rebalance listener that commits the pending offsets of partitions being revoked."""
+    from aiokafka import ConsumerRebalanceListener
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            with contextlib.suppress(Exception):  # the next owner reads them again: inbox
+                await offsets.flush(set(revoked))
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            return None
+
+    return Listener()
+
+
 # The handler working on the current message; an event dispatcher narrows it to the handler of
 # the event's type, so a dead letter names the function that failed.
 CURRENT_HANDLER: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -385,9 +444,11 @@ class KafkaBus:
         replication_factor: int = 0,
         client_options: dict[str, Any] | None = None,
         linger_ms: float = 0.0,
+        commit_interval_ms: float = 0.0,
     ) -> None:
         self.bootstrap, self.client_id = bootstrap, client_id
         self.linger_ms = linger_ms
+        self.commit_interval_ms = commit_interval_ms
         self._subs: list[_Subscription] = []
         self._extra_topics = list(extra_topics)
         self._partitions = partitions
@@ -399,6 +460,7 @@ class KafkaBus:
         self._producer_lock = asyncio.Lock()
         self._stopping = False
         self.consumers: list[Any] = []
+        self._offsets: dict[int, _Offsets] = {}  # by id(consumer)
         self._tasks: list[asyncio.Task[None]] = []
         self.dlq = DeadLetterPolicy(self, max_attempts=max_attempts)
 
@@ -467,7 +529,10 @@ class KafkaBus:
         self.producer = AIOKafkaProducer(**self.producer_config())
         await self.producer.start()
         for sub in self._subs:
-            consumer = AIOKafkaConsumer(*sub.topics, **self.consumer_config(sub.group))
+            consumer = AIOKafkaConsumer(**self.consumer_config(sub.group))
+            offsets = _Offsets(consumer, self.commit_interval_ms / 1000)
+            self._offsets[id(consumer)] = offsets
+            consumer.subscribe(sub.topics, listener=_revoke_listener(offsets))
             await consumer.start()
             self.consumers.append(consumer)
             self._tasks.append(asyncio.create_task(self._consume(consumer, sub)))
@@ -478,10 +543,16 @@ class KafkaBus:
         # flow, and every LAG_IDLE_S when none came (the lag can only grow by records we have
         # not fetched yet, which the fetch brings in with the high-water mark)
         lag_at, busy = 0.0, True
+        offsets = self._offsets[id(consumer)]
         while True:
             try:
                 # a record arriving ends the wait at once: the timeout only bounds an idle loop
-                batches = await consumer.getmany(timeout_ms=2000, max_records=MAX_BATCH)
+                # (and the wait for a pending offset commit)
+                batches = await consumer.getmany(
+                    timeout_ms=offsets.wait_ms(2000), max_records=MAX_BATCH
+                )
+                if not batches:
+                    await offsets.flush()
                 batches = await self._linger(consumer, batches)
                 busy = busy or bool(batches)
                 parts = [(tp, self._messages(tp, records)) for tp, records in batches.items()]
@@ -539,7 +610,7 @@ class KafkaBus:
         each = (time.perf_counter() - t0) / len(msgs)
         for m in msgs:
             metrics.record_handled(m.topic, each)
-        await consumer.commit(
+        await self._offsets[id(consumer)].kept(
             {TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in parts}
         )
         return True
@@ -568,7 +639,9 @@ class KafkaBus:
         finally:
             if done is not None:
                 # commit only what was processed and persisted
-                await consumer.commit({TopicPartition(tp.topic, tp.partition): done + 1})
+                await self._offsets[id(consumer)].kept(
+                    {TopicPartition(tp.topic, tp.partition): done + 1}
+                )
             if done != msgs[-1].offset:  # rewind: the rest is read again
                 consumer.seek(tp, msgs[0].offset if done is None else done + 1)
 
@@ -580,12 +653,16 @@ class KafkaBus:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for c in self.consumers:  # what was kept and not yet committed
+            with contextlib.suppress(Exception):
+                await self._offsets[id(c)].flush()
         # together: with the broker gone each one waits out its own leave-group request
         await asyncio.gather(*(_close_quietly(c.stop()) for c in self.consumers))
         if self.producer is not None:
             await _close_quietly(self.producer.stop())
         self._tasks.clear()
         self.consumers.clear()
+        self._offsets.clear()
         self.producer = None
         self._stopping = False
 

@@ -66,6 +66,7 @@ class Runtime:
             replication_factor=s.kafka_replication_factor,
             client_options=s.kafka_client_options(),
             linger_ms=s.kafka_consumer_linger_ms,
+            commit_interval_ms=s.kafka_commit_interval_ms,
         )
 
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:

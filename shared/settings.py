@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     kafka_partitions: int = 12
     # a consumer fetch with only a few records waits this long once for more (larger batches)
     kafka_consumer_linger_ms: float = 0.0
+    # consumer offsets of kept work are committed at most this often (0: after every batch);
+    # a crash reads up to this much again, which the inbox skips
+    kafka_commit_interval_ms: float = 200.0
     kafka_replication_factor: int = 0
     # TLS / SASL towards the brokers, passed through to aiokafka
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

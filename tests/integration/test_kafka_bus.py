@@ -94,6 +94,47 @@ async def test_offsets_are_committed_only_after_processing(
     assert b"2" in again and b"3" in again
 
 
+async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        return await check.committed(tp)  # type: ignore[no-any-return]
+    finally:
+        await check.stop()
+
+
+async def test_kept_offsets_are_committed_when_idle_and_at_stop_not_per_batch(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic, tp = f"{topic_prefix}lazy", TopicPartition(f"{topic_prefix}lazy", 0)
+    done: list[bytes] = []
+
+    async def handler(msg: Message) -> None:
+        done.append(msg.value)
+
+    async def run(group: str, values: list[bytes], stop_at_once: bool) -> int | None:
+        bus = KafkaBus(
+            kafka_bootstrap, group, extra_topics=[topic], partitions=1, commit_interval_ms=60_000
+        )
+        bus.subscribe([topic], group, handler)
+        await bus.start()
+        try:
+            await bus.publish([OutgoingMessage(topic, "k", v) for v in values])
+            await _wait(lambda: done[-1:] == values[-1:])
+            if not stop_at_once:  # idle: the next empty fetch (<= 2 s) commits what was kept
+                for _ in range(100):
+                    if await _committed(kafka_bootstrap, group, tp) == len(values):
+                        break
+                    await asyncio.sleep(0.1)
+                return await _committed(kafka_bootstrap, group, tp)
+        finally:
+            await bus.stop()  # stopping commits what was kept
+        return await _committed(kafka_bootstrap, group, tp)
+
+    assert await run(f"{topic_prefix}idle", [b"1", b"2"], stop_at_once=False) == 2
+    assert await run(f"{topic_prefix}stop", [b"3"], stop_at_once=True) == 3
+
+
 async def test_poison_message_goes_to_dlq_with_origin_and_partition_moves_on(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
