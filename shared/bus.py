@@ -177,8 +177,11 @@ class _Offsets:
         try:
             await self.consumer.commit(take)
         except BaseException:
-            for tp, off in take.items():  # commit them with the next batch's (none is newer)
-                self.pending.setdefault(tp, off)
+            # commit them with the next batch's (none is newer), if the partition is still ours
+            owned = self.consumer.assignment()
+            for tp, off in take.items():
+                if tp in owned:
+                    self.pending.setdefault(tp, off)
             raise
 
 
@@ -190,6 +193,8 @@ def _revoke_listener(offsets: _Offsets) -> Any:
         async def on_partitions_revoked(self, revoked: Any) -> None:
             with contextlib.suppress(Exception):  # the next owner reads them again: inbox
                 await offsets.flush(set(revoked))
+            for tp in revoked:  # no longer ours to commit
+                offsets.pending.pop(tp, None)
 
         async def on_partitions_assigned(self, assigned: Any) -> None:
             return None

@@ -10,9 +10,13 @@ from shared.bus import _Offsets, _revoke_listener
 
 
 class FakeConsumer:
-    def __init__(self, fail: int = 0) -> None:
+    def __init__(self, fail: int = 0, owned: set[Any] | None = None) -> None:
         self.commits: list[dict[Any, int]] = []
         self.fail = fail
+        self.owned = owned if owned is not None else {"a", "b"}
+
+    def assignment(self) -> set[Any]:
+        return self.owned
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         if self.fail:
@@ -56,6 +60,25 @@ async def test_revoked_partitions_are_committed_before_they_go_and_others_wait()
     await o.kept({"a": 4, "b": 7})
     await _revoke_listener(o).on_partitions_revoked({"a"})
     assert c.commits == [{"a": 4}]
+    assert o.pending == {"b": 7}
+
+
+async def test_a_revoked_partition_whose_commit_failed_is_not_kept_pending() -> None:
+    c = FakeConsumer(fail=1)
+    o = _Offsets(c, interval_s=60)
+    await o.kept({"a": 4, "b": 7})
+    await _revoke_listener(o).on_partitions_revoked({"a"})  # the commit failed: a is gone
+    c.owned = {"b"}
+    await o.flush()
+    assert c.commits == [{"b": 7}]
+
+
+async def test_a_failed_commit_keeps_only_partitions_still_assigned() -> None:
+    c = FakeConsumer(fail=1, owned={"b"})
+    o = _Offsets(c, interval_s=60)
+    await o.kept({"a": 4, "b": 7})
+    with pytest.raises(RuntimeError):
+        await o.flush()
     assert o.pending == {"b": 7}
 
 
