@@ -21,6 +21,7 @@ DEV_PII_KEY = "dev-only-pii-key-change-me"
 PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 LANDLINE_RE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{7,8})(?!\d)")
 ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za-z])")
+_DIGIT_RUN = re.compile(r"\d{3}")  # each of the three patterns above has one
 
 
 class PiiKeyError(ValueError):
@@ -219,9 +220,16 @@ def redact_text(text: str) -> str:
     For narratives, errors and log lines; `redact_free_text` also masks the case's own people
     and places by name.
     """
+    ascii_only = text.isascii()
+    # plain ASCII (ids, event types, most log lines): the address and name patterns need
+    # Chinese characters, and an ID, a mobile or a landline number three digits in a row
+    if ascii_only and _DIGIT_RUN.search(text) is None:
+        return text
     text = ID_RE.sub(lambda m: m.group(1) + "*" * 10 + m.group(3)[-2:], text)
     text = PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     text = LANDLINE_RE.sub(lambda m: f"{m.group(1)}-****{m.group(2)[-2:]}", text)
+    if ascii_only:
+        return text
     text = ADDRESS_RE.sub(lambda m: _mask_digits(m.group(0)), text)
     text = HONORIFIC_NAME_RE.sub(
         lambda m: m.group(1) + "*" * len(m.group(2) or "") + m.group(3), text

@@ -7,7 +7,10 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from shared import pii
 from shared.logs import configure_logging
 from shared.pii import (
     PiiCipher,
@@ -98,3 +101,46 @@ def test_log_lines_never_carry_phone_or_id_numbers() -> None:
     )
     line = buf.getvalue()
     assert line and "13912345678" not in line and "522731195606136930" not in line
+
+
+def _redact_every_pattern(text: str) -> str:
+    """redact_text without its ASCII shortcut: every pattern on every text."""
+    text = pii.ID_RE.sub(lambda m: m.group(1) + "*" * 10 + m.group(3)[-2:], text)
+    text = pii.PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    text = pii.LANDLINE_RE.sub(lambda m: f"{m.group(1)}-****{m.group(2)[-2:]}", text)
+    text = pii.ADDRESS_RE.sub(lambda m: pii._mask_digits(m.group(0)), text)
+    text = pii.HONORIFIC_NAME_RE.sub(
+        lambda m: m.group(1) + "*" * len(m.group(2) or "") + m.group(3), text
+    )
+    return pii.CUE_NAME_RE.sub(lambda m: m.group(1) + m.group(2) + "*" * len(m.group(3)), text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "13912345678",
+                "139 1234 5678",
+                "0851-86221234",
+                "522731195606136930",
+                "12",
+                "123",
+                "X",
+                "case-",
+                " ",
+                "-",
+                "王先生",
+                "幢",
+                "路12号",
+                "ev_01",
+                "０８５１",
+            ]
+        )
+        | st.text(alphabet="0123456789 -abcXx_:", max_size=12),
+        max_size=8,
+    )
+)
+def test_the_ascii_shortcut_redacts_exactly_as_every_pattern_does(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert redact_text(text) == _redact_every_pattern(text)
