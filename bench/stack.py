@@ -76,7 +76,7 @@ class Stack:
             "PYTHONPATH": str(ROOT),
             "FENGQIAO_TOPIC_PREFIX": self.prefix,
             "FENGQIAO_GROUP_PREFIX": self.prefix,
-            "FENGQIAO_LOG_LEVEL": "WARNING",
+            "FENGQIAO_LOG_LEVEL": os.environ.get("FENGQIAO_LOG_LEVEL", "INFO"),  # as deployed
             # a throwaway deployment on the packaged dev keys (make bench, make chaos)
             "FENGQIAO_DEV_MODE": "true",
             "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{db / 'intake.db'}",
