@@ -237,9 +237,29 @@ async def try_batch(sub: _Subscription, msgs: list[Message]) -> bool:
                 "records": len(msgs),
                 "group": sub.group,
                 "error": type(exc).__name__,
+                **db_error_detail(exc),
             },
         )
         return False
+
+
+def db_error_detail(exc: BaseException) -> dict[str, str]:
+    """The SQLSTATE and constraint name of a database error, if it carries them: what failed,
+    never the values (an error's message may quote a row's personal data)."""
+    out: dict[str, str] = {}
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        for attr, key in (("sqlstate", "sqlstate"), ("constraint_name", "constraint")):
+            value = getattr(e, attr, None)
+            if isinstance(value, str) and value and key not in out:
+                out[key] = value[:100]
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return out
 
 
 class DeadLetterPolicy:
