@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -217,30 +218,45 @@ def handler_name(fn: Callable[..., Any]) -> str:
 async def try_batch(sub: _Subscription, msgs: list[Message]) -> bool:
     """Handle one partition's records as one batch; False when there is no batch handler or the
     batch failed (rolled back whole): then the caller replays the records one at a time, so the
-    good ones go through and only a poison one reaches the dead-letter topic."""
+    good ones go through and only a poison one reaches the dead-letter topic. A batch that lost
+    a write race with another instance (a deadlock, a key inserted first) is tried whole again
+    first: it then sees the other's rows."""
     if sub.batch_handler is None:
         return False
-    CURRENT_HANDLER.set("")
-    try:
-        await sub.batch_handler(msgs)
-        return True
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        metrics.retried(msgs[0].topic)
-        log.warning(
-            "batch failed, replaying its records one at a time",
-            extra={
-                "topic": msgs[0].topic,
-                "partition": msgs[0].partition,
-                "offset": msgs[0].offset,
-                "records": len(msgs),
-                "group": sub.group,
-                "error": type(exc).__name__,
-                **db_error_detail(exc),
-            },
-        )
-        return False
+    attempt = 0
+    while True:
+        CURRENT_HANDLER.set("")
+        try:
+            await sub.batch_handler(msgs)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.retried(msgs[0].topic)
+            detail = db_error_detail(exc)
+            if attempt < BATCH_CONFLICT_RETRIES and detail.get("sqlstate") in _CONFLICT_SQLSTATES:
+                attempt += 1
+                await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+                continue
+            log.warning(
+                "batch failed, replaying its records one at a time",
+                extra={
+                    "topic": msgs[0].topic,
+                    "partition": msgs[0].partition,
+                    "offset": msgs[0].offset,
+                    "records": len(msgs),
+                    "group": sub.group,
+                    "error": type(exc).__name__,
+                    "tries": attempt + 1,
+                    **detail,
+                },
+            )
+            return False
+
+
+BATCH_CONFLICT_RETRIES = 2  # a batch that lost a write race is tried whole this often more
+# deadlock, serialization failure, a unique key another transaction inserted first
+_CONFLICT_SQLSTATES = {"40P01", "40001", "23505"}
 
 
 def db_error_detail(exc: BaseException) -> dict[str, str]:
