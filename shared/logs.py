@@ -157,6 +157,10 @@ class RepeatFilter(logging.Filter):
 
 def configure_logging(level: str = "INFO", stream: Any = None, service: str | None = None) -> None:
     """Send every logger through the repeat filter and the redacting JSON formatter."""
+    # what the formatter never writes is not gathered either (the logging HOWTO's optimisations):
+    # the caller's frame, thread and process of every record
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(RedactingJsonFormatter(service))
     handler.addFilter(RepeatFilter())
