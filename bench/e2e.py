@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.common import BOOTSTRAP, percentile
 from bench.reports import BenchReport
-from bench.stack import Stack, api_keys
+from bench.stack import BROKER_JIT, Stack, api_keys
 from shared.bus import PRODUCER_SETTINGS
 from shared.topics import SOURCES, Topics
 from tests.causal import causal_position_ok
@@ -379,7 +379,7 @@ def cpu_per_case(cpu: dict[str, float], cases: int) -> dict[str, float | None]:
     if not cases:
         return {}
     out: dict[str, float | None] = {k: round(v * 1000 / cases, 2) for k, v in sorted(cpu.items())}
-    svc = [v for k, v in cpu.items() if k not in ("kafka broker", "bench client")]
+    svc = [v for k, v in cpu.items() if k not in ("kafka broker", BROKER_JIT, "bench client")]
     out["services"] = round(sum(svc) * 1000 / cases, 2)
     return out
 

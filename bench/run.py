@@ -266,6 +266,11 @@ def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tupl
                 f"{label} CPU ms/case",
                 f"{_per_service(cpu)}; services {_f(cpu.get('services'))}"
                 + (f"; broker {_f(cpu['kafka broker'])}" if "kafka broker" in cpu else "")
+                + (
+                    f" (JIT compiling {_f(cpu['kafka broker jit'])} of it)"
+                    if cpu.get("kafka broker jit")
+                    else ""
+                )
                 + f" ({r.get('cpu_utilisation')} of the cores)",
             )
         )

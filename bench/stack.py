@@ -185,6 +185,7 @@ class Stack:
         broker = broker_pid()
         if broker is not None:
             out["kafka broker"] = cpu_of(broker)
+            out[BROKER_JIT] = jit_cpu_of(broker)
         return out
 
     def cpu_by_service(self) -> dict[str, float]:
@@ -206,6 +207,29 @@ class Stack:
             for p in self.procs
             if p.popen.poll() is not None
         ]
+
+
+# the broker's JIT compiler threads: a broker started for the run compiles its hot paths during
+# the first minutes, CPU a broker that has run for a while no longer spends
+BROKER_JIT = "kafka broker jit"
+
+
+def jit_cpu_of(pid: int) -> float:
+    """utime + stime of a JVM's JIT compiler threads (C1/C2 CompilerThread) from /proc."""
+    total = 0.0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            if not (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def cpu_of(pid: int) -> float:
