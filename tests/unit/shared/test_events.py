@@ -91,3 +91,15 @@ def test_payload_errors_name_the_field() -> None:
     )
     with pytest.raises(EventDecodeError, match="outcome"):
         REGISTRY.parse(env)
+
+
+def test_new_ids_are_distinct_uuid4_hex() -> None:
+    import uuid
+
+    from shared.events import new_id
+
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for i in ids:
+        u = uuid.UUID(i)
+        assert (u.hex, u.version, u.variant) == (i, 4, uuid.RFC_4122)
