@@ -72,12 +72,14 @@ class Runtime:
     def on_events(self, topics: list[str], group: str, handlers: dict[str, EventHandler]) -> None:
         """Subscribe a consumer group; route each event type to its handler, skip others."""
 
-        async def handle(msg: Message, env: Envelope) -> None:
+        async def handle(msg: Message, env: Envelope, logged: bool = True) -> bool:
+            """Handle one event; False when it is not for this group. `logged`: write its own
+            `event handled` line (a batch writes one line for all its events once committed)."""
             handler = handlers.get(env.event_type)
             if handler is None:
                 if not REGISTRY.known(env.event_type):
                     self._unknown_event(group, env.event_type)
-                return  # a known event meant for another group
+                return False  # a known event meant for another group
             CURRENT_HANDLER.set(handler_name(handler))
             # the handler's log lines and the events it emits carry the report's ids
             with (
@@ -90,16 +92,18 @@ class Runtime:
             ):
                 payload: BaseModel = REGISTRY.parse(env)
                 await handler(env, payload)
-                log.info(
-                    "event handled",
-                    extra={
-                        "service": self.settings.service_name,
-                        "group": group,
-                        "event_type": env.event_type,
-                        "event_id": env.event_id,
-                        "case_id": env.case_id,
-                    },
-                )
+                if logged:
+                    log.info(
+                        "event handled",
+                        extra={
+                            "service": self.settings.service_name,
+                            "group": group,
+                            "event_type": env.event_type,
+                            "event_id": env.event_id,
+                            "case_id": env.case_id,
+                        },
+                    )
+            return True
 
         async def dispatch(msg: Message) -> None:
             await handle(msg, Envelope.from_bytes(msg.value))
@@ -108,11 +112,31 @@ class Runtime:
             # a record that is not an envelope fails the batch: the one-by-one replay
             # dead-letters it alone
             envs = [Envelope.from_bytes(m.value) for m in msgs]
+            handled: list[Envelope] = []
             async with self.delivery.batch(envs):
                 for msg, env in zip(msgs, envs, strict=True):
-                    await handle(msg, env)
+                    if await handle(msg, env, logged=False):
+                        handled.append(env)
+            if handled:  # committed: one line for the batch (a line per event cost ~5% of CPU)
+                self._log_batch(group, handled)
 
         self.bus.subscribe(topics, self.settings.group(group), dispatch, dispatch_batch)
+
+    def _log_batch(self, group: str, handled: list[Envelope]) -> None:
+        types: dict[str, int] = {}
+        for env in handled:
+            types[env.event_type] = types.get(env.event_type, 0) + 1
+        log.info(
+            "events handled",
+            extra={
+                "service": self.settings.service_name,
+                "group": group,
+                "events": len(handled),
+                "event_types": types,
+                "event_ids": [env.event_id for env in handled],
+                "case_ids": sorted({env.case_id for env in handled}),
+            },
+        )
 
     def _unknown_event(self, group: str, event_type: str) -> None:
         """Count an event of a type nobody registered; log the first one of each type."""
