@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -43,6 +44,7 @@ from shared.tracing import headers_for
 log = logging.getLogger("fengqiao.db")
 
 _RELAY_LOCK_KEY = 0x0F3A_0B0C  # the outbox relay's advisory lock (one per service database)
+_RELAY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -192,9 +194,42 @@ class _Out:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+@functools.cache
+def _in_query(table: Any, *columns: str, key: str, **equal: str) -> Any:
+    """`SELECT columns FROM table WHERE key IN :ids [AND column = :column …]`, built once per
+    table and shape: building a statement cost more than running it (per batch, per query)."""
+    c = table.c
+    stmt = select(*(c[name] for name in columns)).where(
+        c[key].in_(bindparam("ids", expanding=True))
+    )
+    for column, param in equal.items():
+        stmt = stmt.where(c[column] == bindparam(param))
+    return stmt
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+@functools.cache
+def _parked_query(table: Any) -> Any:
+    return select(table.c.event_id, table.c.case_id).where(table.c.consumer == bindparam("c"))
+
+
+@functools.cache
+def _insert(table: Any) -> Any:
+    return table.insert()
+
+
+@functools.cache
+def _heads_update(table: Any) -> Any:
+    c = table.c
+    return (
+        update(table)
+        .where(c.case_id == bindparam("b_case_id"))
+        .values(heads=bindparam("b_heads", type_=c.heads.type), seq=bindparam("b_seq"))
+    )
 
 
 class HeadStore:
@@ -212,9 +247,12 @@ class HeadStore:
     async def load(self, session: AsyncSession, case_ids: Iterable[str]) -> None:
         """Read the heads of the cases not read yet."""
         missing = sorted(c for c in case_ids if c not in self.known)
-        c = self.table.c
+        if not missing:
+            return
+        conn = await session.connection()
+        query = _in_query(self.table, "case_id", "heads", "seq", key="case_id")
         for chunk in _chunks(missing):
-            rows = await session.exec(select(c.case_id, c.heads, c.seq).where(c.case_id.in_(chunk)))
+            rows = await conn.execute(query, {"ids": list(chunk)})
             for case_id, heads, seq in rows.all():
                 self.known[case_id] = (list(heads or []), int(seq or 0))
                 self.stored.add(case_id)
@@ -231,7 +269,6 @@ class HeadStore:
         (IntegrityError: the work is retried and then follows it)."""
         if not self.changed:
             return
-        c = self.table.c
         inserts = [
             {"case_id": k, "heads": self.known[k][0], "seq": self.known[k][1]}
             for k in sorted(self.changed - self.stored)
@@ -242,14 +279,9 @@ class HeadStore:
         ]
         conn = await session.connection()
         if inserts:
-            await conn.execute(self.table.insert(), inserts)
+            await conn.execute(_insert(self.table), inserts)
         if updates:
-            await conn.execute(
-                update(self.table)
-                .where(c.case_id == bindparam("b_case_id"))
-                .values(heads=bindparam("b_heads", type_=c.heads.type), seq=bindparam("b_seq")),
-                updates,
-            )
+            await conn.execute(_heads_update(self.table), updates)
         self.stored |= self.changed
         self.changed = set()
 
@@ -441,10 +473,10 @@ async def write_rows(
     await session.flush()
     conn = await session.connection()
     for table, rows in extra.items():
-        await conn.execute(getattr(table, "__table__", table).insert(), rows)
+        await conn.execute(_insert(getattr(table, "__table__", table)), rows)
     for table, rows in ((tables.trail, trail), (tables.outbox, outbox), (tables.inbox, inbox)):
         if rows:
-            await conn.execute(table.__table__.insert(), rows)
+            await conn.execute(_insert(table.__table__), rows)
 
 
 def _new_key(table: Any) -> str:
@@ -546,14 +578,13 @@ class Batch:
         session = await self.open()
         if consumer not in self._loaded:
             self._loaded.add(consumer)
-            inbox = self.delivery.tables.inbox
+            conn = await session.connection()
+            query = _in_query(
+                self.delivery.tables.inbox.__table__, "event_id", key="event_id", consumer="c"
+            )
             for chunk in _chunks(sorted(self.ids)):
-                rows = await session.exec(
-                    select(inbox.event_id).where(
-                        inbox.consumer == consumer, inbox.event_id.in_(chunk)
-                    )
-                )
-                self._seen.update((consumer, e) for e in rows.all())
+                rows = await conn.execute(query, {"ids": list(chunk), "c": consumer})
+                self._seen.update((consumer, e) for e in rows.scalars())
         return session
 
     async def applied(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
@@ -563,13 +594,14 @@ class Batch:
         done = {e for e in wanted if (consumer, e) in self._seen}
         unknown = sorted(e for e in wanted - done if e not in self.ids)
         if unknown:  # not read with the batch (a released entry's causes)
-            inbox = self.delivery.tables.inbox
-            rows = await session.exec(
-                select(inbox.event_id).where(
-                    inbox.consumer == consumer, inbox.event_id.in_(unknown)
-                )
+            conn = await session.connection()
+            query = _in_query(
+                self.delivery.tables.inbox.__table__, "event_id", key="event_id", consumer="c"
             )
-            done.update(rows.all())
+            for chunk in _chunks(unknown):
+                done.update(
+                    (await conn.execute(query, {"ids": list(chunk), "c": consumer})).scalars()
+                )
         return done
 
     async def claim(self, consumer: str, event_id: str) -> bool:
@@ -619,10 +651,9 @@ class Batch:
     async def parked(self, consumer: str) -> dict[str, str]:
         """The consumer's parked entries (event id → case id), kept up to date in the batch."""
         if consumer not in self._parked:
-            session = await self.open()
-            parked = self.delivery.tables.parked
-            rows = await session.exec(
-                select(parked.event_id, parked.case_id).where(parked.consumer == consumer)
+            conn = await (await self.open()).connection()
+            rows = await conn.execute(
+                _parked_query(self.delivery.tables.parked.__table__), {"c": consumer}
             )
             self._parked[consumer] = {e: c for e, c in rows.all()}
         return self._parked[consumer]
@@ -918,6 +949,7 @@ class OutboxRelay:
             idle_max_s = min(5.0, 10 * interval_s)
         self.idle_max_s = max(interval_s, idle_max_s)
         self._contended = False  # the last poll found another instance publishing (PostgreSQL)
+        self._stmts: tuple[Any, Any] | None = None
         self.idle_polls = 0  # polls in a row that found nothing to send
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
@@ -949,26 +981,40 @@ class OutboxRelay:
         self.last_error = type(error).__name__
         raise RelayStalled(f"{sent} rows published, the rest failed: {self.last_error}") from error
 
+    def _statements(self) -> tuple[Any, Any]:
+        """The relay's two statements, built once (SQLAlchemy caches their compiled form by
+        structure, but building a statement per attempt cost more than running it)."""
+        if self._stmts is None:
+            outbox = self.delivery.tables.outbox.__table__
+            c = outbox.c
+            pending = (
+                select(c.id, c.topic, c.key, c.value)
+                .where(c.published_at.is_(None))
+                .order_by(c.id)
+                .limit(self.batch)
+            )
+            mark = (
+                update(outbox)
+                .where(c.id.in_(bindparam("ids", expanding=True)))
+                .values(published_at=bindparam("at"))
+            )
+            self._stmts = (pending, mark)
+        return self._stmts
+
     async def _publish_batch(self) -> tuple[int, BaseException | None]:
-        outbox = self.delivery.tables.outbox
-        async with self.delivery.sessions() as session, session.begin():
-            if self.delivery.sessions.kw["bind"].dialect.name == "postgresql":
+        pending, mark = self._statements()
+        engine: AsyncEngine = self.delivery.sessions.kw["bind"]
+        # a Core connection, no ORM session: the relay reads and marks plain rows
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
                 # one publisher per database at a time: two instances taking rows of one case
                 # side by side would send them out of order
-                got = await session.exec(  # type: ignore[call-overload]
-                    text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_RELAY_LOCK_KEY)
-                )
+                got = await conn.execute(_RELAY_LOCK, {"k": _RELAY_LOCK_KEY})
                 if not got.scalar():
                     self._contended = True
                     return 0, None
             self._contended = False
-            stmt = (
-                select(outbox.id, outbox.topic, outbox.key, outbox.value)
-                .where(outbox.published_at.is_(None))
-                .order_by(outbox.id)
-                .limit(self.batch)
-            )
-            rows = (await session.exec(stmt)).all()
+            rows = (await conn.execute(pending)).all()
             if not rows:
                 return 0, None
             by_key: dict[str | None, list[tuple[int, OutgoingMessage]]] = {}
@@ -991,9 +1037,7 @@ class OutboxRelay:
                 if error is not None:
                     errors.append(error)
             if acked:
-                await session.exec(
-                    update(outbox).where(outbox.id.in_(acked)).values(published_at=utcnow())
-                )
+                await conn.execute(mark, {"ids": acked, "at": utcnow()})
         return len(acked), (errors[0] if errors else None)
 
     def next_wait(self, idle_polls: int) -> float:
