@@ -941,8 +941,10 @@ class OutboxRelay:
         interval_s: float = 0.5,
         batch: int = 500,
         idle_max_s: float | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.delivery, self.bus, self.interval_s, self.batch = delivery, bus, interval_s, batch
+        self.linger_s = linger_s  # a wake-up waits this long for more commits
         # polls that find nothing back off from interval_s to this (a commit wakes it at once):
         # ten intervals, at most 5 s
         if idle_max_s is None:
@@ -1081,6 +1083,8 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.next_wait(max(0, self.idle_polls - 1))):
                     await self.delivery.wakeup.wait()
+                    if self.linger_s > 0:  # let commits close together share one publish
+                        await asyncio.sleep(self.linger_s)
 
     def start(self) -> None:
         """Start the relay task."""

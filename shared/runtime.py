@@ -44,7 +44,12 @@ class Runtime:
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
         self.bus: Bus = bus or self._make_bus()
-        self.relay = OutboxRelay(self.delivery, self.bus, settings.relay_interval_s)
+        self.relay = OutboxRelay(
+            self.delivery,
+            self.bus,
+            settings.relay_interval_s,
+            linger_s=settings.relay_linger_ms / 1000,
+        )
         self.cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         self.migrations_dir = migrations_dir
         self.staff_status = StaffStatusCache(

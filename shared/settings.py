@@ -71,6 +71,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     max_attempts: int = 3
     relay_interval_s: float = 0.5
+    # a woken relay waits this long for more commits before it reads the outbox (one publish
+    # for several commits: each costs a transaction and a produce round trip); 0 = at once
+    relay_linger_ms: float = 0.0
     # SIGTERM to exit: relay and bus get this long in all, whatever the broker does (k8s and
     # compose kill after 10 s)
     stop_timeout_s: float = 5.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -251,6 +252,34 @@ async def test_an_idle_relay_backs_off_and_a_commit_still_wakes_it_at_once(
     finally:
         await relay.stop()
     assert [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]] == ["w"]
+
+
+async def test_a_lingering_relay_publishes_commits_close_together_in_one_call(
+    delivery: Delivery,
+) -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    class CountingBus(InMemoryBus):
+        async def publish_groups(self, groups: Any) -> Any:
+            calls.append(sum(len(g) for g in groups))
+            return await super().publish_groups(groups)
+
+    bus = CountingBus()
+    relay = OutboxRelay(delivery, bus, interval_s=0.01, idle_max_s=3600, linger_s=1.0)
+    relay.idle_polls = 40  # long idle: only a commit wakes it
+    relay.start()
+    try:
+        await _emit(delivery, "a", 1)  # wakes the relay, which then waits a second for more
+        await _emit(delivery, "b", 1)
+        async with asyncio.timeout(60):  # a hang guard only
+            while len(bus.log[TOPICS.followup]) < 2:  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+    assert calls == [2]  # both commits' rows in one publish
+    assert [Envelope.from_bytes(m.value).case_id for m in bus.log[TOPICS.followup]] == ["a", "b"]
 
 
 class Note(Base, table=True):
