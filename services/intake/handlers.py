@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm.attributes import set_attribute
 
 from services.intake.canonical import CanonicalReport, Person
 from services.intake.domain import (
@@ -23,6 +23,7 @@ from services.intake.domain import (
     merge_rank,
 )
 from services.intake.repository import (
+    CaseProjection,
     IntakeCase,
     IntakeReport,
     Integrator,
@@ -31,7 +32,9 @@ from services.intake.repository import (
     ReportRef,
     WebhookDelivery,
     add_repeats,
+    case_projections,
     open_cases_by_hash,
+    projection_updates,
     report_by_ref,
     reports_by_refs,
     reports_of_cases,
@@ -480,19 +483,17 @@ class IntakeHandlers:
         queued: list[int] = []
 
         async def work(tx: Tx, env: Envelope, entry: TrailAppended) -> None:
-            s = tx.session
-            case = await tx.get(IntakeCase, entry.case_id)
+            case = await self._projection(tx, entry.case_id)
             if case is None:
                 return  # not a case that came in through this intake
             d = entry.details
-            # only what changes is set (each assignment to a mapped row costs)
-            if isinstance(d.get("dispute_type"), str) and case.dispute_type != d["dispute_type"]:
-                case.dispute_type = d["dispute_type"]
-            if isinstance(d.get("channel"), str) and case.channel != d["channel"]:
-                case.channel = d["channel"]
+            # only what changes is written
+            if isinstance(d.get("dispute_type"), str):
+                case.set("dispute_type", d["dispute_type"])
+            if isinstance(d.get("channel"), str):
+                case.set("channel", d["channel"])
             for name, value in scope_changes(d).items():
-                if getattr(case, name) != value:
-                    setattr(case, name, value)
+                case.set(name, value)
             reports = await self._reports(tx, case.case_id)
             reason: str | None = None
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
@@ -507,45 +508,43 @@ class IntakeHandlers:
             else:
                 targets = reports
                 # entries come in causal order; only those from before it existed need the clock
-                if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.status_at):
+                if entry.seq > 0 or as_utc(entry.at) >= as_utc(case.values["status_at"]):
                     reason = redact_text(entry.reason)  # names, doors, numbers
-                    # straight into the mapped row (SQLModel's own __setattr__ costs twice as much)
-                    set_attribute(case, "status", entry.to_status)
-                    set_attribute(case, "status_at", entry.at)
-                    set_attribute(case, "status_reason", reason[:500])
-            # the row came from this session (tx.get): its changes are flushed at commit
+                    case.set("status", entry.to_status)
+                    case.set("status_at", entry.at)
+                    case.set("status_reason", reason[:500])
+            if tx.batch is None:  # in a batch: written with the batch's other cases at commit
+                await _write_projections(tx.session, [case])
             if targets and reason is None:
                 reason = redact_text(entry.reason)
             for r in targets:
                 body = feedback_body(
                     r,
                     entry,
-                    case.status if entry.action == "merge" else entry.to_status,
+                    case.values["status"] if entry.action == "merge" else entry.to_status,
                     env.event_id,
                     reason or "",
                 )
                 tx.publish_raw(self.topics.feedback(r.source), r.source_ref, body)
                 queued.append(1)
-                if r.integrator_id:
-                    integ = await s.get(Integrator, r.integrator_id)
-                    if integ is not None and integ.active and integ.callback_url:
-                        hooks.append(1)
-                        now = utcnow()
-                        tx.add_rows(
-                            WebhookDelivery,
-                            [
-                                {
-                                    "integrator_id": integ.id,
-                                    "case_id": case.case_id,
-                                    "body": body,
-                                    "attempts": 0,
-                                    "next_attempt_at": now,
-                                    "delivered_at": None,
-                                    "last_status": None,
-                                    "created_at": now,
-                                }
-                            ],
-                        )
+                if r.integrator_id and await self._callback_id(tx, r.integrator_id):
+                    hooks.append(1)
+                    now = utcnow()
+                    tx.add_rows(
+                        WebhookDelivery,
+                        [
+                            {
+                                "integrator_id": r.integrator_id,
+                                "case_id": case.case_id,
+                                "body": body,
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                                "delivered_at": None,
+                                "last_status": None,
+                                "created_at": now,
+                            }
+                        ],
+                    )
 
         hooks: list[int] = []  # callbacks queued: only then is the webhook sender woken
 
@@ -559,6 +558,37 @@ class IntakeHandlers:
             await self.delivery.after_commit(notify)
 
     @staticmethod
+    async def _projection(tx: Tx, case_id: str) -> CaseProjection | None:
+        """A case's trail projection; in a batch, those of all its cases are read with one query
+        and their changes written with one executemany per set of columns just before it
+        commits (no ORM object, attribute event or flush per event)."""
+        if tx.batch is None:
+            return (await case_projections(tx.session, [case_id])).get(case_id)
+        memo = tx.batch.memo
+        cases: dict[str, CaseProjection | None] | None = memo.get("intake.cases")
+        if cases is None:
+            cases = memo["intake.cases"] = dict.fromkeys(tx.batch.case_ids)
+            cases |= await case_projections(tx.session, sorted(tx.batch.case_ids))
+            event.listen(
+                tx.session.sync_session,
+                "before_commit",
+                lambda session: _write_projections_sync(session, cases.values()),
+            )
+        if case_id not in cases:  # not one of the batch's events' cases (none such today)
+            cases[case_id] = (await case_projections(tx.session, [case_id])).get(case_id)
+        return cases[case_id]
+
+    @staticmethod
+    async def _callback_id(tx: Tx, integrator_id: str) -> bool:
+        """Whether an integrator takes webhooks (active, with a callback URL); read once per
+        batch."""
+        known: dict[str, bool] = tx.batch.memo.setdefault("intake.hooks", {}) if tx.batch else {}
+        if integrator_id not in known:
+            integ = await tx.session.get(Integrator, integrator_id)
+            known[integrator_id] = bool(integ is not None and integ.active and integ.callback_url)
+        return known[integrator_id]
+
+    @staticmethod
     async def _reports(tx: Tx, case_id: str) -> list[ReportRef]:
         """Who sent a case's reports; in a batch, those of all its cases are read with one query
         (the feedback consumer adds no reports, so they cannot change within the batch)."""
@@ -569,6 +599,19 @@ class IntakeHandlers:
             memo["intake.reports"] = await reports_of_cases(tx.session, sorted(tx.batch.case_ids))
         reports: list[ReportRef] = memo["intake.reports"].get(case_id, [])
         return reports
+
+
+async def _write_projections(session: Any, cases: Iterable[CaseProjection | None]) -> None:
+    conn = await session.connection()
+    for stmt, rows in projection_updates(c for c in cases if c is not None):
+        await conn.execute(stmt, rows)
+
+
+def _write_projections_sync(session: Any, cases: Iterable[CaseProjection | None]) -> None:
+    # a session event runs in the greenlet of the async commit: its SQL is awaited for it
+    conn = session.connection()
+    for stmt, rows in projection_updates(c for c in cases if c is not None):
+        conn.execute(stmt, rows)
 
 
 def feedback_body(

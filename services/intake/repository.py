@@ -8,8 +8,8 @@ value per field, `*_enc`); phones and ID numbers are also kept as keyed hashes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -280,6 +280,76 @@ async def open_cases_by_hash(
             if case_id not in ids:
                 ids.append(case_id)
     return cases, by_hash
+
+
+# what the trail projects onto a case (the feedback consumer reads and writes only these)
+PROJECTED = (
+    "status",
+    "status_at",
+    "status_reason",
+    "dispute_type",
+    "channel",
+    "tier",
+    "grid_code",
+    "organisation_id",
+    "mediator_id",
+    "co_channels",
+)
+_CASE_PROJECTIONS = core_select(_C.c.case_id, *(_C.c[n] for n in PROJECTED)).where(
+    _C.c.case_id.in_(bindparam("ids", expanding=True))
+)
+
+
+@dataclass
+class CaseProjection:
+    """A case's trail projection as plain values (no ORM object per event): read with one query
+    per set of cases, its changed columns written with one executemany per set of columns."""
+
+    case_id: str
+    values: dict[str, Any]
+    changed: set[str] = field(default_factory=set)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a column, remembering it changed when it did (only those are written)."""
+        if self.values[name] != value:
+            self.values[name] = value
+            self.changed.add(name)
+
+
+async def case_projections(
+    session: AsyncSession, case_ids: Sequence[str]
+) -> dict[str, CaseProjection]:
+    """The projections of those of these cases that exist (one query per 500 cases)."""
+    out: dict[str, CaseProjection] = {}
+    ids = list(case_ids)
+    conn = await session.connection()
+    for i in range(0, len(ids), 500):
+        for row in await conn.execute(_CASE_PROJECTIONS, {"ids": ids[i : i + 500]}):
+            out[row[0]] = CaseProjection(row[0], dict(zip(PROJECTED, row[1:], strict=True)))
+    return out
+
+
+def projection_updates(
+    projections: Iterable[CaseProjection],
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The UPDATEs that write the changed columns: one statement and its rows per set of
+    changed columns (cases in id order); the projections count as written afterwards."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for p in sorted(projections, key=lambda p: p.case_id):
+        if p.changed:
+            cols = tuple(n for n in PROJECTED if n in p.changed)
+            row = {f"v_{n}": p.values[n] for n in cols}
+            groups.setdefault(cols, []).append({"v_case_id": p.case_id} | row)
+            p.changed = set()
+    return [
+        (
+            _C.update()
+            .where(_C.c.case_id == bindparam("v_case_id"))
+            .values({n: bindparam(f"v_{n}", type_=_C.c[n].type) for n in cols}),
+            rows,
+        )
+        for cols, rows in groups.items()
+    ]
 
 
 async def add_repeats(session: AsyncSession, counts: dict[str, int]) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from services.intake.domain import backoff_s, verify_webhook
 from services.intake.integrators import create_integrator
-from services.intake.repository import WebhookDelivery
+from services.intake.repository import IntakeCase, WebhookDelivery
 from shared.bus import OutgoingMessage
 from tests.unit.intake.conftest import Intake, make_settings, report, start_intake
 
@@ -176,3 +177,49 @@ async def test_failed_webhook_is_rescheduled_with_backoff(never_acked: Intake) -
 
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_s(n, 2, 60) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+async def test_a_batch_of_trail_entries_updates_its_cases_together(intake: Intake) -> None:
+    """A partition batch's status changes reach every case, written by one UPDATE per set of
+    changed columns at commit (not a statement, nor an ORM row, per event); the repeat count a
+    merge wrote is kept."""
+    ids = []
+    for i in range(12):
+        party = [{"name": "赵六", "phone": f"1370000{i:04d}"}]
+        ids.append((await intake.post(report("grid", f"B-{i}", parties=party))).json()["case_id"])
+    await intake.post(report("grid", "B-merged", parties=[{"phone": "13700000000"}]))
+    await intake.settle()
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE INTAKE_CASES"):
+            statements.append(statement)
+
+    engine = intake.app.state.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for n, case_id in enumerate(ids):  # published together: one batch on the memory bus
+            details = {"dispute_type": "neighbour", "channel": "people", "tier": "grid"}
+            if n % 2:
+                details["organisation_id"] = f"org-{n}"
+            await intake.publish_trail(case_id, "received", "triaged", details=details)
+        await intake.settle()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert 1 <= len(statements) <= 2  # two sets of changed columns
+    async with intake.app.state.runtime.sessions() as session:
+        rows = {
+            r.case_id: r
+            for r in (await session.exec(select(IntakeCase))).all()
+            if r.case_id in set(ids)
+        }
+    assert {r.status for r in rows.values()} == {"triaged"}
+    assert {r.dispute_type for r in rows.values()} == {"neighbour"}
+    assert [rows[c].organisation_id for c in ids] == [
+        f"org-{n}" if n % 2 else None for n in range(len(ids))
+    ]
+    assert rows[ids[0]].repeat_count == 2  # the merge's count is not written over
+    fb = [b for _, b in feedback(intake, "grid") if b["action"] == "test"]
+    assert sorted(b["source_ref"] for b in fb) == sorted(
+        [f"B-{i}" for i in range(12)] + ["B-merged"]
+    )
