@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,12 +68,18 @@ def as_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+# per type, its words as one pattern: one C scan of the text per type, not one per word
+_TYPE_PATTERNS = [
+    (code, re.compile("|".join(re.escape(w) for w in words)))
+    for code, (_, words) in DISPUTE_TYPES.items()
+    if words  # a type without words is never named (an empty pattern would match anything)
+]
+
+
 def guess_dispute_type(category: str | None, text: str) -> str | None:
     """A dispute type only when the source's category (else the text) names exactly one."""
     for haystack in (category or "", text):
-        found = {
-            code for code, (_, words) in DISPUTE_TYPES.items() if any(w in haystack for w in words)
-        }
+        found = {code for code, pattern in _TYPE_PATTERNS if pattern.search(haystack)}
         if len(found) == 1:
             return found.pop()
         if found:
