@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from services.triage.prefilter import any_of
 
 
 class _Model(BaseModel):
@@ -84,6 +87,37 @@ class Vulnerable(_Model):
     def regexes(self, group: str) -> tuple[re.Pattern[str], ...]:
         """The group's regular expressions."""
         return self._regexes.get(group, ())
+
+    def groups(self) -> tuple[VulnerableGroup, ...]:
+        """The groups in the order they are looked for, as plain tuples for the hot path."""
+        order = (
+            ("老人", "elderly", ()),
+            ("残疾人", "disabled", ()),
+            ("孕产妇", "pregnant", ()),
+            ("未成年人", "minor", self.minor_not),
+        )
+        return tuple(
+            VulnerableGroup(
+                label,
+                group,
+                self.plain(group),
+                self.regexes(group),
+                not_inside,
+                any_of(self.plain(group), (r.pattern for r in self.regexes(group))),
+            )
+            for label, group, not_inside in order
+        )
+
+
+class VulnerableGroup(NamedTuple):
+    """One group of vulnerable people: its words, and one regex that finds whether any is there."""
+
+    label: str
+    group: str
+    plain: tuple[str, ...]
+    regexes: tuple[re.Pattern[str], ...]
+    not_inside: tuple[str, ...]
+    present: re.Pattern[str] | None
 
 
 @dataclass(frozen=True)

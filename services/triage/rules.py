@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from services.triage.grammar import DangerGrammar, OrdinaryUse
 from services.triage.learned import DangerModel, load_danger_model
-from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable
+from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable, VulnerableGroup
 from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
 from services.triage.numbers import NumberWords
 
@@ -264,6 +264,7 @@ class Compiled:
     denied_danger: re.Pattern[str] | None  # the report says no danger was seen (未发现过激行为)
     normalise: Normaliser  # full-width, traditional, dialect, homophones, pinyin initials
     segmenter: Segmenter  # word boundaries (jieba, built on first use)
+    vulnerable_groups: tuple[VulnerableGroup, ...]  # elderly, disabled, pregnant, minor
 
 
 class Rules(_Model):
@@ -389,6 +390,7 @@ class Rules(_Model):
             simplify=simplify,
             normalise=Normaliser.build(self.normalise, simplify),
             segmenter=Segmenter(tuple(by_term)),
+            vulnerable_groups=self.vulnerable.groups(),
         )
         return self
 

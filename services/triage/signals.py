@@ -403,15 +403,11 @@ def vulnerable_factor(text: str, rules: Rules) -> Factor | None:
     for q in find_elder_ages(text, rules.compiled.numbers):
         if q.value >= t.elderly_age:
             return Factor("medium", "vulnerable", f"老人：{q.evidence}")
-    groups = (
-        ("老人", "elderly", ()),
-        ("残疾人", "disabled", ()),
-        ("孕产妇", "pregnant", ()),
-        ("未成年人", "minor", vul.minor_not),
-    )
-    for label, group, not_inside in groups:
-        spans = [(pos, pos + len(w)) for w in vul.plain(group) for pos in _positions(text, w)] + [
-            m.span() for r in vul.regexes(group) for m in r.finditer(text)
+    for label, group, plain, regexes, not_inside, present in rules.compiled.vulnerable_groups:
+        if present is not None and present.search(text) is None:
+            continue  # none of the group's words in the text
+        spans = [(pos, pos + len(w)) for w in plain for pos in _positions(text, w)] + [
+            m.span() for r in regexes for m in r.finditer(text)
         ]
         # "婆婆才58": a stated age under the threshold outweighs the word, wherever it recurs;
         # so does an adult's age beside a minor's word ("学生（19岁）")
