@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, String, UniqueConstraint, and_, func, or_
+from sqlalchemy import Column, String, UniqueConstraint, and_, bindparam, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -244,16 +244,20 @@ async def staff_of(
     return list((await session.exec(stmt.order_by(col(StaffMember.id)))).all())
 
 
+# built once: building this statement cost more than running it (once per batch and organisation)
+_OPEN_CASE_COUNTS = (
+    select(MediationCase.mediator_id, func.count())
+    .where(MediationCase.organisation_id == bindparam("organisation_id"))
+    .where(col(MediationCase.mediator_id).is_not(None))
+    .where(col(MediationCase.status).in_(sorted(WORKLOAD_STATUSES)))
+    .group_by(col(MediationCase.mediator_id))
+)
+
+
 async def open_case_counts(session: AsyncSession, organisation_id: str) -> dict[str, int]:
     """Open cases per mediator of an organisation."""
-    stmt = (
-        select(MediationCase.mediator_id, func.count())
-        .where(MediationCase.organisation_id == organisation_id)
-        .where(col(MediationCase.mediator_id).is_not(None))
-        .where(col(MediationCase.status).in_(sorted(WORKLOAD_STATUSES)))
-        .group_by(col(MediationCase.mediator_id))
-    )
-    return {m: int(n) for m, n in (await session.exec(stmt)).all() if m is not None}
+    rows = await session.exec(_OPEN_CASE_COUNTS, params={"organisation_id": organisation_id})
+    return {m: int(n) for m, n in rows.all() if m is not None}
 
 
 # --- cases ------------------------------------------------------------------------------------
