@@ -21,7 +21,9 @@ from services.intake.domain import (
     masked_text,
 )
 from services.intake.edge import (
+    API_KEY_PARAMETER,
     CurrentIntegrator,
+    calling_integrator,
     forbid_source,
     handlers_of,
     invalid,
@@ -82,9 +84,15 @@ def receipt_body(r: Receipt) -> dict[str, Any]:
     }
 
 
-@router.post("/reports", status_code=202, response_model=ReportReceipt, openapi_extra=REPORT_BODY)
-async def submit_report(request: Request, integ: CurrentIntegrator) -> JSONResponse:
+@router.post(
+    "/reports",
+    status_code=202,
+    response_model=ReportReceipt,
+    openapi_extra=REPORT_BODY | {"parameters": [API_KEY_PARAMETER]},
+)
+async def submit_report(request: Request) -> JSONResponse:
     """Accept one canonical report; stored (new case or 并单) before the 202."""
+    integ = await calling_integrator(request)
     s = settings_of(request)
     require_content_type(request, "application/json")
     raw = await read_body(request, s.max_body_bytes)
