@@ -24,20 +24,19 @@ from services.intake.domain import (
 )
 from services.intake.repository import (
     CaseProjection,
+    FeedbackView,
     IntakeCase,
     IntakeReport,
-    Integrator,
     OpenCase,
     PartyIndex,
     ReportRef,
     WebhookDelivery,
     add_repeats,
-    case_projections,
+    feedback_view,
     open_cases_by_hash,
     projection_updates,
     report_by_ref,
     reports_by_refs,
-    reports_of_cases,
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
 from shared.db import Batch, CausalGate, Delivery, Tx
@@ -483,7 +482,7 @@ class IntakeHandlers:
         queued: list[int] = []
 
         async def work(tx: Tx, env: Envelope, entry: TrailAppended) -> None:
-            case = await self._projection(tx, entry.case_id)
+            case, view = await self._view(tx, entry.case_id)
             if case is None:
                 return  # not a case that came in through this intake
             d = entry.details
@@ -494,7 +493,7 @@ class IntakeHandlers:
                 case.set("channel", d["channel"])
             for name, value in scope_changes(d).items():
                 case.set(name, value)
-            reports = await self._reports(tx, case.case_id)
+            reports = view.reports[case.case_id]
             reason: str | None = None
             if entry.actor == ACTOR and entry.action in ("receive", "merge"):
                 # about one report, the one named in details
@@ -527,7 +526,7 @@ class IntakeHandlers:
                 )
                 tx.publish_raw(self.topics.feedback(r.source), r.source_ref, body)
                 queued.append(1)
-                if r.integrator_id and await self._callback_id(tx, r.integrator_id):
+                if r.integrator_id and view.hooks.get(r.integrator_id):
                     hooks.append(1)
                     now = utcnow()
                     tx.add_rows(
@@ -558,59 +557,44 @@ class IntakeHandlers:
             await self.delivery.after_commit(notify)
 
     @staticmethod
-    async def _projection(tx: Tx, case_id: str) -> CaseProjection | None:
-        """A case's trail projection; in a batch, those of all its cases are read with one query
-        and their changes written with one executemany per set of columns just before it
-        commits (no ORM object, attribute event or flush per event)."""
+    async def _view(tx: Tx, case_id: str) -> tuple[CaseProjection | None, FeedbackView]:
+        """A case's projection, and who sent its reports, read with one query; in a batch,
+        those of all its cases at its first event, their changes written with one executemany
+        per set of columns just before it commits (no ORM object, attribute event or flush per
+        event; the feedback consumer adds no reports, so they cannot change within it)."""
         if tx.batch is None:
-            return (await case_projections(tx.session, [case_id])).get(case_id)
+            view = await feedback_view(tx.session, [case_id])
+            return view.cases.get(case_id), view
         memo = tx.batch.memo
-        cases: dict[str, CaseProjection | None] | None = memo.get("intake.cases")
-        if cases is None:
-            cases = memo["intake.cases"] = dict.fromkeys(tx.batch.case_ids)
-            cases |= await case_projections(tx.session, sorted(tx.batch.case_ids))
+        known: FeedbackView | None = memo.get("intake.feedback")
+        if known is None:
+            known = memo["intake.feedback"] = await feedback_view(
+                tx.session, sorted(tx.batch.case_ids)
+            )
+            cases = known.cases
             event.listen(
                 tx.session.sync_session,
                 "before_commit",
                 lambda session: _write_projections_sync(session, cases.values()),
             )
-        if case_id not in cases:  # not one of the batch's events' cases (none such today)
-            cases[case_id] = (await case_projections(tx.session, [case_id])).get(case_id)
-        return cases[case_id]
-
-    @staticmethod
-    async def _callback_id(tx: Tx, integrator_id: str) -> bool:
-        """Whether an integrator takes webhooks (active, with a callback URL); read once per
-        batch."""
-        known: dict[str, bool] = tx.batch.memo.setdefault("intake.hooks", {}) if tx.batch else {}
-        if integrator_id not in known:
-            integ = await tx.session.get(Integrator, integrator_id)
-            known[integrator_id] = bool(integ is not None and integ.active and integ.callback_url)
-        return known[integrator_id]
-
-    @staticmethod
-    async def _reports(tx: Tx, case_id: str) -> list[ReportRef]:
-        """Who sent a case's reports; in a batch, those of all its cases are read with one query
-        (the feedback consumer adds no reports, so they cannot change within the batch)."""
-        if tx.batch is None or case_id not in tx.batch.case_ids:
-            return (await reports_of_cases(tx.session, [case_id]))[case_id]
-        memo = tx.batch.memo
-        if "intake.reports" not in memo:
-            memo["intake.reports"] = await reports_of_cases(tx.session, sorted(tx.batch.case_ids))
-        reports: list[ReportRef] = memo["intake.reports"].get(case_id, [])
-        return reports
+        if case_id not in tx.batch.case_ids and case_id not in known.cases:
+            more = await feedback_view(tx.session, [case_id])  # none such today
+            known.cases |= more.cases
+            known.reports |= more.reports
+            known.hooks |= more.hooks
+        return known.cases.get(case_id), known
 
 
-async def _write_projections(session: Any, cases: Iterable[CaseProjection | None]) -> None:
+async def _write_projections(session: Any, cases: Iterable[CaseProjection]) -> None:
     conn = await session.connection()
-    for stmt, rows in projection_updates(c for c in cases if c is not None):
+    for stmt, rows in projection_updates(cases):
         await conn.execute(stmt, rows)
 
 
-def _write_projections_sync(session: Any, cases: Iterable[CaseProjection | None]) -> None:
+def _write_projections_sync(session: Any, cases: Iterable[CaseProjection]) -> None:
     # a session event runs in the greenlet of the async commit: its SQL is awaited for it
     conn = session.connection()
-    for stmt, rows in projection_updates(c for c in cases if c is not None):
+    for stmt, rows in projection_updates(cases):
         conn.execute(stmt, rows)
 
 

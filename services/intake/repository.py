@@ -136,11 +136,6 @@ _R = IntakeReport.__table__  # type: ignore[attr-defined]
 _C = IntakeCase.__table__  # type: ignore[attr-defined]
 _P = PartyIndex.__table__  # type: ignore[attr-defined]
 # built once (expanding IN parameters): each call is a compiled-cache hit, no statement building
-_REPORTS_OF_CASES = (
-    core_select(_R.c.case_id, _R.c.source, _R.c.source_ref, _R.c.integrator_id, _R.c.merged)
-    .where(_R.c.case_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_R.c.received_at)
-)
 _REPORTS_BY_REFS = core_select(
     _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
 ).where(_R.c.source_ref.in_(bindparam("refs", expanding=True)))
@@ -191,20 +186,6 @@ class ReportRef:
     source_ref: str
     integrator_id: str | None
     merged: bool
-
-
-async def reports_of_cases(
-    session: AsyncSession, case_ids: Sequence[str]
-) -> dict[str, list[ReportRef]]:
-    """Who sent each report of each of these cases, oldest first (one query per 500 cases)."""
-    out: dict[str, list[ReportRef]] = {c: [] for c in case_ids}
-    ids = list(case_ids)
-    conn = await session.connection()
-    for i in range(0, len(ids), 500):
-        rows = await conn.execute(_REPORTS_OF_CASES, {"ids": ids[i : i + 500]})
-        for case_id, source, source_ref, integrator_id, merged in rows:
-            out[case_id].append(ReportRef(case_id, source, source_ref, integrator_id, bool(merged)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -295,8 +276,25 @@ PROJECTED = (
     "mediator_id",
     "co_channels",
 )
-_CASE_PROJECTIONS = core_select(_C.c.case_id, *(_C.c[n] for n in PROJECTED)).where(
-    _C.c.case_id.in_(bindparam("ids", expanding=True))
+_I = Integrator.__table__  # type: ignore[attr-defined]
+# a case's projection with each of its reports and whether the report's integrator takes
+# webhooks: all the feedback consumer reads, one row per report (oldest first)
+_FEEDBACK_VIEW = (
+    core_select(
+        _C.c.case_id,
+        *(_C.c[n] for n in PROJECTED),
+        _R.c.source,
+        _R.c.source_ref,
+        _R.c.integrator_id,
+        _R.c.merged,
+        _I.c.active,
+        _I.c.callback_url,
+    )
+    .select_from(
+        _C.outerjoin(_R, _R.c.case_id == _C.c.case_id).outerjoin(_I, _I.c.id == _R.c.integrator_id)
+    )
+    .where(_C.c.case_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_R.c.received_at)
 )
 
 
@@ -316,16 +314,37 @@ class CaseProjection:
             self.changed.add(name)
 
 
-async def case_projections(
-    session: AsyncSession, case_ids: Sequence[str]
-) -> dict[str, CaseProjection]:
-    """The projections of those of these cases that exist (one query per 500 cases)."""
-    out: dict[str, CaseProjection] = {}
+@dataclass
+class FeedbackView:
+    """What the status feedback needs of some cases: their projections (the cases intake has),
+    who sent each case's reports (oldest first), and which integrators take webhooks."""
+
+    cases: dict[str, CaseProjection] = field(default_factory=dict)
+    reports: dict[str, list[ReportRef]] = field(default_factory=dict)
+    hooks: dict[str, bool] = field(default_factory=dict)  # integrator id → active with a URL
+
+
+async def feedback_view(session: AsyncSession, case_ids: Sequence[str]) -> FeedbackView:
+    """The feedback view of these cases (one query per 500 cases)."""
+    out = FeedbackView()
     ids = list(case_ids)
     conn = await session.connection()
+    n = len(PROJECTED)
     for i in range(0, len(ids), 500):
-        for row in await conn.execute(_CASE_PROJECTIONS, {"ids": ids[i : i + 500]}):
-            out[row[0]] = CaseProjection(row[0], dict(zip(PROJECTED, row[1:], strict=True)))
+        for row in await conn.execute(_FEEDBACK_VIEW, {"ids": ids[i : i + 500]}):
+            case_id = row[0]
+            if case_id not in out.cases:
+                values = dict(zip(PROJECTED, row[1 : n + 1], strict=True))
+                out.cases[case_id] = CaseProjection(case_id, values)
+                out.reports[case_id] = []
+            source, source_ref, integrator_id, merged, active, url = row[n + 1 :]
+            if source is None:
+                continue  # a case without reports (left join)
+            out.reports[case_id].append(
+                ReportRef(case_id, source, source_ref, integrator_id, bool(merged))
+            )
+            if integrator_id is not None:
+                out.hooks[integrator_id] = bool(active and url)
     return out
 
 
