@@ -184,10 +184,12 @@ class IntakeHandlers:
         group = _Group(cases, by_hash)
         receipts: list[Receipt] = []
         seen: dict[tuple[str, str], Receipt] = {}
-        # an id for each report's case should it open one: the batch reads the trail heads of
-        # all of them with one query (none exist: nothing per new case)
+        # an id for each report's case should it open one; a new id has no trail heads yet, so
+        # the batch knows them without a query (only the cases merged into are read)
         fresh = [new_id() for _ in items]
         batch.case_ids.update(fresh)
+        for case_id in fresh:
+            batch.heads.known.setdefault(case_id, ([], 0))
         for item, hs, case_id in zip(items, hashes, fresh, strict=True):
             key = (item.report.source, item.report.source_ref)
             if key in seen:  # sent twice in this group: the second is a repeat of the first

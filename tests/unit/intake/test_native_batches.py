@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from services.intake import handlers as handlers_module
@@ -112,3 +113,26 @@ async def test_a_reference_stored_meanwhile_rolls_the_batch_back_and_is_answered
     received = intake.events(intake.topics.reports, "report.received")
     assert sorted(e.payload["source_ref"] for e in received) == ["NB-7", "NB-8"]
     assert intake.bus.log["source.110.reports.dlq"] == []
+
+
+async def test_a_batch_of_new_cases_reads_no_trail_heads(intake: Intake) -> None:
+    """New case ids have no trail heads: a batch opening cases reads none (only a case merged
+    into has its heads read), and each new case's entry starts its causal chain."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "trail_heads" in statement:
+            statements.append(statement)
+
+    engine = intake.app.state.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await publish_together(intake, [call(f"J-H{i}", f"1390000{i:04d}") for i in range(5)])
+        await intake.bus.drain()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []
+    await intake.settle()
+    received = [e for e in intake.events(intake.topics.trail) if e.payload["action"] == "receive"]
+    assert len(received) == 5
+    assert {(tuple(e.payload["follows"]), e.payload["seq"]) for e in received} == {((), 1)}
