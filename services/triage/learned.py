@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SPACE = re.compile(r"\s\s+")
@@ -65,7 +66,16 @@ GENRE_WORDS = (
 def char_ngrams(text: str, n_max: int) -> set[str]:
     """The distinct character n-grams (1..n_max) of a text, as the trainer counts them."""
     t = _SPACE.sub(" ", text.lower())
-    return {t[i : i + n] for n in range(1, n_max + 1) for i in range(len(t) - n + 1)}
+    if n_max < 1:
+        return set()
+    grams = set(t)
+    # each length's n-grams as the shorter ones plus the next character, concatenated by map:
+    # no Python-level loop per position (this runs on every report)
+    shorter: list[str] = list(t)
+    for n in range(2, n_max + 1):
+        shorter = list(map(operator.add, shorter, t[n - 1 :]))
+        grams.update(shorter)
+    return grams
 
 
 def is_content_gram(gram: str) -> bool:
@@ -86,6 +96,12 @@ class DangerModel:
     ngram_max: int
     threshold: float
     review_from: float
+    # the n-grams that may be shown as cues: positive weight, two or more word characters
+    cue_weights: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cues = {g: w for g, w in self.weights.items() if w > 0 and _WORDLIKE.fullmatch(g)}
+        object.__setattr__(self, "cue_weights", cues)
 
     def score(self, text: str) -> tuple[float, tuple[str, ...]]:
         """Probability that this report is critical, and the strongest n-grams behind it.
@@ -94,10 +110,14 @@ class DangerModel:
         sentence of a long call was enough to raise it, and leave-one-set-out the whole text
         raised fewer false criticals and missed no more (docs/triage-accuracy.md §6).
         """
-        contrib = [(w, g) for g in char_ngrams(text, self.ngram_max) if (w := self.weights.get(g))]
-        z = self.bias + sum(w for w, _ in contrib)
+        weights = self.weights
+        # the report's n-grams the model weighs, found by one set intersection (C, not a lookup
+        # per n-gram), summed in set order as before
+        found = weights.keys() & char_ngrams(text, self.ngram_max)
+        z = self.bias + sum([weights[g] for g in found])
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        top = sorted((c for c in contrib if c[0] > 0 and _WORDLIKE.fullmatch(c[1])), reverse=True)
+        shown = self.cue_weights
+        top = sorted([(shown[g], g) for g in found if g in shown], reverse=True)
         cues: list[str] = []
         for _, gram in top:
             if not any(gram in c or c in gram for c in cues):
