@@ -146,8 +146,17 @@ class WarningEngine:
         naming = tx.batch.memo.get(NAMING) if tx.batch is not None else None
         k = known(tx)
         for case_id in dict.fromkeys(case_ids):
-            # a case the warning named before and dropped from its newest ones is linked already
-            if fresh or not await k.linked(w.id, case_id):
+            if fresh:
+                linked = False
+            elif naming is not None and case_id in naming:
+                # a case of the batch: its active warnings were read with the batch's first entry
+                # and kept up to date since, and an active warning was active then (a cleared one
+                # never comes back), so no read of the warning's links (thousands for a town)
+                linked = any(x.id == w.id for x in naming[case_id])
+            else:
+                # a case the warning named before and dropped from its newest ones is linked
+                linked = await k.linked(w.id, case_id)
+            if not linked:
                 k.link(tx, w.id, case_id)
                 if naming is not None and case_id in naming:
                     naming[case_id].append(w)

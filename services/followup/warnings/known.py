@@ -121,8 +121,9 @@ class Known:
         return w
 
     def raised(self, w: WarningRow) -> None:
-        assert w.active_key is not None
+        assert w.active_key is not None and w.id is not None
         self.active_by_key[w.active_key] = w
+        self.links[w.id] = set()  # a new warning: linked to nothing yet
 
     def cleared(self, key: str) -> None:
         self.active_by_key[key] = None
@@ -145,7 +146,9 @@ class Known:
             tx.add_rows(WarningCaseLink, [{"warning_id": warning_id, "case_id": case_id}])
         else:
             self.s.add(WarningCaseLink(warning_id=warning_id, case_id=case_id))
-        self.links.setdefault(warning_id, set()).add(case_id)
+        # kept up to date once read: a warning's links not read yet are read whole by `linked`
+        if (cases := self.links.get(warning_id)) is not None:
+            cases.add(case_id)
 
     # ---- parties -------------------------------------------------------------------------
 
