@@ -4,6 +4,7 @@ check after a raw update, and two visits racing on one case."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,12 +12,21 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
+from bench.warnings_cost import case_events, feed
 from services.followup.domain import as_utc
-from services.followup.main import create_app
+from services.followup.handlers import LedgerHandlers
+from services.followup.main import MIGRATIONS, create_app
+from services.followup.repository import TABLES
 from services.followup.settings import FollowupSettings
+from services.followup.warnings import thresholds_of
+from services.followup.warnings.engine import WarningEngine
+from services.followup.warnings.repository import AreaDay
 from shared.bus import InMemoryBus
 from shared.clock import ManualClock
+from shared.db import migrate
+from shared.runtime import Runtime
 from tests.unit.followup.conftest import T0, TOPICS, Ledger
 from tests.unit.followup.test_dashboard import ids, populate
 from tests.unit.followup.test_ledger_batched import _events, _fed
@@ -152,3 +162,48 @@ async def test_a_batched_ledger_on_postgres_chains_and_counts_like_sqlite(pg_url
     assert {c: same(r) for c, r in pg["cases"].items()} == {
         c: same(r) for c, r in sqlite["cases"].items()
     }
+
+
+async def _warnings_instance(url: str, **thresholds: Any) -> tuple[Runtime, LedgerHandlers]:
+    settings = FollowupSettings(bus="memory", database_url=url, dev_mode=True, **thresholds)
+    rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
+    await migrate(rt.engine, MIGRATIONS)
+    return rt, LedgerHandlers(rt.delivery, [WarningEngine(rt.topics, thresholds_of(settings))])
+
+
+async def _area_days(rt: Runtime) -> list[tuple[str, Any, int]]:
+    async with rt.sessions() as s:
+        return sorted((r.area, r.day, r.cases) for r in (await s.exec(select(AreaDay))).all())
+
+
+async def test_two_instances_count_the_same_areas_at_once_on_postgres(pg_url: str) -> None:
+    """Two followup instances (each its own partitions' cases) count new cases in the same
+    towns and villages on the same days at once: every case counted, no batch failing on a key
+    the other inserted first or on a deadlock (the day rows are added to, in key order, at
+    commit), the same day sums as one instance taking the entries one at a time."""
+    rng = random.Random(11)
+    # 160 cases in 40 villages of 8 towns within two days: both instances count each town's
+    # days; warnings off (the day sums are what is compared)
+    events = sorted(
+        (e for i in range(160) for e in case_events(i, rng, people=10**6)), key=lambda e: e[1].at
+    )
+    off = {"warn_rising_min_cases": 10**6, "warn_repeat_party_cases": 10**6}
+    off |= {"warn_group_open_labour": 10**6, "warn_group_parties": 10**6}
+    a, b = await _warnings_instance(pg_url, **off), await _warnings_instance(pg_url, **off)
+    alone = await _warnings_instance("sqlite+aiosqlite://", **off)
+    try:
+        mine = [[e for e in events if int(e[0].case_id[-1]) % 2 == n] for n in (0, 1)]
+        for part in range(0, 5):  # the cases' entries in turns, each instance's batches at once
+            await asyncio.gather(
+                *(
+                    feed(rt, handlers, es[len(es) * part // 5 : len(es) * (part + 1) // 5], 40)
+                    for (rt, handlers), es in zip((a, b), mine, strict=True)
+                )
+            )
+        await feed(*alone, events, 1)
+        both, one = await _area_days(a[0]), await _area_days(alone[0])
+    finally:
+        for rt, _ in (a, b, alone):
+            await rt.engine.dispose()
+    assert sum(n for _, _, n in one) == 2 * 160  # each case in its town and its village
+    assert both == one

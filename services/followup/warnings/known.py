@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from services.followup.domain import utc
@@ -34,6 +37,7 @@ from services.followup.warnings.repository import (
 from shared.db import Tx
 
 MEMO = "followup.warnings.known"
+AREA_DAYS = AreaDay.__table__  # type: ignore[attr-defined]
 PAD = timedelta(days=70)  # an area's days read around a window: a batch's later windows too
 _SINGLE: weakref.WeakKeyDictionary[Tx, Known] = weakref.WeakKeyDictionary()
 
@@ -95,8 +99,10 @@ class Known:
         self.added_of_hash: dict[str, list[tuple[int, PartyCase]]] = {}
         self.parties_of_cases: dict[str, list[PartyCase]] | None = None
         self.parties_by_hash: dict[str, list[PartyCase]] = {}
-        self.days: dict[str, dict[date, AreaDay]] = {}  # area → every row read or added
+        self.days: dict[str, dict[date, int]] = {}  # area → day → new cases stored
         self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
+        self.days_added: dict[str, dict[date, int]] = {}  # area → day → counted here
+        self.days_flush = False  # the added counts are written as the transaction commits
         self.employers_added: list[EmployerCase] = []
         # employer key → (received since, the stored rows since then): read once per key
         self.employer_rows: dict[str, tuple[datetime, list[EmployerCase]]] = {}
@@ -201,33 +207,48 @@ class Known:
 
     # ---- an area's new cases per day -------------------------------------------------------
 
-    async def area_day(self, area: str, day: date) -> AreaDay:
-        """The day's row of an area, created at zero when there is none."""
-        rows = self.days.setdefault(area, {})
-        row = rows.get(day)
-        if row is None:
-            lo, hi = self.days_read.get(area, (day, day - timedelta(days=1)))
-            if not lo <= day <= hi:  # not read with the area's days: maybe in the database
-                row = await self.s.get(AreaDay, (area, day))
-            if row is None:
-                row = AreaDay(area=area, day=day, cases=0)
-                self.s.add(row)
-            rows[day] = row
-        return row
+    def count_case(self, area: str, day: date) -> None:
+        """One more new case in an area's day: added to the stored count as the transaction
+        commits (every day row of the transaction in key order: two instances counting the same
+        towns wait for each other, never deadlock, and neither overwrites the other's count)."""
+        added = self.days_added.setdefault(area, {})
+        added[day] = added.get(day, 0) + 1
+        if not self.days_flush:
+            self.days_flush = True
+            event.listen(self.s.sync_session, "before_commit", self._add_days, once=True)
+
+    def _add_days(self, sync_session: Any) -> None:
+        rows = [
+            {"area": area, "day": day, "cases": n}
+            for area, days in sorted(self.days_added.items())
+            for day, n in sorted(days.items())
+        ]
+        conn = sync_session.connection()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(AREA_DAYS)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[AREA_DAYS.c.area, AREA_DAYS.c.day],
+            set_={"cases": AREA_DAYS.c.cases + stmt.excluded.cases},
+        )
+        conn.execute(stmt, rows)
 
     async def area_count(self, area: str, first: date, last: date) -> int:
-        """New cases of an area over a range of days (its rows read once per batch and range)."""
-        rows = self.days.setdefault(area, {})
+        """New cases of an area over a range of days (its rows read once per batch and range),
+        the transaction's own counted."""
+        stored = self.days.setdefault(area, {})
         lo, hi = self.days_read.get(area, (first, last))
         if not (lo <= first and last <= hi) or area not in self.days_read:
             lo, hi = min(lo, first) - PAD, max(hi, last) + PAD
-            stmt = select(AreaDay).where(
+            stmt = select(col(AreaDay.day), col(AreaDay.cases)).where(
                 AreaDay.area == area, col(AreaDay.day) >= lo, col(AreaDay.day) <= hi
             )
-            for r in (await self.s.exec(stmt)).all():
-                rows.setdefault(r.day, r)
+            for day, n in (await self.s.exec(stmt)).all():
+                stored[day] = n
             self.days_read[area] = (lo, hi)
-        return sum(r.cases for d, r in rows.items() if first <= d <= last)
+        added = self.days_added.get(area, {})
+        return sum(n for d, n in stored.items() if first <= d <= last) + sum(
+            n for d, n in added.items() if first <= d <= last
+        )
 
     def add_area_case(self, tx: Tx, area: str, case_id: str, day: date) -> None:
         """A case counted in an area's day: a plain row written with the batch's commit."""
@@ -246,11 +267,11 @@ class Known:
         todo = [a for a in areas if a not in self.days_read]
         for i in range(0, len(todo), 500):
             chunk = todo[i : i + 500]
-            stmt = select(AreaDay).where(
+            stmt = select(col(AreaDay.area), col(AreaDay.day), col(AreaDay.cases)).where(
                 col(AreaDay.area).in_(chunk), col(AreaDay.day) >= lo, col(AreaDay.day) <= hi
             )
-            for r in (await self.s.exec(stmt)).all():
-                self.days.setdefault(r.area, {}).setdefault(r.day, r)
+            for area, day, n in (await self.s.exec(stmt)).all():
+                self.days.setdefault(area, {})[day] = n
             for a in chunk:
                 self.days.setdefault(a, {})
                 self.days_read[a] = (lo, hi)
