@@ -136,9 +136,14 @@ _R = IntakeReport.__table__  # type: ignore[attr-defined]
 _C = IntakeCase.__table__  # type: ignore[attr-defined]
 _P = PartyIndex.__table__  # type: ignore[attr-defined]
 # built once (expanding IN parameters): each call is a compiled-cache hit, no statement building
+# the sources too: the unique index is (source, source_ref), and without its first column
+# the query scanned every stored report for each group
 _REPORTS_BY_REFS = core_select(
     _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
-).where(_R.c.source_ref.in_(bindparam("refs", expanding=True)))
+).where(
+    _R.c.source.in_(bindparam("sources", expanding=True)),
+    _R.c.source_ref.in_(bindparam("refs", expanding=True)),
+)
 _OPEN_CASES_BY_HASH = (
     core_select(
         _P.c.hash,
@@ -206,9 +211,11 @@ async def reports_by_refs(
     out: dict[tuple[str, str], StoredRef] = {}
     wanted = set(refs)
     names = sorted({ref for _, ref in wanted})
+    sources = sorted({source for source, _ in wanted})
     conn = await session.connection()
     for i in range(0, len(names), 500):
-        rows = await conn.execute(_REPORTS_BY_REFS, {"refs": names[i : i + 500]})
+        params = {"sources": sources, "refs": names[i : i + 500]}
+        rows = await conn.execute(_REPORTS_BY_REFS, params)
         for case_id, report_id, source, source_ref, merged in rows:
             if (source, source_ref) in wanted:
                 out[(source, source_ref)] = StoredRef(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from services.intake.handlers import IntakeHandlers
@@ -95,3 +96,28 @@ async def test_a_batch_request_is_stored_in_order_with_its_merges(intake: Intake
     assert [x["index"] for x in results] == [0, 1, 2]
     assert results[2]["merged"] is True and results[2]["case_id"] == results[0]["case_id"]
     assert results[1]["case_id"] != results[0]["case_id"]
+
+
+async def test_a_group_finds_its_stored_references_by_the_unique_index(intake: Intake) -> None:
+    """Looking up which of a group's references are stored already uses the (source,
+    source_ref) index: it does not scan every stored report for each group."""
+    looked_up: list[tuple[str, Any]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        if "FROM intake_reports" in statement and "source_ref IN" in statement:
+            looked_up.append((statement, parameters))
+
+    engine = intake.app.state.runtime.engine
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        answers = await asyncio.gather(*[intake.post(report("110", f"IX-{i}")) for i in range(4)])
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert {a.status_code for a in answers} == {202}
+    assert looked_up
+    async with engine.connect() as conn:
+        for statement, parameters in looked_up:
+            plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "SCAN intake_reports" not in details, details
+            assert "USING INDEX" in details, details
