@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from services.triage.prefilter import first_chars
+
 # U+FF01..U+FF5E are the full-width forms of ASCII 0x21..0x7E; only letters and digits are
 # folded: Chinese punctuation (，。！？) stays, because clause boundaries are read from it.
 _FULL_WIDTH = {
@@ -66,6 +68,8 @@ class Normaliser:
     initials: dict[str, str]
     initials_re: re.Pattern[str] | None
     rewrites: tuple[tuple[re.Pattern[str], str], ...]
+    # the characters each rewrite's match can start with (prefilter.first_chars; None: any)
+    rewrite_starts: tuple[frozenset[str] | None, ...] = ()
 
     @classmethod
     def build(cls, spec: NormaliseSpec | None, simplify: dict[int, int]) -> Normaliser:
@@ -87,22 +91,33 @@ class Normaliser:
         rewrites = tuple((re.compile(p), r) for p, r in spec.rewrites.items())
         table = dict(_FULL_WIDTH)
         table.update(simplify)
-        return cls(table, words, words_re, initials, initials_re, rewrites)
+        starts = tuple(first_chars(p) for p in spec.rewrites)
+        return cls(table, words, words_re, initials, initials_re, rewrites, starts)
 
     def __call__(self, text: str) -> str:
         """The normalised text (its length may differ from the input's)."""
         text = _join_spaced_words(text.translate(self.simplify))
-        if self.initials_re is not None:
+        if self.initials_re is not None and _LATIN_LETTER.search(text) is not None:
             initials = self.initials
             text = self.initials_re.sub(lambda m: initials[m.group(0).lower()], text)
         if self.words_re is not None:
             words = self.words
             text = self.words_re.sub(lambda m: words[m.group(0)], text)
-        for regex, repl in self.rewrites:
-            text = regex.sub(repl, text)
+        # a rewrite runs only when the text holds a character its match can start with: most
+        # reports need none of them, and a set test is cheaper than a scan of the text
+        chars = set(text)
+        for (regex, repl), starts in zip(self.rewrites, self.rewrite_starts, strict=True):
+            if starts is not None and starts.isdisjoint(chars):
+                continue
+            rewritten = regex.sub(repl, text)
+            if rewritten != text:
+                text, chars = rewritten, set(rewritten)
         return text
 
 
+# what the initials (ASCII letters, matched ignoring case) can start with: a Latin letter or
+# one of the four other characters that fold to one (İ ı ſ K)
+_LATIN_LETTER = re.compile("[a-z]", re.IGNORECASE)
 _SPACED = re.compile(r"(?<=[\u4e00-\u9fff]) +(?=[\u4e00-\u9fff])")
 
 
