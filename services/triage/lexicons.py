@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from services.triage.prefilter import any_of
+from services.triage.prefilter import any_of, first_chars
 
 
 class _Model(BaseModel):
@@ -129,3 +129,10 @@ class TypeLexicon:
     pattern_terms: tuple[tuple[re.Pattern[str], float], ...]
     requires_any: tuple[str, ...]
     requires_also: tuple[str, ...] = ()
+    # per pattern term, the characters its match can start with (None: any)
+    pattern_starts: tuple[frozenset[str] | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.pattern_starts) != len(self.pattern_terms):
+            starts = tuple(first_chars(r.pattern) for r, _ in self.pattern_terms)
+            object.__setattr__(self, "pattern_starts", starts)

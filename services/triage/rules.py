@@ -17,6 +17,7 @@ from services.triage.learned import DangerModel, load_danger_model
 from services.triage.lexicons import Lexicon, TypeLexicon, Vulnerable, VulnerableGroup
 from services.triage.normalise import Normaliser, NormaliseSpec, Segmenter
 from services.triage.numbers import NumberWords
+from services.triage.prefilter import first_chars
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "rules.yaml"
 
@@ -224,6 +225,8 @@ class CompiledFactor:
     element: str
     goods_context: tuple[str, ...] = ()
     goods_unless: tuple[str, ...] = ()
+    # the characters a match can start with (prefilter.first_chars; None: any)
+    starts: frozenset[str] | None = None
 
     @classmethod
     def of(cls, spec: FactorSpec) -> CompiledFactor:
@@ -243,6 +246,7 @@ class CompiledFactor:
             spec.element,
             spec.goods_context,
             spec.goods_unless,
+            first_chars(spec.regex.pattern),
         )
 
 
@@ -251,6 +255,10 @@ class Compiled:
     """Plain-Python views of the rules, so deciding does not go through pydantic attributes."""
 
     term_index: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]]
+    # term_index split for the hot path: terms of two or more characters by their first two
+    # (longest first, as in term_index), and the one-character terms
+    terms_by_pair: dict[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]]
+    single_char_terms: dict[str, tuple[str, tuple[tuple[str, float], ...]]]
     priority: dict[str, int]
     types: tuple[TypeLexicon, ...]
     factors: tuple[CompiledFactor, ...]
@@ -352,8 +360,18 @@ class Rules(_Model):
                 raise ValueError(f"danger_grammar: {_format_validation(exc)}") from exc
         for term in sorted(by_term, key=len, reverse=True):
             index.setdefault(term[0], []).append((term, tuple(by_term[term])))
+        by_pair: dict[str, list[tuple[str, tuple[tuple[str, float], ...]]]] = {}
+        single: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {}
+        for entries in index.values():
+            for entry in entries:
+                if len(entry[0]) >= 2:
+                    by_pair.setdefault(entry[0][:2], []).append(entry)
+                else:
+                    single[entry[0]] = entry
         self._compiled = Compiled(
             term_index=index,
+            terms_by_pair={pair: tuple(entries) for pair, entries in by_pair.items()},
+            single_char_terms=single,
             priority={code: i for i, code in enumerate(self.type_priority)},
             types=tuple(
                 TypeLexicon(

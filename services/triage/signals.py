@@ -144,6 +144,7 @@ def score_types(
     compiled = rules.compiled
     in_text = _lexicon_hits(text, rules, segmented=True)
     in_names = _lexicon_hits(" ".join(party_names), rules) if party_names else {}
+    chars = set(text)
     for lex in compiled.types:
         code = lex.code
         if lex.requires_any and not any(r in text for r in lex.requires_any):
@@ -159,7 +160,9 @@ def score_types(
         from_names = [(t, w / 2) for t, w in in_names.get(code, ()) if w > 0 and t not in seen]
         # a term inside a longer matched term ("物业" in "物业公司") is not counted twice
         kept = [(t, w) for t, w in matched if not any(t != u and t in u for u, _ in matched)]
-        for regex, weight in lex.pattern_terms:
+        for (regex, weight), starts in zip(lex.pattern_terms, lex.pattern_starts, strict=True):
+            if starts is not None and starts.isdisjoint(chars):
+                continue  # no character its match could start with
             m = regex.search(text)
             if m:
                 kept.append((m.group(0), weight))
@@ -199,13 +202,21 @@ def _lexicon_hits(
     With `segmented`, a term of two or more characters counts only where a word of the text
     starts or ends with it: "工人" inside "施工人员" straddles two words and is no evidence.
     """
-    index = rules.compiled.term_index
+    by_pair = rules.compiled.terms_by_pair
+    single = rules.compiled.single_char_terms
     found: set[str] = set()
     out: dict[str, list[tuple[str, float]]] = {}
     clauses: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
     segmenter = rules.compiled.segmenter
     for i, ch in enumerate(text):
-        for term, entries in index.get(ch, ()):
+        # the terms that start with this character and the next, longest first, then the
+        # character itself when it is a term: the order of the first-character index, without
+        # trying every term of a common character (人, 打) at every position
+        candidates = by_pair.get(text[i : i + 2], ())
+        one = single.get(ch)
+        if one is not None:
+            candidates = (*candidates, one)
+        for term, entries in candidates:
             if term not in found and text.startswith(term, i):
                 if (
                     segmented
@@ -267,6 +278,7 @@ def pattern_factors(
     # a hand-written critical factor is dropped when settled or long ago (去年喝过农药，被救回来了)
     settled = grammar.aspect.settled + grammar.aspect.long_ago if grammar else ()
     now_words = grammar.aspect.now if grammar else ()
+    chars = set(text)
     for spec in compiled.factors:
         if dispute_type in spec.not_for_types:
             continue
@@ -276,6 +288,8 @@ def pattern_factors(
             any(w in text for w in group) for group in spec.requires_in_text
         ):
             continue
+        if spec.starts is not None and spec.starts.isdisjoint(chars):
+            continue  # no character its matches start with: no match
         serious = spec.level in ("critical", "high")
         for m in spec.regex.finditer(text):
             doubt = ""

@@ -91,3 +91,20 @@ def test_the_normaliser_skips_only_rewrites_that_cannot_apply(rules: Rules) -> N
     texts += [inp.text for _, inp in golden_inputs()]
     for text in texts:
         assert n(text) == _unfiltered(n, text), text
+
+
+def test_the_pair_index_keeps_the_first_character_index_order(rules: Rules) -> None:
+    c = rules.compiled
+    for ch, entries in c.term_index.items():
+        for pair in {t[:2] for t, _ in entries if len(t) >= 2}:
+            want = [e for e in entries if e[0].startswith(pair)]
+            assert list(c.terms_by_pair[pair]) == want
+        singles = [e for e in entries if len(e[0]) == 1]
+        assert singles == ([c.single_char_terms[ch]] if ch in c.single_char_terms else [])
+
+
+def test_factor_specs_and_type_patterns_carry_their_first_characters(rules: Rules) -> None:
+    c = rules.compiled
+    assert all(f.starts is not None for f in c.factors)
+    for lex in c.types:
+        assert len(lex.pattern_starts) == len(lex.pattern_terms)
