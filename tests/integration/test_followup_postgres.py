@@ -22,8 +22,8 @@ from services.followup.repository import TABLES
 from services.followup.settings import FollowupSettings
 from services.followup.warnings import thresholds_of
 from services.followup.warnings.engine import WarningEngine
-from services.followup.warnings.repository import AreaDay
-from shared.bus import InMemoryBus
+from services.followup.warnings.repository import AreaDay, WarningCaseLink, WarningRow
+from shared.bus import BATCH_CONFLICT_RETRIES, InMemoryBus, db_error_detail
 from shared.clock import ManualClock
 from shared.db import migrate
 from shared.runtime import Runtime
@@ -207,3 +207,67 @@ async def test_two_instances_count_the_same_areas_at_once_on_postgres(pg_url: st
             await rt.engine.dispose()
     assert sum(n for _, _, n in one) == 2 * 160  # each case in its town and its village
     assert both == one
+
+
+async def _feed_retrying(
+    rt: Runtime, handlers: LedgerHandlers, events: list[Any], size: int
+) -> int:
+    """feed() as the bus takes batches: one that lost a write race to the other instance (a
+    deadlock, a key inserted first) is tried whole again; returns the retries."""
+    retries = 0
+    for i in range(0, len(events), size):
+        for attempt in range(BATCH_CONFLICT_RETRIES + 1):
+            try:
+                await feed(rt, handlers, events[i : i + size], size)
+                break
+            except Exception as exc:
+                if attempt == BATCH_CONFLICT_RETRIES:
+                    raise
+                assert db_error_detail(exc).get("sqlstate") == "40P01", exc
+                retries += 1
+    return retries
+
+
+async def test_two_instances_raise_and_update_the_same_warnings_on_postgres(
+    pg_url: str,
+) -> None:
+    """Two instances raising and updating the same warnings at once (towns rising, parties
+    and employers shared across their partitions): no batch fails on a key the other inserted
+    first (a warning's active key, a link), none is replayed entry by entry, each warning is
+    raised once, and a warning names every case linked to it by either instance (its cases
+    are re-read under lock at commit, not overwritten)."""
+    rng = random.Random(11)
+    events = sorted(
+        (e for i in range(160) for e in case_events(i, rng, people=40)), key=lambda e: e[1].at
+    )
+    on = {"warn_rising_min_cases": 3, "warn_group_open_labour": 2}
+    a, b = await _warnings_instance(pg_url, **on), await _warnings_instance(pg_url, **on)
+    try:
+        mine = [[e for e in events if int(e[0].case_id[-1]) % 2 == n] for n in (0, 1)]
+        for part in range(0, 5):
+            await asyncio.gather(
+                *(
+                    _feed_retrying(rt, h, es[len(es) * part // 5 : len(es) * (part + 1) // 5], 40)
+                    for (rt, h), es in zip((a, b), mine, strict=True)
+                )
+            )
+        async with a[0].sessions() as s:
+            warnings = (await s.exec(select(WarningRow))).all()
+            links = (await s.exec(select(WarningCaseLink))).all()
+            raised = (
+                await s.exec(
+                    text("SELECT count(*) FROM outbox WHERE value LIKE '%warning.raised%'")
+                )  # type: ignore[call-overload]
+            ).one()[0]
+    finally:
+        for rt, _ in (a, b):
+            await rt.engine.dispose()
+    kinds = {w.kind for w in warnings}
+    assert {"repeat_party", "rising_area", "group_risk"} <= kinds, kinds
+    assert raised == len(warnings)
+    linked: dict[int, set[str]] = {}
+    for link in links:
+        linked.setdefault(link.warning_id, set()).add(link.case_id)
+    for w in warnings:
+        assert len(w.case_ids) < 200
+        assert set(w.case_ids) == linked[w.id or 0], w.key

@@ -58,9 +58,15 @@ log = logging.getLogger("fengqiao.followup.warnings")
 K = WarningKind
 RISING_LEVELS = ("town", "village")
 TIME_CLEARED = [K.repeat_party, K.rising_area, K.group_risk, K.soon_due]
-MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
 NAMING = "followup.warnings.naming"  # a batch's memo: case id → active warnings naming it
 AREAS = "followup.warnings.areas"  # a batch's memo: its areas' days and warnings were read
+
+
+RAISE_TRIES = 3  # raised by another instance, then cleared by it, before this one could join
+
+
+class WarningRaceLost(RuntimeError):
+    """A warning's key kept changing hands between instances (the batch is tried again)."""
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -92,35 +98,37 @@ class WarningEngine:
         """Raise a warning about a subject, or bring the active one's cases and facts up to date."""
         s, k = tx.session, known(tx)
         key = f"{kind}:{subject}"
-        w = await k.active(key)
-        if w is not None:
-            named = set(w.case_ids)
-            new = [c for c in dict.fromkeys(case_ids) if c not in named]
-            if new or facts != w.facts:
-                # a long-lived warning (a town rising for weeks) names its newest cases
-                w.case_ids = [*w.case_ids, *new][-MAX_CASE_IDS:]
-                w.facts, w.updated_at = facts, at
-                s.add(w)
-                await self._link(tx, w, new, fresh=False)
-            return w
-        w = WarningRow(
-            warning_id=new_id(),
-            kind=kind,
-            key=key,
-            subject=subject,
-            active_key=key,
-            status=WarningStatus.open,
-            tier=tier,
-            area_code=area,
-            channel=channel,
-            organisation_id=organisation_id,
-            case_ids=list(dict.fromkeys(case_ids)),
-            facts=facts,
-            raised_at=at,
-            updated_at=at,
-        )
-        s.add(w)
-        await s.flush()  # its id, for its links
+        for _ in range(RAISE_TRIES):
+            w = await k.active(key)
+            if w is not None:
+                named = set(w.case_ids)
+                new = [c for c in dict.fromkeys(case_ids) if c not in named]
+                if new or facts != w.facts:
+                    k.update(w, new, facts, at)  # written as the transaction commits
+                    await self._link(tx, w, new, fresh=False)
+                return w
+            w = WarningRow(
+                warning_id=new_id(),
+                kind=kind,
+                key=key,
+                subject=subject,
+                active_key=key,
+                status=WarningStatus.open,
+                tier=tier,
+                area_code=area,
+                channel=channel,
+                organisation_id=organisation_id,
+                case_ids=list(dict.fromkeys(case_ids)),
+                facts=facts,
+                raised_at=at,
+                updated_at=at,
+            )
+            if await wrepo.insert_active(s, w):  # its id, for its links
+                break
+            # another instance raised it since this transaction looked: join that one
+            k.forget(key)
+        else:
+            raise WarningRaceLost(key)
         k.raised(w)
         await self._link(tx, w, w.case_ids, fresh=True)
         tx.emit(

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
 from services.followup.domain import utc
@@ -38,6 +39,8 @@ from shared.db import Tx
 
 MEMO = "followup.warnings.known"
 AREA_DAYS = AreaDay.__table__  # type: ignore[attr-defined]
+WARNINGS = WarningRow.__table__  # type: ignore[attr-defined]
+MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
 PAD = timedelta(days=70)  # an area's days read around a window: a batch's later windows too
 _SINGLE: weakref.WeakKeyDictionary[Tx, Known] = weakref.WeakKeyDictionary()
 
@@ -53,6 +56,12 @@ def known(tx: Tx) -> Known:
     if k is None:
         k = _SINGLE[tx] = Known(tx, [])
     return k
+
+
+def _write_at_commit(k: Known) -> None:
+    # registered when the transaction's Known is made (its first entry): the same place among
+    # the other hooks' commit-time writes in every transaction, so their locks come in one order
+    event.listen(k.tx.session.sync_session, "before_commit", k.write, once=True)
 
 
 def _party_hashes(envelopes: Sequence[Any]) -> set[str]:
@@ -102,13 +111,17 @@ class Known:
         self.days: dict[str, dict[date, int]] = {}  # area → day → new cases stored
         self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
         self.days_added: dict[str, dict[date, int]] = {}  # area → day → counted here
-        self.days_flush = False  # the added counts are written as the transaction commits
         self.employers_added: list[EmployerCase] = []
         # employer key → (received since, the stored rows since then): read once per key
         self.employer_rows: dict[str, tuple[datetime, list[EmployerCase]]] = {}
         self.batch_employers_read = False
         self.area_cases_added: list[tuple[str, str, date]] = []  # (area, case id, day)
         self.batch_hashes_read = False
+        # warning id → (the row, the cases it gained here): its cases, facts and time written
+        # as the transaction commits, every such row locked in id order (see `update`)
+        self.updated: dict[int, tuple[WarningRow, list[str]]] = {}
+        self.new_links: list[tuple[int, str]] = []  # (warning id, case id), a batch's
+        _write_at_commit(self)
 
     @property
     def s(self) -> Any:
@@ -131,6 +144,66 @@ class Known:
         self.active_by_key[w.active_key] = w
         self.links[w.id] = set()  # a new warning: linked to nothing yet
 
+    def update(self, w: WarningRow, new: Sequence[str], facts: dict[str, Any], at: Any) -> None:
+        """An active warning gains cases (a long-lived one names its newest) and new facts.
+
+        Set on the row as its stored values, so no flush in the batch writes it: a flush comes
+        when the batch's own work asks (a query, a new warning's id), and two instances updating
+        the same warnings (a town's, a party's) in the order their batches meet them deadlock.
+        At commit every updated warning is locked in id order, re-read, and gains its cases on
+        top of what another instance gave it meanwhile."""
+        assert w.id is not None
+        set_committed_value(w, "case_ids", [*w.case_ids, *new][-MAX_CASE_IDS:])
+        set_committed_value(w, "facts", facts)
+        set_committed_value(w, "updated_at", at)
+        self.updated.setdefault(w.id, (w, []))[1].extend(new)
+
+    def write(self, sync_session: Any) -> None:
+        """Write what the transaction counted and updated (before_commit, on the session's
+        connection, in the async session's greenlet): area days, then warnings, each in key
+        order, then the batch's new links."""
+        conn = sync_session.connection()
+        if self.days_added:
+            self._add_days(conn)
+        if self.updated:
+            self._update_warnings(conn)
+        if self.new_links:
+            links = WarningCaseLink.__table__  # type: ignore[attr-defined]
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            rows = [{"warning_id": w, "case_id": c} for w, c in sorted(set(self.new_links))]
+            conn.execute(insert(links).on_conflict_do_nothing(), rows)
+
+    def _update_warnings(self, conn: Any) -> None:
+        t, ids = WARNINGS, sorted(self.updated)
+        stored: dict[int, list[str]] = {}
+        if conn.dialect.name == "postgresql":
+            lock = (
+                select(t.c.id, t.c.case_ids)
+                .where(t.c.id.in_(ids))
+                .order_by(t.c.id)
+                .with_for_update()
+            )
+            stored = {i: c for i, c in conn.execute(lock).all()}
+        rows = []
+        for i in ids:
+            w, gained = self.updated[i]
+            cases = list(dict.fromkeys([*stored.get(i, w.case_ids), *gained]))[-MAX_CASE_IDS:]
+            rows.append({"w_id": i, "w_cases": cases, "w_facts": w.facts, "w_at": w.updated_at})
+        stmt = (
+            update(t)
+            .where(t.c.id == bindparam("w_id"))
+            .values(
+                case_ids=bindparam("w_cases"),
+                facts=bindparam("w_facts"),
+                updated_at=bindparam("w_at"),
+            )
+        )
+        conn.execute(stmt, rows)
+
+    def forget(self, key: str) -> None:
+        """Read the active warning of a key again (another instance raised it meanwhile)."""
+        self.active_by_key.pop(key, None)
+
     def cleared(self, key: str) -> None:
         self.active_by_key[key] = None
 
@@ -145,11 +218,12 @@ class Known:
     def link(self, tx: Tx, warning_id: int, case_id: str) -> None:
         """Link a warning to a case (a new warning's links: no read needed).
 
-        In a batch the link is a plain row written with the batch's commit (nothing in the
-        batch reads links from the database after its first read of them: `linked` and the
-        engine's naming memo are kept up to date here)."""
+        In a batch the link is a plain row written as the batch commits (nothing in the batch
+        reads links from the database after its first read of them: `linked` and the engine's
+        naming memo are kept up to date here), in key order, and kept when another instance
+        linked the same case to the same warning since this batch read them."""
         if tx.batch is not None:
-            tx.add_rows(WarningCaseLink, [{"warning_id": warning_id, "case_id": case_id}])
+            self.new_links.append((warning_id, case_id))
         else:
             self.s.add(WarningCaseLink(warning_id=warning_id, case_id=case_id))
         # kept up to date once read: a warning's links not read yet are read whole by `linked`
@@ -213,17 +287,13 @@ class Known:
         towns wait for each other, never deadlock, and neither overwrites the other's count)."""
         added = self.days_added.setdefault(area, {})
         added[day] = added.get(day, 0) + 1
-        if not self.days_flush:
-            self.days_flush = True
-            event.listen(self.s.sync_session, "before_commit", self._add_days, once=True)
 
-    def _add_days(self, sync_session: Any) -> None:
+    def _add_days(self, conn: Any) -> None:
         rows = [
             {"area": area, "day": day, "cases": n}
             for area, days in sorted(self.days_added.items())
             for day, n in sorted(days.items())
         ]
-        conn = sync_session.connection()
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(AREA_DAYS)
         stmt = stmt.on_conflict_do_update(
@@ -288,7 +358,8 @@ class Known:
     async def area_cases(self, area: str, first: date, limit: int = 50) -> list[str]:
         """The newest cases of an area since a day (when a rising area is raised: rare): the
         stored ones and those the batch counted, newest day first."""
-        await self.s.flush()
+        if self.tx.batch is None:  # a batch's area cases are plain rows (in area_cases_added)
+            await self.s.flush()
         stored = await wrepo.area_cases_by_day(self.s, area, first, limit)
         added = [(d, c) for a, c, d in self.area_cases_added if a == area and d >= first]
         if not added:

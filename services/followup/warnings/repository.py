@@ -11,6 +11,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -122,6 +125,35 @@ class EmployerCase(FollowupBase, table=True):
     case_id: str = Field(max_length=64, index=True)
     received_at: datetime = tz(nullable=False)
     open: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+
+
+async def insert_active(session: AsyncSession, w: WarningRow) -> bool:
+    """Insert a new active warning unless its key is active already (False then): another
+    instance raising the same warning at once makes this insert wait for it and then yield,
+    instead of failing the batch on warnings_active_key_key. The row joins the session as
+    stored, with its id; nothing else of the session is flushed (its changes to other warnings
+    are written at commit, in id order)."""
+    table = WarningRow.__table__  # type: ignore[attr-defined]
+    values = {c.name: getattr(w, c.name) for c in table.columns if c.name != "id"}
+    conn = await session.connection()
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[table.c.active_key])
+        .returning(table.c.id)
+    )
+    got = (await conn.execute(stmt)).scalar_one_or_none()
+    if got is None:
+        return False
+    w.id = got
+    make_transient_to_detached(w)
+    session.add(w)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
