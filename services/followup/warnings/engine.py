@@ -256,8 +256,7 @@ class WarningEngine:
                 s.add(row)
         if st.open != was_open and st.labour_counted:  # ended, or reopened
             for erow in await k.employer_rows_of(case_id):
-                erow.open = st.open
-                s.add(erow)
+                k.set_employer_open(erow, st.open)
 
         if after.tier and st.open and (new_hashes or not st.party_checked):
             st.party_checked = True

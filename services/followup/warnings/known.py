@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -95,6 +96,15 @@ def _merged(rows: Sequence[Any], added: Sequence[Any], keep: Any) -> list[Any]:
     return out
 
 
+@dataclass(slots=True)
+class Claim:
+    """A labour case against an employer, as `open_employer_cases` reads it."""
+
+    case_id: str
+    received_at: datetime  # UTC
+    open: bool
+
+
 class Known:
     """The warning engine's reads of one transaction (see the module's docstring)."""
 
@@ -113,7 +123,8 @@ class Known:
         self.days_added: dict[str, dict[date, int]] = {}  # area → day → counted here
         self.employers_added: list[EmployerCase] = []
         # employer key → (received since, the stored rows since then): read once per key
-        self.employer_rows: dict[str, tuple[datetime, list[EmployerCase]]] = {}
+        self.employer_rows: dict[str, tuple[datetime, dict[str, Claim]]] = {}
+        self.employer_open: dict[tuple[str, str], bool] = {}  # (key, case id): ended/reopened
         self.batch_employers_read = False
         self.area_cases_added: list[tuple[str, str, date]] = []  # (area, case id, day)
         self.batch_hashes_read = False
@@ -377,8 +388,18 @@ class Known:
         rows = await wrepo.employer_rows_of(self.s, case_id)
         return _merged(rows, self.employers_added, lambda a: a.case_id == case_id)
 
-    async def open_employer_cases(self, key: str, since: datetime) -> list[EmployerCase]:
-        """Open labour cases against an employer received since a time (open as it is now)."""
+    def set_employer_open(self, row: EmployerCase, is_open: bool) -> None:
+        """A labour case ended or reopened: its claim against the employer follows."""
+        row.open = is_open
+        self.s.add(row)
+        self.employer_open[(row.employer_key, row.case_id)] = is_open
+
+    async def open_employer_cases(self, key: str, since: datetime) -> list[Claim]:
+        """Open labour cases against an employer received since a time (open as it is now).
+
+        Read as plain columns once per key and batch (an employer with many claims has many
+        rows, read again each batch: no ORM object each), merged with the claims the
+        transaction added and the cases it ended or reopened."""
         since = utc(since)
         cached = self.employer_rows.get(key)
         if cached is None or since < cached[0]:
@@ -389,16 +410,22 @@ class Known:
                 more = _employer_keys(self.tx.batch.envelopes) - set(self.employer_rows)
                 keys = sorted({key, *more})
             for k in keys:
-                self.employer_rows[k] = (since, [])
-            stmt = select(EmployerCase).where(
-                col(EmployerCase.employer_key).in_(keys), col(EmployerCase.received_at) >= since
-            )
-            for r in (await self.s.exec(stmt)).all():
-                self.employer_rows[r.employer_key][1].append(r)
-        rows = [r for r in self.employer_rows[key][1] if utc(r.received_at) >= since]
-        merged = _merged(
-            rows,
-            self.employers_added,
-            lambda a: a.employer_key == key and utc(a.received_at) >= since,
+                self.employer_rows[k] = (since, {})
+            e = EmployerCase
+            stmt = select(
+                col(e.employer_key), col(e.case_id), col(e.received_at), col(e.open)
+            ).where(col(e.employer_key).in_(keys), col(e.received_at) >= since)
+            for k, case_id, received, is_open in (await self.s.exec(stmt)).all():
+                self.employer_rows[k][1][case_id] = Claim(case_id, utc(received), is_open)
+        stored = self.employer_rows[key][1]
+        out = [c for c in stored.values() if c.received_at >= since]
+        for a in self.employers_added:  # added here, perhaps flushed and read back above
+            if a.employer_key == key and a.case_id not in stored:
+                claim = Claim(a.case_id, utc(a.received_at), a.open)
+                if claim.received_at >= since:
+                    out.append(claim)
+        changed = self.employer_open
+        return sorted(
+            (c for c in out if changed.get((key, c.case_id), c.open)),
+            key=lambda c: c.received_at,
         )
-        return sorted((r for r in merged if r.open), key=lambda r: utc(r.received_at))
