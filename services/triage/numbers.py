@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from services.triage.prefilter import required_chars
+
 DEFAULT_DIGITS: dict[str, int] = {
     "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "两": 2, "贰": 2, "三": 3, "叁": 3,
     "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
@@ -49,6 +51,9 @@ class NumberWords:
     age_after_re: re.Pattern[str] = field(init=False, repr=False)
     repeat_re: re.Pattern[str] = field(init=False, repr=False)
     elder_age_re: re.Pattern[str] = field(init=False, repr=False)
+    # per regex above, characters of which a text must hold one for it to match
+    # (prefilter.required_chars: 元/块/万 for money, 岁 for an age…); None: always run it
+    needs: dict[str, frozenset[str] | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         cn = re.escape("".join([*self.digits, *self.small_units, *self.big_units, self.vague]))
@@ -109,6 +114,18 @@ class NumberWords:
         }
         for name, value in built.items():
             object.__setattr__(self, name, value)
+        needs = {
+            name: required_chars(value.pattern)
+            for name, value in built.items()
+            if isinstance(value, re.Pattern)
+        }
+        object.__setattr__(self, "needs", needs)
+
+    def may_match(self, name: str, text: str) -> bool:
+        """False when the regex `name` cannot match in text (it lacks every character the regex
+        needs): most reports state no sum, age or count, and a scan costs more than this."""
+        needs = self.needs.get(name)
+        return needs is None or any(ch in text for ch in needs)
 
 
 DEFAULT_WORDS = NumberWords()
@@ -210,6 +227,8 @@ class Quantity:
 def find_people_counts(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     """Head counts: "二十多名工人", "30余人", "上百人", "十七名司机" (+1 for "另外")."""
     found: list[Quantity] = []
+    if not words.may_match("people_re", text):
+        return found
     for m in words.people_re.finditer(text):
         start = m.start("num")
         if start > 0 and text[start - 1] in "第每":
@@ -234,7 +253,8 @@ def find_money(
     owed: list[int] = []
     repaid: list[int] = []
     plain: list[int] = []
-    for m in words.money_re.finditer(text):
+    sums = words.money_re.finditer(text) if words.may_match("money_re", text) else ()
+    for m in sums:
         value = parse_number(m.group("num"), words)
         if value is None:
             continue
@@ -290,6 +310,8 @@ def _clause_before(text: str, pos: int, width: int) -> str:
 
 def _monthly_total(text: str, words: NumberWords) -> Quantity | None:
     """A monthly sum times the months owed: "月薪5000元，拖欠三个月" → 15000."""
+    if not (words.may_match("monthly_re", text) and words.may_match("months_re", text)):
+        return None
     per_month = words.monthly_re.search(text)
     months = words.months_re.search(text)
     if not per_month or not months:
@@ -304,6 +326,8 @@ def _monthly_total(text: str, words: NumberWords) -> Quantity | None:
 def find_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quantity]:
     """Ages stated in years: "70岁", "三岁", "六七十岁"."""
     out: list[Quantity] = []
+    if not words.may_match("age_re", text):
+        return out
     for m in words.age_re.finditer(text):
         value = parse_number(m.group("num"), words)
         if value is not None and value < 130:
@@ -315,6 +339,8 @@ def find_elder_ages(text: str, words: NumberWords = DEFAULT_WORDS) -> list[Quant
     """Old people's ages said without 岁 ("我今年六十七了", "我妈七十一了"): 60 to 110 only,
     so that a count or an amount ("欠了八千了") is not read as an age."""
     out: list[Quantity] = []
+    if not words.may_match("elder_age_re", text):
+        return out
     for m in words.elder_age_re.finditer(text):
         value = parse_number(m.group("num"), words)
         if value is not None and 60 <= value <= 110:
@@ -346,6 +372,8 @@ def find_repeat_count(
     An ordinal right after a period word ("这个月第三回") counts without a report word.
     """
     best: Quantity | None = None
+    if not words.may_match("repeat_re", text):
+        return best
     for m in words.repeat_re.finditer(text):
         # the report word may sit in the clause or just before it ("报过一次了，这是第二次")
         around = text[max(0, m.start() - 15) : m.start()] + _clause(text, m.start(), m.end())

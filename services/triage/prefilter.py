@@ -132,3 +132,59 @@ def _first_in(av: list[tuple[Any, Any]]) -> tuple[set[str], bool] | None:
         else:
             return None  # NEGATE, CATEGORY (digits, spaces…), a wide range
     return chars, False
+
+
+def required_chars(pattern: str) -> frozenset[str] | None:
+    """Characters of which a text must hold at least one for `pattern` to match in it, or None
+    when that cannot be told.
+
+    A match of a sequence holds a match of each of its items that cannot be empty, so any one
+    such item's set will do; the smallest is taken (the likeliest to be missing from a text).
+    An alternation needs one of its alternatives' sets; a lookaround that must hold needs its
+    own characters in the text around the match.
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, RecursionError):
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    found = _required(list(parsed))
+    return frozenset(found) if found is not None else None
+
+
+def _required(items: list[tuple[Any, Any]]) -> set[str] | None:
+    best: set[str] | None = None
+    for op, av in items:
+        one = _required_of(op, av)
+        if one is not None and (best is None or len(one) < len(best)):
+            best = one
+    return best
+
+
+def _required_of(op: Any, av: Any) -> set[str] | None:
+    if op is sre.LITERAL:
+        return {chr(av)}
+    if op is sre.IN:
+        found = _first_in(av)
+        return found[0] if found is not None else None
+    if op is sre.SUBPATTERN:
+        _group, add_flags, del_flags, body = av
+        return None if add_flags or del_flags else _required(list(body))
+    if op is sre.BRANCH:
+        chars: set[str] = set()
+        for alternative in av[1]:
+            one = _required(list(alternative))
+            if one is None:
+                return None
+            chars |= one
+        return chars
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        low, _high, body = av
+        return _required(list(body)) if low > 0 else None
+    if op is sre.ATOMIC_GROUP:
+        return _required(list(av))
+    if op is sre.ASSERT:  # (?=…) or (?<=…): its characters are in the text beside the match
+        _direction, body = av
+        return _required(list(body))
+    return None  # ANY, NOT_LITERAL, ASSERT_NOT, AT, GROUPREF, CATEGORY…

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.triage.normalise import Normaliser, _join_spaced_words
-from services.triage.prefilter import any_of, first_chars
+from services.triage.numbers import NumberWords
+from services.triage.prefilter import any_of, first_chars, required_chars
 from services.triage.rules import Rules
 from tests.unit.triage.golden.make_golden import golden_inputs
 
@@ -108,3 +109,33 @@ def test_factor_specs_and_type_patterns_carry_their_first_characters(rules: Rule
     assert all(f.starts is not None for f in c.factors)
     for lex in c.types:
         assert len(lex.pattern_starts) == len(lex.pattern_terms)
+
+
+@given(
+    st.text(alphabet="打追砍紧交在还正削皮果骂伊老屋抽操起刀，。abcx喝吃农药等到住人 ", max_size=9)
+)
+def test_a_text_without_a_required_character_never_matches(text: str) -> None:
+    for pattern in SHAPES:
+        needs = required_chars(pattern)
+        if needs is not None and needs.isdisjoint(text):
+            assert re.search(pattern, text) is None, (pattern, text)
+
+
+def test_required_characters() -> None:
+    assert required_chars("(?:打|撞|砸)[^，]{0,6}(?:住院|进医院)") == frozenset("住进")
+    assert required_chars("(?:甲|乙)(?=人)") == frozenset("人")
+    assert required_chars("x?y*") is None
+    assert required_chars("(?i)abc") is None
+
+
+@given(
+    st.text(
+        alphabet="0123456789一二三十百千万元块钱岁了次第回月个人名每欠拖今年，。 w", max_size=14
+    )
+)
+def test_the_number_finders_skip_only_texts_they_cannot_match(text: str) -> None:
+    words = NumberWords()
+    for name, needs in words.needs.items():
+        regex = getattr(words, name)
+        if not words.may_match(name, text):
+            assert needs is not None and regex.search(text) is None, (name, text)
