@@ -130,6 +130,17 @@ class EmployerCase(FollowupBase, table=True):
 # ---------------------------------------------------------------------------------------------
 # Writes
 
+_WARNINGS = WarningRow.__table__  # type: ignore[attr-defined]
+_WARNING_COLUMNS = [c.name for c in _WARNINGS.columns if c.name != "id"]
+# built once (the values are the execution's parameters): a statement per raise cost more
+# to build than to run
+_INSERT_ACTIVE = {
+    name: insert(_WARNINGS)
+    .on_conflict_do_nothing(index_elements=[_WARNINGS.c.active_key])
+    .returning(_WARNINGS.c.id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
 
 async def insert_active(session: AsyncSession, w: WarningRow) -> bool:
     """Insert a new active warning unless its key is active already (False then): another
@@ -137,17 +148,9 @@ async def insert_active(session: AsyncSession, w: WarningRow) -> bool:
     instead of failing the batch on warnings_active_key_key. The row joins the session as
     stored, with its id; nothing else of the session is flushed (its changes to other warnings
     are written at commit, in id order)."""
-    table = WarningRow.__table__  # type: ignore[attr-defined]
-    values = {c.name: getattr(w, c.name) for c in table.columns if c.name != "id"}
+    values = {name: getattr(w, name) for name in _WARNING_COLUMNS}
     conn = await session.connection()
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[table.c.active_key])
-        .returning(table.c.id)
-    )
-    got = (await conn.execute(stmt)).scalar_one_or_none()
+    got = (await conn.execute(_INSERT_ACTIVE[conn.dialect.name], values)).scalar_one_or_none()
     if got is None:
         return False
     w.id = got
