@@ -182,20 +182,29 @@ async def active_naming(session: AsyncSession, case_id: str) -> list[WarningRow]
 async def active_naming_all(
     session: AsyncSession, case_ids: Sequence[str]
 ) -> dict[str, list[WarningRow]]:
-    """Active warnings naming each of some cases (every case id present, [] for none)."""
+    """Active warnings naming each of some cases (every case id present, [] for none).
+
+    The links first, then each warning once: a town's warning naming a hundred of the cases
+    would otherwise come back a hundred times, its cases' JSON decoded each time."""
     out: dict[str, list[WarningRow]] = {c: [] for c in case_ids}
+    pairs: list[tuple[str, int]] = []
     for i in range(0, len(case_ids), 500):
         stmt = (
-            select(WarningCaseLink.case_id, WarningRow)
+            select(col(WarningCaseLink.case_id), col(WarningCaseLink.warning_id))
             .join(WarningRow, col(WarningCaseLink.warning_id) == col(WarningRow.id))
             .where(
                 col(WarningCaseLink.case_id).in_(case_ids[i : i + 500]),
                 col(WarningRow.active_key).is_not(None),
             )
-            .order_by(col(WarningRow.id))
         )
-        for case_id, w in (await session.exec(stmt)).all():
-            out[case_id].append(w)
+        pairs += (await session.exec(stmt)).all()
+    ids = sorted({w for _, w in pairs})
+    rows: dict[int, WarningRow] = {}
+    for i in range(0, len(ids), 500):
+        stmt2 = select(WarningRow).where(col(WarningRow.id).in_(ids[i : i + 500]))
+        rows.update((w.id or 0, w) for w in (await session.exec(stmt2)).all())
+    for case_id, warning_id in sorted(pairs, key=lambda p: p[1]):  # each case's in id order
+        out[case_id].append(rows[warning_id])
     return out
 
 
