@@ -259,6 +259,11 @@ class HeadStore:
         for case_id in missing:
             self.known.setdefault(case_id, ([], 0))
 
+    def fresh(self, case_ids: Iterable[str]) -> None:
+        """Cases known to have no heads yet (ids just made for new cases): never read."""
+        for case_id in case_ids:
+            self.known.setdefault(case_id, ([], 0))
+
     def move(self, case_id: str, heads: list[str], seq: int) -> None:
         """Set a case's heads (written by write())."""
         self.known[case_id] = (heads, seq)
@@ -553,6 +558,7 @@ class Batch:
         self.rows: dict[Any, list[dict[str, Any]]] = {}  # Tx.add_rows of the batch's events
         self.heads = HeadStore(delivery.tables.trail_heads)  # the cases' trail heads
         self.after: list[AfterCommit] = []
+        self.before: list[Callable[[AsyncSession], Awaitable[None]]] = []
         self.events = 0  # events handled in the batch's transaction
         # what a consumer read once for the whole batch (its own keys; dropped with the batch)
         self.memo: dict[str, Any] = {}
@@ -658,6 +664,11 @@ class Batch:
             self._parked[consumer] = {e: c for e, c in rows.all()}
         return self._parked[consumer]
 
+    def before_commit(self, fn: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """Run fn(session) once the batch's rows are written, just before its commit (a
+        consumer's own rows it kept up to date in memory across the batch's events)."""
+        self.before.append(fn)
+
     async def commit(self) -> None:
         """Write the batch's rows and commit."""
         if self.session is None:
@@ -671,6 +682,8 @@ class Batch:
             self.inbox_rows,
             self.rows,
         )
+        for fn in self.before:
+            await fn(self.session)
         await self.session.commit()
 
     async def close(self) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.intake.canonical import CanonicalReport, Person
@@ -188,8 +187,7 @@ class IntakeHandlers:
         # the batch knows them without a query (only the cases merged into are read)
         fresh = [new_id() for _ in items]
         batch.case_ids.update(fresh)
-        for case_id in fresh:
-            batch.heads.known.setdefault(case_id, ([], 0))
+        batch.heads.fresh(fresh)
         for item, hs, case_id in zip(items, hashes, fresh, strict=True):
             key = (item.report.source, item.report.source_ref)
             if key in seen:  # sent twice in this group: the second is a repeat of the first
@@ -574,11 +572,7 @@ class IntakeHandlers:
                 tx.session, sorted(tx.batch.case_ids)
             )
             cases = known.cases
-            event.listen(
-                tx.session.sync_session,
-                "before_commit",
-                lambda session: _write_projections_sync(session, cases.values()),
-            )
+            tx.batch.before_commit(lambda session: _write_projections(session, cases.values()))
         if case_id not in tx.batch.case_ids and case_id not in known.cases:
             more = await feedback_view(tx.session, [case_id])  # none such today
             known.cases |= more.cases
@@ -591,13 +585,6 @@ async def _write_projections(session: Any, cases: Iterable[CaseProjection]) -> N
     conn = await session.connection()
     for stmt, rows in projection_updates(cases):
         await conn.execute(stmt, rows)
-
-
-def _write_projections_sync(session: Any, cases: Iterable[CaseProjection]) -> None:
-    # a session event runs in the greenlet of the async commit: its SQL is awaited for it
-    conn = session.connection()
-    for stmt, rows in projection_updates(cases):
-        conn.execute(stmt, rows)
 
 
 def feedback_body(

@@ -319,3 +319,29 @@ async def test_add_rows_are_written_with_the_transaction_or_not_at_all(
         (3, "c3", "batch"),
         (4, "c4", "batch"),
     ]
+
+
+async def test_a_batch_runs_its_before_commit_work_after_its_rows_in_its_transaction(
+    delivery: Delivery,
+) -> None:
+    from sqlalchemy import update
+
+    table = Note.__table__  # type: ignore[attr-defined]
+
+    async def touch(session: Any) -> None:  # sees the rows the batch queued, and is kept
+        conn = await session.connection()
+        await conn.execute(update(table).where(table.c.id >= 10).values(text="kept up to date"))
+
+    async with delivery.batch([]) as batch:
+        async with delivery.transaction() as tx:
+            tx.add_rows(Note, [{"id": 10, "case_id": "c10", "text": "queued"}])
+        batch.before_commit(touch)
+    with pytest.raises(RuntimeError):
+        async with delivery.batch([]) as batch:
+            async with delivery.transaction() as tx:
+                tx.add_rows(Note, [{"id": 11, "case_id": "c11", "text": "queued"}])
+            batch.before_commit(touch)
+            raise RuntimeError("the batch failed: its before-commit work never runs")
+    async with delivery.sessions() as s:
+        notes = (await s.exec(select(Note).where(Note.id >= 10))).all()
+    assert [(n.id, n.text) for n in notes] == [(10, "kept up to date")]
