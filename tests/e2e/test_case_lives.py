@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from tests.conftest import BOOTSTRAP
 from tests.e2e.conftest import System, eventually
 
 pytestmark = pytest.mark.kafka
@@ -150,7 +151,7 @@ async def test_report_to_closed_case_with_full_ordered_trail(
 
     consumer = AIOKafkaConsumer(
         f"{system.prefix}feedback.{report['source']}",
-        bootstrap_servers="127.0.0.1:9092",
+        bootstrap_servers=BOOTSTRAP,
         group_id=f"{system.prefix}fb",
         auto_offset_reset="earliest",
     )

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.logs import RedactingJsonFormatter
+from tests.conftest import BOOTSTRAP
 from tests.e2e.conftest import System
 from tests.e2e.test_case_lives import mediation_case, mediator_of, reach_agreement, submit
 
@@ -27,7 +28,7 @@ PLANTED = [PHONE_A, PHONE_B, ID_A, NAME_A, NAME_B, ADDRESS]
 
 
 async def _topic_bytes(prefix: str) -> bytes:
-    admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -35,7 +36,7 @@ async def _topic_bytes(prefix: str) -> bytes:
         await admin.close()
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers="127.0.0.1:9092",
+        bootstrap_servers=BOOTSTRAP,
         group_id=f"{prefix}pii-scan",
         auto_offset_reset="earliest",
     )

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from openpyxl import load_workbook
 
 from services.followup.warnings.domain import LOCAL
+from tests.conftest import BOOTSTRAP
 from tests.e2e.conftest import System, eventually
 from tests.e2e.test_case_lives import ledger_status, mediation_case, mediator_of, submit, trail
 
@@ -100,7 +101,7 @@ async def warning_events(
     it): the topic's own bytes."""
     consumer = AIOKafkaConsumer(
         f"{sys.prefix}cases.warnings",
-        bootstrap_servers="127.0.0.1:9092",
+        bootstrap_servers=BOOTSTRAP,
         group_id=f"{sys.prefix}warnings-reader",
         auto_offset_reset="earliest",
     )
