@@ -273,16 +273,17 @@ def pattern_factors(
     out: list[Factor] = []
     compiled = rules.compiled
     stops = rules.negation.stops
-    hyperbole = _spans(compiled.hyperbole, text)
+    hyperbole: list[tuple[int, int]] | None = None  # read at the first match, if any
     grammar = rules.danger_grammar
     # a hand-written critical factor is dropped when settled or long ago (去年喝过农药，被救回来了)
     settled = grammar.aspect.settled + grammar.aspect.long_ago if grammar else ()
     now_words = grammar.aspect.now if grammar else ()
     chars = set(text)
+    raised: set[tuple[str, str]] = set()  # (factor, level) of out
     for spec in compiled.factors:
         if dispute_type in spec.not_for_types:
             continue
-        if any(f.factor == spec.factor and f.level == spec.level for f in out):
+        if (spec.factor, spec.level) in raised:
             continue
         if spec.requires_in_text and not all(
             any(w in text for w in group) for group in spec.requires_in_text
@@ -293,6 +294,8 @@ def pattern_factors(
         serious = spec.level in ("critical", "high")
         for m in spec.regex.finditer(text):
             doubt = ""
+            if hyperbole is None:
+                hyperbole = _spans(compiled.hyperbole, text)
             if hyperbole and any(a < m.end() and m.start() < b for a, b in hyperbole):
                 doubt = "夸张"
             elif spec.negatable and is_negated(text, m.start(), m.end(), rules):
@@ -328,6 +331,7 @@ def pattern_factors(
                 if who is not None:
                     evidence = f"{evidence}（{WHO_LABELS[who]}）"
             out.append(Factor(spec.level, spec.factor, evidence))
+            raised.add((spec.factor, spec.level))
             break
     return out
 
