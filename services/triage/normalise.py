@@ -83,7 +83,9 @@ class Normaliser:
                 r"(?<![A-Za-z0-9_-])(?:"
                 + "|".join(re.escape(k) for k in sorted(initials, key=len, reverse=True))
                 + r")(?![A-Za-z0-9_-])",
-                re.IGNORECASE,
+                # ASCII case only: Unicode case folding also matches ſ (long s) and K (Kelvin),
+                # which lower() does not turn into a key of the table
+                re.IGNORECASE | re.ASCII,
             )
             if initials
             else None
@@ -115,9 +117,8 @@ class Normaliser:
         return text
 
 
-# what the initials (ASCII letters, matched ignoring case) can start with: a Latin letter or
-# one of the four other characters that fold to one (İ ı ſ K)
-_LATIN_LETTER = re.compile("[a-z]", re.IGNORECASE)
+# what the initials (ASCII letters, matched ignoring ASCII case) can start with
+_LATIN_LETTER = re.compile("[a-z]", re.IGNORECASE | re.ASCII)
 _SPACED = re.compile(r"(?<=[\u4e00-\u9fff]) +(?=[\u4e00-\u9fff])")
 
 

@@ -53,6 +53,7 @@ CHANGED = [
     ("两公婆冇出粮", "夫妻没有发工资"),
     # lg / lp in phone-typed notes are 老公 / 老婆
     ("lp说lg喝多了", "老婆说老公喝多了"),
+    ("已告知SQ和Wy", "已告知社区和物业"),
     # a note typed word by word is joined: its spaces separate words, not clauses
     ("老周 说 不 赔 就 烧 了 他 的 店", "老周说不赔就烧了他的店"),
 ]
@@ -73,6 +74,9 @@ UNCHANGED = [
     "blog里说的",
     # 起 after a verb with no weapon following is left alone
     "提起诉讼",
+    # a letter that folds to an ASCII one only under Unicode case rules (long s, or Kelvin K)
+    # is not an initial (they made the lookup fail: a report the consumer could never decide)
+    "ſq说楼上漏水",
     # a note whose spaces end clauses keeps them
     "张家和李家为门前排水沟吵架 张家老二头上被划了个口子 流了不少血",
 ]
