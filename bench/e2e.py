@@ -61,6 +61,9 @@ class Progress:
     ledger_at: dict[str, float] = field(default_factory=dict)  # case → `assigned` in the ledger
     ledger_last_id: int = 0
     ledger_ids: set[int] = field(default_factory=set)
+    # ledger rows of cases the trail watcher has not shown yet (a loaded machine lets the
+    # ledger poll run ahead of the trail topic's reader): kept until the case is known
+    ledger_early: dict[str, list[tuple[int, str, str | None, float]]] = field(default_factory=dict)
     last_change: float = field(default_factory=time.monotonic)
 
     # ---- what one record means -------------------------------------------------------
@@ -74,6 +77,8 @@ class Progress:
             self.case_of_ref.setdefault(ref, case_id)
             self.cases_of_ref.setdefault(ref, set()).add(case_id)
             self.cases.add(case_id)
+            for seq, event_id, to_status, at in self.ledger_early.pop(case_id, []):
+                self._in_ledger(case_id, seq, event_id, to_status, at)
         elif e.get("action") == "merge" and ref in refs:
             self.merged_refs.add(ref)
         if case_id in self.cases:  # this run's cases only
@@ -111,12 +116,18 @@ class Progress:
             return  # read again through the look-back window
         self.ledger_ids.add(row_id)
         self.ledger_last_id = max(self.ledger_last_id, int(row_id))
-        if case_id not in self.cases:
+        if case_id not in self.cases:  # another run's case, or one the trail has not shown yet
+            self.ledger_early.setdefault(case_id, []).append((int(seq), event_id, to_status, now))
             return
-        self.ledger.setdefault(case_id, []).append((int(seq), event_id))
+        self._in_ledger(case_id, int(seq), event_id, to_status, now)
+
+    def _in_ledger(
+        self, case_id: str, seq: int, event_id: str, to_status: str | None, now: float
+    ) -> None:
+        self.ledger.setdefault(case_id, []).append((seq, event_id))
         if to_status == "assigned" and case_id not in self.ledger_at:
             self.ledger_at[case_id] = now
-        self.last_change = now
+        self.last_change = time.monotonic()
 
     # ---- where a ref stands ----------------------------------------------------------
 

@@ -10,7 +10,9 @@ A stage that fails is reported as failed; the others still run. Nothing timed is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -113,7 +115,16 @@ def _e2e(args: argparse.Namespace, steady: bool, profile_dir: Path | None = None
     from bench import e2e
     from bench.reports import generate
 
-    with tempfile.TemporaryDirectory(prefix="fq-bench-e2e-") as d:
+    # BENCH_KEEP_DIR=1: the stack's databases and service logs are kept (to look into a fault)
+    keep = os.environ.get("BENCH_KEEP_DIR", "") not in ("", "0")
+    workdir = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="fq-bench-e2e-"))
+        if keep
+        else tempfile.TemporaryDirectory(prefix="fq-bench-e2e-")
+    )
+    with workdir as d:
+        if keep:
+            print(f"[bench] e2e stack kept in {d}", file=sys.stderr, flush=True)
         return e2e.run_stack(
             generate,
             args.reports,

@@ -77,6 +77,24 @@ def test_a_case_is_done_when_assigned_in_the_ledger_and_told_to_its_source() -> 
     assert p.done(REF)
 
 
+def test_ledger_rows_seen_before_the_trail_shows_their_case_still_count() -> None:
+    """On a loaded machine the ledger poll can run ahead of the trail topic's reader: those
+    rows count once the case is known, at the time the poll saw them (they were reported
+    as lost when they were dropped)."""
+    p = Progress()
+    trail = life("C1")
+    for k, env in enumerate(trail):
+        p.on_ledger((k + 1, "C1", k + 1, env["event_id"], env["payload"]["to_status"], NOW), 2.0)
+    p.on_ledger((9, "OTHER-RUN", 1, "e-x", "received", NOW), 2.0)  # never this run's case
+    for i, env in enumerate(trail):
+        p.on_trail(env, 5.0 + i, {REF})
+    for env in trail:
+        p.on_feedback(feedback(env), 6.0, {REF})
+    assert p.done(REF)
+    assert [seq for seq, _ in p.ledger["C1"]] == [1, 2, 3]
+    assert p.ledger_at == {"C1": 2.0} and "OTHER-RUN" not in p.ledger
+
+
 def test_a_clean_run_has_no_faults_and_three_latencies() -> None:
     p = Progress()
     seen(p, life("C1"), "C1")
