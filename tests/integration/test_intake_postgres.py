@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +19,13 @@ from services.intake.settings import IntakeSettings
 from services.intake.webhooks import WebhookSender
 from shared.db import make_engine
 from shared.events import utcnow
-from tests.unit.intake.conftest import Intake, public_resolver, report, start_intake
+from tests.unit.intake.conftest import (
+    Intake,
+    public_resolver,
+    report,
+    start_intake,
+    trail_batch_on_twelve_cases,
+)
 
 
 @pytest.fixture
@@ -141,32 +146,11 @@ async def test_two_senders_on_one_database_send_each_due_webhook_once(
 
 async def test_a_trail_batch_updates_its_cases_on_postgres(pg_intake: Intake) -> None:
     """The feedback consumer's batch writes its cases' changed columns just before the commit
-    (a session event running the UPDATEs in the commit's greenlet): on asyncpg too, every case
-    gets its status and scope, a merge's repeat count is kept, every report hears of it."""
+    (Batch.before_commit): on asyncpg too, every case gets its status and scope, a merge's
+    repeat count is kept, every report hears of it."""
     h = pg_intake
-    ids = []
-    for i in range(12):
-        party = [{"name": "赵六", "phone": f"1370000{i:04d}"}]
-        ids.append((await h.post(report("grid", f"PB-{i}", parties=party))).json()["case_id"])
-    await h.post(report("grid", "PB-merged", parties=[{"phone": "13700000000"}]))
-    await h.settle()
-    updates: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE INTAKE_CASES"):
-            updates.append(statement)
-
-    engine = h.app.state.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        for n, case_id in enumerate(ids):  # published together: one batch on the memory bus
-            details = {"dispute_type": "labour", "channel": "labour", "tier": "town"}
-            if n % 2:
-                details["organisation_id"] = f"org-{n}"
-            await h.publish_trail(case_id, "received", "triaged", details=details)
-        await h.settle()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    details = {"dispute_type": "labour", "channel": "labour", "tier": "town"}
+    ids, updates = await trail_batch_on_twelve_cases(h, "PB", details)
     assert 1 <= len(updates) <= 2  # one executemany per set of changed columns
     async with h.app.state.runtime.sessions() as s:
         rows = {r.case_id: r for r in (await s.exec(select(IntakeCase))).all()}

@@ -148,3 +148,37 @@ def report(
         "text": text,
         "reported_at": "2026-11-20T08:15:00+08:00",
     } | extra
+
+
+async def trail_batch_on_twelve_cases(
+    h: Intake, prefix: str, details: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """Twelve grid reports (one case each) and a thirteenth merged into the first, then one
+    trail entry per case published together (one batch on the memory bus): the cases' ids
+    and the `UPDATE intake_cases` statements that batch ran. Odd cases get an organisation."""
+    from sqlalchemy import event
+
+    ids = []
+    for i in range(12):
+        party = [{"name": "赵六", "phone": f"1370000{i:04d}"}]
+        ids.append((await h.post(report("grid", f"{prefix}-{i}", parties=party))).json()["case_id"])
+    await h.post(report("grid", f"{prefix}-merged", parties=[{"phone": "13700000000"}]))
+    await h.settle()
+    updates: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE INTAKE_CASES"):
+            updates.append(statement)
+
+    engine = h.app.state.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for n, case_id in enumerate(ids):
+            entry = dict(details)
+            if n % 2:
+                entry["organisation_id"] = f"org-{n}"
+            await h.publish_trail(case_id, "received", "triaged", details=entry)
+        await h.settle()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return ids, updates

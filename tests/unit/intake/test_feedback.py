@@ -9,14 +9,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from services.intake.domain import backoff_s, verify_webhook
 from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeCase, WebhookDelivery
 from shared.bus import OutgoingMessage
-from tests.unit.intake.conftest import Intake, make_settings, report, start_intake
+from tests.unit.intake.conftest import (
+    Intake,
+    make_settings,
+    report,
+    start_intake,
+    trail_batch_on_twelve_cases,
+)
 
 
 def feedback(intake: Intake, source: str) -> list[tuple[str, dict]]:
@@ -183,29 +188,8 @@ async def test_a_batch_of_trail_entries_updates_its_cases_together(intake: Intak
     """A partition batch's status changes reach every case, written by one UPDATE per set of
     changed columns at commit (not a statement, nor an ORM row, per event); the repeat count a
     merge wrote is kept."""
-    ids = []
-    for i in range(12):
-        party = [{"name": "赵六", "phone": f"1370000{i:04d}"}]
-        ids.append((await intake.post(report("grid", f"B-{i}", parties=party))).json()["case_id"])
-    await intake.post(report("grid", "B-merged", parties=[{"phone": "13700000000"}]))
-    await intake.settle()
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE INTAKE_CASES"):
-            statements.append(statement)
-
-    engine = intake.app.state.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        for n, case_id in enumerate(ids):  # published together: one batch on the memory bus
-            details = {"dispute_type": "neighbour", "channel": "people", "tier": "grid"}
-            if n % 2:
-                details["organisation_id"] = f"org-{n}"
-            await intake.publish_trail(case_id, "received", "triaged", details=details)
-        await intake.settle()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    details = {"dispute_type": "neighbour", "channel": "people", "tier": "grid"}
+    ids, statements = await trail_batch_on_twelve_cases(intake, "B", details)
     assert 1 <= len(statements) <= 2  # two sets of changed columns
     async with intake.app.state.runtime.sessions() as session:
         rows = {
