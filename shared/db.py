@@ -30,11 +30,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import class_mapper
+from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import fastsql
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
 from shared.events import Envelope, new_id, utcnow
@@ -194,19 +195,6 @@ class _Out:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-@functools.cache
-def _in_query(table: Any, *columns: str, key: str, **equal: str) -> Any:
-    """`SELECT columns FROM table WHERE key IN :ids [AND column = :column …]`, built once per
-    table and shape: building a statement cost more than running it (per batch, per query)."""
-    c = table.c
-    stmt = select(*(c[name] for name in columns)).where(
-        c[key].in_(bindparam("ids", expanding=True))
-    )
-    for column, param in equal.items():
-        stmt = stmt.where(c[column] == bindparam(param))
-    return stmt
-
-
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -215,11 +203,6 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
 @functools.cache
 def _parked_query(table: Any) -> Any:
     return select(table.c.event_id, table.c.case_id).where(table.c.consumer == bindparam("c"))
-
-
-@functools.cache
-def _insert(table: Any) -> Any:
-    return table.insert()
 
 
 @functools.cache
@@ -250,12 +233,12 @@ class HeadStore:
         if not missing:
             return
         conn = await session.connection()
-        query = _in_query(self.table, "case_id", "heads", "seq", key="case_id")
-        for chunk in _chunks(missing):
-            rows = await conn.execute(query, {"ids": list(chunk)})
-            for case_id, heads, seq in rows.all():
-                self.known[case_id] = (list(heads or []), int(seq or 0))
-                self.stored.add(case_id)
+        rows = await fastsql.select_in(
+            conn, self.table, ("case_id", "heads", "seq"), "case_id", missing
+        )
+        for case_id, heads, seq in rows:
+            self.known[case_id] = (list(heads or []), int(seq or 0))
+            self.stored.add(case_id)
         for case_id in missing:
             self.known.setdefault(case_id, ([], 0))
 
@@ -283,10 +266,8 @@ class HeadStore:
             for k in sorted(self.changed & self.stored)
         ]
         conn = await session.connection()
-        if inserts:
-            await conn.execute(_insert(self.table), inserts)
-        if updates:
-            await conn.execute(_heads_update(self.table), updates)
+        await fastsql.insert_rows(conn, self.table, inserts)
+        await fastsql.update_rows(conn, _heads_update(self.table), updates)
         self.stored |= self.changed
         self.changed = set()
 
@@ -478,10 +459,9 @@ async def write_rows(
     await session.flush()
     conn = await session.connection()
     for table, rows in extra.items():
-        await conn.execute(_insert(getattr(table, "__table__", table)), rows)
+        await fastsql.insert_rows(conn, getattr(table, "__table__", table), rows)
     for table, rows in ((tables.trail, trail), (tables.outbox, outbox), (tables.inbox, inbox)):
-        if rows:
-            await conn.execute(_insert(table.__table__), rows)
+        await fastsql.insert_rows(conn, table.__table__, rows)
 
 
 def _new_key(table: Any) -> str:
@@ -518,6 +498,32 @@ async def find_new_or_stored(tx: Tx, table: Any, case_id: str, *, expect_new: bo
         if new is not None or expect_new:
             return new
     return await tx.get(table, case_id)
+
+
+_BATCH_INFO = "fengqiao.batch"  # a batch session's info: its Batch
+
+
+def _keep(session: Session, obj: Any) -> None:
+    batch = session.info.get(_BATCH_INFO)
+    if batch is not None:
+        batch._refs.append(obj)
+
+
+def _pending(session: Session, obj: Any) -> None:
+    batch = session.info.get(_BATCH_INFO)
+    if batch is not None:
+        batch._index_pending(session, obj)
+
+
+@functools.cache
+def _listen_for_batches() -> None:
+    """A batch session's hooks, listened for once on every session (a listener per session
+    cost more than a small batch's statements): the identity map holds clean rows weakly, so
+    the batch keeps every row it loads or writes alive until it ends (a later event of the
+    batch finds it without a query), and indexes what it adds by key."""
+    for name in ("loaded_as_persistent", "pending_to_persistent"):
+        event.listen(Session, name, _keep)
+    event.listen(Session, "transient_to_pending", _pending)
 
 
 _BATCH: contextvars.ContextVar[Batch | None] = contextvars.ContextVar(
@@ -567,16 +573,8 @@ class Batch:
         """The batch's session, in its transaction."""
         if self.session is None:
             self.session = self.delivery.sessions()
-            # the identity map holds clean rows weakly: keep every row the batch loads or writes
-            # alive until it ends, so a later event of the batch finds it without a query
-            sync, refs = self.session.sync_session, self._refs
-
-            def keep(_session: Any, obj: Any) -> None:
-                refs.append(obj)
-
-            for name in ("loaded_as_persistent", "pending_to_persistent"):
-                event.listen(sync, name, keep)
-            event.listen(sync, "transient_to_pending", self._index_pending)
+            _listen_for_batches()
+            self.session.sync_session.info[_BATCH_INFO] = self
             await self.session.begin()
         return self.session
 
@@ -585,12 +583,15 @@ class Batch:
         if consumer not in self._loaded:
             self._loaded.add(consumer)
             conn = await session.connection()
-            query = _in_query(
-                self.delivery.tables.inbox.__table__, "event_id", key="event_id", consumer="c"
+            rows = await fastsql.select_in(
+                conn,
+                self.delivery.tables.inbox.__table__,
+                ("event_id",),
+                "event_id",
+                self.ids,
+                consumer=consumer,
             )
-            for chunk in _chunks(sorted(self.ids)):
-                rows = await conn.execute(query, {"ids": list(chunk), "c": consumer})
-                self._seen.update((consumer, e) for e in rows.scalars())
+            self._seen.update((consumer, e) for (e,) in rows)
         return session
 
     async def applied(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
@@ -601,13 +602,15 @@ class Batch:
         unknown = sorted(e for e in wanted - done if e not in self.ids)
         if unknown:  # not read with the batch (a released entry's causes)
             conn = await session.connection()
-            query = _in_query(
-                self.delivery.tables.inbox.__table__, "event_id", key="event_id", consumer="c"
+            rows = await fastsql.select_in(
+                conn,
+                self.delivery.tables.inbox.__table__,
+                ("event_id",),
+                "event_id",
+                unknown,
+                consumer=consumer,
             )
-            for chunk in _chunks(unknown):
-                done.update(
-                    (await conn.execute(query, {"ids": list(chunk), "c": consumer})).scalars()
-                )
+            done.update(e for (e,) in rows)
         return done
 
     async def claim(self, consumer: str, event_id: str) -> bool:
@@ -658,10 +661,10 @@ class Batch:
         """The consumer's parked entries (event id → case id), kept up to date in the batch."""
         if consumer not in self._parked:
             conn = await (await self.open()).connection()
-            rows = await conn.execute(
-                _parked_query(self.delivery.tables.parked.__table__), {"c": consumer}
+            rows = await fastsql.fetch(
+                conn, _parked_query(self.delivery.tables.parked.__table__), {"c": consumer}
             )
-            self._parked[consumer] = {e: c for e, c in rows.all()}
+            self._parked[consumer] = {e: c for e, c in rows}
         return self._parked[consumer]
 
     def before_commit(self, fn: Callable[[AsyncSession], Awaitable[None]]) -> None:
@@ -689,6 +692,7 @@ class Batch:
     async def close(self) -> None:
         """Close the session (rolling back what was not committed)."""
         if self.session is not None:
+            self.session.sync_session.info.pop(_BATCH_INFO, None)
             await self.session.close()
 
 
@@ -964,7 +968,7 @@ class OutboxRelay:
             idle_max_s = min(5.0, 10 * interval_s)
         self.idle_max_s = max(interval_s, idle_max_s)
         self._contended = False  # the last poll found another instance publishing (PostgreSQL)
-        self._stmts: tuple[Any, Any] | None = None
+        self._stmts: tuple[Any, Any, Any] | None = None
         self.idle_polls = 0  # polls in a row that found nothing to send
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one publisher per process: no row is sent twice
@@ -996,10 +1000,10 @@ class OutboxRelay:
         self.last_error = type(error).__name__
         raise RelayStalled(f"{sent} rows published, the rest failed: {self.last_error}") from error
 
-    def _statements(self) -> tuple[Any, Any]:
+    def _statements(self) -> tuple[Any, Any, Any]:
         """The relay's two statements, built once (SQLAlchemy caches their compiled form by
         structure, but building a statement per attempt cost more than running it)."""
-        if self._stmts is None:
+        if self._stmts is None:  # pending rows; mark them all (PostgreSQL); mark one (SQLite)
             outbox = self.delivery.tables.outbox.__table__
             c = outbox.c
             pending = (
@@ -1013,11 +1017,16 @@ class OutboxRelay:
                 .where(c.id.in_(bindparam("ids", expanding=True)))
                 .values(published_at=bindparam("at"))
             )
-            self._stmts = (pending, mark)
+            mark_one = (
+                update(outbox)
+                .where(c.id == bindparam("b_id"))
+                .values(published_at=bindparam("b_at", type_=c.published_at.type))
+            )
+            self._stmts = (pending, mark, mark_one)
         return self._stmts
 
     async def _publish_batch(self) -> tuple[int, BaseException | None]:
-        pending, mark = self._statements()
+        pending, mark, mark_one = self._statements()
         engine: AsyncEngine = self.delivery.sessions.kw["bind"]
         # a Core connection, no ORM session: the relay reads and marks plain rows
         async with engine.begin() as conn:
@@ -1029,7 +1038,7 @@ class OutboxRelay:
                     self._contended = True
                     return 0, None
             self._contended = False
-            rows = (await conn.execute(pending)).all()
+            rows = await fastsql.fetch(conn, pending)
             if not rows:
                 return 0, None
             by_key: dict[str | None, list[tuple[int, OutgoingMessage]]] = {}
@@ -1052,7 +1061,13 @@ class OutboxRelay:
                 if error is not None:
                     errors.append(error)
             if acked:
-                await conn.execute(mark, {"ids": acked, "at": utcnow()})
+                at = utcnow()
+                if fastsql.driver(conn) is not None:  # SQLite: an executemany of plain rows
+                    await fastsql.update_rows(
+                        conn, mark_one, [{"b_id": i, "b_at": at} for i in acked]
+                    )
+                else:
+                    await conn.execute(mark, {"ids": acked, "at": at})
         return len(acked), (errors[0] if errors else None)
 
     def next_wait(self, idle_polls: int) -> float:
