@@ -25,10 +25,13 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
+from bench import http1
 from bench.common import BOOTSTRAP, percentile
 from bench.reports import BenchReport
 from bench.stack import BROKER_JIT, Stack, api_keys
@@ -36,6 +39,7 @@ from shared.bus import PRODUCER_SETTINGS
 from shared.topics import SOURCES, Topics
 from tests.causal import causal_position_ok
 
+T = TypeVar("T")
 WALL_TO_MONO = time.time() - time.monotonic()  # recorded_at (wall clock) → monotonic
 
 
@@ -278,6 +282,9 @@ class LedgerWatcher:
     def __init__(self, url: str, progress: Progress, every_s: float = 0.1) -> None:
         self.url, self.p, self.every_s = url, progress, every_s
         self._task: asyncio.Task[None] | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        # the polls and the close on one thread of their own: never two at once
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-ledger")
 
     async def start(self) -> None:
         """Start polling in the background."""
@@ -285,11 +292,21 @@ class LedgerWatcher:
 
     async def _rows_sqlite(self, path: str, after: int) -> list[tuple[Any, ...]]:
         def q() -> list[tuple[Any, ...]]:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+            # one read-only connection for the run (WAL: each SELECT sees the latest commit);
+            # opening one per poll parsed the schema again every 0.1 s
+            if self._sqlite is None:
+                c = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
                 c.execute("PRAGMA busy_timeout=5000")
-                return list(c.execute(LEDGER_SQL.format("?"), (after,)))
+                self._sqlite = c
+            return self._sqlite.execute(LEDGER_SQL.format("?"), (after,)).fetchall()
 
-        return await asyncio.to_thread(q)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, q)
+
+    def _close_sqlite(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     async def _run(self) -> None:
         if self.url.startswith("sqlite"):
@@ -311,6 +328,7 @@ class LedgerWatcher:
                     rows = await fetch(max(0, self.p.ledger_last_id - back))
                 except (sqlite3.Error, OSError):
                     rows = []  # not migrated yet, or busy: next time
+                    self._thread.submit(self._close_sqlite)
                 now = time.monotonic()
                 before = len(self.p.ledger_ids)
                 for row in rows:
@@ -321,6 +339,8 @@ class LedgerWatcher:
         finally:
             if conn is not None:
                 await conn.close()
+            self._thread.submit(self._close_sqlite)  # after a poll still running, if any
+            self._thread.shutdown(wait=False)
 
     async def stop(self) -> None:
         """Stop polling."""
@@ -406,7 +426,6 @@ async def _send_all(
     errors: dict[str, int],
 ) -> float:
     """Submit every report, paced at `rate` per second (None: full speed); return seconds."""
-    import httpx
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -416,70 +435,76 @@ async def _send_all(
     queue: asyncio.Queue[BenchReport | None] = asyncio.Queue()
     acks: list[asyncio.Future[Any]] = []
     url = stack.url("intake") + "/v1/reports"
+    defaults = http1.httpx_default_headers()  # the requests httpx sent, byte for byte
+    headers = {
+        src: (("X-API-Key", key), ("Content-Type", "application/json")) for src, key in keys.items()
+    }
+    no_key = (("X-API-Key", ""), ("Content-Type", "application/json"))
 
-    async def http_worker(client: httpx.AsyncClient) -> None:
-        while (rep := await queue.get()) is not None:
-            submitted[rep.source_ref] = time.monotonic()
-            try:
-                for attempt in range(6):
-                    try:
-                        r = await client.post(
-                            url,
-                            content=rep.body,
-                            headers={
-                                "X-API-Key": keys.get(rep.source, ""),
-                                "Content-Type": "application/json",
-                            },
-                        )
-                    except httpx.TransportError as exc:
-                        if attempt == 5:
-                            raise
-                        # no answer (e.g. a keep-alive connection closed as the request went
-                        # out): a source sends it again; intake keeps one case per source_ref
-                        key = f"{type(exc).__name__} (sent again)"
-                        errors[key] = errors.get(key, 0) + 1
-                        continue
-                    if r.status_code not in (429, 503) or attempt == 5:
-                        break
-                    # shed or throttled: the source sends it again, as a real one would
-                    key = f"http {r.status_code} (sent again)"
+    async def http_worker() -> None:
+        conn = http1.Connection(url, defaults, timeout_s=60)
+        try:
+            while (rep := await queue.get()) is not None:
+                await post(conn, rep)
+        finally:
+            conn.close()
+
+    async def post(conn: http1.Connection, rep: BenchReport) -> None:
+        submitted[rep.source_ref] = time.monotonic()
+        try:
+            for attempt in range(6):
+                try:
+                    r = await conn.post(rep.body, headers.get(rep.source, no_key))
+                except http1.TransportError as exc:
+                    if attempt == 5:
+                        raise
+                    # no answer (e.g. a keep-alive connection closed as the request went
+                    # out): a source sends it again; intake keeps one case per source_ref
+                    key = f"{type(exc).__name__} (sent again)"
                     errors[key] = errors.get(key, 0) + 1
-                    await asyncio.sleep(min(2.0, float(r.headers.get("Retry-After") or 1)))
-                if r.status_code >= 300:
-                    errors[f"http {r.status_code}"] = errors.get(f"http {r.status_code}", 0) + 1
-                    submitted.pop(rep.source_ref, None)
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                if r.status_code not in (429, 503) or attempt == 5:
+                    break
+                # shed or throttled: the source sends it again, as a real one would
+                key = f"http {r.status_code} (sent again)"
+                errors[key] = errors.get(key, 0) + 1
+                await asyncio.sleep(min(2.0, float(r.headers.get("retry-after") or 1)))
+            if r.status_code >= 300:
+                errors[f"http {r.status_code}"] = errors.get(f"http {r.status_code}", 0) + 1
                 submitted.pop(rep.source_ref, None)
+        except http1.TransportError as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            submitted.pop(rep.source_ref, None)
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     start = time.monotonic()
+    workers: list[asyncio.Task[None]] = []
     try:
-        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            workers = [asyncio.create_task(http_worker(client)) for _ in range(concurrency)]
-            for i, rep in enumerate(reports):
-                if rate:
-                    delay = start + i / rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                if rep.via == "http":
-                    queue.put_nowait(rep)
-                else:
-                    submitted[rep.source_ref] = time.monotonic()
-                    acks.append(
-                        await producer.send(
-                            topics.source(rep.source), rep.body, key=rep.source_ref.encode()
-                        )
+        workers = [asyncio.create_task(http_worker()) for _ in range(concurrency)]
+        for i, rep in enumerate(reports):
+            if rate:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if rep.via == "http":
+                queue.put_nowait(rep)
+            else:
+                submitted[rep.source_ref] = time.monotonic()
+                acks.append(
+                    await producer.send(
+                        topics.source(rep.source), rep.body, key=rep.source_ref.encode()
                     )
-                if not rate and i % 500 == 499:
-                    await asyncio.sleep(0)  # let the HTTP workers in
-            for _ in workers:
-                queue.put_nowait(None)
-            await asyncio.gather(*workers)
+                )
+            if not rate and i % 500 == 499:
+                await asyncio.sleep(0)  # let the HTTP workers in
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
         for res in await asyncio.gather(*acks, return_exceptions=True):
             if isinstance(res, BaseException):
                 errors["kafka send"] = errors.get("kafka send", 0) + 1
     finally:
+        for w in workers:
+            w.cancel()
         await producer.stop()
     return time.monotonic() - start
 
@@ -519,6 +544,7 @@ async def measure(
     idle_per_s = {
         k: (v - idle0.get(k, 0.0)) / (time.monotonic() - t_idle) for k, v in idle1.items()
     }
+    http1.httpx_default_headers()  # built once, before the client's CPU is counted
     cpu0, bench_cpu0 = stack.cpu_by_service(), time.process_time()
     load0 = os.getloadavg()
     timed_out = False
@@ -528,8 +554,10 @@ async def measure(
             _send_all(stack, topics, reports, keys, rate, concurrency, submitted, errors), timeout_s
         )
         deadline = t0 + timeout_s
+        pending = list(submitted)
         while True:
-            if all(p.done(r) for r in submitted):
+            pending = [r for r in pending if not p.done(r)]  # done stays done
+            if not pending:
                 break
             now = time.monotonic()
             if now > deadline or now - p.last_change > stall_s or stack.dead():
@@ -640,6 +668,17 @@ def _stage_latencies(p: Progress, submitted: dict[str, float]) -> dict[str, floa
     }
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a load on uvloop when installed (the services' loop too): the bench client's own
+    CPU is spent on the cores being measured, and the stdlib loop costs it more per case."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def run_stack(
     reports_fn: Any,
     n: int,
@@ -672,14 +711,14 @@ def run_stack(
         stack.creds = stack.seed()
         stack.start()
         out["ports"] = dict(stack.ports)
-        full = asyncio.run(
+        full = run_loop(
             measure(
                 stack, reports_fn(n, "f" + prefix[5:13]), None, stall_s=stall_s, timeout_s=timeout_s
             )
         )
         out["full_speed"] = full
         if full_and_steady:
-            out["steady"] = asyncio.run(
+            out["steady"] = run_loop(
                 measure(
                     stack,
                     reports_fn(n, "s" + prefix[5:13]),
