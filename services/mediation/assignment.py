@@ -183,6 +183,11 @@ def save(tx: Tx, case: AnyCase) -> None:
 def insert_new(tx: Tx, case: NewCase) -> None:
     """Queue a new case's row (one executemany per batch); later events of the batch find it."""
     insert_new_row(tx, MediationCase, case)
+    if tx.batch is not None:
+        # No trail heads either: this service writes a case's heads only with its row, so the
+        # batch's seal reads none for it. Were the case stored after all, the heads' insert
+        # fails with the case's (the batch is replayed one by one, and that looks).
+        tx.batch.heads.fresh([case.case_id])
 
 
 async def find_case(tx: Tx, case_id: str, *, expect_new: bool = False) -> AnyCase | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, String, UniqueConstraint, and_, bindparam, func, or_
+from sqlalchemy import Column, Index, String, UniqueConstraint, and_, bindparam, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -70,6 +70,10 @@ class MediationCase(MediationBase, table=True):
     """A case as mediation works it: routing, assignment, deadlines and outcome."""
 
     __tablename__ = "mediation_cases"
+    # open cases per mediator (assignment) counted from the index alone; also by organisation
+    __table_args__ = (
+        Index("ix_mediation_cases_workload", "organisation_id", "mediator_id", "status"),
+    )
     case_id: str = Field(primary_key=True, max_length=64)
     status: str = Field(max_length=20, index=True)
     source: str = Field(max_length=10)
@@ -83,7 +87,7 @@ class MediationCase(MediationBase, table=True):
     attempt: int = 1
     grid_code: str | None = Field(default=None, max_length=64)
     area_code: str = Field(default="", sa_column=Column(String(64), index=True, nullable=False))
-    organisation_id: str | None = Field(default=None, max_length=64, index=True)
+    organisation_id: str | None = Field(default=None, max_length=64)
     mediator_id: str | None = Field(default=None, max_length=64, index=True)
     text: str = ""  # redacted narrative from triage
     parties: list[dict[str, Any]] = json_column()  # masked PartyRefs
@@ -255,8 +259,11 @@ _OPEN_CASE_COUNTS = (
 
 
 async def open_case_counts(session: AsyncSession, organisation_id: str) -> dict[str, int]:
-    """Open cases per mediator of an organisation."""
-    rows = await session.exec(_OPEN_CASE_COUNTS, params={"organisation_id": organisation_id})
+    """Open cases per mediator of an organisation (what the session changed so far included)."""
+    # Core on the session's connection: the ORM's execute path cost more than the query itself
+    await session.flush()
+    conn = await session.connection()
+    rows = await conn.execute(_OPEN_CASE_COUNTS, {"organisation_id": organisation_id})
     return {m: int(n) for m, n in rows.all() if m is not None}
 
 

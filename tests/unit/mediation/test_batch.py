@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import func, select
 
 from services.mediation.repository import CaseReader, MediationCase, NewCase
@@ -124,3 +125,35 @@ async def test_a_first_routing_of_a_stored_case_in_a_batch_changes_nothing(svc: 
         assert [t["action"] for t in svc.trail(cid)] == ["assign"]
         assert await _count(svc, MediationCase, cid) == 1
     assert not svc.bus.log[Topics.dlq(svc.topics.triaged)]
+
+
+async def test_a_batch_of_new_cases_reads_no_trail_heads_and_counts_from_the_index(
+    svc: Svc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """New cases have no trail heads in mediation yet, so their batch reads none (each entry
+    starts after its cause); the open-case count per mediator is answered from the covering
+    index, not by fetching every case of the organisation."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        statements.append((statement, parameters))
+
+    engine = svc.app.state.runtime.engine
+    ids = [new_id() for _ in range(3)]
+    envs = [_triaged(svc, c) for c in ids]
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await _one_batch(svc, envs)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert "batch failed" not in caplog.text
+    assert not [s for s, _ in statements if s.lstrip().startswith("SELECT") and "trail_heads" in s]
+    for env in envs:
+        [entry] = svc.trail(env.case_id)
+        assert (entry["action"], entry["follows"], entry["seq"]) == ("assign", [], 1)
+    counts = [(s, p) for s, p in statements if "count(" in s and "FROM mediation_cases" in s]
+    assert len(counts) == 1  # one organisation, read once for the batch
+    async with engine.connect() as conn:
+        plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {counts[0][0]}", counts[0][1])
+        details = " ".join(str(row[-1]) for row in plan)
+    assert "COVERING INDEX ix_mediation_cases_workload" in details, details
