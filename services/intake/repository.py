@@ -8,6 +8,7 @@ value per field, `*_enc`); phones and ID numbers are also kept as keyed hashes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,34 +136,65 @@ class RateBucket(IntakeBase, table=True):
 _R = IntakeReport.__table__  # type: ignore[attr-defined]
 _C = IntakeCase.__table__  # type: ignore[attr-defined]
 _P = PartyIndex.__table__  # type: ignore[attr-defined]
-# built once (expanding IN parameters): each call is a compiled-cache hit, no statement building
-# the sources too: the unique index is (source, source_ref), and without its first column
-# the query scanned every stored report for each group
-_REPORTS_BY_REFS = core_select(
-    _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
-).where(
-    _R.c.source.in_(bindparam("sources", expanding=True)),
-    _R.c.source_ref.in_(bindparam("refs", expanding=True)),
-)
-_OPEN_CASES_BY_HASH = (
-    core_select(
-        _P.c.hash,
-        _C.c.case_id,
-        _C.c.received_at,
-        _C.c.status,
-        _C.c.source,
-        _C.c.integrator_id,
-        _C.c.dispute_type,
-        _C.c.guessed_type,
-        _C.c.repeat_count,
+# The receipt and feedback queries are built once per shape: an IN list of plain bound values,
+# its length a power of two (a shorter list is padded with its last value, which matches
+# nothing more). An expanding IN parameter re-rendered the SQL at every execution, which cost
+# about as much as running the query; a few fixed shapes are compiled-cache hits.
+BATCH_IN = 512  # the longest IN list; longer lists go in chunks
+
+
+def _shape(n: int) -> int:
+    """The IN list length for n values: the next power of two (at most BATCH_IN)."""
+    return 1 if n <= 1 else min(BATCH_IN, 1 << (n - 1).bit_length())
+
+
+def _in_values(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of an IN list of _shape(len(values)) `prefix<i>` binds."""
+    size = _shape(len(values))
+    padded = [*values, *[values[-1]] * (size - len(values))]
+    return {f"{prefix}{i}": v for i, v in enumerate(padded)}
+
+
+def _binds(prefix: str, n: int, type_: Any = None) -> list[Any]:
+    return [bindparam(f"{prefix}{i}", type_=type_) for i in range(n)]
+
+
+@functools.cache
+def _reports_by_refs(sources: int, refs: int) -> Any:
+    # the sources too: the unique index is (source, source_ref), and without its first column
+    # the query scanned every stored report for each group
+    return core_select(
+        _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
+    ).where(
+        _R.c.source.in_(_binds("s", sources, _R.c.source.type)),
+        _R.c.source_ref.in_(_binds("r", refs, _R.c.source_ref.type)),
     )
-    .select_from(_P.join(_C, _P.c.case_id == _C.c.case_id))
-    .where(
-        _P.c.hash.in_(bindparam("hashes", expanding=True)),
-        _C.c.received_at >= bindparam("since", type_=_C.c.received_at.type),
-        _C.c.status.not_in(bindparam("closed", expanding=True)),
+
+
+@functools.cache
+def _open_cases_by_hash(hashes: int) -> Any:
+    return (
+        core_select(
+            _P.c.hash,
+            _C.c.case_id,
+            _C.c.received_at,
+            _C.c.status,
+            _C.c.source,
+            _C.c.integrator_id,
+            _C.c.dispute_type,
+            _C.c.guessed_type,
+            _C.c.repeat_count,
+        )
+        .select_from(_P.join(_C, _P.c.case_id == _C.c.case_id))
+        .where(
+            _P.c.hash.in_(_binds("h", hashes, _P.c.hash.type)),
+            _C.c.received_at >= bindparam("since", type_=_C.c.received_at.type),
+            _C.c.status.not_in(
+                [bindparam(f"c{i}", v) for i, v in enumerate(sorted(CLOSED_STATUSES))]
+            ),
+        )
     )
-)
+
 
 TABLES = delivery_tables(IntakeBase)
 metadata = IntakeBase.metadata
@@ -207,15 +239,16 @@ class StoredRef:
 async def reports_by_refs(
     session: AsyncSession, refs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredRef]:
-    """The reports stored under any of these (source, source_ref) pairs (one query per 500)."""
+    """The reports stored under any of these (source, source_ref) pairs (one query per 512)."""
     out: dict[tuple[str, str], StoredRef] = {}
     wanted = set(refs)
     names = sorted({ref for _, ref in wanted})
     sources = sorted({source for source, _ in wanted})
     conn = await session.connection()
-    for i in range(0, len(names), 500):
-        params = {"sources": sources, "refs": names[i : i + 500]}
-        rows = await conn.execute(_REPORTS_BY_REFS, params)
+    for i in range(0, len(names), BATCH_IN):
+        chunk = names[i : i + BATCH_IN]
+        stmt = _reports_by_refs(_shape(len(sources)), _shape(len(chunk)))
+        rows = await conn.execute(stmt, _in_values("s", sources) | _in_values("r", chunk))
         for case_id, report_id, source, source_ref, merged in rows:
             if (source, source_ref) in wanted:
                 out[(source, source_ref)] = StoredRef(
@@ -248,17 +281,17 @@ async def open_cases_by_hash(
     session: AsyncSession, hashes: Sequence[str], since: datetime
 ) -> tuple[dict[str, OpenCase], dict[str, list[str]]]:
     """Open cases received since `since` whose parties share one of the hashes: the cases by
-    id and, per hash, the ids of its cases (one query per 500 hashes)."""
+    id and, per hash, the ids of its cases (one query per 512 hashes)."""
     cases: dict[str, OpenCase] = {}
     by_hash: dict[str, list[str]] = {}
     wanted = sorted(set(hashes))
     if not wanted:
         return cases, by_hash
     conn = await session.connection()
-    for i in range(0, len(wanted), 500):
-        stmt = _OPEN_CASES_BY_HASH
-        params = {"hashes": wanted[i : i + 500], "since": since, "closed": sorted(CLOSED_STATUSES)}
-        for row in await conn.execute(stmt, params):
+    for i in range(0, len(wanted), BATCH_IN):
+        chunk = wanted[i : i + BATCH_IN]
+        stmt = _open_cases_by_hash(_shape(len(chunk)))
+        for row in await conn.execute(stmt, _in_values("h", chunk) | {"since": since}):
             h, case_id = row[0], row[1]
             if case_id not in cases:
                 cases[case_id] = OpenCase(
@@ -284,25 +317,31 @@ PROJECTED = (
     "co_channels",
 )
 _I = Integrator.__table__  # type: ignore[attr-defined]
+
+
 # a case's projection with each of its reports and whether the report's integrator takes
 # webhooks: all the feedback consumer reads, one row per report (oldest first)
-_FEEDBACK_VIEW = (
-    core_select(
-        _C.c.case_id,
-        *(_C.c[n] for n in PROJECTED),
-        _R.c.source,
-        _R.c.source_ref,
-        _R.c.integrator_id,
-        _R.c.merged,
-        _I.c.active,
-        _I.c.callback_url,
+@functools.cache
+def _feedback_view(cases: int) -> Any:
+    return (
+        core_select(
+            _C.c.case_id,
+            *(_C.c[n] for n in PROJECTED),
+            _R.c.source,
+            _R.c.source_ref,
+            _R.c.integrator_id,
+            _R.c.merged,
+            _I.c.active,
+            _I.c.callback_url,
+        )
+        .select_from(
+            _C.outerjoin(_R, _R.c.case_id == _C.c.case_id).outerjoin(
+                _I, _I.c.id == _R.c.integrator_id
+            )
+        )
+        .where(_C.c.case_id.in_(_binds("i", cases, _C.c.case_id.type)))
+        .order_by(_R.c.received_at)
     )
-    .select_from(
-        _C.outerjoin(_R, _R.c.case_id == _C.c.case_id).outerjoin(_I, _I.c.id == _R.c.integrator_id)
-    )
-    .where(_C.c.case_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_R.c.received_at)
-)
 
 
 @dataclass
@@ -332,13 +371,14 @@ class FeedbackView:
 
 
 async def feedback_view(session: AsyncSession, case_ids: Sequence[str]) -> FeedbackView:
-    """The feedback view of these cases (one query per 500 cases)."""
+    """The feedback view of these cases (one query per 512 cases)."""
     out = FeedbackView()
     ids = list(case_ids)
     conn = await session.connection()
     n = len(PROJECTED)
-    for i in range(0, len(ids), 500):
-        for row in await conn.execute(_FEEDBACK_VIEW, {"ids": ids[i : i + 500]}):
+    for i in range(0, len(ids), BATCH_IN):
+        chunk = ids[i : i + BATCH_IN]
+        for row in await conn.execute(_feedback_view(_shape(len(chunk))), _in_values("i", chunk)):
             case_id = row[0]
             if case_id not in out.cases:
                 values = dict(zip(PROJECTED, row[1 : n + 1], strict=True))
