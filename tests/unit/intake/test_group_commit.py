@@ -14,7 +14,14 @@ from sqlmodel import select
 
 from services.intake.handlers import IntakeHandlers
 from services.intake.receipts import ReceiptWriter
-from services.intake.repository import IntakeCase, IntakeReport
+from services.intake.repository import (
+    IntakeCase,
+    IntakeReport,
+    feedback_view,
+    open_cases_by_hash,
+    reports_by_refs,
+)
+from shared.events import utcnow
 from tests.unit.intake.conftest import Intake, report
 
 PHONE = "13700003333"
@@ -121,3 +128,42 @@ async def test_a_group_finds_its_stored_references_by_the_unique_index(intake: I
             details = " ".join(str(row[-1]) for row in plan)
             assert "SCAN intake_reports" not in details, details
             assert "USING INDEX" in details, details
+
+
+@pytest.mark.parametrize("n", [1, 3, 5, 600])
+async def test_the_lookups_find_every_value_of_any_list_length(intake: Intake, n: int) -> None:
+    """The receipt and feedback lookups are built per IN-list shape (a power of two, padded;
+    chunks of 512): whatever the number of values, each stored one is found, once, and a
+    value not stored matches nothing."""
+    raw = [
+        report("grid", f"LEN-{n}-{i}", parties=[{"name": "赵六", "phone": f"1390{n:03d}{i:04d}"}])
+        for i in range(n)
+    ]
+    for i in range(0, n, 300):  # a batch request takes at most 500
+        answers = await intake.client.post(
+            "/v1/reports:batch",
+            json={"reports": raw[i : i + 300]},
+            headers={"X-API-Key": intake.keys["grid"]},
+        )
+        assert answers.status_code == 200, answers.text
+    h: IntakeHandlers = intake.app.state.handlers
+    async with intake.app.state.runtime.sessions() as session:
+        stored = (
+            await session.exec(select(IntakeReport).where(IntakeReport.source == "grid"))
+        ).all()
+        mine = [r for r in stored if r.source_ref.startswith(f"LEN-{n}-")]
+        assert len(mine) == n
+        refs = [("grid", r.source_ref) for r in mine] + [("grid", "LEN-none")]
+        found = await reports_by_refs(session, refs)
+        assert {k: v.case_id for k, v in found.items()} == {
+            ("grid", r.source_ref): r.case_id for r in mine
+        }
+        hashes = [h.cipher.blind_index("phone", f"1390{n:03d}{i:04d}") or "" for i in range(n)]
+        cases, by_hash = await open_cases_by_hash(
+            session, [*hashes, "no-such-hash"], utcnow().replace(year=2000)
+        )
+        assert set(cases) == {r.case_id for r in mine}
+        assert sorted(by_hash) == sorted(hashes)
+        view = await feedback_view(session, [*(r.case_id for r in mine), "no-such-case"])
+        assert set(view.cases) == {r.case_id for r in mine}
+        assert all(len(view.reports[r.case_id]) == 1 for r in mine)
