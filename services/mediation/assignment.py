@@ -17,6 +17,7 @@ from services.mediation.domain import (
     OrgFacts,
     aware,
     next_status,
+    on_duty,
     pick_coordination,
     pick_mediator,
     pick_organisation,
@@ -290,9 +291,13 @@ async def _assign(
         picked = mediator.id
         why.append("协调员指定调解员")
     elif chosen.kind == "mediation" and not manual:
-        counts = await _open_counts(tx, chosen.id)
         mediators = await ctx.directory.mediators(tx, chosen.id)
-        m = pick_mediator(mediators, chosen.id, counts, now, ctx.hours)
+        m: MediatorFacts | None = None
+        # open cases are counted only when someone is on duty to take the case (an office
+        # without night on-call, at night, reads none)
+        if any(x.organisation_id == chosen.id and on_duty(x, now, ctx.hours) for x in mediators):
+            counts = await _open_counts(tx, chosen.id)
+            m = pick_mediator(mediators, chosen.id, counts, now, ctx.hours)
         if m is None:
             why.append("当前无值班调解员，进入机构待办队列")
         else:

@@ -15,7 +15,7 @@ from shared.bus import OutgoingMessage
 from shared.contracts import REGISTRY
 from shared.events import Envelope, new_id
 from shared.topics import Topics
-from tests.unit.mediation.conftest import Svc
+from tests.unit.mediation.conftest import DAY, NIGHT, Svc
 
 
 def _triaged(svc: Svc, case_id: str, **kw: Any) -> Envelope:
@@ -157,3 +157,29 @@ async def test_a_batch_of_new_cases_reads_no_trail_heads_and_counts_from_the_ind
         plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {counts[0][0]}", counts[0][1])
         details = " ".join(str(row[-1]) for row in plan)
     assert "COVERING INDEX ix_mediation_cases_workload" in details, details
+
+
+async def test_an_office_with_nobody_on_duty_reads_no_counts(svc: Svc) -> None:
+    """At night a grid office (no night on-call) queues the case without counting anyone's
+    open cases; by day its mediator gets the next one with the count as before."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = svc.app.state.runtime.engine
+    svc.clock.set(NIGHT)
+    night = new_id()
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await _one_batch(svc, [_triaged(svc, night, tier="grid")])
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    case = await svc.case(night)
+    assert (case["organisation_id"], case["mediator_id"]) == ("people-grid", None)
+    assert not [s for s in statements if "count(" in s and "FROM mediation_cases" in s]
+    svc.clock.set(DAY)
+    day = new_id()
+    await _one_batch(svc, [_triaged(svc, day, tier="grid")])
+    assert (await svc.case(day))["mediator_id"] == "med-people-grid-day"
+    assert svc.trail(day)[0]["reason"].endswith("值班调解员在办0件，最少")
