@@ -86,12 +86,15 @@ async def test_one_report_is_one_trace_and_one_correlation_id_across_the_four_se
         lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
         return [line for line in lines if line.get("correlation_id") == "trace-report-1"]
 
-    async def case_line_logged() -> bool:
-        # mediation's channel plugin logs "case assigned" after the batch's commit, which may
-        # come after the consumer span above has finished
-        return any(line.get("case_id") == case_id for line in ours_now())
+    async def case_lines_logged() -> bool:
+        # a consumer's "events handled" line and mediation's "case assigned" are written after
+        # the batch's commit, which may come after its consumer span above has finished
+        now = ours_now()
+        return {line.get("service") for line in now} >= SERVICES and any(
+            line.get("case_id") == case_id for line in now
+        )
 
-    await eventually(case_line_logged, what="a log line naming the case")
+    await eventually(case_lines_logged, what="log lines of every service, one naming the case")
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     ours = [line for line in lines if line.get("correlation_id") == "trace-report-1"]
     assert {line.get("service") for line in ours} >= SERVICES
