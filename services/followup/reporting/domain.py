@@ -29,7 +29,8 @@ TIME_ZONE = "Asia/Shanghai"
 # Level 0 has two areas, "" for cases with no grid code and "*" for the others; levels 1, 2 and
 # 4 hold located cases under their county, town and whole grid code, so a grid-code prefix of
 # the scope rules is an index range of one level (see prefix_level: a village is a range of grid
-# codes). A filter on a dimension that is also a group is that group's rows (no row of its own).
+# codes). A filter on a dimension that is also a group is that group's rows (no row of its own),
+# and a filter on an unknown value has none (no route filters by one).
 # Every query of /v1/stats, /v1/stats/series and /v1/areas/summary reads rows of one filter and
 # a few group dimensions: a bounded number of rows whatever the number of cases.
 
@@ -119,13 +120,22 @@ def received_day(p: CaseProjection) -> date | None:
 
 
 def _combos(
-    values: Mapping[str, str], groups: Sequence[str], filters: bool = True
+    values: Mapping[str, str],
+    groups: Sequence[str],
+    filters: bool = True,
+    unknown_filters: bool = False,
 ) -> list[tuple[str, str, str, str]]:
     """(filter dim, value, group dim, value): none, one group, a filter that is no group, a
-    filter and a group. A filter on a group dimension alone is its group row (`stored`)."""
+    filter and a group. A filter on a group dimension alone is its group row (`stored`).
+
+    No filter on an unknown value (`unknown_filters` False): no query filters by one (the
+    routes refuse an empty value), so a case not yet triaged counts in half the rows and
+    moves half as many when it is. Unknown group values are kept: a grouping shows them."""
     out = [(NONE, NONE, NONE, NONE)]
     out += [(NONE, NONE, g, values[g]) for g in groups]
     for f in FILTER_DIMS if filters else ():
+        if values[f] == NONE and not unknown_filters:
+            continue
         if f not in groups:
             out.append((f, values[f], NONE, NONE))
         out += [(f, values[f], g, values[g]) for g in groups if g != f]
@@ -153,8 +163,11 @@ def _cells(grid: str) -> tuple[tuple[int, str], ...]:
     return ((0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS))
 
 
-def counter_keys(p: CaseProjection) -> list[Key]:
-    """Every counter row a case counts in (it adds `measures_of(p)` to each)."""
+def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> list[Key]:
+    """Every counter row a case counts in (it adds `measures_of(p)` to each).
+
+    `unknown_filters`: the rows of a filter on an unknown value too, as revision e7a4c2b9d613
+    kept them (its downgrade's recount)."""
     day = received_day(p)
     if day is None:
         return []
@@ -173,7 +186,7 @@ def counter_keys(p: CaseProjection) -> list[Key]:
         (SPAN_WEEK, day - timedelta(days=day.weekday()), DAY_GROUPS, False),
         (SPAN_MONTH, day.replace(day=1), MONTH_GROUPS, True),
     ):
-        combos = _combos(values, groups, filters)
+        combos = _combos(values, groups, filters, unknown_filters)
         heads = [(span, period, lv, area, tier) for lv, area in where]
         out += [h + c for h in heads for c in combos]
     return out

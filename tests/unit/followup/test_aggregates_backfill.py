@@ -124,3 +124,102 @@ def test_the_week_span_migration_recounts_the_counters_by_todays_rules(tmp_path:
     weeks = [m[0] for k, m in kept.items() if k[0] == "w" and k[2] == 0 and k[5] == k[7] == ""]
     assert sum(weeks) == 3
     assert {str(k[1]) for k in kept if k[0] == "w"} == {"2026-11-16"}  # the Monday
+
+
+AT = "2026-11-20 03:00:00.000000"
+
+
+def _downgrade(url: str, to: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.downgrade(cfg, to)
+
+
+def test_rows_of_a_filter_on_an_unknown_value_go_and_come_back(tmp_path: Path) -> None:
+    """f2b8d4a6c1e3: the rows of a filter on an unknown value (a case not yet triaged has no
+    channel, severity or dispute type) go, and the table equals a recount of the cases; the
+    downgrade counts them again, as the revision before kept them."""
+    import asyncio
+
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from services.followup.reporting import repository as rrepo
+    from services.followup.reporting.domain import (
+        KEY_FIELDS,
+        MEASURE_FIELDS,
+        counter_keys,
+        measures_of,
+    )
+    from services.followup.repository import LedgerCase
+    from shared.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    _upgrade(url, "e7a4c2b9d613")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for i, (status, channel, grid) in enumerate(
+            [
+                ("received", None, "522731001001"),  # not triaged: no channel, no severity
+                ("mediating", "people", "522731002"),
+                ("received", None, ""),
+            ]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_cases (case_id, version, entries, last_hash, status, "
+                    "source, channel, tier, first_tier, grid_code, received_at, created_at, "
+                    "overdue, sign_for_overdue, mediation_overdue, return_count, "
+                    "escalation_count, reopen_count, co_channels, parties) VALUES (:id, :v, 1, "
+                    "'h', :s, '110', :c, NULL, NULL, :g, :r, :r, 0, 0, 0, 0, 0, 0, '[]', '[]')"
+                ),
+                {"id": f"c{i}", "v": i + 1, "s": status, "c": channel, "g": grid, "r": AT},
+            )
+
+    async def rows(write_old: bool = False) -> tuple[Any, Any, Any]:
+        """(the table, a recount by today's rules, a recount by the revision before's)"""
+        aengine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}")
+        try:
+            async with AsyncSession(aengine) as s:
+                old: dict[Any, list[int]] = {}
+                for row in (await s.exec(rrepo.select(LedgerCase))).all():
+                    p = row.projection()
+                    for key in counter_keys(p, unknown_filters=True):
+                        sums = old.setdefault(key, [0] * len(MEASURE_FIELDS))
+                        for j, v in enumerate(measures_of(p)):
+                            sums[j] += v
+                if write_old:  # the table as the revision before kept it
+                    await s.exec(rrepo.StatCounter.__table__.delete())  # type: ignore[attr-defined]
+                    await s.exec(
+                        rrepo.StatCounter.__table__.insert(),  # type: ignore[attr-defined,call-overload]
+                        params=[
+                            dict(zip((*KEY_FIELDS, *MEASURE_FIELDS), (*k, *v), strict=True))
+                            for k, v in old.items()
+                        ],
+                    )
+                    await s.commit()
+                return (
+                    await rrepo.all_rows(s),
+                    await rrepo.recount(s),
+                    {k: tuple(v) for k, v in old.items()},
+                )
+        finally:
+            await aengine.dispose()
+
+    engine.dispose()
+    kept, _, old = asyncio.run(rows(write_old=True))
+    assert kept == old
+    assert [k for k in kept if k[5] == "channel" and k[6] == ""]  # rows the routes never read
+
+    _upgrade(url, "head")
+    kept, recounted, _ = asyncio.run(rows())
+    assert kept == recounted
+    assert not [k for k in kept if k[5] != "" and k[6] == ""]
+    assert [k for k in kept if k[5] == "channel" and k[6] == "people"]  # known values stay
+    assert [k for k in kept if k[7] == "channel" and k[8] == ""]  # unknown groups stay
+    # what every report reads is unchanged: the rows left are the old rows of a known filter
+    assert kept == {k: m for k, m in old.items() if k[5] == "" or k[6] != ""}
+
+    _downgrade(url, "e7a4c2b9d613")
+    kept, _, old = asyncio.run(rows())
+    assert kept == old
