@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.followup.domain import as_utc
@@ -27,7 +27,9 @@ _FIELDS = tuple(f.name for f in fields(CaseProjection))
 _TIMES = tuple(
     f.name for f in fields(CaseProjection) if "datetime" in str(f.type)
 )  # the projection's instants: tz-aware in Python, naive as SQLite hands them back
-_READ = select(*(_T.c[n] for n in ("version", "entries", "last_hash", *_FIELDS)))
+_READ = select(*(_T.c[n] for n in ("version", "entries", "last_hash", *_FIELDS))).where(
+    _T.c.case_id.in_(bindparam("ids", expanding=True))
+)  # built once: the keys are the execution's parameters
 _CHUNK = 500
 
 
@@ -98,7 +100,7 @@ class CaseRows:
         for i in range(0, len(case_ids), _CHUNK):
             chunk = case_ids[i : i + _CHUNK]
             self.heads.update(dict.fromkeys(chunk))
-            for row in await conn.execute(_READ.where(_T.c.case_id.in_(chunk))):
+            for row in await conn.execute(_READ, {"ids": list(chunk)}):
                 h = _head(row)
                 self.heads[h.projection.case_id] = h
 

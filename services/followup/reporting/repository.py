@@ -101,6 +101,23 @@ def _upsert_sql(dialect: str) -> str:
 UPSERT = {d: _upsert_sql(d) for d in ("sqlite", "postgresql")}
 
 
+def upsert_rows(dialect: str, changes: dict[Key, Measures]) -> list[tuple[Any, ...]]:
+    """The upsert's parameters, in key order (one lock order for all). On SQLite the period is
+    passed as the text SQLAlchemy stores a Date as, spelled once per day: the driver's date
+    adapter is a Python call per row."""
+    keys = sorted(changes)  # keys alone: their order, cheaper
+    if dialect == "postgresql":
+        return [(*k, *changes[k]) for k in keys]
+    days: dict[date, str] = {}
+    out = []
+    for k in keys:
+        day = days.get(k[1])
+        if day is None:
+            day = days[k[1]] = k[1].isoformat()
+        out.append((k[0], day, *k[2:], *changes[k]))
+    return out
+
+
 async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
     """Add each change to its row (created at zero), in key order (one lock order for all).
 
@@ -108,7 +125,7 @@ async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
     and SQLAlchemy's per-row compilation and bind processing would cost more than the database.
     """
     conn = await session.connection()
-    rows = [(*k, *changes[k]) for k in sorted(changes)]  # keys alone: their order, cheaper
+    rows = upsert_rows(conn.dialect.name, changes)
     await conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
 
 
@@ -157,7 +174,7 @@ def _apply_before_commit(
         changes = summed_changes(moves.values())
         if changes:
             conn = sync_session.connection()
-            rows = [(*k, *changes[k]) for k in sorted(changes)]  # keys alone: their order, cheaper
+            rows = upsert_rows(conn.dialect.name, changes)
             conn.exec_driver_sql(UPSERT[conn.dialect.name], rows)
 
     event.listen(session.sync_session, "before_commit", flush, once=True)

@@ -159,7 +159,9 @@ class WarningEngine:
             elif naming is not None and case_id in naming:
                 # a case of the batch: its active warnings were read with the batch's first entry
                 # and kept up to date since, and an active warning was active then (a cleared one
-                # never comes back), so no read of the warning's links (thousands for a town)
+                # never comes back), so no read of the warning's links (thousands for a town).
+                # Rising areas were not read (see _active_naming): a link that exists already is
+                # left as it is when the batch writes its links (on conflict, nothing)
                 linked = any(x.id == w.id for x in naming[case_id])
             else:
                 # a case the warning named before and dropped from its newest ones is linked
@@ -171,12 +173,18 @@ class WarningEngine:
 
     async def _active_naming(self, tx: Tx, case_id: str) -> list[WarningRow]:
         """Active warnings naming a case; in a batch, read once for every case of the batch and
-        kept up to date as the batch links and clears warnings."""
+        kept up to date as the batch links and clears warnings.
+
+        In a batch, rising areas are left out: no entry of a case ends one (time alone does,
+        the scanner's work), and a town's names hundreds of cases, its row read and its cases'
+        JSON decoded for every batch with a case of the town."""
         if tx.batch is None or case_id not in tx.batch.case_ids:
             return await wrepo.active_naming(tx.session, case_id)
         naming: dict[str, list[WarningRow]] | None = tx.batch.memo.get(NAMING)
         if naming is None:
-            naming = await wrepo.active_naming_all(tx.session, sorted(tx.batch.case_ids))
+            naming = await wrepo.active_naming_all(
+                tx.session, sorted(tx.batch.case_ids), but=(K.rising_area,)
+            )
             tx.batch.memo[NAMING] = naming
         rows = {id(w): w for w in naming.setdefault(case_id, []) if w.active_key is not None}
         return sorted(rows.values(), key=lambda w: w.id or 0)
@@ -217,9 +225,11 @@ class WarningEngine:
         if tx.batch is None:
             await self._after_entry(tx, ev, before, after)
             return
-        if NAMING not in tx.batch.memo:  # before any link: the batch keeps it up to date
-            await self._active_naming(tx, after.case_id)
         with tx.session.no_autoflush:
+            if NAMING not in tx.batch.memo:  # before any link: the batch keeps it up to date
+                # nothing pending can change what it reads (no warning or link is written
+                # before it in the batch): the other hooks' rows are flushed once, at commit
+                await self._active_naming(tx, after.case_id)
             await self._after_entry(tx, ev, before, after)
 
     async def _after_entry(

@@ -44,6 +44,45 @@ WARNINGS = WarningRow.__table__  # type: ignore[attr-defined]
 MAX_CASE_IDS = 200  # the cases a warning names at most: its newest
 PAD = timedelta(days=70)  # an area's days read around a window: a batch's later windows too
 _SINGLE: weakref.WeakKeyDictionary[Tx, Known] = weakref.WeakKeyDictionary()
+LINKS = WarningCaseLink.__table__  # type: ignore[attr-defined]
+
+
+def _add_days_stmt(insert: Any) -> Any:
+    stmt = insert(AREA_DAYS)
+    return stmt.on_conflict_do_update(
+        index_elements=[AREA_DAYS.c.area, AREA_DAYS.c.day],
+        set_={"cases": AREA_DAYS.c.cases + stmt.excluded.cases},
+    )
+
+
+IDS: Any = bindparam("ids", expanding=True)
+# the batch's reads, built once (their keys are the execution's parameters): a statement built
+# per batch costs its construction and its cache key each time, as much as a small batch's query
+PARTIES_OF_CASES = select(PartyCase).where(col(PartyCase.case_id).in_(IDS))
+PARTIES_OF_HASHES = select(PartyCase).where(col(PartyCase.hash).in_(IDS))
+DAYS_OF_AREAS = select(col(AreaDay.area), col(AreaDay.day), col(AreaDay.cases)).where(
+    col(AreaDay.area).in_(IDS),
+    col(AreaDay.day) >= bindparam("lo"),
+    col(AreaDay.day) <= bindparam("hi"),
+)
+ACTIVE_OF_KEYS = select(WarningRow).where(col(WarningRow.active_key).in_(IDS))
+
+# the commit-time writes, built once (the values are the execution's parameters): a statement
+# built per batch costs its cache key each time, more than a small batch's rows
+ADD_DAYS = {"postgresql": _add_days_stmt(pg_insert), "sqlite": _add_days_stmt(sqlite_insert)}
+ADD_LINKS = {
+    "postgresql": pg_insert(LINKS).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(LINKS).on_conflict_do_nothing(),
+}
+UPDATE_WARNINGS = (
+    update(WARNINGS)
+    .where(WARNINGS.c.id == bindparam("w_id"))
+    .values(
+        case_ids=bindparam("w_cases"),
+        facts=bindparam("w_facts"),
+        updated_at=bindparam("w_at"),
+    )
+)
 
 
 def known(tx: Tx) -> Known:
@@ -179,10 +218,8 @@ class Known:
         if self.updated:
             self._update_warnings(conn)
         if self.new_links:
-            links = WarningCaseLink.__table__  # type: ignore[attr-defined]
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             rows = [{"warning_id": w, "case_id": c} for w, c in sorted(set(self.new_links))]
-            conn.execute(insert(links).on_conflict_do_nothing(), rows)
+            conn.execute(ADD_LINKS[conn.dialect.name], rows)
 
     def _update_warnings(self, conn: Any) -> None:
         t, ids = WARNINGS, sorted(self.updated)
@@ -200,16 +237,7 @@ class Known:
             w, gained = self.updated[i]
             cases = list(dict.fromkeys([*stored.get(i, w.case_ids), *gained]))[-MAX_CASE_IDS:]
             rows.append({"w_id": i, "w_cases": cases, "w_facts": w.facts, "w_at": w.updated_at})
-        stmt = (
-            update(t)
-            .where(t.c.id == bindparam("w_id"))
-            .values(
-                case_ids=bindparam("w_cases"),
-                facts=bindparam("w_facts"),
-                updated_at=bindparam("w_at"),
-            )
-        )
-        conn.execute(stmt, rows)
+        conn.execute(UPDATE_WARNINGS, rows)
 
     def forget(self, key: str) -> None:
         """Read the active warning of a key again (another instance raised it meanwhile)."""
@@ -249,10 +277,9 @@ class Known:
             if self.parties_of_cases is None:
                 self.parties_of_cases = {c: [] for c in self.case_ids}
                 for i in range(0, len(self.case_ids), 500):
-                    stmt = select(PartyCase).where(
-                        col(PartyCase.case_id).in_(self.case_ids[i : i + 500])
-                    )
-                    for r in (await self.s.exec(stmt)).all():
+                    chunk = self.case_ids[i : i + 500]
+                    got = await self.s.exec(PARTIES_OF_CASES, params={"ids": chunk})
+                    for r in got.all():
                         self.parties_of_cases[r.case_id].append(r)
             rows: Sequence[PartyCase] = self.parties_of_cases[case_id]
         else:
@@ -281,8 +308,7 @@ class Known:
             chunk = missing[i : i + 500]
             for h in chunk:
                 self.parties_by_hash[h] = []
-            stmt = select(PartyCase).where(col(PartyCase.hash).in_(chunk))
-            for r in (await self.s.exec(stmt)).all():
+            for r in (await self.s.exec(PARTIES_OF_HASHES, params={"ids": chunk})).all():
                 self.parties_by_hash[r.hash].append(r)
         rows = [r for h in wanted for r in self.parties_by_hash[h]]
         want = set(wanted)
@@ -305,13 +331,7 @@ class Known:
             for area, days in sorted(self.days_added.items())
             for day, n in sorted(days.items())
         ]
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(AREA_DAYS)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[AREA_DAYS.c.area, AREA_DAYS.c.day],
-            set_={"cases": AREA_DAYS.c.cases + stmt.excluded.cases},
-        )
-        conn.execute(stmt, rows)
+        conn.execute(ADD_DAYS[conn.dialect.name], rows)
 
     async def area_count(self, area: str, first: date, last: date) -> int:
         """New cases of an area over a range of days (its rows read once per batch and range),
@@ -348,10 +368,8 @@ class Known:
         todo = [a for a in areas if a not in self.days_read]
         for i in range(0, len(todo), 500):
             chunk = todo[i : i + 500]
-            stmt = select(col(AreaDay.area), col(AreaDay.day), col(AreaDay.cases)).where(
-                col(AreaDay.area).in_(chunk), col(AreaDay.day) >= lo, col(AreaDay.day) <= hi
-            )
-            for area, day, n in (await self.s.exec(stmt)).all():
+            got = await self.s.exec(DAYS_OF_AREAS, params={"ids": chunk, "lo": lo, "hi": hi})
+            for area, day, n in got.all():
                 self.days.setdefault(area, {})[day] = n
             for a in chunk:
                 self.days.setdefault(a, {})
@@ -361,8 +379,7 @@ class Known:
             chunk = wanted[i : i + 500]
             for k in chunk:
                 self.active_by_key[k] = None
-            active = select(WarningRow).where(col(WarningRow.active_key).in_(chunk))
-            for w in (await self.s.exec(active)).all():
+            for w in (await self.s.exec(ACTIVE_OF_KEYS, params={"ids": chunk})).all():
                 if w.active_key in self.active_by_key:
                     self.active_by_key[w.active_key] = w
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, func
+from sqlalchemy import Index, UniqueConstraint, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
@@ -179,30 +179,40 @@ async def active_naming(session: AsyncSession, case_id: str) -> list[WarningRow]
     return list((await session.exec(stmt)).all())
 
 
+_IDS: Any = bindparam("ids", expanding=True)
+_LINKS_OF_CASES = (
+    select(col(WarningCaseLink.case_id), col(WarningCaseLink.warning_id))
+    .join(WarningRow, col(WarningCaseLink.warning_id) == col(WarningRow.id))
+    .where(col(WarningCaseLink.case_id).in_(_IDS), col(WarningRow.active_key).is_not(None))
+)
+# built once, per kinds left out (their keys are the execution's parameters)
+_LINKS_OF_CASES_BUT = _LINKS_OF_CASES.where(
+    col(WarningRow.kind).not_in(bindparam("but", expanding=True))
+)
+_WARNINGS_OF_IDS = select(WarningRow).where(col(WarningRow.id).in_(_IDS))
+
+
 async def active_naming_all(
-    session: AsyncSession, case_ids: Sequence[str]
+    session: AsyncSession, case_ids: Sequence[str], but: Sequence[str] = ()
 ) -> dict[str, list[WarningRow]]:
-    """Active warnings naming each of some cases (every case id present, [] for none).
+    """Active warnings naming each of some cases (every case id present, [] for none), those
+    of the kinds in `but` left out.
 
     The links first, then each warning once: a town's warning naming a hundred of the cases
     would otherwise come back a hundred times, its cases' JSON decoded each time."""
     out: dict[str, list[WarningRow]] = {c: [] for c in case_ids}
     pairs: list[tuple[str, int]] = []
     for i in range(0, len(case_ids), 500):
-        stmt = (
-            select(col(WarningCaseLink.case_id), col(WarningCaseLink.warning_id))
-            .join(WarningRow, col(WarningCaseLink.warning_id) == col(WarningRow.id))
-            .where(
-                col(WarningCaseLink.case_id).in_(case_ids[i : i + 500]),
-                col(WarningRow.active_key).is_not(None),
-            )
-        )
-        pairs += (await session.exec(stmt)).all()
+        params: dict[str, Any] = {"ids": list(case_ids[i : i + 500])}
+        if but:
+            params["but"] = list(but)
+        stmt = _LINKS_OF_CASES_BUT if but else _LINKS_OF_CASES
+        pairs += (await session.exec(stmt, params=params)).all()
     ids = sorted({w for _, w in pairs})
     rows: dict[int, WarningRow] = {}
     for i in range(0, len(ids), 500):
-        stmt2 = select(WarningRow).where(col(WarningRow.id).in_(ids[i : i + 500]))
-        rows.update((w.id or 0, w) for w in (await session.exec(stmt2)).all())
+        got = await session.exec(_WARNINGS_OF_IDS, params={"ids": ids[i : i + 500]})
+        rows.update((w.id or 0, w) for w in got.all())
     for case_id, warning_id in sorted(pairs, key=lambda p: p[1]):  # each case's in id order
         out[case_id].append(rows[warning_id])
     return out
