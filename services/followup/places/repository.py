@@ -54,10 +54,14 @@ class PlacesHook:
         except Exception:
             return  # not ours to read (another key) or malformed: the case keeps its grid code
         when = after.received_at or after.created_at or ev.at
-        if tx.batch is not None:  # the batch's places read at once, nothing flushed before
+        # a case new to the ledger has no place: this hook writes one only in the ledger's
+        # transaction of an entry of the case, with the case's row (the receive entry, the one
+        # that carries the place, is nearly always the case's first: no read, and no flush)
+        row: CasePlace | None = None
+        if before is not None and tx.batch is not None:  # the batch's places read at once
             with tx.session.no_autoflush:
                 row = await tx.get(CasePlace, after.case_id)
-        else:
+        elif before is not None:
             row = await tx.session.get(CasePlace, after.case_id)
         if row is None:
             row = CasePlace(
