@@ -238,7 +238,9 @@ class WarningEngine:
         s, k = tx.session, known(tx)
         at = utc(ev.at)
         case_id = after.case_id
-        st = await tx.get(WarningCaseState, case_id)  # a batch reads its cases' rows at once
+        # a batch reads its cases' rows at once; a case new to the ledger has none (the engine
+        # writes one only with an entry of the case, in the ledger's transaction)
+        st = await tx.get(WarningCaseState, case_id) if before is not None else None
         if st is None:
             st = WarningCaseState(case_id=case_id, status=after.status)
         was_open = st.open
