@@ -436,6 +436,18 @@ def table(doc: dict[str, Any]) -> str:
                     f"{v['warnings_raised']} warnings)",
                 )
             )
+        if "scan" in w:
+            sc = w["scan"]
+            rows.append(
+                (
+                    f"warning scan, {sc['open_cases']:,} open cases",
+                    "; ".join(
+                        f"{name} {_f(v['ms'])} ms CPU ({v['changes']} changes)"
+                        for name, v in sc.items()
+                        if name != "open_cases"
+                    ),
+                )
+            )
     width = max(len(k) for k, _ in rows)
     lines = [f"Fengqiao bench {doc['started_at']}"]
     lines += [f"{k:<{width}}  {val}" if k else "" for k, val in rows]

@@ -14,6 +14,7 @@ asserted.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import tempfile
@@ -259,6 +260,42 @@ async def _variant(
     }
 
 
+# the scanner's clock against the pipeline cases (received at T0 + i/10 s, sign-for due 24 h
+# later): nothing close yet; every sign-for newly close (a quarter of the window left); the
+# next scan a minute on, every warning standing
+SCANS = {
+    "nothing due": timedelta(hours=1),
+    "all newly due": timedelta(hours=20),
+    "all standing": timedelta(hours=20, minutes=1),
+}
+
+
+async def _scan(cases: int, seed: int) -> dict[str, Any]:
+    settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
+    rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
+    await migrate(rt.engine, MIGRATIONS)
+    engine = WarningEngine(rt.topics, thresholds_of(settings))
+    handlers = LedgerHandlers(rt.delivery, [StatsAggregates(), PlacesHook(rt.cipher), engine])
+    out: dict[str, Any] = {"open_cases": cases}
+    try:
+        await feed(rt, handlers, pipeline_events(cases, random.Random(seed), cases, rt.cipher), 100)
+        for name, after in SCANS.items():
+            gc.collect()  # the garbage of what came before is not the scan's
+            t0 = time.process_time()
+            changes = await engine.scan(rt.delivery, T0 + after)
+            out[name] = {"ms": round((time.process_time() - t0) * 1000, 1), "changes": changes}
+    finally:
+        await rt.engine.dispose()
+    return out
+
+
+def scan_cost(cases: int = 3000, seed: int = 7) -> dict[str, Any]:
+    """CPU of one warning scan (every minute in followup) over `cases` open cases, in the
+    three states of SCANS: its cost grows with the cases whose deadline is newly close, not
+    with the open cases."""
+    return asyncio.run(_scan(cases, seed))
+
+
 # name → entries per transaction (0: the run's --batch)
 VARIANTS = {
     "ledger only": 0,
@@ -336,6 +373,7 @@ def run(
     if shape == "pipeline":  # three entries per case
         for v in out["variants"].values():
             v["ms_per_case"] = round(v["us_per_event"] * 3 / 1000, 2)
+    out["scan"] = scan_cost(cases_per_batch * batches * 5, seed)
     return out
 
 

@@ -292,8 +292,11 @@ def percent(rate: Any) -> str:
     return f"{float(rate) * 100:.1f}%"
 
 
-def warning_summary(w: dict[str, Any]) -> str:
-    """A warning's facts in one Chinese sentence (the facts never hold a phone or an ID)."""
+def warning_summary(w: dict[str, Any], now: datetime | None = None) -> str:
+    """A warning's facts in one Chinese sentence (the facts never hold a phone or an ID).
+
+    A soon-due warning tells the time left until its due time at `now` (the hours in its
+    facts are those left when it was raised: the scan does not rewrite a standing warning)."""
     f = w.get("facts") or {}
     kind = w.get("kind")
     if kind == "repeat_party":
@@ -335,5 +338,9 @@ def warning_summary(w: dict[str, Any]) -> str:
         return "风险升级"
     if kind == "soon_due":
         which = "签收" if f.get("deadline") == "sign_for" else "调解"
-        return f"{which}期限将至，剩余约 {f.get('hours_left', '—')} 小时"
+        due = parse_time(f.get("due_at"))
+        hours = f.get("hours_left", "—")
+        if due is not None:
+            hours = max(0.0, round((due - (now or datetime.now(UTC))).total_seconds() / 3600, 1))
+        return f"{which}期限将至，剩余约 {hours} 小时"
     return str(kind or "")

@@ -21,6 +21,7 @@ from services.followup.repository import LedgerCase
 from services.followup.warnings import repository as wrepo
 from services.followup.warnings.domain import (
     SETTLED,
+    DueSoon,
     Thresholds,
     area_levels,
     employers,
@@ -505,17 +506,25 @@ class WarningEngine:
             area=case.grid_code if case else None,
         )
 
-    async def _check_due(
-        self, tx: Tx, st: WarningCaseState, case: CaseProjection, at: datetime
-    ) -> None:
-        for due in soon_due(
+    def _dues(self, st: WarningCaseState, at: datetime) -> list[DueSoon]:
+        return soon_due(
             st.status,
             as_utc(st.sign_for_from),
             as_utc(st.sign_for_due),
             as_utc(st.mediation_due),
             at,
             self.t,
-        ):
+        )
+
+    async def _check_due(
+        self,
+        tx: Tx,
+        st: WarningCaseState,
+        case: CaseProjection,
+        at: datetime,
+        dues: list[DueSoon] | None = None,
+    ) -> None:
+        for due in self._dues(st, at) if dues is None else dues:
             await self._raise(
                 tx,
                 K.soon_due,
@@ -576,40 +585,66 @@ class WarningEngine:
             return f"case {case_id} is {st.status if st else 'unknown'}"
         if w.kind == K.soon_due:
             deadline = w.facts.get("deadline")
-            left = soon_due(
-                st.status,
-                as_utc(st.sign_for_from),
-                as_utc(st.sign_for_due),
-                as_utc(st.mediation_due),
-                now,
-                self.t,
-            )
-            if not any(d.deadline == deadline for d in left):
+            if not any(d.deadline == deadline for d in self._dues(st, now)):
                 return f"the {deadline} deadline is no longer close (met, moved or passed)"
         return None
 
     # ---- on a clock ----------------------------------------------------------------------
 
     async def scan(self, delivery: Delivery, now: datetime) -> int:
-        """Re-check time-bound warnings at `now` and raise soon-due ones; returns changes."""
+        """Re-check time-bound warnings at `now` and raise soon-due ones; returns changes.
+
+        A fixed number of queries whatever the number of open cases, plus the writes of what
+        changes: the states of the cases the active warnings name are read at once; a case
+        whose deadline is newly close is read with the others, and knows it has no active
+        warning yet; a standing warning for the same due time is left as it is, so a scan
+        rewrites nothing for the cases it already warned about.
+        """
         changes = 0
         async with delivery.transaction() as tx:
-            for w in await wrepo.all_active(tx.session, [str(k) for k in TIME_CLEARED]):
+            s, k = tx.session, known(tx)
+            active = await wrepo.all_active(s, [str(k) for k in TIME_CLEARED])
+            states = await wrepo.rows_of(
+                s, WarningCaseState, [w.case_ids[-1] for w in active if w.case_ids]
+            )
+            for w in active:
                 before = w.status
                 await self._recheck(tx, w, now)
                 changes += int(w.status != before)
+            standing = {
+                w.active_key: w.facts.get("due_at")
+                for w in active
+                if w.kind == K.soon_due and w.active_key is not None
+            }
+            newly: list[tuple[WarningCaseState, list[DueSoon]]] = []
             for st in await wrepo.deadline_candidates(
-                tx.session,
+                s,
                 now,
                 now + timedelta(days=2),
                 now + timedelta(days=self.t.soon_due_mediation_days),
             ):
-                case = await tx.session.get(LedgerCase, st.case_id)
+                dues = []
+                for d in self._dues(st, now):
+                    key = f"{K.soon_due}:{st.case_id}:{d.deadline}"
+                    if key not in standing:
+                        k.cleared(key)  # none active: all of them were read above
+                    elif standing[key] == d.due_at.isoformat():
+                        continue
+                    dues.append(d)
+                if dues:
+                    newly.append((st, dues))
+            cases = {
+                c.case_id: c
+                for c in await wrepo.rows_of(s, LedgerCase, [st.case_id for st, _ in newly])
+            }
+            for st, dues in newly:
+                case = cases.get(st.case_id)
                 if case is None:
                     continue
                 n = len(tx.emitted)
-                await self._check_due(tx, st, case.projection(), now)
+                await self._check_due(tx, st, case.projection(), now, dues)
                 changes += len(tx.emitted) - n
+            del states
         return changes
 
 

@@ -283,6 +283,18 @@ async def open_employer_cases(
     return list((await session.exec(stmt.order_by(col(EmployerCase.received_at)))).all())
 
 
+async def rows_of(session: AsyncSession, model: Any, case_ids: Sequence[str]) -> list[Any]:
+    """The rows of a table keyed by case id for these cases, read at once (500 ids a query):
+    while the caller holds them, a `get` of one from the session is no query (the identity
+    map keeps only what is referenced)."""
+    ids = sorted(set(case_ids))
+    key = col(model.case_id)
+    out: list[Any] = []
+    for i in range(0, len(ids), 500):
+        out.extend((await session.exec(select(model).where(key.in_(ids[i : i + 500])))).all())
+    return out
+
+
 async def deadline_candidates(
     session: AsyncSession, now: datetime, sign_for_until: datetime, mediation_until: datetime
 ) -> list[WarningCaseState]:

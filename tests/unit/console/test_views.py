@@ -111,7 +111,11 @@ def test_warnings_are_told_in_chinese_from_their_facts() -> None:
     }
     assert warning_summary(rose) == "风险等级由蓝·一般升至橙·重大"
     due = {"kind": "soon_due", "facts": {"deadline": "sign_for", "hours_left": 2.5}}
-    assert "签收期限将至" in warning_summary(due)
+    assert warning_summary(due) == "签收期限将至，剩余约 2.5 小时"
+    # the hours left at `now`, not those stored when the warning was raised
+    due["facts"]["due_at"] = "2026-11-30T12:00:00+00:00"
+    at = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
+    assert warning_summary(due, at) == "签收期限将至，剩余约 1.5 小时"
     group = {"kind": "group_risk", "facts": {"basis": "employer", "employer": "某公司",
              "open_labour_cases": 5, "window_days": 30}}  # fmt: skip
     assert warning_summary(group) == "某公司 30 天内有 5 件未结劳动争议"

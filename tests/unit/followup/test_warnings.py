@@ -320,6 +320,38 @@ async def test_soon_due_sign_for_and_mediation_from_the_scan(w: Warnings) -> Non
     assert "no longer close" in mediation[0]["clear_reason"]
 
 
+async def test_a_scan_leaves_a_standing_soon_due_warning_until_its_due_time_moves(
+    w: Warnings,
+) -> None:
+    await w.report("d3", T0, sign_for_hours=24, mediation_days=15)
+    await w.entry("d3", "assigned", "triaged", "assign", T0 + timedelta(hours=1))
+    await w.entry("d3", "accepted", "assigned", "accept", T0 + timedelta(hours=2))
+    assert await w.scan(T0 + timedelta(days=12, hours=1)) == 1
+    [raised] = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
+    assert raised["facts"]["due_at"] == (T0 + timedelta(days=15)).isoformat()
+    # later scans: the same due time, nothing raised, nothing rewritten, nothing published
+    published = len(w.warning_events("warning.raised"))
+    assert await w.scan(T0 + timedelta(days=12, hours=5)) == 0
+    assert await w.scan(T0 + timedelta(days=13)) == 0
+    [same] = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
+    assert same == raised
+    assert len(w.warning_events("warning.raised")) == published
+    # an extension of a day keeps it close: the next scan moves the warning to the new due time
+    moved = T0 + timedelta(days=16)
+    await w.entry(
+        "d3",
+        "accepted",
+        "accepted",
+        "extend",
+        T0 + timedelta(days=13, hours=1),
+        {"deadlines": {"mediation_due": moved.isoformat()}},
+    )
+    await w.scan(T0 + timedelta(days=13, hours=2))
+    [after] = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
+    assert after["warning_id"] == raised["warning_id"]
+    assert after["facts"]["due_at"] == moved.isoformat()
+
+
 async def test_an_entry_applied_after_the_scan_is_not_judged_before_the_warning(
     w: Warnings,
 ) -> None:
