@@ -424,6 +424,18 @@ def table(doc: dict[str, Any]) -> str:
             if k.startswith("ratio_"):
                 n = k.split("_")[1][1:]
                 rows.append((f"pg ×{n} / ×1 throughput", f"{v:.2f}× (≥ 0.9 wanted)"))
+        if "crowding" in so:
+            c = so["crowding"]
+            rows.append(
+                (
+                    "crowded cores, CPU per decision",
+                    "; ".join(
+                        f"{name} {_f(c[name]['us'])} µs ({c[name]['ratio']:.2f}×, "
+                        f"{busy} busy beside)"
+                        for name, busy in c["busy_beside"].items()
+                    ),
+                )
+            )
     if not failed("warnings"):
         w = s["warnings"]
         for name, v in w["variants"].items():

@@ -85,6 +85,13 @@ def doc() -> dict[str, Any]:
                 "ok": True,
                 "runs": {"x1": {"full_speed": full}, "x2": {"full_speed": pg2}},
                 "ratio_x2_to_x1": 1.0,
+                "crowding": {
+                    "cores": 2,
+                    "busy_beside": {"alone": 0, "cores full": 1, "crowded": 7},
+                    "alone": {"us": 1000, "ratio": 1.0},
+                    "cores full": {"us": 1050, "ratio": 1.05},
+                    "crowded": {"us": 1600, "ratio": 1.6},
+                },
             },
         },
     }
@@ -137,5 +144,6 @@ def test_the_table_prints_every_figure_the_issue_asks_for() -> None:
         "1 faults: lost (no case) 1",
         "FAILED (99/100 cases): lost 1, doubled 0",
         "pg ×2 / ×1 throughput",
+        "crowded 1,600 µs (1.60×, 7 busy beside)",
     ):
         assert expected in text, expected
