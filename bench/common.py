@@ -118,7 +118,12 @@ def broker_settings() -> dict[str, str]:
 
 
 def ensure_broker() -> None:
-    """Start the local broker with scripts/kafka.sh unless it already runs."""
+    """Start the local broker with scripts/kafka.sh unless it already runs, or unless a broker
+    answers where `FENGQIAO_KAFKA_BOOTSTRAP` points (another one, started by someone else: a
+    second broker on the default port would only take CPU from the run)."""
+    host, _, port = BOOTSTRAP.rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_free(int(port)):
+        return
     script = str(ROOT / "scripts" / "kafka.sh")
     if subprocess.run(["bash", script, "status"], capture_output=True, timeout=30).returncode == 0:
         return
