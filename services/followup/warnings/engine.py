@@ -603,7 +603,7 @@ class WarningEngine:
         changes = 0
         async with delivery.transaction() as tx:
             s, k = tx.session, known(tx)
-            active = await wrepo.all_active(s, [str(k) for k in TIME_CLEARED])
+            active = await wrepo.all_active(s, [str(kind) for kind in TIME_CLEARED])
             states = await wrepo.rows_of(
                 s, WarningCaseState, [w.case_ids[-1] for w in active if w.case_ids]
             )
