@@ -110,7 +110,6 @@ def crowding(decisions: int = 3000, rounds: int = 2) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     settings = {"alone": 0, "cores full": cores - 1, "crowded": 4 * cores - 1}
     ctx = multiprocessing.get_context("spawn")
-    _decision_cpu_us(decisions // 3)  # warm: rules and model loaded, caches filled
     best: dict[str, float] = {}
     for _ in range(rounds):
         for name, busy in settings.items():

@@ -219,12 +219,8 @@ async def feed(
                 await handlers.trail_appended(env, ev)
 
 
-async def _variant(
-    name: str,
-    workdir: Path,
-    batches: list[list[tuple[Envelope, TrailAppended]]],
-    batch_size: int = 1,
-) -> dict[str, Any]:
+async def _ledger(name: str) -> tuple[Runtime, LedgerHandlers]:
+    """A fresh ledger with the hooks a variant's name asks for ("all hooks": every one)."""
     # SQLite in memory: the figure is the hooks' own work, not the disk's fsync
     settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
     rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
@@ -236,7 +232,16 @@ async def _variant(
         hooks.append(PlacesHook(rt.cipher))
     if name.startswith(("warnings", "all hooks")):
         hooks.append(WarningEngine(rt.topics, thresholds_of(settings)))
-    handlers = LedgerHandlers(rt.delivery, hooks)
+    return rt, LedgerHandlers(rt.delivery, hooks)
+
+
+async def _variant(
+    name: str,
+    workdir: Path,
+    batches: list[list[tuple[Envelope, TrailAppended]]],
+    batch_size: int = 1,
+) -> dict[str, Any]:
+    rt, handlers = await _ledger(name)
     per_batch = []
     try:
         for batch in batches:
@@ -271,11 +276,8 @@ SCANS = {
 
 
 async def _scan(cases: int, seed: int) -> dict[str, Any]:
-    settings = FollowupSettings(bus="memory", database_url="sqlite+aiosqlite://", dev_mode=True)
-    rt = Runtime(settings, TABLES, MIGRATIONS, bus=InMemoryBus())
-    await migrate(rt.engine, MIGRATIONS)
-    engine = WarningEngine(rt.topics, thresholds_of(settings))
-    handlers = LedgerHandlers(rt.delivery, [StatsAggregates(), PlacesHook(rt.cipher), engine])
+    rt, handlers = await _ledger("all hooks")
+    [engine] = [h for h in handlers.hooks if isinstance(h, WarningEngine)]
     out: dict[str, Any] = {"open_cases": cases}
     try:
         await feed(rt, handlers, pipeline_events(cases, random.Random(seed), cases, rt.cipher), 100)
