@@ -66,6 +66,11 @@ class Warnings(Ledger):
         )
         await self.publish(TOPICS.trail, env)
 
+    async def extend(self, case_id: str, at: datetime, mediation_due: datetime) -> None:
+        """The court's extension of an accepted case's mediation deadline."""
+        details = {"deadlines": {"mediation_due": mediation_due.isoformat()}}
+        await self.entry(case_id, "accepted", "accepted", "extend", at, details)
+
     async def report(
         self,
         case_id: str,
@@ -305,14 +310,7 @@ async def test_soon_due_sign_for_and_mediation_from_the_scan(w: Warnings) -> Non
     mediation = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
     assert [m["facts"]["deadline"] for m in mediation] == ["mediation"]
     # the court's extension moves the deadline 30 days on: the warning clears
-    await w.entry(
-        "d1",
-        "accepted",
-        "accepted",
-        "extend",
-        T0 + timedelta(days=12, hours=2),
-        {"deadlines": {"mediation_due": (T0 + timedelta(days=45)).isoformat()}},
-    )
+    await w.extend("d1", T0 + timedelta(days=12, hours=2), T0 + timedelta(days=45))
     mediation = [
         i for i in await w.warnings(kind="soon_due") if i["facts"]["deadline"] == "mediation"
     ]
@@ -338,14 +336,7 @@ async def test_a_scan_leaves_a_standing_soon_due_warning_until_its_due_time_move
     assert len(w.warning_events("warning.raised")) == published
     # an extension of a day keeps it close: the next scan moves the warning to the new due time
     moved = T0 + timedelta(days=16)
-    await w.entry(
-        "d3",
-        "accepted",
-        "accepted",
-        "extend",
-        T0 + timedelta(days=13, hours=1),
-        {"deadlines": {"mediation_due": moved.isoformat()}},
-    )
+    await w.extend("d3", T0 + timedelta(days=13, hours=1), moved)
     await w.scan(T0 + timedelta(days=13, hours=2))
     [after] = [i for i in await w.warnings(kind="soon_due") if i["status"] == "open"]
     assert after["warning_id"] == raised["warning_id"]
