@@ -176,10 +176,12 @@ class LedgerIds:
     async def next(self, tx: Tx) -> int:
         """The next id for an entry of this transaction (increasing in the order asked)."""
         info = tx.session.sync_session.info
-        conn = await tx.session.connection()
-        if conn.dialect.name == "postgresql":
+        # the dialect from the session's engine: asking for the connection is a greenlet
+        # round trip, per entry, when a batch's ids come from memory
+        if tx.session.get_bind().dialect.name == "postgresql":
             pool: list[int] | None = info.get(self.KEY)
             if not pool:
+                conn = await tx.session.connection()
                 n = min(max(len(tx.batch.ids), 1), 1000) if tx.batch is not None else 1
                 got = await conn.exec_driver_sql(
                     "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id'))"
@@ -189,6 +191,7 @@ class LedgerIds:
             return pool.pop(0)
         if self.KEY not in info:  # SQLite: the stored ids, read once per transaction
             info[self.KEY] = True
+            conn = await tx.session.connection()
             top = await conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_entries")
             self.high = max(self.high, int(top.one()[0]))
         self.high += 1

@@ -244,16 +244,25 @@ class WarningEngine:
         st = await tx.get(WarningCaseState, case_id) if before is not None else None
         if st is None:
             st = WarningCaseState(case_id=case_id, status=after.status)
+            s.add(st)  # a row read by tx.get is in the session already
         was_open = st.open
-        st.received_at = st.received_at or after.received_at or after.created_at or at
+        if st.received_at is None:
+            st.received_at = after.received_at or after.created_at or at
         old_due = before.sign_for_due if before else None
         if after.sign_for_due is not None and (
             st.sign_for_from is None or as_utc(after.sign_for_due) != as_utc(old_due)
         ):
             st.sign_for_from = at
-        st.sign_for_due, st.mediation_due = after.sign_for_due, after.mediation_due
-        st.status, st.open = after.status, is_open(after.status)
-        s.add(st)
+        # only what changed is set: an assignment to a table model is a Pydantic and an
+        # SQLAlchemy call each, and most entries change one or two of these
+        for name, value in (
+            ("sign_for_due", after.sign_for_due),
+            ("mediation_due", after.mediation_due),
+            ("status", after.status),
+            ("open", is_open(after.status)),
+        ):
+            if getattr(st, name) != value:
+                setattr(st, name, value)
         received = utc(st.received_at)
 
         new_hashes = await self._record_parties(tx, case_id, ev.party_hashes, received)
