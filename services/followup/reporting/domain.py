@@ -163,23 +163,52 @@ def _cells(grid: str) -> tuple[tuple[int, str], ...]:
     return ((0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS))
 
 
-def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> list[Key]:
+def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> Sequence[Key]:
     """Every counter row a case counts in (it adds `measures_of(p)` to each).
 
     `unknown_filters`: the rows of a filter on an unknown value too, as revision e7a4c2b9d613
     kept them (its downgrade's recount)."""
     day = received_day(p)
     if day is None:
-        return []
+        return ()
+    return _keys(
+        day,
+        p.status,
+        *((getattr(p, f) or NONE)[:128] for f in _VALUE_FIELDS),
+        p.tier or NONE,
+        p.grid_code or "",
+        unknown_filters,
+    )
+
+
+_VALUE_FIELDS = ("channel", "severity", "dispute_type", "source", "organisation_id")
+
+
+# a case's rows before an entry are those it was in after the one before (computed a batch
+# earlier, or an entry earlier at a steady rate), and cases alike share them: kept for the
+# recent ones (~140 keys each, a few hundred KB in all)
+@lru_cache(maxsize=256)
+def _keys(
+    day: date,
+    status: str,
+    channel: str,
+    severity: str,
+    dispute_type: str,
+    source: str,
+    organisation_id: str,
+    tier: str,
+    grid: str,
+    unknown_filters: bool,
+) -> tuple[Key, ...]:
     values = {
-        "status": p.status,
-        **{
-            f: (getattr(p, f) or NONE)[:128]
-            for f in ("channel", "severity", "dispute_type", "source", "organisation_id")
-        },
+        "status": status,
+        "channel": channel,
+        "severity": severity,
+        "dispute_type": dispute_type,
+        "source": source,
+        "organisation_id": organisation_id,
     }
-    tier = p.tier or NONE
-    where = _cells(p.grid_code or "")
+    where = _cells(grid)
     out: list[Key] = []
     for span, period, groups, filters in (
         (SPAN_DAY, day, DAY_GROUPS, True),
@@ -189,7 +218,7 @@ def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> list[Key]:
         combos = _combos(values, groups, filters, unknown_filters)
         heads = [(span, period, lv, area, tier) for lv, area in where]
         out += [h + c for h in heads for c in combos]
-    return out
+    return tuple(out)
 
 
 def counter_changes(
@@ -201,8 +230,8 @@ def counter_changes(
     old measures, the rows it joined gain its new ones, the rows it stays in gain the change.
     """
     zero = (0,) * len(MEASURE_FIELDS)
-    old_keys = counter_keys(before) if before is not None else []
-    new_keys = counter_keys(after) if after is not None else []
+    old_keys = counter_keys(before) if before is not None else ()
+    new_keys = counter_keys(after) if after is not None else ()
     old_m = measures_of(before) if before is not None and old_keys else zero
     new_m = measures_of(after) if after is not None and new_keys else zero
     delta = tuple(y - x for x, y in zip(old_m, new_m, strict=True))
@@ -256,8 +285,8 @@ def summed_changes(
     sums: dict[Key, int] = {}
     get = sums.get
     for before, after in moves:
-        old_keys = counter_keys(before) if before is not None else []
-        new_keys = counter_keys(after) if after is not None else []
+        old_keys = counter_keys(before) if before is not None else ()
+        new_keys = counter_keys(after) if after is not None else ()
         old_m = measures_of(before) if before is not None and old_keys else None
         new_m = measures_of(after) if after is not None and new_keys else None
         if old_keys == new_keys and old_m == new_m:
