@@ -312,5 +312,7 @@ def project(p: CaseProjection, e: EntryContent) -> CaseProjection:
             changes["escalation_count"] = p.escalation_count + 1
         elif to == S.reopened:
             changes["reopen_count"] = p.reopen_count + 1
-    out = replace(p, **changes)
-    return replace(out, overdue=out.sign_for_overdue or out.mediation_overdue)
+    changes["overdue"] = changes.get("sign_for_overdue", p.sign_for_overdue) or changes.get(
+        "mediation_overdue", p.mediation_overdue
+    )
+    return replace(p, **changes)  # one copy of the case per entry
