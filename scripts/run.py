@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             kafka("stop")
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C (SIGINT) stops everything even when the caller ignored it: a shell without job
+    # control starts `cmd &` with SIGINT ignored, and Python then leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for name, port in [*ports.items(), ("console", console_port)]:
             ok = wait_ready(port)

@@ -46,6 +46,7 @@ def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, killed whole if it hangs
     )
     out: list[str] = []
     try:
@@ -104,7 +105,7 @@ def test_run_script_brings_the_system_up_and_a_sample_gets_triaged(
         try:
             rc = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the services too: none left running
             raise
     assert rc == 0
     for port in range(PORT_BASE, PORT_BASE + 4):
