@@ -79,6 +79,11 @@ class CaseRows:
         self.batch_cases = set(case_ids)  # read together the first time one is asked for
         self.heads: dict[str, Head | None] = {}
         self.dirty: dict[str, Head] = {}
+        self.stored: set[str] = set()  # the cases read that the ledger had before
+
+    def new_to_ledger(self, case_id: str) -> bool:
+        """Whether the case was read and the ledger had no row of it (False: not read yet)."""
+        return case_id in self.heads and case_id not in self.stored
 
     async def get(self, tx: Tx, case_id: str) -> Head | None:
         """The case as this transaction knows it (None: new to the ledger)."""
@@ -103,6 +108,7 @@ class CaseRows:
             for row in await conn.execute(_READ, {"ids": list(chunk)}):
                 h = _head(row)
                 self.heads[h.projection.case_id] = h
+                self.stored.add(h.projection.case_id)
 
     def write(self, sync_session: Any) -> None:
         """Upsert the changed rows (case id order: one lock order for every writer)."""

@@ -183,9 +183,14 @@ class WarningEngine:
             return await wrepo.active_naming(tx.session, case_id)
         naming: dict[str, list[WarningRow]] | None = tx.batch.memo.get(NAMING)
         if naming is None:
-            naming = await wrepo.active_naming_all(
-                tx.session, sorted(tx.batch.case_ids), but=(K.rising_area,)
-            )
+            # a case new to the ledger has no warning yet (the engine links a case only in a
+            # transaction of its own entries): no query when the batch's cases are all new,
+            # as at a steady rate a report's first entry is its batch
+            heads = case_rows(tx)
+            stored = [c for c in sorted(tx.batch.case_ids) if not heads.new_to_ledger(c)]
+            naming = {c: [] for c in tx.batch.case_ids}
+            if stored:
+                naming |= await wrepo.active_naming_all(tx.session, stored, but=(K.rising_area,))
             tx.batch.memo[NAMING] = naming
         rows = {id(w): w for w in naming.setdefault(case_id, []) if w.active_key is not None}
         return sorted(rows.values(), key=lambda w: w.id or 0)
