@@ -206,12 +206,14 @@ async def feed(
     handlers: LedgerHandlers,
     events: list[tuple[Envelope, TrailAppended]],
     batch_size: int,
+    alone: bool = True,
 ) -> None:
     """Hand the entries to the ledger as its consumer would: partition batches of `batch_size`,
-    one transaction each (1: one entry per transaction, the replay path)."""
+    one transaction each (1 and `alone`: one entry per transaction, the replay path; 1 and not
+    `alone`: batches of one, as the consumer hands them at a steady rate)."""
     for i in range(0, len(events), batch_size):
         part = events[i : i + batch_size]
-        if batch_size == 1:
+        if batch_size == 1 and alone:
             await handlers.trail_appended(*part[0])
             continue
         async with rt.delivery.batch([env for env, _ in part]):

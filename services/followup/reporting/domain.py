@@ -163,6 +163,9 @@ def _cells(grid: str) -> tuple[tuple[int, str], ...]:
     return ((0, LOCATED), *((level, scope_area(grid, level)) for level in LEVELS))
 
 
+_VALUE_FIELDS = ("channel", "severity", "dispute_type", "source", "organisation_id")
+
+
 def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> Sequence[Key]:
     """Every counter row a case counts in (it adds `measures_of(p)` to each).
 
@@ -179,9 +182,6 @@ def counter_keys(p: CaseProjection, unknown_filters: bool = False) -> Sequence[K
         p.grid_code or "",
         unknown_filters,
     )
-
-
-_VALUE_FIELDS = ("channel", "severity", "dispute_type", "source", "organisation_id")
 
 
 # a case's rows before an entry are those it was in after the one before (computed a batch

@@ -42,9 +42,8 @@ def _events(cases: int, people: int | None = None) -> list[Any]:
 async def _run(
     events: list[Any], batch: int, statements: list[str] | None = None, *, alone: bool = True
 ) -> dict[str, Any]:
-    """The warnings' rows and events after the entries, `batch` per transaction (1 and
-    `alone`: each through the single-event path; 1 and not `alone`: batches of one, as the
-    consumer hands them at a steady rate)."""
+    """The warnings' rows and events after the entries, `batch` per transaction (`alone`:
+    as `feed` takes it)."""
     settings = FollowupSettings(
         bus="memory",
         database_url="sqlite+aiosqlite://",
@@ -62,12 +61,7 @@ async def _run(
             statements.append(args[2])
 
     try:
-        if batch == 1 and not alone:
-            for env, ev in events:
-                async with rt.delivery.batch([env]):
-                    await handlers.trail_appended(env, ev)
-        else:
-            await feed(rt, handlers, events, batch)
+        await feed(rt, handlers, events, batch, alone)
         async with rt.sessions() as s:
             warnings = sorted(
                 (w.key, w.status, tuple(w.case_ids), repr(sorted(w.facts.items())))
