@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     bindparam,
+    delete,
     event,
     func,
     inspect,
@@ -108,15 +109,14 @@ def delivery_tables(base: type[SQLModel]) -> DeliveryTables:
     """Declare outbox, inbox and trail tables on a service's own SQLModel base."""
 
     class OutboxRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
+        # a row is deleted once the broker has acknowledged it: what is here is unsent
         __tablename__ = "outbox"
-        __table_args__ = (Index("ix_outbox_unpublished", "published_at", "id"),)
         id: int | None = Field(default=None, primary_key=True)
         event_id: str = Field(unique=True, max_length=64)
         topic: str = Field(max_length=200)
         key: str | None = Field(default=None, max_length=200)
         value: bytes
         created_at: datetime = tz(nullable=False)
-        published_at: datetime | None = tz(nullable=True)
 
     class InboxRow(base, table=True):  # type: ignore[misc, valid-type, call-arg]
         __tablename__ = "inbox"
@@ -373,7 +373,6 @@ class Tx:
                 "key": o.key,
                 "value": o.env.to_bytes() if o.env is not None else o.value,
                 "created_at": now,
-                "published_at": None,
             }
             for o in self._outbox
         ]
@@ -936,15 +935,17 @@ class RelayStalled(RuntimeError):
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows with the idempotent producer and marks them sent.
+    """Publishes committed outbox rows with the idempotent producer and deletes them once sent.
 
     Per key (the case id; a source reference for feedback) rows go out strictly in outbox
     order on the idempotent producer (which keeps a partition's order), and a failure stops the
     rest of that key's rows until the next attempt. Each attempt reads only the columns it
-    sends, hands the whole batch to the bus in one call (keys side by side) and marks the
-    acknowledged rows with one UPDATE, so an attempt that fails half-way never sends the
-    acknowledged half again. One publisher per database (an advisory lock on PostgreSQL).
-    An idle relay polls less and less often (next_wait); a commit wakes it at once.
+    sends, hands the whole batch to the bus in one call (keys side by side) and deletes the
+    acknowledged rows in the same transaction, so an attempt that fails half-way never sends
+    the acknowledged half again. The outbox holds only what is unsent: it does not grow with
+    the service's history (the trail and the topics keep that), and no sealed payload stays
+    at rest longer than its delivery takes. One publisher per database (an advisory lock on
+    PostgreSQL). An idle relay polls less and less often (next_wait); a commit wakes it at once.
     """
 
     # after this many attempts in a row that published nothing while rows were pending,
@@ -1001,32 +1002,19 @@ class OutboxRelay:
         raise RelayStalled(f"{sent} rows published, the rest failed: {self.last_error}") from error
 
     def _statements(self) -> tuple[Any, Any, Any]:
-        """The relay's two statements, built once (SQLAlchemy caches their compiled form by
+        """The relay's statements, built once (SQLAlchemy caches their compiled form by
         structure, but building a statement per attempt cost more than running it)."""
-        if self._stmts is None:  # pending rows; mark them all (PostgreSQL); mark one (SQLite)
+        if self._stmts is None:  # unsent rows; delete them all (PostgreSQL); one (SQLite)
             outbox = self.delivery.tables.outbox.__table__
             c = outbox.c
-            pending = (
-                select(c.id, c.topic, c.key, c.value)
-                .where(c.published_at.is_(None))
-                .order_by(c.id)
-                .limit(self.batch)
-            )
-            mark = (
-                update(outbox)
-                .where(c.id.in_(bindparam("ids", expanding=True)))
-                .values(published_at=bindparam("at"))
-            )
-            mark_one = (
-                update(outbox)
-                .where(c.id == bindparam("b_id"))
-                .values(published_at=bindparam("b_at", type_=c.published_at.type))
-            )
-            self._stmts = (pending, mark, mark_one)
+            pending = select(c.id, c.topic, c.key, c.value).order_by(c.id).limit(self.batch)
+            sent = delete(outbox).where(c.id.in_(bindparam("ids", expanding=True)))
+            sent_one = delete(outbox).where(c.id == bindparam("b_id"))
+            self._stmts = (pending, sent, sent_one)
         return self._stmts
 
     async def _publish_batch(self) -> tuple[int, BaseException | None]:
-        pending, mark, mark_one = self._statements()
+        pending, sent, sent_one = self._statements()
         engine: AsyncEngine = self.delivery.sessions.kw["bind"]
         # a Core connection, no ORM session: the relay reads and marks plain rows
         async with engine.begin() as conn:
@@ -1061,13 +1049,10 @@ class OutboxRelay:
                 if error is not None:
                     errors.append(error)
             if acked:
-                at = utcnow()
                 if fastsql.driver(conn) is not None:  # SQLite: an executemany of plain rows
-                    await fastsql.update_rows(
-                        conn, mark_one, [{"b_id": i, "b_at": at} for i in acked]
-                    )
+                    await fastsql.update_rows(conn, sent_one, [{"b_id": i} for i in acked])
                 else:
-                    await conn.execute(mark, {"ids": acked, "at": at})
+                    await conn.execute(sent, {"ids": acked})
         return len(acked), (errors[0] if errors else None)
 
     def next_wait(self, idle_polls: int) -> float:

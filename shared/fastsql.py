@@ -200,7 +200,7 @@ async def insert_rows(conn: AsyncConnection, table: Any, rows: Sequence[Mapping[
 
 
 async def update_rows(conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """An UPDATE whose values are all bound parameters, once per row (an executemany)."""
+    """An UPDATE or DELETE whose values are all bound parameters, once per row (an executemany)."""
     if not rows:
         return
     raw = driver(conn)

@@ -161,14 +161,11 @@ def _age_seconds(oldest: datetime | None) -> float:
 
 
 async def sample_outbox(service: str, sessions: Any, outbox: Any) -> None:
-    """Read the outbox backlog and the age of its oldest unsent row."""
+    """Read the outbox backlog and the age of its oldest unsent row (every row is unsent:
+    the relay deletes what the broker acknowledged)."""
     async with sessions() as session:
         count, oldest = (
-            await session.exec(
-                select(func.count(), func.min(outbox.created_at)).where(
-                    outbox.published_at.is_(None)
-                )
-            )
+            await session.exec(select(func.count(), func.min(outbox.created_at)))
         ).one()
     OUTBOX_BACKLOG.labels(service).set(count or 0)
     OUTBOX_OLDEST_AGE.labels(service).set(_age_seconds(oldest))
