@@ -68,3 +68,29 @@ def test_the_dashboard_queries_real_series() -> None:
     assert names <= seen  # every metric is on the dashboard
     prom = yaml.safe_load((REPO / "infra" / "prometheus" / "prometheus.yml").read_text())
     assert prom["rule_files"] == ["/etc/prometheus/rules.yml"]
+
+
+def test_the_settings_table_gives_the_code_defaults() -> None:
+    """Each `FENGQIAO_*` row of the settings table states the default ServiceSettings has."""
+    from shared.settings import ServiceSettings
+
+    fields = ServiceSettings.model_fields
+    rows = re.findall(
+        r"^\| `FENGQIAO_([A-Z_]+)` \| ([^|]+) \|",
+        (REPO / "docs" / "operations.md").read_text(),
+        re.M,
+    )
+    checked = 0
+    for env, documented in rows:
+        name = env.lower()
+        if name not in fields:
+            continue
+        default, text = fields[name].default, documented.strip().strip("`")
+        if isinstance(default, bool):
+            assert text == str(default).lower(), env
+        elif isinstance(default, int | float):
+            assert float(text) == default, env
+        else:
+            assert text == str(default), env
+        checked += 1
+    assert checked >= 8  # the table's rows were found
