@@ -39,7 +39,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import fastsql
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
-from shared.events import Envelope, new_id, utcnow
+from shared.events import Envelope, new_event_id, utcnow
 from shared.sqlite_inline import inline_creator
 from shared.tracing import headers_for
 
@@ -368,7 +368,7 @@ class Tx:
         now = utcnow()
         outbox = [
             {
-                "event_id": o.env.event_id if o.env is not None else new_id(),
+                "event_id": o.env.event_id if o.env is not None else new_event_id(),
                 "topic": o.topic,
                 "key": o.key,
                 "value": o.env.to_bytes() if o.env is not None else o.value,

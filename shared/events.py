@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +25,25 @@ def new_id() -> str:
     return b.hex()
 
 
+def new_event_id() -> str:
+    """Return a new event identifier: a UUID version 7 (RFC 9562), hex.
+
+    Its first 48 bits are the Unix time in milliseconds and the other 74 are random, so event
+    ids made later sort later. Every table keyed by event id (each consumer's inbox, the
+    ledger's unique event id) then takes new rows at one edge of its index instead of a random
+    page of it: on SQLite an inbox row's insert and duplicate check cost 2-3x less once the
+    table holds 100,000 rows, and stay flat as it grows (bench/README.md). Case and other
+    business ids stay random (new_id): their short forms are shown to people."""
+    b = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    b[6] = (b[6] & 0x0F) | 0x70  # version 7
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
 class Envelope(BaseModel):
     """Every event on the bus travels in this envelope; `case_id` is the Kafka key."""
 
-    event_id: str = Field(default_factory=new_id)
+    event_id: str = Field(default_factory=new_event_id)
     event_type: str
     schema_version: int = 1
     occurred_at: datetime = Field(default_factory=utcnow)

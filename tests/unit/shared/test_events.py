@@ -103,3 +103,21 @@ def test_new_ids_are_distinct_uuid4_hex() -> None:
     for i in ids:
         u = uuid.UUID(i)
         assert (u.hex, u.version, u.variant) == (i, 4, uuid.RFC_4122)
+
+
+def test_event_ids_are_distinct_uuid7_hex_in_time_order() -> None:
+    import time
+    import uuid
+
+    from shared.events import new_event_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for i in ids:
+        u = uuid.UUID(i)
+        assert (u.hex, u.version, u.variant) == (i, 7, uuid.RFC_4122)
+        assert before <= int(i[:12], 16) <= after  # the first 48 bits: Unix milliseconds
+    time.sleep(0.002)
+    assert new_event_id() > max(ids)  # a later millisecond sorts after every earlier id
