@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from bench import http1
 from bench.common import BOOTSTRAP, percentile
 from bench.reports import BenchReport
-from bench.stack import BROKER_JIT, Stack, api_keys
+from bench.stack import BROKER_JIT, POSTGRES, Stack, api_keys
 from shared.bus import PRODUCER_SETTINGS
 from shared.topics import SOURCES, Topics
 from tests.causal import causal_position_ok
@@ -406,11 +406,13 @@ def latency(p: Progress, submitted: dict[str, float], done: dict[str, float], by
 
 
 def cpu_per_case(cpu: dict[str, float], cases: int) -> dict[str, float | None]:
-    """CPU ms per case of each service, the four summed (`services`), the broker, the client."""
+    """CPU ms per case of each service, the four summed (`services`), the broker, the client
+    and PostgreSQL when the services run on it."""
     if not cases:
         return {}
     out: dict[str, float | None] = {k: round(v * 1000 / cases, 2) for k, v in sorted(cpu.items())}
-    svc = [v for k, v in cpu.items() if k not in ("kafka broker", BROKER_JIT, "bench client")]
+    others = ("kafka broker", BROKER_JIT, "bench client", POSTGRES)
+    svc = [v for k, v in cpu.items() if k not in others]
     out["services"] = round(sum(svc) * 1000 / cases, 2)
     return out
 

@@ -282,6 +282,7 @@ def _e2e_rows(label: str, r: dict[str, Any], ceiling: float | None) -> list[tupl
                     if cpu.get("kafka broker jit")
                     else ""
                 )
+                + (f"; PostgreSQL {_f(cpu['postgresql'])}" if "postgresql" in cpu else "")
                 + (f"; bench client {_f(cpu['bench client'])}" if "bench client" in cpu else "")
                 + f" ({r.get('cpu_utilisation')} of the cores)",
             )

@@ -180,12 +180,17 @@ class Stack:
             profile.render(self.profile_dir)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds (user + system, all threads) used so far by each service and the broker."""
+        """CPU seconds (user + system, all threads) used so far by each service, the broker and,
+        when the services run on it, the project's PostgreSQL server."""
         out = {p.name: cpu_of(p.popen.pid) for p in self.procs}
         broker = broker_pid()
         if broker is not None:
             out["kafka broker"] = cpu_of(broker)
             out[BROKER_JIT] = jit_cpu_of(broker)
+        if any(v.startswith("postgresql") for v in self.extra_env.values()):
+            server = postgres_pid()
+            if server is not None:
+                out[POSTGRES] = server_cpu_of(server)
         return out
 
     def cpu_by_service(self) -> dict[str, float]:
@@ -229,6 +234,42 @@ def jit_cpu_of(pid: int) -> float:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             continue
+    return total
+
+
+POSTGRES = "postgresql"
+
+
+def postgres_pid() -> int | None:
+    """The postmaster of the project's PostgreSQL server (scripts/pg.sh), if it runs."""
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "pg.sh"), "dir"], capture_output=True, text=True, timeout=30
+    )
+    try:
+        return int((Path(r.stdout.strip()) / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def server_cpu_of(pid: int) -> float:
+    """CPU seconds of a server and every process it started, exited or not: its own, its reaped
+    children's (the kernel adds them to its cutime + cstime) and each live child's. PostgreSQL
+    runs a process per connection, and a backend that exits mid-run keeps counting."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if child[1] == str(pid):  # its parent
+            total += (int(child[11]) + int(child[12])) / tick
     return total
 
 

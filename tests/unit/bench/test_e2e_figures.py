@@ -186,9 +186,11 @@ def test_cpu_per_case_sums_the_four_services_only() -> None:
         "followup": 0.25,
         "kafka broker": 9.0,
         "bench client": 9.0,
+        "postgresql": 3.0,
     }
     per = cpu_per_case(cpu, 100)
     assert per["intake"] == 10.0 and per["kafka broker"] == 90.0
+    assert per["postgresql"] == 30.0
     assert per["services"] == 20.0
     assert cpu_per_case(cpu, 0) == {}
 
@@ -199,3 +201,38 @@ def test_messages_per_case_by_topic() -> None:
     m = per_case(before, after, 100)
     assert m["by_topic"] == {"cases.trail": 3.0, "reports.received": 1.0, "source.110.reports": 0.5}
     assert m["services"] == 4.0 and m["total"] == 4.5
+
+
+def test_a_servers_cpu_counts_its_children_live_and_exited() -> None:
+    """server_cpu_of: a process that starts busy children counts theirs, before and after they
+    exit (a PostgreSQL backend per connection)."""
+    import subprocess
+    import sys
+
+    from bench.stack import cpu_of, server_cpu_of
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    parent = (
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"  # a child that exits, reaped
+        # a live child: burns, then waits for the test to close the stdin it shares
+        f"p = subprocess.Popen([sys.executable, '-c', {burn!r} + 'import sys; sys.stdin.read()'])\n"
+        "print('ready', flush=True)\n"
+        "p.wait()\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", parent], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while server_cpu_of(server.pid) < 0.55 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the live child burns its 0.3 s, then sleeps
+        own = cpu_of(server.pid)
+        total = server_cpu_of(server.pid)
+        assert own < 0.2  # the parent itself only waited
+        assert total >= 0.55  # both children's 0.3 s (the exited one's through cutime)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # the live child ends, then its parent
+        server.wait(timeout=10)
