@@ -53,8 +53,13 @@ def inputs(doc: dict[str, Any]) -> dict[str, Any]:
     cpu = run["cpu_ms_per_case"]
     msgs = run["messages_per_case"]
     ceiling = doc["stages"].get("ceiling", {}).get("ceiling_msgs_per_s")
+    # the database's own CPU per case: measured where the services run on PostgreSQL (the
+    # scale-out stage's single-instance run), as a province or the country would
+    pg = doc["stages"].get("scaleout", {}).get("runs", {}).get("x1", {}).get("full_speed", {})
+    pg_ms = (pg.get("cpu_ms_per_case") or {}).get("postgresql")
     return {
         "cpu_ms": {s: float(cpu[s]) for s in SERVICES if s in cpu},
+        "postgresql_cpu_ms": float(pg_ms) if pg_ms is not None else None,
         # a broker that has run for a while: without its JIT compiling (a fresh broker's start)
         "broker_cpu_ms": cpu["kafka broker"] - (cpu.get("kafka broker jit") or 0.0)
         if cpu.get("kafka broker") is not None
@@ -78,6 +83,8 @@ def plan(scope: Scope, m: dict[str, Any]) -> dict[str, Any]:
     peak = mean * scope.peak_factor
     cores = {s: peak * LIFE * ms / 1000 / CPU_TARGET for s, ms in m["cpu_ms"].items()}
     instances = {s: max(2, math.ceil(c)) for s, c in cores.items()}  # 2: one may fail
+    pg_ms = m.get("postgresql_cpu_ms")
+    db_cores = peak * LIFE * pg_ms / 1000 / CPU_TARGET if pg_ms is not None else None
     msgs_per_s = peak * LIFE * m["messages"]
     ceiling = m["ceiling_msgs_per_s"]
     brokers = MIN_BROKERS
@@ -90,6 +97,8 @@ def plan(scope: Scope, m: dict[str, Any]) -> dict[str, Any]:
         "peak_per_s": round(peak, 2),
         "cores": {s: round(c, 2) for s, c in cores.items()},
         "cores_total": round(sum(cores.values()), 1),
+        # PostgreSQL's, all four databases together (on top of the services' cores)
+        "database_cores": round(db_cores, 2) if db_cores is not None else None,
         "instances": instances,
         "partitions": max(MIN_PARTITIONS, 2 * max(instances.values())),
         "messages_per_s_peak": round(msgs_per_s, 1),
@@ -104,8 +113,9 @@ def table(m: dict[str, Any]) -> str:
     """The plans of every scope as a markdown table."""
     head = (
         "| scope | reports/yr | peak/s | cores at peak (intake/triage/mediation/followup) "
-        "| cores | instances each | partitions | msg/s at peak | of one broker | brokers |\n"
-        "|---|---:|---:|---|---:|---|---:|---:|---:|---:|"
+        "| cores | PostgreSQL cores | instances each | partitions | msg/s at peak "
+        "| of one broker | brokers |\n"
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"
     )
     rows = [head]
     for scope in SCOPES:
@@ -115,6 +125,8 @@ def table(m: dict[str, Any]) -> str:
             f"| {p['scope']} | {p['reports_per_year']:,.0f} | {p['peak_per_s']} | "
             + " / ".join(f"{p['cores'].get(s, 0):.2f}" for s in SERVICES)
             + f" | {p['cores_total']} | "
+            + (f"{p['database_cores']:.2f}" if p["database_cores"] is not None else "—")
+            + " | "
             + "/".join(str(p["instances"].get(s, "—")) for s in SERVICES)
             + f" | {p['partitions']} | {p['messages_per_s_peak']:,.0f} | "
             + (f"{share:.1%}" if share is not None else "—")
@@ -142,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench {m['started_at']}: CPU ms/case "
         + ", ".join(f"{s} {v:.1f}" for s, v in m["cpu_ms"].items())
-        + f" (sum {total:.1f}); {m['messages']} messages/case by the services; "
+        + f" (sum {total:.1f}); PostgreSQL {m['postgresql_cpu_ms']} ms/case (pg ×1); "
+        + f"{m['messages']} messages/case by the services; "
         f"ceiling {m['ceiling_msgs_per_s']} msg/s"
     )
     if m.get("services_cpu_s") and m.get("wall_s") and total:

@@ -41,6 +41,7 @@ def doc() -> dict[str, Any]:
         "checks": {},
         "faults": 0,
     }
+    pg1 = dict(full, cpu_ms_per_case={**full["cpu_ms_per_case"], "postgresql": 6.0})
     pg2 = dict(full, checks={"lost (no case)": 1}, faults=1)
     pg2["chaos_check"] = {
         "ok": False,
@@ -83,7 +84,7 @@ def doc() -> dict[str, Any]:
             "e2e": {"ok": True, "full_speed": full},
             "scaleout": {
                 "ok": True,
-                "runs": {"x1": {"full_speed": full}, "x2": {"full_speed": pg2}},
+                "runs": {"x1": {"full_speed": pg1}, "x2": {"full_speed": pg2}},
                 "ratio_x2_to_x1": 1.0,
                 "crowding": {
                     "cores": 2,
@@ -105,6 +106,8 @@ def test_a_province_at_its_peak() -> None:
     # intake: peak × life 3 × 16 ms / 60 % target
     assert p["cores"]["intake"] == round(peak * 3 * 16 / 1000 / 0.6, 2)
     assert p["cores_total"] == round(peak * 3 * 40 / 1000 / 0.6, 1)
+    # PostgreSQL's 6 ms per case of the pg ×1 run, on top
+    assert p["database_cores"] == round(peak * 3 * 6 / 1000 / 0.6, 2)
     assert p["instances"] == {"intake": 2, "triage": 2, "mediation": 2, "followup": 2}
     assert p["partitions"] == 12
     assert p["messages_per_s_peak"] == round(peak * 3 * 8, 1)
@@ -126,6 +129,7 @@ def test_the_capacity_table_reads_a_bench_json(tmp_path: Path, capsys: Any) -> N
     assert capacity.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "sum 40.0" in out and "| province | 30,000,000 |" in out
+    assert "PostgreSQL 6.0 ms/case" in out
     assert out.count("\n| ") == len(capacity.SCOPES) + 1  # one row per scope after the rule
 
 
@@ -147,3 +151,12 @@ def test_the_table_prints_every_figure_the_issue_asks_for() -> None:
         "crowded 1,600 µs (1.60×, 7 busy beside)",
     ):
         assert expected in text, expected
+
+
+def test_without_a_postgresql_run_the_database_cores_are_unknown() -> None:
+    d = doc()
+    del d["stages"]["scaleout"]
+    m = capacity.inputs(d)
+    assert m["postgresql_cpu_ms"] is None
+    assert capacity.plan(capacity.Scope("province", 30_000_000), m)["database_cores"] is None
+    assert "| 3.8 | — | 2/2/2/2 |" in capacity.table(m)  # cores, no database figure, instances
