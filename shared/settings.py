@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     # consumer offsets of kept work are committed at most this often (0: after every batch);
     # a crash reads up to this much again, which the inbox skips
     kafka_commit_interval_ms: float = 200.0
+    # how long a consumer's inbox remembers a handled event: longer than the broker can deliver
+    # it again (topic retention, expired group offsets); 0 = for ever (shared.inbox_retention)
+    inbox_retention_days: float = 30.0
+    inbox_prune_interval_s: float = 3600.0
     kafka_replication_factor: int = 0
     # TLS / SASL towards the brokers, passed through to aiokafka
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
