@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, han
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
-from shared.inbox_retention import InboxPruner
 from shared.logs import log_context
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
@@ -51,17 +49,6 @@ class Runtime:
             self.bus,
             settings.relay_interval_s,
             linger_s=settings.relay_linger_ms / 1000,
-        )
-        self.inbox_pruner = (
-            InboxPruner(
-                self.engine,
-                tables.inbox,
-                settings.service_name,
-                timedelta(days=settings.inbox_retention_days),
-                settings.inbox_prune_interval_s,
-            )
-            if settings.inbox_retention_days > 0
-            else None
         )
         self.cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         self.migrations_dir = migrations_dir
@@ -221,8 +208,6 @@ class Runtime:
         )
         await self.bus.start()
         self.relay.start()
-        if self.inbox_pruner is not None:
-            self.inbox_pruner.start()
         self._started = True
         log.info("service started", extra={"service": self.settings.service_name})
 
@@ -233,8 +218,6 @@ class Runtime:
         # could not send stays in the outbox for the next start.
         budget = self.settings.stop_timeout_s
         if self._started:
-            if self.inbox_pruner is not None:
-                await self.inbox_pruner.stop()
             for part, share in ((self.relay, 0.4), (self.bus, 0.6)):
                 try:
                     async with asyncio.timeout(budget * share):
