@@ -1,4 +1,5 @@
-"""Scale-out on PostgreSQL: one instance of every service, then two in the same consumer groups.
+"""Scale-out on PostgreSQL: one instance of every service, then two in the same consumer groups,
+alternated over rounds (×1, ×2, ×1, ×2: a shared host's drift falls on both alike).
 
 Each run gets fresh databases on the project's server (scripts/pg.sh, the helpers of
 scripts/chaos.py), a fresh topic/group prefix, full speed. Besides the e2e figures and the
@@ -136,38 +137,59 @@ def run(
     n: int,
     *,
     instances: tuple[int, ...] = (1, 2),
+    rounds: int = 2,
     stall_s: float = 120,
     timeout_s: float = 3600,
 ) -> dict[str, Any]:
-    """One full-speed run per instance count, each on fresh databases; the throughput ratio."""
+    """Full-speed runs of each instance count, alternated for `rounds` rounds (×1, ×2, ×1,
+    ×2, ...: a shared host's drift falls on both alike), each on fresh databases. The first
+    round's runs are kept whole (`runs`); every round's throughput and checks are in `rounds`;
+    the ratio is of the throughputs summed over the rounds."""
     from bench import e2e
 
     ensure_pg()
     chaos = load_chaos()
-    out: dict[str, Any] = {"db": "postgresql", "runs": {}, "crowding": crowding()}
-    for k in instances:
-        prefix = f"bench{uuid.uuid4().hex[:8]}-"
-        urls = asyncio.run(chaos.pg_databases(prefix))
-        try:
-            with tempfile.TemporaryDirectory(prefix="fq-bench-pg-") as d:
-                r = e2e.run_stack(
-                    reports_fn,
-                    n,
-                    None,
-                    False,
-                    Path(d),
-                    instances=k,
-                    extra_env=urls,
-                    stall_s=stall_s,
-                    timeout_s=timeout_s,
-                    prefix=prefix,
-                    after=deep_check,
-                )
-        finally:
-            asyncio.run(chaos.pg_drop(prefix))
-        out["runs"][f"x{k}"] = r
-    one = out["runs"].get("x1", {}).get("full_speed", {}).get("throughput_per_s")
+    out: dict[str, Any] = {"db": "postgresql", "runs": {}, "rounds": [], "crowding": crowding()}
+    for i in range(max(1, rounds)):
+        this: dict[str, Any] = {}
+        for k in instances:
+            prefix = f"bench{uuid.uuid4().hex[:8]}-"
+            urls = asyncio.run(chaos.pg_databases(prefix))
+            try:
+                with tempfile.TemporaryDirectory(prefix="fq-bench-pg-") as d:
+                    r = e2e.run_stack(
+                        reports_fn,
+                        n,
+                        None,
+                        False,
+                        Path(d),
+                        instances=k,
+                        extra_env=urls,
+                        stall_s=stall_s,
+                        timeout_s=timeout_s,
+                        prefix=prefix,
+                        after=deep_check,
+                    )
+            finally:
+                asyncio.run(chaos.pg_drop(prefix))
+            if i == 0:
+                out["runs"][f"x{k}"] = r
+            full = r.get("full_speed", {})
+            this[f"x{k}"] = {
+                "throughput_per_s": full.get("throughput_per_s"),
+                "faults": full.get("faults"),
+                "chaos_ok": full.get("chaos_check", {}).get("ok"),
+            }
+        out["rounds"].append(this)
     for k in instances[1:]:
-        more = out["runs"][f"x{k}"]["full_speed"].get("throughput_per_s")
-        out[f"ratio_x{k}_to_x1"] = round(more / one, 2) if one and more else None
+        out[f"ratio_x{k}_to_x1"] = throughput_ratio(out["rounds"], f"x{k}", f"x{instances[0]}")
     return out
+
+
+def throughput_ratio(rounds: list[dict[str, Any]], more: str, one: str = "x1") -> float | None:
+    """Throughput of `more` over `one`, each summed over the rounds (None when a run has none)."""
+    a = [r[one]["throughput_per_s"] for r in rounds]
+    b = [r[more]["throughput_per_s"] for r in rounds]
+    if not rounds or not all(a) or not all(b):
+        return None
+    return round(sum(b) / sum(a), 2)

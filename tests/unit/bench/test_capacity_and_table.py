@@ -160,3 +160,34 @@ def test_without_a_postgresql_run_the_database_cores_are_unknown() -> None:
     assert m["postgresql_cpu_ms"] is None
     assert capacity.plan(capacity.Scope("province", 30_000_000), m)["database_cores"] is None
     assert "| 3.8 | — | 2/2/2/2 |" in capacity.table(m)  # cores, no database figure, instances
+
+
+def test_the_scale_out_rounds_are_printed_and_a_later_failed_round_shows() -> None:
+    d = doc()
+    so = d["stages"]["scaleout"]
+    ok = {"faults": 0, "chaos_ok": True}
+    so["rounds"] = [
+        {"x1": {"throughput_per_s": 100.0, **ok}, "x2": {"throughput_per_s": 70.0, **ok}},
+        {
+            "x1": {"throughput_per_s": 100.0, **ok},
+            "x2": {"throughput_per_s": 90.0, "faults": 0, "chaos_ok": False},
+        },
+    ]
+    so["ratio_x2_to_x1"] = 0.8
+    text = run.table(d)
+    assert "0.80× (≥ 0.9 wanted; 2 rounds alternated: 0.70×, 0.90×)" in text
+    assert "pg round 2 FAILED" in text and "×2 chaos.py check failed" in text
+    so["rounds"][1]["x2"]["chaos_ok"] = True
+    assert "pg round 2" not in run.table(d)
+
+
+def test_the_scale_out_ratio_is_of_the_throughputs_summed_over_rounds() -> None:
+    from bench.scaleout import throughput_ratio
+
+    rounds = [
+        {"x1": {"throughput_per_s": 100.0}, "x2": {"throughput_per_s": 70.0}},
+        {"x1": {"throughput_per_s": 300.0}, "x2": {"throughput_per_s": 250.0}},
+    ]
+    assert throughput_ratio(rounds, "x2") == 0.8  # 320 / 400, not the mean of 0.70 and 0.83
+    rounds[1]["x2"]["throughput_per_s"] = None  # a run that assigned nothing
+    assert throughput_ratio(rounds, "x2") is None
