@@ -67,6 +67,7 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     creds: dict[str, Any] = field(default_factory=dict)
     only: tuple[str, ...] = tuple(SERVICES)
+    _postgres: int | None = field(default=None, init=False, repr=False)  # its postmaster's pid
 
     def env(self) -> dict[str, str]:
         """Environment of a service process (and of the seeding subprocess)."""
@@ -187,10 +188,12 @@ class Stack:
         if broker is not None:
             out["kafka broker"] = cpu_of(broker)
             out[BROKER_JIT] = jit_cpu_of(broker)
-        if any(v.startswith("postgresql") for v in self.extra_env.values()):
-            server = postgres_pid()
-            if server is not None:
-                out[POSTGRES] = server_cpu_of(server)
+        if self._postgres is None and any(
+            v.startswith("postgresql") for v in self.extra_env.values()
+        ):
+            self._postgres = postgres_pid()  # looked up once: pg.sh is a subprocess
+        if self._postgres is not None:
+            out[POSTGRES] = server_cpu_of(self._postgres)
         return out
 
     def cpu_by_service(self) -> dict[str, float]:
@@ -230,8 +233,7 @@ def jit_cpu_of(pid: int) -> float:
         try:
             if not (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
                 continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _cpu(_stat(task / "stat"))
         except (OSError, IndexError, ValueError):
             continue
     return total
@@ -255,29 +257,36 @@ def server_cpu_of(pid: int) -> float:
     """CPU seconds of a server and every process it started, exited or not: its own, its reaped
     children's (the kernel adds them to its cutime + cstime) and each live child's. PostgreSQL
     runs a process per connection, and a backend that exits mid-run keeps counting."""
-    tick = os.sysconf("SC_CLK_TCK")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = _cpu(_stat(Path(f"/proc/{pid}/stat")), reaped=True)
     except OSError:
         return 0.0
-    total = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            child = _stat(entry / "stat")
         except OSError:
             continue  # gone meanwhile
         if child[1] == str(pid):  # its parent
-            total += (int(child[11]) + int(child[12])) / tick
+            total += _cpu(child)
     return total
+
+
+def _stat(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name (which may hold spaces)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu(fields: list[str], reaped: bool = False) -> float:
+    """utime + stime (and, `reaped`, cutime + cstime: children waited for) in seconds."""
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_of(pid: int) -> float:
     """utime + stime of a process from /proc (0.0 when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu(_stat(Path(f"/proc/{pid}/stat")))
     except (OSError, IndexError, ValueError):
         return 0.0
 
