@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import fastsql
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
-from shared.events import Envelope, new_event_id, utcnow
+from shared.events import Envelope, event_id_floor, made_before, new_event_id, utcnow
 from shared.sqlite_inline import inline_creator
 from shared.tracing import headers_for
 
@@ -704,9 +704,12 @@ class Delivery:
         tables: DeliveryTables,
         producer: str,
         trail_topic: str,
+        inbox_retention: timedelta | None = None,
     ) -> None:
         self.sessions, self.tables = sessions, tables
         self.producer, self.trail_topic = producer, trail_topic
+        # how long the inbox remembers a handled event (shared.inbox_retention); None: for ever
+        self.inbox_retention = inbox_retention
         self.wakeup = asyncio.Event()
 
     def current_batch(self) -> Batch | None:
@@ -819,6 +822,10 @@ class CausalGate:
     An entry is applied once every entry it follows has been applied by this consumer; one
     that arrives before its cause is kept in `trail_parked` (persisted, bounded) and applied in
     the same transaction as the entry that completes its causes.
+
+    Applied means an inbox row, or — where the inbox is pruned (Delivery.inbox_retention) — a
+    cause whose id (UUID v7) was made before the retention and is not parked: its row may be
+    gone, and it was delivered long ago (the retention exceeds what the broker keeps).
     """
 
     def __init__(self, delivery: Delivery, consumer: str, max_parked: int = 10_000) -> None:
@@ -846,26 +853,36 @@ class CausalGate:
                 stmt = stmt.where(parked.case_id == case_id)
             return int((await session.exec(stmt)).one())
 
+    def _looked_up(self, follows: Sequence[str]) -> set[str]:
+        """The causes whose inbox rows prove them applied: all of them, but for those made
+        before the inbox retention (their rows may be pruned: taken as applied)."""
+        retention = self.delivery.inbox_retention
+        if retention is None:
+            return set(follows)
+        floor = event_id_floor(utcnow() - retention)
+        return {f for f in follows if not made_before(f, floor)}
+
     async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:
         if not entry.follows:
             return True
+        causes, looked_up = set(entry.follows), self._looked_up(entry.follows)
         if tx.batch is not None:
-            follows = set(entry.follows)
-            if len(await tx.batch.applied(self.consumer, follows)) < len(follows):
+            if len(await tx.batch.applied(self.consumer, looked_up)) < len(looked_up):
                 return False
             parked_now = await tx.batch.parked(self.consumer)
-            return not any(f in parked_now for f in follows)
+            return not any(f in parked_now for f in causes)
         inbox, parked = self.delivery.tables.inbox, self.delivery.tables.parked
-        seen = await tx.session.exec(
-            select(inbox.event_id).where(
-                inbox.consumer == self.consumer, inbox.event_id.in_(entry.follows)
+        if looked_up:
+            seen = await tx.session.exec(
+                select(inbox.event_id).where(
+                    inbox.consumer == self.consumer, inbox.event_id.in_(looked_up)
+                )
             )
-        )
-        if len(set(seen.all())) < len(set(entry.follows)):
-            return False
+            if len(set(seen.all())) < len(looked_up):
+                return False
         waiting = await tx.session.exec(
             select(parked.event_id).where(
-                parked.consumer == self.consumer, parked.event_id.in_(entry.follows)
+                parked.consumer == self.consumer, parked.event_id.in_(causes)
             )
         )
         return not waiting.all()

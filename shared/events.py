@@ -40,6 +40,18 @@ def new_event_id() -> str:
     return b.hex()
 
 
+def event_id_floor(at: datetime) -> str:
+    """The smallest event id (UUID v7 hex) made at `at` or later: a v7 id below it was made
+    before `at`."""
+    return f"{int(at.timestamp() * 1000):012x}" + "0" * 20
+
+
+def made_before(event_id: str, floor: str) -> bool:
+    """Whether an event id is a UUID v7 made before `event_id_floor(at)`. An id of any other
+    form (a random v4 id from before event ids carried time) tells no time: never."""
+    return len(event_id) == 32 and event_id[12] == "7" and event_id < floor
+
+
 class Envelope(BaseModel):
     """Every event on the bus travels in this envelope; `case_id` is the Kafka key."""
 

@@ -77,6 +77,11 @@ UNKNOWN_EVENTS = Counter(
     "Events of a type no service registered, skipped (logged once per type)",
     ["service", "group", "event_type"],
 )
+INBOX_PRUNED = Counter(
+    "fengqiao_inbox_pruned_rows_total",
+    "Inbox rows deleted as older than FENGQIAO_INBOX_RETENTION_DAYS (shared.inbox_retention)",
+    ["service"],
+)
 OUTBOX_BACKLOG = Gauge("fengqiao_outbox_backlog_rows", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "fengqiao_outbox_oldest_unsent_age_seconds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from shared.bus import CURRENT_HANDLER, Bus, InMemoryBus, KafkaBus, Message, han
 from shared.contracts import REGISTRY
 from shared.db import Delivery, DeliveryTables, OutboxRelay, make_engine, migrate, ping_db
 from shared.events import Envelope
+from shared.inbox_retention import InboxPruner
 from shared.logs import log_context
 from shared.pii import PiiCipher
 from shared.settings import ServiceSettings
@@ -42,13 +44,31 @@ class Runtime:
         self.topics = Topics(settings.topic_prefix)
         self.engine = make_engine(settings.database_url)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
-        self.delivery = Delivery(self.sessions, tables, settings.service_name, self.topics.trail)
+        retention = settings.inbox_retention_days
+        self.delivery = Delivery(
+            self.sessions,
+            tables,
+            settings.service_name,
+            self.topics.trail,
+            inbox_retention=timedelta(days=retention) if retention > 0 else None,
+        )
         self.bus: Bus = bus or self._make_bus()
         self.relay = OutboxRelay(
             self.delivery,
             self.bus,
             settings.relay_interval_s,
             linger_s=settings.relay_linger_ms / 1000,
+        )
+        self.inbox_pruner = (
+            InboxPruner(
+                self.engine,
+                tables.inbox,
+                settings.service_name,
+                self.delivery.inbox_retention,
+                settings.inbox_prune_interval_s,
+            )
+            if self.delivery.inbox_retention is not None
+            else None
         )
         self.cipher = PiiCipher(settings.pii_key, settings.pii_previous_keys)
         self.migrations_dir = migrations_dir
@@ -208,6 +228,8 @@ class Runtime:
         )
         await self.bus.start()
         self.relay.start()
+        if self.inbox_pruner is not None:
+            self.inbox_pruner.start()
         self._started = True
         log.info("service started", extra={"service": self.settings.service_name})
 
@@ -218,6 +240,8 @@ class Runtime:
         # could not send stays in the outbox for the next start.
         budget = self.settings.stop_timeout_s
         if self._started:
+            if self.inbox_pruner is not None:
+                await self.inbox_pruner.stop()
             for part, share in ((self.relay, 0.4), (self.bus, 0.6)):
                 try:
                     async with asyncio.timeout(budget * share):

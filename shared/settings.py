@@ -37,12 +37,16 @@ class ServiceSettings(BaseSettings):
     # topics this service creates: partitions, and replicas (0 = min(3, brokers in the cluster))
     kafka_partitions: int = 12
     # a consumer fetch with only a few records waits this long once for more (larger batches):
-    # 20 ms gave ~1.2x the full-speed cases/s, at no latency a steady 100 reports/s could show
-    # (bench/README.md, session 14)
+    # 20 ms gave 1.2x the full-speed cases/s and 0.76 instead of 0.63 for two instances on
+    # PostgreSQL, at no latency a steady 100 reports/s could show (bench/README.md, session 14)
     kafka_consumer_linger_ms: float = 20.0
     # consumer offsets of kept work are committed at most this often (0: after every batch);
     # a crash reads up to this much again, which the inbox skips
     kafka_commit_interval_ms: float = 200.0
+    # how long a consumer's inbox remembers a handled event: longer than the broker can deliver
+    # it again (topic retention, expired group offsets); 0 = for ever (shared.inbox_retention)
+    inbox_retention_days: float = 30.0
+    inbox_prune_interval_s: float = 3600.0
     kafka_replication_factor: int = 0
     # TLS / SASL towards the brokers, passed through to aiokafka
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
