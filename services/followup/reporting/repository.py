@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Index, String, event
+from sqlalchemy import String, event
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -56,10 +56,8 @@ class StatCounter(FollowupBase, table=True):
     and a group value (see reporting.domain)."""
 
     __tablename__ = "stats_counters"
-    __table_args__ = (
-        Index("ix_stats_counters_period", "span", "period"),  # repairs and retention
-        {"sqlite_with_rowid": False},
-    )
+    # no other index: every read names the key's columns before the period (d3a9f1c7b2e4)
+    __table_args__ = ({"sqlite_with_rowid": False},)
     span: str = Field(primary_key=True, max_length=1)
     fdim: str = Field(primary_key=True, max_length=16)
     fvalue: str = Field(primary_key=True, max_length=128)

@@ -223,3 +223,30 @@ def test_rows_of_a_filter_on_an_unknown_value_go_and_come_back(tmp_path: Path) -
     _downgrade(url, "e7a4c2b9d613")
     kept, _, old = asyncio.run(rows())
     assert kept == old
+
+
+def test_the_counters_have_no_index_but_their_key(tmp_path: Path) -> None:
+    """d3a9f1c7b2e4: the (span, period) index went. It doubled the cost of every new counter
+    row, and with it SQLite's planner (no ANALYZE in a service) read a year's series through it:
+    a series by month of 200,000 cases took 394 ms instead of 10 (bench/README.md)."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+
+    def indexes() -> list[str]:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            names = conn.execute(
+                text(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'stats_counters' AND sql IS NOT NULL"
+                )
+            )
+            out = [n for (n,) in names]
+        engine.dispose()
+        return out
+
+    _upgrade(url, "head")
+    assert indexes() == []
+    _downgrade(url, "8b4f0d2e6a53")
+    assert indexes() == ["ix_stats_counters_period"]
+    _upgrade(url, "head")
+    assert indexes() == []
