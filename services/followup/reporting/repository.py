@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import String, event
@@ -111,10 +112,9 @@ def statements(dialect: str, rows: list[tuple[Any, ...]]) -> list[tuple[str, lis
     if dialect != "sqlite" or len(rows) < PER_STATEMENT:
         return [(UPSERT[dialect], rows)]
     whole = len(rows) - len(rows) % PER_STATEMENT
-    groups = [
-        tuple(v for row in rows[i : i + PER_STATEMENT] for v in row)
-        for i in range(0, whole, PER_STATEMENT)
-    ]
+    flat = list(chain.from_iterable(rows[:whole]))
+    step = len(flat) // (whole // PER_STATEMENT)
+    groups = [tuple(flat[i : i + step]) for i in range(0, len(flat), step)]
     out: list[tuple[str, list[Any]]] = [(UPSERT_MANY, groups)]
     if whole < len(rows):
         out.append((UPSERT[dialect], rows[whole:]))
