@@ -271,3 +271,22 @@ async def test_two_instances_raise_and_update_the_same_warnings_on_postgres(
     for w in warnings:
         assert len(w.case_ids) < 200
         assert set(w.case_ids) == linked[w.id or 0], w.key
+
+
+async def test_the_counters_leave_room_for_heap_only_updates_on_postgres(pg_url: str) -> None:
+    """f6c2a8d4b1e7: a counter row is updated far more often than written; fillfactor 70
+    keeps its updates on its page (no new entry in the primary key's index)."""
+    from shared.db import make_engine
+
+    engine = make_engine(pg_url)
+    try:
+        await migrate(engine, MIGRATIONS)
+        async with engine.connect() as conn:
+            options = (
+                await conn.execute(
+                    text("SELECT reloptions FROM pg_class WHERE relname = 'stats_counters'")
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert options == ["fillfactor=70"]

@@ -57,8 +57,9 @@ class StatCounter(FollowupBase, table=True):
     and a group value (see reporting.domain)."""
 
     __tablename__ = "stats_counters"
-    # no other index: every read names the key's columns before the period (d3a9f1c7b2e4)
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    # no other index: every read names the key's columns before the period (d3a9f1c7b2e4);
+    # room on each page for its rows' updates, heap-only on PostgreSQL (f6c2a8d4b1e7)
+    __table_args__ = ({"sqlite_with_rowid": False, "postgresql_with": {"fillfactor": 70}},)
     span: str = Field(primary_key=True, max_length=1)
     fdim: str = Field(primary_key=True, max_length=16)
     fvalue: str = Field(primary_key=True, max_length=128)
