@@ -142,8 +142,9 @@ def upsert_rows(dialect: str, changes: dict[Key, Measures]) -> list[tuple[Any, .
 async def apply(session: AsyncSession, changes: dict[Key, Measures]) -> None:
     """Add each change to its row (created at zero), in key order (one lock order for all).
 
-    One executemany of a plain statement: a change touches a few dozen to a few hundred rows,
-    and SQLAlchemy's per-row compilation and bind processing would cost more than the database.
+    Plain statements, executemany (`statements`): a change touches a few dozen to a few
+    hundred rows, and SQLAlchemy's per-row compilation and bind processing would cost more
+    than the database.
     """
     conn = await session.connection()
     for sql, params in statements(conn.dialect.name, upsert_rows(conn.dialect.name, changes)):
