@@ -19,7 +19,6 @@ next entry must not wait for a row pruned long ago). Ids made before event ids c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
 from shared.events import event_id_floor, utcnow
+from shared.periodic import cancel, every
 
 log = logging.getLogger("fengqiao.inbox")
 
@@ -99,26 +99,19 @@ class InboxPruner:
             log.info("inbox pruned", extra={"rows": total, "retention_days": self.retention.days})
         return total
 
-    async def run(self) -> None:
-        """Prune shortly after start, then every interval, until cancelled."""
-        await asyncio.sleep(self.first_after_s)
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("inbox pruning failed; will retry", extra={"error": type(exc).__name__})
-            await asyncio.sleep(self.interval_s)
-
     def start(self) -> None:
-        """Start the pruning task."""
-        self._task = asyncio.create_task(self.run())
+        """Prune shortly after start, then every interval, until stopped."""
+        self._task = asyncio.create_task(
+            every(
+                self.interval_s,
+                self.prune_once,
+                log,
+                "inbox pruning failed; will retry",
+                first_after_s=self.first_after_s,
+            )
+        )
 
     async def stop(self) -> None:
         """Cancel the task (a chunk's transaction rolls back; the next pass takes it again)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -19,7 +19,8 @@ from services.followup.repository import TABLES
 from services.followup.settings import FollowupSettings
 from services.followup.warnings import api as warnings_api
 from services.followup.warnings import thresholds_of
-from services.followup.warnings.engine import WarningEngine, run_scanner, stop_scanner
+from services.followup.warnings.engine import WarningEngine, run_scanner
+from shared import periodic
 from shared.bus import Bus
 from shared.clock import Clock, SystemClock
 from shared.logs import configure_logging
@@ -59,7 +60,7 @@ def create_app(
         try:
             yield
         finally:
-            await stop_scanner(scanner)
+            await periodic.cancel(scanner)
             await rt.stop()
 
     app = service_app(

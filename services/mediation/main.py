@@ -15,7 +15,8 @@ from services.mediation.channels import ChannelRegistry, default_channels
 from services.mediation.handlers import MediationHandlers
 from services.mediation.repository import TABLES
 from services.mediation.settings import MediationSettings
-from services.mediation.supervision import start_scanner, stop_scanner
+from services.mediation.supervision import start_scanner
+from shared import periodic
 from shared.bus import Bus
 from shared.clock import Clock, SystemClock
 from shared.logs import configure_logging
@@ -50,7 +51,7 @@ def create_app(
         try:
             yield
         finally:
-            await stop_scanner(scanner)
+            await periodic.cancel(scanner)
             await rt.stop()
 
     app = service_app("Fengqiao mediation", settings, lifespan, max_body_bytes=256 * 1024)

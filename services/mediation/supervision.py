@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.mediation.assignment import SYSTEM, Context, trail_details
@@ -21,6 +20,7 @@ from services.mediation.repository import (
     supervision_exists,
 )
 from shared.contracts import SupervisionRaised
+from shared.periodic import every
 
 log = logging.getLogger("fengqiao.mediation.supervision")
 
@@ -90,29 +90,16 @@ async def scan_overdue(ctx: Context) -> list[Supervision]:
     return raised
 
 
-async def run_scanner(ctx: Context, interval_s: float) -> None:
-    """Scan forever at an interval (the lifespan's background task)."""
-    while True:
-        try:
-            found = await scan_overdue(ctx)
-            if found:
-                log.info("supervision raised", extra={"count": len(found)})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("overdue scan failed", extra={"error": type(exc).__name__})
-        await asyncio.sleep(interval_s)
+async def scan_once(ctx: Context) -> None:
+    """One scan, logging what it raised."""
+    found = await scan_overdue(ctx)
+    if found:
+        log.info("supervision raised", extra={"count": len(found)})
 
 
 def start_scanner(ctx: Context, interval_s: float) -> asyncio.Task[None]:
-    """Start the scanner task."""
-    return asyncio.create_task(run_scanner(ctx, interval_s))
-
-
-async def stop_scanner(task: asyncio.Task[None] | None) -> None:
-    """Cancel the scanner task."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Scan forever at an interval (the lifespan's background task; `periodic.cancel` stops
+    it)."""
+    return asyncio.create_task(
+        every(interval_s, lambda: scan_once(ctx), log, "overdue scan failed")
+    )

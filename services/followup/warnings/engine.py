@@ -7,8 +7,6 @@ warnings that time alone can clear (windows sliding, deadlines passing) and rais
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -42,6 +40,7 @@ from services.followup.warnings.repository import (
     WarningCaseState,
     WarningRow,
 )
+from shared import periodic
 from shared.clock import Clock
 from shared.contracts import CaseStatus as S
 from shared.contracts import (
@@ -668,23 +667,9 @@ def _facts(p: CaseProjection | None) -> dict[str, Any] | None:
 
 
 async def run_scanner(
-    engine: WarningEngine, delivery: Delivery, clock: Clock, every: float
+    engine: WarningEngine, delivery: Delivery, clock: Clock, interval_s: float
 ) -> None:
     """Scan forever at an interval (the lifespan's background task)."""
-    while True:
-        try:
-            await engine.scan(delivery, clock.now())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("warning scan failed", extra={"error": type(exc).__name__})
-        await asyncio.sleep(every)
-
-
-async def stop_scanner(task: asyncio.Task[None] | None) -> None:
-    """Cancel the scanner task."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await periodic.every(
+        interval_s, lambda: engine.scan(delivery, clock.now()), log, "warning scan failed"
+    )
