@@ -436,14 +436,16 @@ async def _send_all(
     await producer.start()
     queue: asyncio.Queue[BenchReport | None] = asyncio.Queue()
     acks: list[asyncio.Future[Any]] = []
-    url = stack.url("intake") + "/v1/reports"
+    # the sources' HTTP connections spread over intake's instances, as a load balancer in
+    # front of them spreads them (one instance alone would take every report sent over HTTP)
+    urls = [u + "/v1/reports" for u in stack.urls("intake")]
     defaults = http1.httpx_default_headers()  # the requests httpx sent, byte for byte
     headers = {
         src: (("X-API-Key", key), ("Content-Type", "application/json")) for src, key in keys.items()
     }
     no_key = (("X-API-Key", ""), ("Content-Type", "application/json"))
 
-    async def http_worker() -> None:
+    async def http_worker(url: str) -> None:
         conn = http1.Connection(url, defaults, timeout_s=60)
         try:
             while (rep := await queue.get()) is not None:
@@ -481,7 +483,9 @@ async def _send_all(
     start = time.monotonic()
     workers: list[asyncio.Task[None]] = []
     try:
-        workers = [asyncio.create_task(http_worker()) for _ in range(concurrency)]
+        workers = [
+            asyncio.create_task(http_worker(urls[i % len(urls)])) for i in range(concurrency)
+        ]
         for i, rep in enumerate(reports):
             if rate:
                 delay = start + i / rate - time.monotonic()

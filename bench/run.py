@@ -434,28 +434,25 @@ def table(doc: dict[str, Any]) -> str:
         for k, run in so["runs"].items():
             rows += _e2e_rows(f"pg ×{k[1:]}", run["full_speed"], ceiling)
         for k, v in so.items():
-            if k.startswith("ratio_"):
-                n = k.split("_")[1][1:]
-                rounds = so.get("rounds") or []
-                by_round = [
-                    r[f"x{n}"]["throughput_per_s"] / r["x1"]["throughput_per_s"]
-                    for r in rounds
-                    if r[f"x{n}"]["throughput_per_s"] and r["x1"]["throughput_per_s"]
-                ]
-                rows.append(
-                    (
-                        f"pg ×{n} / ×1 throughput",
-                        (f"{v:.2f}×" if v is not None else "—")
-                        + " (≥ 0.9 wanted"
-                        + (
-                            f"; {len(rounds)} rounds alternated: "
-                            + ", ".join(f"{x:.2f}×" for x in by_round)
-                            if len(rounds) > 1
-                            else ""
-                        )
-                        + ")",
-                    )
+            if not k.startswith("ratio_"):
+                continue
+            whole = k.startswith("ratio_all_")  # to the last ledger entry and feedback
+            n = k.removeprefix("ratio_all_" if whole else "ratio_").split("_")[0][1:]
+            key = "throughput_all_per_s" if whole else "throughput_per_s"
+            rounds = so.get("rounds") or []
+            by_round = [
+                r[f"x{n}"][key] / r["x1"][key]
+                for r in rounds
+                if r[f"x{n}"].get(key) and r["x1"].get(key)
+            ]
+            label = f"pg ×{n} / ×1 throughput" + (" … with ledger+feedback" if whole else "")
+            notes = [] if whole else ["≥ 0.9 wanted"]
+            if len(rounds) > 1:
+                notes.append(
+                    f"{len(rounds)} rounds alternated: " + ", ".join(f"{x:.2f}×" for x in by_round)
                 )
+            value = f"{v:.2f}×" if v is not None else "—"
+            rows.append((label, value + (f" ({'; '.join(notes)})" if notes else "")))
         for i, r in enumerate(so.get("rounds") or []):
             bad = [
                 f"×{k[1:]} " + (f"faults {v['faults']}" if v["faults"] else "chaos.py check failed")

@@ -205,8 +205,12 @@ class Stack:
         return out
 
     def url(self, name: str) -> str:
-        """Base URL of a service."""
+        """Base URL of a service (its first instance)."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def urls(self, name: str) -> list[str]:
+        """Base URLs of every instance of a service (instance k listens 10·k above the first)."""
+        return [f"http://127.0.0.1:{self.ports[name] + 10 * k}" for k in range(self.instances)]
 
     def dead(self) -> list[str]:
         """Processes that exited on their own."""

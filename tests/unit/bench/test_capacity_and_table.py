@@ -174,8 +174,15 @@ def test_the_scale_out_rounds_are_printed_and_a_later_failed_round_shows() -> No
         },
     ]
     so["ratio_x2_to_x1"] = 0.8
+    so["rounds"][0]["x1"]["throughput_all_per_s"] = 80.0
+    so["rounds"][0]["x2"]["throughput_all_per_s"] = 76.0
+    so["rounds"][1]["x1"]["throughput_all_per_s"] = 80.0
+    so["rounds"][1]["x2"]["throughput_all_per_s"] = 80.0
+    so["ratio_all_x2_to_x1"] = 0.97
     text = run.table(d)
     assert "0.80× (≥ 0.9 wanted; 2 rounds alternated: 0.70×, 0.90×)" in text
+    [whole] = [line for line in text.splitlines() if "×1 throughput … with ledger" in line]
+    assert whole.endswith(" 0.97× (2 rounds alternated: 0.95×, 1.00×)")
     assert "pg round 2 FAILED" in text and "×2 chaos.py check failed" in text
     so["rounds"][1]["x2"]["chaos_ok"] = True
     assert "pg round 2" not in run.table(d)
@@ -189,5 +196,8 @@ def test_the_scale_out_ratio_is_of_the_throughputs_summed_over_rounds() -> None:
         {"x1": {"throughput_per_s": 300.0}, "x2": {"throughput_per_s": 250.0}},
     ]
     assert throughput_ratio(rounds, "x2") == 0.8  # 320 / 400, not the mean of 0.70 and 0.83
+    for r, (one, two) in zip(rounds, ((90.0, 90.0), (210.0, 180.0)), strict=True):
+        r["x1"]["throughput_all_per_s"], r["x2"]["throughput_all_per_s"] = one, two
+    assert throughput_ratio(rounds, "x2", key="throughput_all_per_s") == 0.9  # 270 / 300
     rounds[1]["x2"]["throughput_per_s"] = None  # a run that assigned nothing
     assert throughput_ratio(rounds, "x2") is None
