@@ -199,8 +199,8 @@ def throughput_ratio(
 ) -> float | None:
     """Throughput (`key`) of `more` over `one`, each summed over the rounds (None when a run
     has none)."""
-    a = [r[one].get(key) for r in rounds]
-    b = [r[more].get(key) for r in rounds]
+    a: list[float | None] = [r[one].get(key) for r in rounds]
+    b: list[float | None] = [r[more].get(key) for r in rounds]
     if not rounds or not all(a) or not all(b):
         return None
-    return round(sum(b) / sum(a), 2)
+    return round(sum(x or 0.0 for x in b) / sum(x or 0.0 for x in a), 2)
