@@ -711,6 +711,8 @@ class Delivery:
         # how long the inbox remembers a handled event (shared.inbox_retention); None: for ever
         self.inbox_retention = inbox_retention
         self.wakeup = asyncio.Event()
+        # the consumers that park trail entries (CausalGate): their gauges read 0 when none wait
+        self.gated: set[str] = set()
 
     def current_batch(self) -> Batch | None:
         """The batch this task is handling for this service, if any."""
@@ -831,6 +833,7 @@ class CausalGate:
     def __init__(self, delivery: Delivery, consumer: str, max_parked: int = 10_000) -> None:
         self.delivery, self.consumer, self.max_parked = delivery, consumer, max_parked
         self.stats = CausalStats()
+        delivery.gated.add(consumer)
 
     async def handle(self, env: Envelope, entry: TrailAppended, apply: TrailApply) -> bool:
         """Apply (or park) an entry once; False when this consumer has seen it before."""

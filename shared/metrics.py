@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +87,16 @@ OUTBOX_OLDEST_AGE = Gauge(
     "fengqiao_outbox_oldest_unsent_age_seconds",
     "Age of the oldest unpublished outbox row (0 when none)",
     ["service"],
+)
+TRAIL_PARKED = Gauge(
+    "fengqiao_trail_parked_entries",
+    "Trail entries waiting for an entry they follow to be applied (shared.db.CausalGate)",
+    ["service", "consumer"],
+)
+TRAIL_PARKED_OLDEST_AGE = Gauge(
+    "fengqiao_trail_parked_oldest_age_seconds",
+    "How long the oldest parked trail entry has waited (0 when none)",
+    ["service", "consumer"],
 )
 WEBHOOKS_PENDING = Gauge(
     "fengqiao_webhook_deliveries_pending",
@@ -175,6 +185,31 @@ async def sample_outbox(service: str, sessions: Any, outbox: Any) -> None:
     OUTBOX_BACKLOG.labels(service).set(count or 0)
     OUTBOX_OLDEST_AGE.labels(service).set(_age_seconds(oldest))
 
+
+async def sample_parked(
+    service: str, sessions: Any, parked: Any, consumers: Iterable[str] = ()
+) -> None:
+    """Read how many trail entries each consumer keeps parked and how long the oldest has
+    waited; `consumers` (those with a causal gate) and any consumer seen before read 0 when
+    none wait, so an alert sees the series fall back."""
+    async with sessions() as session:
+        rows = (
+            await session.exec(
+                select(parked.consumer, func.count(), func.min(parked.parked_at)).group_by(
+                    parked.consumer
+                )
+            )
+        ).all()
+    waiting = {consumer: (count, oldest) for consumer, count, oldest in rows}
+    seen = _PARKED_SEEN.setdefault(service, set())
+    seen.update(consumers, waiting)
+    for consumer in seen:
+        count, oldest = waiting.get(consumer, (0, None))
+        TRAIL_PARKED.labels(service, consumer).set(count)
+        TRAIL_PARKED_OLDEST_AGE.labels(service, consumer).set(_age_seconds(oldest))
+
+
+_PARKED_SEEN: dict[str, set[str]] = {}  # service → consumers whose parked gauges exist
 
 Sampler = Callable[[], Awaitable[None]]
 

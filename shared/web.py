@@ -282,16 +282,21 @@ def _with_tuned_gc(
 
 
 def observe(app: FastAPI, service: str) -> None:
-    """/metrics (with the outbox gauges of app.state.runtime, once running), the observability
-    middleware, and tracing when configured. More samplers: app.state.metric_samplers."""
+    """/metrics (with the outbox and parked trail entry gauges of app.state.runtime, once
+    running), the observability middleware, and tracing when configured. More samplers:
+    app.state.metric_samplers."""
     from shared import metrics, tracing
 
-    async def sample_outbox() -> None:
+    async def sample_delivery() -> None:
         rt = getattr(app.state, "runtime", None)
         if rt is not None:
             await metrics.sample_outbox(service, rt.sessions, rt.delivery.tables.outbox)
+            if rt.delivery.tables.parked is not None:
+                await metrics.sample_parked(
+                    service, rt.sessions, rt.delivery.tables.parked, rt.delivery.gated
+                )
 
-    app.state.metric_samplers = [sample_outbox]
+    app.state.metric_samplers = [sample_delivery]
     tracing.configure(service)
     metrics.install(app, service, app.state.metric_samplers)
 

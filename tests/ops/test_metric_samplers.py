@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -11,9 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.main import MIGRATIONS, webhook_counts
 from services.intake.repository import TABLES, WebhookDelivery
-from shared import metrics
-from shared.db import make_engine, migrate
-from shared.events import utcnow
+from services.triage.repository import TABLES as TRIAGE_TABLES
+from shared import db, metrics
+from shared.contracts import TrailAppended
+from shared.db import CausalGate, Delivery, Tx, make_engine, migrate
+from shared.events import Envelope, new_event_id, utcnow
+from tests.conftest import REPO
 
 
 def gauge(name: str, service: str) -> float | None:
@@ -110,3 +114,74 @@ async def test_http_series_use_route_templates_and_bounded_labels() -> None:
     assert count(method="GET", route="unmatched", status="404") == 1
     assert count(method="OTHER", route="/v1/cases/{case_id}", status="405") == 1
     assert "13800001111" not in body and "C-1" not in body
+
+
+async def _check_parked(url: str, service: str, monkeypatch: Any) -> None:
+    """A trail entry parked before its cause shows in the gauges until the cause comes."""
+    engine = make_engine(url)
+    try:
+        await migrate(engine, REPO / "services" / "triage" / "migrations")
+        sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        delivery = Delivery(sessions, TRIAGE_TABLES, "triage", "t.trail")
+        gate = CausalGate(delivery, "triage.scope")
+        labels = {"service": service, "consumer": "triage.scope"}
+
+        def parked() -> tuple[float | None, float | None]:
+            return (
+                REGISTRY.get_sample_value("fengqiao_trail_parked_entries", labels),
+                REGISTRY.get_sample_value("fengqiao_trail_parked_oldest_age_seconds", labels),
+            )
+
+        await metrics.sample_parked(service, sessions, TRIAGE_TABLES.parked, delivery.gated)
+        assert parked() == (0, 0)  # a gated consumer's series exist before anything waits
+
+        applied: list[str] = []
+
+        async def apply(tx: Tx, env: Envelope, _entry: Any) -> None:
+            applied.append(env.event_id)
+
+        cause, effect = new_event_id(), new_event_id()
+        now = utcnow()
+        monkeypatch.setattr(db, "utcnow", lambda: now - timedelta(seconds=90))
+        await gate.handle(*_entry(effect, [cause]), apply)  # its cause has not come
+        monkeypatch.setattr(db, "utcnow", utcnow)
+        await metrics.sample_parked(service, sessions, TRIAGE_TABLES.parked, delivery.gated)
+        count, age = parked()
+        assert count == 1 and age is not None and 90 <= age < 120
+        await gate.handle(*_entry(cause, []), apply)  # the cause comes: both applied
+        assert applied == [cause, effect]
+        await metrics.sample_parked(service, sessions, TRIAGE_TABLES.parked, delivery.gated)
+        assert parked() == (0, 0)
+    finally:
+        await engine.dispose()
+
+
+def _entry(event_id: str, follows: list[str]) -> tuple[Envelope, TrailAppended]:
+    payload = TrailAppended(
+        case_id="c1",
+        at=utcnow(),
+        actor="system:test",
+        action="note",
+        to_status="received",
+        follows=follows,
+        seq=len(follows) + 1,
+    )
+    env = Envelope(
+        event_id=event_id,
+        event_type="trail.appended",
+        producer="mediation",
+        case_id="c1",
+        correlation_id="r1",
+        payload=payload.model_dump(mode="json"),
+    )
+    return env, payload
+
+
+async def test_parked_trail_entry_gauges_on_sqlite(tmp_path: Path, monkeypatch: Any) -> None:
+    await _check_parked(
+        f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}", "parked-sqlite", monkeypatch
+    )
+
+
+async def test_parked_trail_entry_gauges_on_postgres(pg_url: str, monkeypatch: Any) -> None:
+    await _check_parked(pg_url, "parked-pg", monkeypatch)

@@ -120,6 +120,12 @@ def test_metrics_show_http_lag_outbox_and_decisions_of_a_report_end_to_end(fleet
         lags = pick(samples, "fengqiao_consumer_lag_records", service=name)
         assert {lab["partition"] for lab, _ in lags} and all(v == 0 for _, v in lags), name
 
+    # the consumers that keep the trail in causal order: nothing waits once the case settled
+    for name, consumer in (("intake", "intake.feedback"), ("followup", "followup.ledger")):
+        for metric in ("fengqiao_trail_parked_entries", "fengqiao_trail_parked_oldest_age_seconds"):
+            got = pick(scraped[name], metric, service=name)
+            assert [(lab["consumer"], v) for lab, v in got] == [(consumer, 0.0)], (name, metric)
+
     decisions = pick(scraped["triage"], "fengqiao_triage_decisions_total")
     assert sum(v for _, v in decisions) == 1
     assert {lab["review"] for lab, _ in decisions} <= {"true", "false"}
