@@ -86,3 +86,27 @@ def causal_position_ok(event_ids: list[str], envs: list[Envelope]) -> bool:
             if f in where and where[f] > where[env.event_id]:
                 return False
     return True
+
+
+def note_entry(
+    case_id: str, event_id: str, follows: list[str], at: datetime
+) -> tuple[Envelope, TrailAppended]:
+    """One trail entry of `case_id` with a chosen id, following `follows` (ids of any form)."""
+    payload = TrailAppended(
+        case_id=case_id,
+        at=at,
+        actor="system:test",
+        action="note",
+        to_status="received",
+        follows=follows,
+        seq=len(follows) + 1,
+    )
+    env = Envelope(
+        event_id=event_id,
+        event_type="trail.appended",
+        producer="mediation",
+        case_id=case_id,
+        correlation_id="r1",
+        payload=payload.model_dump(mode="json"),
+    )
+    return env, payload

@@ -18,10 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.triage.repository import TABLES
 from shared import db, metrics
-from shared.contracts import CaseClosed, TrailAppended
+from shared.contracts import CaseClosed
 from shared.db import CausalGate, Delivery, Tx, make_engine, migrate
 from shared.events import Envelope, event_id_floor, made_before, new_event_id, utcnow
 from shared.inbox_retention import InboxPruner
+from tests.causal import note_entry as entry
 from tests.conftest import REPO
 
 NOW = utcnow()
@@ -131,28 +132,6 @@ def test_the_id_floor_sorts_between_ids_made_before_and_after() -> None:
     assert made_before(v7_at(at - timedelta(milliseconds=1)), floor)
     assert not made_before(v7_at(at), floor)
     assert not made_before("0" * 12 + "4" + "0" * 19, floor)  # a v4 id tells no time
-
-
-def entry(case_id: str, event_id: str, follows: list[str], at: datetime) -> tuple[Envelope, Any]:
-    """A trail entry of `case_id` following `follows`."""
-    payload = TrailAppended(
-        case_id=case_id,
-        at=at,
-        actor="system:test",
-        action="note",
-        to_status="received",
-        follows=follows,
-        seq=len(follows) + 1,
-    )
-    env = Envelope(
-        event_id=event_id,
-        event_type="trail.appended",
-        producer="mediation",
-        case_id=case_id,
-        correlation_id="r1",
-        payload=payload.model_dump(mode="json"),
-    )
-    return env, payload
 
 
 async def gate_applies(

@@ -14,9 +14,9 @@ from services.intake.main import MIGRATIONS, webhook_counts
 from services.intake.repository import TABLES, WebhookDelivery
 from services.triage.repository import TABLES as TRIAGE_TABLES
 from shared import db, metrics
-from shared.contracts import TrailAppended
 from shared.db import CausalGate, Delivery, Tx, make_engine, migrate
 from shared.events import Envelope, new_event_id, utcnow
+from tests.causal import note_entry
 from tests.conftest import REPO
 
 
@@ -143,38 +143,17 @@ async def _check_parked(url: str, service: str, monkeypatch: Any) -> None:
         cause, effect = new_event_id(), new_event_id()
         now = utcnow()
         monkeypatch.setattr(db, "utcnow", lambda: now - timedelta(seconds=90))
-        await gate.handle(*_entry(effect, [cause]), apply)  # its cause has not come
+        await gate.handle(*note_entry("c1", effect, [cause], now), apply)  # its cause has not come
         monkeypatch.setattr(db, "utcnow", utcnow)
         await metrics.sample_parked(service, sessions, TRIAGE_TABLES.parked, delivery.gated)
         count, age = parked()
         assert count == 1 and age is not None and 90 <= age < 120
-        await gate.handle(*_entry(cause, []), apply)  # the cause comes: both applied
+        await gate.handle(*note_entry("c1", cause, [], now), apply)  # the cause comes: both applied
         assert applied == [cause, effect]
         await metrics.sample_parked(service, sessions, TRIAGE_TABLES.parked, delivery.gated)
         assert parked() == (0, 0)
     finally:
         await engine.dispose()
-
-
-def _entry(event_id: str, follows: list[str]) -> tuple[Envelope, TrailAppended]:
-    payload = TrailAppended(
-        case_id="c1",
-        at=utcnow(),
-        actor="system:test",
-        action="note",
-        to_status="received",
-        follows=follows,
-        seq=len(follows) + 1,
-    )
-    env = Envelope(
-        event_id=event_id,
-        event_type="trail.appended",
-        producer="mediation",
-        case_id="c1",
-        correlation_id="r1",
-        payload=payload.model_dump(mode="json"),
-    )
-    return env, payload
 
 
 async def test_parked_trail_entry_gauges_on_sqlite(tmp_path: Path, monkeypatch: Any) -> None:
