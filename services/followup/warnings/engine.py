@@ -352,8 +352,8 @@ class WarningEngine:
         """repeat_party and repeat_after_agreement for the parties of a case."""
         k = known(tx)
         mine = [r.hash for r in await k.party_rows_of(case.case_id) if r.counted]
-        rows = await k.party_cases(mine)
         since = at - timedelta(days=self.t.repeat_party_days)
+        rows = await k.party_cases(mine, since, at - timedelta(days=self.t.after_agreement_days))
         covered: set[frozenset[str]] = set()
         for h in mine:
             recent = [r for r in rows if r.hash == h and utc(r.received_at) >= since]
@@ -571,8 +571,10 @@ class WarningEngine:
     async def _no_longer(self, tx: Tx, w: WarningRow, now: datetime) -> str | None:
         k = known(tx)
         if w.kind == K.repeat_party:
-            rows = await k.party_cases([w.subject])
             since = now - timedelta(days=self.t.repeat_party_days)
+            rows = await k.party_cases(
+                [w.subject], since, now - timedelta(days=self.t.after_agreement_days)
+            )
             n = len({r.case_id for r in rows if utc(r.received_at) >= since})
             if n < self.t.repeat_party_cases:
                 return f"{n} cases of this party within {self.t.repeat_party_days} days"

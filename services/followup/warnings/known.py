@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, update
+from sqlalchemy import bindparam, event, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -59,7 +59,15 @@ IDS: Any = bindparam("ids", expanding=True)
 # the batch's reads, built once (their keys are the execution's parameters): a statement built
 # per batch costs its construction and its cache key each time, as much as a small batch's query
 PARTIES_OF_CASES = select(PartyCase).where(col(PartyCase.case_id).in_(IDS))
-PARTIES_OF_HASHES = select(PartyCase).where(col(PartyCase.hash).in_(IDS))
+# a party's cases that can still count: received within the repeat window, or settled within
+# the after-agreement one (a frequent party's older cases are never read back as rows)
+PARTIES_OF_HASHES = select(PartyCase).where(
+    col(PartyCase.hash).in_(IDS),
+    or_(
+        col(PartyCase.received_at) >= bindparam("received_since"),
+        col(PartyCase.settled_at) >= bindparam("settled_since"),
+    ),
+)
 DAYS_OF_AREAS = select(col(AreaDay.area), col(AreaDay.day), col(AreaDay.cases)).where(
     col(AreaDay.area).in_(IDS),
     col(AreaDay.day) >= bindparam("lo"),
@@ -156,7 +164,11 @@ class Known:
         self.added_of_case: dict[str, list[PartyCase]] = {}
         self.added_of_hash: dict[str, list[tuple[int, PartyCase]]] = {}
         self.parties_of_cases: dict[str, list[PartyCase]] | None = None
+        # the same rows by hash: the ones this batch may settle or merge before it flushes
+        self.own_by_hash: dict[str, list[PartyCase]] = {}
         self.parties_by_hash: dict[str, list[PartyCase]] = {}
+        # hash → (received since, settled since) its rows in parties_by_hash were read from
+        self.parties_since: dict[str, tuple[datetime, datetime]] = {}
         self.days: dict[str, dict[date, int]] = {}  # area → day → new cases stored
         self.days_read: dict[str, tuple[date, date]] = {}  # area → the range read
         self.days_added: dict[str, dict[date, int]] = {}  # area → day → counted here
@@ -281,6 +293,7 @@ class Known:
                     got = await self.s.exec(PARTIES_OF_CASES, params={"ids": chunk})
                     for r in got.all():
                         self.parties_of_cases[r.case_id].append(r)
+                        self.own_by_hash.setdefault(r.hash, []).append(r)
             rows: Sequence[PartyCase] = self.parties_of_cases[case_id]
         else:
             rows = await wrepo.party_rows_of(self.s, case_id)
@@ -292,10 +305,15 @@ class Known:
         self.added_of_hash.setdefault(row.hash, []).append((len(self.parties_added), row))
         self.parties_added.append(row)
 
-    async def party_cases(self, hashes: Sequence[str]) -> list[PartyCase]:
-        """Every counted case of some party hashes, oldest first (each hash read once)."""
+    async def party_cases(
+        self, hashes: Sequence[str], received_since: datetime, settled_since: datetime
+    ) -> list[PartyCase]:
+        """The counted cases of some party hashes received since `received_since` or settled
+        since `settled_since` (at least those: rows read for earlier bounds are kept), oldest
+        first, each hash read once per transaction unless asked for older rows."""
+        since = (utc(received_since), utc(settled_since))
         wanted = list(dict.fromkeys(hashes))
-        missing = [h for h in wanted if h not in self.parties_by_hash]
+        missing = [h for h in wanted if not self._parties_cover(h, since)]
         if missing and not self.batch_hashes_read and self.tx.batch is not None:
             # the first read of a batch reads every party the batch's entries name, and those
             # its cases had: one query per batch, not one per case
@@ -303,18 +321,36 @@ class Known:
             more = _party_hashes(self.tx.batch.envelopes)
             for rows in (self.parties_of_cases or {}).values():
                 more.update(r.hash for r in rows)
-            missing = sorted({*missing, *(h for h in more if h not in self.parties_by_hash)})
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
-            for h in chunk:
-                self.parties_by_hash[h] = []
-            for r in (await self.s.exec(PARTIES_OF_HASHES, params={"ids": chunk})).all():
-                self.parties_by_hash[r.hash].append(r)
+            missing = sorted({*missing, *(h for h in more if not self._parties_cover(h, since))})
+        # a hash read before with later bounds is read again from the earlier of both
+        by_bounds: dict[tuple[datetime, datetime], list[str]] = {}
+        for h in missing:
+            had = self.parties_since.get(h)
+            bounds = since if had is None else (min(had[0], since[0]), min(had[1], since[1]))
+            by_bounds.setdefault(bounds, []).append(h)
+        for (r_since, s_since), hs in sorted(by_bounds.items()):
+            for i in range(0, len(hs), 500):
+                chunk = hs[i : i + 500]
+                for h in chunk:
+                    self.parties_by_hash[h] = []
+                    self.parties_since[h] = (r_since, s_since)
+                params = {"ids": chunk, "received_since": r_since, "settled_since": s_since}
+                for r in (await self.s.exec(PARTIES_OF_HASHES, params=params)).all():
+                    self.parties_by_hash[r.hash].append(r)
         rows = [r for h in wanted for r in self.parties_by_hash[h]]
+        # the batch's own cases' rows as they are now: one settled here is not settled in the
+        # database yet (no flush before a batch's reads), so the bounds above may leave it out
+        own = [r for h in wanted for r in self.own_by_hash.get(h, ())]
         want = set(wanted)
         added = sorted((a for h in want for a in self.added_of_hash.get(h, ())), key=lambda a: a[0])
-        out = [r for r in _merged(rows, [r for _, r in added], lambda a: True) if r.counted]
+        extra = [*own, *(r for _, r in added)]
+        out = [r for r in _merged(rows, extra, lambda a: True) if r.counted]
         return sorted(out, key=lambda r: utc(r.received_at))
+
+    def _parties_cover(self, h: str, since: tuple[datetime, datetime]) -> bool:
+        """Whether the rows of hash `h` in hand were read from bounds no later than `since`."""
+        had = self.parties_since.get(h)
+        return had is not None and had[0] <= since[0] and had[1] <= since[1]
 
     # ---- an area's new cases per day -------------------------------------------------------
 

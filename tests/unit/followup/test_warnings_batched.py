@@ -137,3 +137,53 @@ async def test_a_batch_of_cases_new_to_the_ledger_reads_no_warnings_naming_them(
     naming = [s for s in statements if "FROM warning_case_links JOIN" in " ".join(s.split())]
     firsts = len({ev.case_id for _, ev in events})
     assert len(naming) == len(events) - firsts, (len(naming), len(events), firsts)
+
+
+def _entry(case_id: str, at: Any, frm: str | None, to: str, action: str, **kw: Any) -> Any:
+    from shared.contracts import REGISTRY, TrailAppended
+
+    ev = TrailAppended(
+        case_id=case_id,
+        at=at,
+        actor="system:test",
+        action=action,
+        from_status=frm,
+        to_status=to,
+        details=kw.get("details", {}),
+        party_hashes=kw.get("party_hashes", []),
+    )
+    return REGISTRY.event(ev, event_type="trail.appended", producer="test", case_id=case_id), ev
+
+
+async def test_a_party_settled_long_after_its_receipt_is_seen_in_the_batch_that_settles_it() -> (
+    None
+):
+    # a party's rows are read from the repeat and after-agreement windows only: case A, received
+    # 100 days ago, settles in the same batch as the party's new case B; A's row is not settled
+    # in the database yet (a batch flushes at its commit), and must still count for B
+    from datetime import UTC, datetime, timedelta
+
+    t0, party = datetime(2026, 6, 1, tzinfo=UTC), "ab" * 32
+    triage = {
+        "dispute_type": "neighbour",
+        "severity": "low",
+        "channel": "people",
+        "tier": "grid",
+        "grid_code": "522731-001-001-01",
+    }
+    early = [
+        _entry("A", t0, None, "received", "receive", party_hashes=[party], details={}),
+        _entry("A", t0 + timedelta(hours=1), "received", "triaged", "triage", details=triage),
+        _entry("A", t0 + timedelta(hours=2), "triaged", "assigned", "assign"),
+        _entry("A", t0 + timedelta(hours=3), "assigned", "accepted", "accept"),
+        _entry("A", t0 + timedelta(hours=4), "accepted", "mediating", "note"),
+    ]
+    later = t0 + timedelta(days=100)
+    late = [
+        _entry("A", later, "mediating", "agreed", "agree"),
+        _entry("B", later + timedelta(hours=1), None, "received", "receive", party_hashes=[party]),
+        _entry("B", later + timedelta(hours=2), "received", "triaged", "triage", details=triage),
+    ]
+    alone = await _run(early + late, 1)
+    assert any(key == "repeat_after_agreement:B:A" for key, *_ in alone["warnings"])
+    assert await _run(early + late, len(early)) == alone  # the late three in one batch
