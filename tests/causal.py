@@ -110,3 +110,26 @@ def note_entry(
         payload=payload.model_dump(mode="json"),
     )
     return env, payload
+
+
+def status_entry(
+    case_id: str,
+    to: str,
+    frm: str | None,
+    action: str,
+    at: datetime,
+    details: dict[str, Any] | None = None,
+    party_hashes: list[str] | None = None,
+) -> tuple[Envelope, TrailAppended]:
+    """One trail entry moving a case from `frm` to `to`, as the ledger's tests hand it over."""
+    ev = TrailAppended(
+        case_id=case_id,
+        at=at,
+        actor="system:test",
+        action=action,
+        from_status=frm,
+        to_status=to,
+        details=details or {},
+        party_hashes=party_hashes or [],
+    )
+    return REGISTRY.event(ev, event_type="trail.appended", producer="test", case_id=case_id), ev

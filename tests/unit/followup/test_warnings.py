@@ -15,8 +15,8 @@ from services.followup.settings import FollowupSettings
 from services.followup.warnings.engine import WarningEngine
 from shared.bus import InMemoryBus
 from shared.clock import ManualClock
-from shared.contracts import REGISTRY, TrailAppended
 from shared.events import Envelope
+from tests.causal import status_entry
 from tests.unit.followup.conftest import T0, TOPICS, Ledger
 
 PHONE_HASH = "a" * 64  # a keyed hash as intake computes it; the test needs no real phone
@@ -49,21 +49,7 @@ class Warnings(Ledger):
         party_hashes: list[str] | None = None,
     ) -> None:
         """Publish one trail entry, optionally with party hashes."""
-        env = REGISTRY.event(
-            TrailAppended(
-                case_id=case_id,
-                at=at,
-                actor="system:test",
-                action=action,
-                from_status=frm,
-                to_status=to,
-                details=details or {},
-                party_hashes=party_hashes or [],
-            ),
-            event_type="trail.appended",
-            producer="test",
-            case_id=case_id,
-        )
+        env, _ = status_entry(case_id, to, frm, action, at, details, party_hashes)
         await self.publish(TOPICS.trail, env)
 
     async def extend(self, case_id: str, at: datetime, mediation_due: datetime) -> None:

@@ -27,6 +27,7 @@ from services.followup.warnings.repository import (
 from shared.bus import InMemoryBus
 from shared.db import migrate
 from shared.runtime import Runtime
+from tests.causal import status_entry
 
 
 def _events(cases: int, people: int | None = None) -> list[Any]:
@@ -140,19 +141,7 @@ async def test_a_batch_of_cases_new_to_the_ledger_reads_no_warnings_naming_them(
 
 
 def _entry(case_id: str, at: Any, frm: str | None, to: str, action: str, **kw: Any) -> Any:
-    from shared.contracts import REGISTRY, TrailAppended
-
-    ev = TrailAppended(
-        case_id=case_id,
-        at=at,
-        actor="system:test",
-        action=action,
-        from_status=frm,
-        to_status=to,
-        details=kw.get("details", {}),
-        party_hashes=kw.get("party_hashes", []),
-    )
-    return REGISTRY.event(ev, event_type="trail.appended", producer="test", case_id=case_id), ev
+    return status_entry(case_id, to, frm, action, at, kw.get("details"), kw.get("party_hashes"))
 
 
 async def test_a_party_settled_long_after_its_receipt_is_seen_in_the_batch_that_settles_it() -> (
