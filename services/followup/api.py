@@ -149,6 +149,10 @@ def filters_of(
     since: datetime | None,
 ) -> CaseFilters:
     """Query parameters → filters."""
+    try:
+        changed_since = as_utc(since)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of the calendar in UTC
+        raise invalid("since", "a time the calendar has in UTC") from None
     return CaseFilters(
         status=status.value if status else None,
         channel=channel,
@@ -157,7 +161,7 @@ def filters_of(
         dispute_type=dispute_type,
         source=source,
         overdue=overdue,
-        since=as_utc(since),
+        since=changed_since,
     )
 
 

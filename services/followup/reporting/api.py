@@ -41,9 +41,17 @@ def scope_words(s: dict[str, Any]) -> str:
     return f"{s['role']}: " + ", ".join(str(p) for p in parts)
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def period_of(request: Request, first: date | None, last: date | None) -> tuple[date, date]:
     """The period asked for; by default the 30 days up to today in Asia/Shanghai."""
     today = request.app.state.clock.now().astimezone(LOCAL).date()
+    for name, day in (("from", first), ("to", last)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            # the calendar arithmetic of a period (its default start, its weeks and months)
+            # must stay inside the dates Python has
+            raise invalid(name, f"a date from {FIRST_DAY} to {LAST_DAY}")
     last = last or today
     first = first or last - timedelta(days=29)
     if first > last:
