@@ -97,7 +97,10 @@ class CanonicalReport(_Strict):
             raise ValueError("timestamp must carry a timezone offset, e.g. +08:00")
         if v < EARLIEST:
             raise ValueError("timestamp is before 2000")
-        return v.astimezone(UTC)
+        try:
+            return v.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-08:00 is in year 10000 in UTC
+            raise ValueError("timestamp is beyond the calendar in UTC") from None
 
 
 def bad_characters(value: Any, path: str = "") -> list[dict[str, str]]:

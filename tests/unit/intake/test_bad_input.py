@@ -49,6 +49,16 @@ async def post_raw(
             "reported_at",
             "before 2000",
         ),
+        (
+            {
+                "source": "110",
+                "source_ref": "X",
+                "text": "t",
+                "reported_at": "9999-12-31T23:00:00-08:00",
+            },
+            "reported_at",
+            "beyond the calendar",
+        ),
         ({"source": "110", "source_ref": "X", "text": "a\u0000b"}, "text", "NUL"),
         ({"source": "110", "source_ref": "X", "text": "x" * 2001}, "text", "longer than 2000"),
         ({"source": "110", "source_ref": "X", "text": "   "}, "text", "at least 1"),
