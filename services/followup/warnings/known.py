@@ -322,21 +322,18 @@ class Known:
             for rows in (self.parties_of_cases or {}).values():
                 more.update(r.hash for r in rows)
             missing = sorted({*missing, *(h for h in more if not self._parties_cover(h, since))})
-        # a hash read before with later bounds is read again from the earlier of both
-        by_bounds: dict[tuple[datetime, datetime], list[str]] = {}
-        for h in missing:
-            had = self.parties_since.get(h)
-            bounds = since if had is None else (min(had[0], since[0]), min(had[1], since[1]))
-            by_bounds.setdefault(bounds, []).append(h)
-        for (r_since, s_since), hs in sorted(by_bounds.items()):
-            for i in range(0, len(hs), 500):
-                chunk = hs[i : i + 500]
-                for h in chunk:
-                    self.parties_by_hash[h] = []
-                    self.parties_since[h] = (r_since, s_since)
-                params = {"ids": chunk, "received_since": r_since, "settled_since": s_since}
-                for r in (await self.s.exec(PARTIES_OF_HASHES, params=params)).all():
-                    self.parties_by_hash[r.hash].append(r)
+        # a hash read before with later bounds is read again, from the earliest of all
+        r_since, s_since = since
+        for had in filter(None, map(self.parties_since.get, missing)):
+            r_since, s_since = min(r_since, had[0]), min(s_since, had[1])
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            for h in chunk:
+                self.parties_by_hash[h] = []
+                self.parties_since[h] = (r_since, s_since)
+            params = {"ids": chunk, "received_since": r_since, "settled_since": s_since}
+            for r in (await self.s.exec(PARTIES_OF_HASHES, params=params)).all():
+                self.parties_by_hash[r.hash].append(r)
         rows = [r for h in wanted for r in self.parties_by_hash[h]]
         # the batch's own cases' rows as they are now: one settled here is not settled in the
         # database yet (no flush before a batch's reads), so the bounds above may leave it out

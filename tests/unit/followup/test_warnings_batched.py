@@ -140,10 +140,6 @@ async def test_a_batch_of_cases_new_to_the_ledger_reads_no_warnings_naming_them(
     assert len(naming) == len(events) - firsts, (len(naming), len(events), firsts)
 
 
-def _entry(case_id: str, at: Any, frm: str | None, to: str, action: str, **kw: Any) -> Any:
-    return status_entry(case_id, to, frm, action, at, kw.get("details"), kw.get("party_hashes"))
-
-
 async def test_a_party_settled_long_after_its_receipt_is_seen_in_the_batch_that_settles_it() -> (
     None
 ):
@@ -161,17 +157,17 @@ async def test_a_party_settled_long_after_its_receipt_is_seen_in_the_batch_that_
         "grid_code": "522731-001-001-01",
     }
     early = [
-        _entry("A", t0, None, "received", "receive", party_hashes=[party], details={}),
-        _entry("A", t0 + timedelta(hours=1), "received", "triaged", "triage", details=triage),
-        _entry("A", t0 + timedelta(hours=2), "triaged", "assigned", "assign"),
-        _entry("A", t0 + timedelta(hours=3), "assigned", "accepted", "accept"),
-        _entry("A", t0 + timedelta(hours=4), "accepted", "mediating", "note"),
+        status_entry("A", "received", None, "receive", t0, party_hashes=[party]),
+        status_entry("A", "triaged", "received", "triage", t0 + timedelta(hours=1), triage),
+        status_entry("A", "assigned", "triaged", "assign", t0 + timedelta(hours=2)),
+        status_entry("A", "accepted", "assigned", "accept", t0 + timedelta(hours=3)),
+        status_entry("A", "mediating", "accepted", "note", t0 + timedelta(hours=4)),
     ]
     later = t0 + timedelta(days=100)
     late = [
-        _entry("A", later, "mediating", "agreed", "agree"),
-        _entry("B", later + timedelta(hours=1), None, "received", "receive", party_hashes=[party]),
-        _entry("B", later + timedelta(hours=2), "received", "triaged", "triage", details=triage),
+        status_entry("A", "agreed", "mediating", "agree", later),
+        status_entry("B", "received", None, "receive", later + timedelta(hours=1), None, [party]),
+        status_entry("B", "triaged", "received", "triage", later + timedelta(hours=2), triage),
     ]
     alone = await _run(early + late, 1)
     assert any(key == "repeat_after_agreement:B:A" for key, *_ in alone["warnings"])
