@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.responses import Body, StoredBody, Timestamp
+
+DUE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+DUE_BEFORE = datetime(9999, 12, 31, tzinfo=UTC)  # every zone's local day is in the calendar
 
 
 class ReasonIn(BaseModel):
@@ -28,6 +31,21 @@ class AgreementIn(BaseModel):
     terms: str = Field(min_length=1, max_length=20000)
     amount_yuan: int | None = Field(default=None, ge=0, le=10_000_000_000)
     performance_due: datetime | None = None
+
+    @field_validator("performance_due")
+    @classmethod
+    def _due_in_the_calendar(cls, due: datetime | None) -> datetime | None:
+        """A due time from 2000 on, a day inside the calendar's end: the agreement's document
+        prints it in the service's time zone (9999-12-31T20:00Z is year 10000 in Shanghai)."""
+        if due is None:
+            return None
+        try:
+            utc = (due if due.tzinfo else due.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("performance_due is beyond the calendar") from None
+        if not DUE_FROM <= utc < DUE_BEFORE:
+            raise ValueError("performance_due is before 2000 or beyond the calendar")
+        return due
 
 
 class TransferIn(BaseModel):

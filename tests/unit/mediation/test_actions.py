@@ -65,6 +65,31 @@ async def test_accept_note_agreement_produces_trail_event_and_document(svc: Svc)
     assert ("agreement", cid, body["agreement_id"]) in svc.people.calls
 
 
+async def test_a_due_time_outside_the_calendar_is_refused_and_the_case_stays(svc: Svc) -> None:
+    """The agreement's document prints the due day in the service's zone: a due time whose day
+    there leaves the calendar is a 422 naming the field, not a 500 when the document prints."""
+    cid = await svc.triaged()
+    me = "med-people-town-day"
+    await svc.act(cid, "accept", me)
+    await svc.act(cid, "notes", me, {"text": "已约双方面谈"}, expect=201)
+    for due in ("9999-12-31T23:00:00-08:00", "9999-12-31T20:00:00+00:00", "1999-12-31T00:00:00"):
+        body = await svc.act(
+            cid, "agreement", me, {"terms": "赔偿修缮费", "performance_due": due}, expect=422
+        )
+        assert "performance_due" in dump(body), body
+    assert (await svc.case(cid, me))["status"] == "mediating"
+    assert [t["action"] for t in svc.trail(cid)] == ["assign", "accept", "note"]
+    body = await svc.act(
+        cid,
+        "agreement",
+        me,
+        {"terms": "赔偿修缮费", "performance_due": "9999-12-30T12:00:00+00:00"},
+        expect=201,
+    )
+    r = await svc.client.get(f"/v1/cases/{cid}/agreement/document", headers=svc.token(me))
+    assert r.status_code == 200 and "履行期限：9999年12月30日" in r.text
+
+
 async def test_notes_and_terms_are_encrypted_at_rest(svc: Svc) -> None:
     cid = await svc.triaged()
     me = "med-people-town-day"
