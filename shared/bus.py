@@ -164,11 +164,18 @@ class _Offsets:
         return max(0, min(idle_ms, int(left * 1000)))
 
     async def kept(self, offsets: dict[Any, int]) -> None:
-        self.pending.update(offsets)
+        # a partition revoked while its batch was in its transaction is another member's now:
+        # its offset is not ours to commit (the revoke listener already committed what we had)
+        owned = self.consumer.assignment()
+        self.pending.update({tp: off for tp, off in offsets.items() if tp in owned})
         if time.monotonic() - self.at >= self.interval_s:
             await self.flush()
 
     async def flush(self, only: set[Any] | None = None) -> None:
+        owned = self.consumer.assignment()
+        for tp in [tp for tp in self.pending if tp not in owned]:
+            # revoked meanwhile: one such partition in a commit fails the whole commit
+            del self.pending[tp]
         take = {tp: off for tp, off in self.pending.items() if only is None or tp in only}
         if not take:
             return
@@ -184,6 +191,15 @@ class _Offsets:
                 if tp in owned:
                     self.pending.setdefault(tp, off)
             raise
+
+
+def _seek(consumer: Any, tp: Any, offset: int) -> None:
+    """Move a partition's position back; a partition revoked meanwhile needs none (its next
+    owner starts from the committed offset, and so would we on getting it back)."""
+    from aiokafka.errors import IllegalStateError
+
+    with contextlib.suppress(IllegalStateError):
+        consumer.seek(tp, offset)
 
 
 def _revoke_listener(offsets: _Offsets) -> Any:
@@ -597,10 +613,7 @@ class KafkaBus:
                 batches = await self._linger(consumer, batches)
                 busy = busy or bool(batches)
                 parts = [(tp, self._messages(tp, records)) for tp, records in batches.items()]
-                if len(parts) > 1 and await self._handle_together(consumer, sub, parts):
-                    parts = []
-                for tp, msgs in parts:
-                    await self._handle_partition(consumer, sub, tp, msgs)
+                await self._handle_fetch(consumer, sub, parts)
                 since = time.monotonic() - lag_at
                 if since >= LAG_IDLE_S or (busy and since >= 1.0):
                     metrics.observe_lag(self.client_id, sub.group, consumer)
@@ -612,6 +625,26 @@ class KafkaBus:
                     "consumer loop error", extra={"group": sub.group, "error": type(exc).__name__}
                 )
                 await asyncio.sleep(1)
+
+    async def _handle_fetch(
+        self, consumer: Any, sub: _Subscription, parts: list[tuple[Any, list[Message]]]
+    ) -> None:
+        """A fetch's records: together, else partition by partition. getmany has moved every
+        partition's position past its records, so when handling stops on an error (a dead
+        letter the broker did not take, a refused offset commit) each partition not handled
+        yet is sought back to its first record: read again, never skipped. (The partition in
+        hand seeks itself back to what it did not finish.)"""
+        started = 0
+        try:
+            if len(parts) > 1 and await self._handle_together(consumer, sub, parts):
+                return
+            for tp, msgs in parts:
+                started += 1
+                await self._handle_partition(consumer, sub, tp, msgs)
+        except BaseException:
+            for tp, msgs in parts[started:]:
+                _seek(consumer, tp, msgs[0].offset)
+            raise
 
     async def _linger(self, consumer: Any, batches: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
         """A fetch that brought only a few records waits `linger_ms` once for what arrives
@@ -678,13 +711,13 @@ class KafkaBus:
                     metrics.record_handled(m.topic, time.perf_counter() - t0)
                     done = m.offset
         finally:
+            if done != msgs[-1].offset:  # rewind first (a commit below may raise): read again
+                _seek(consumer, tp, msgs[0].offset if done is None else done + 1)
             if done is not None:
                 # commit only what was processed and persisted
                 await self._offsets[id(consumer)].kept(
                     {TopicPartition(tp.topic, tp.partition): done + 1}
                 )
-            if done != msgs[-1].offset:  # rewind: the rest is read again
-                consumer.seek(tp, msgs[0].offset if done is None else done + 1)
 
     async def stop(self) -> None:
         """Stop consumers first (no new work), then flush the producer."""
