@@ -210,9 +210,17 @@ def _heads_update(table: Any) -> Any:
     c = table.c
     return (
         update(table)
-        .where(c.case_id == bindparam("b_case_id"))
+        .where(c.case_id == bindparam("b_case_id"), c.seq == bindparam("b_read_seq"))
         .values(heads=bindparam("b_heads", type_=c.heads.type), seq=bindparam("b_seq"))
     )
+
+
+class HeadsMoved(RuntimeError):
+    """Another transaction moved a case's trail heads after this one read them: rolled back,
+    to be done again on the new heads (a serialization failure: a batch is tried again whole,
+    an HTTP request answers 409)."""
+
+    sqlstate = "40001"
 
 
 class HeadStore:
@@ -224,20 +232,26 @@ class HeadStore:
     def __init__(self, table: Any) -> None:
         self.table = getattr(table, "__table__", table)
         self.known: dict[str, tuple[list[str], int]] = {}  # case → heads, seq (read or moved)
+        self.read_seq: dict[str, int] = {}  # case → seq of its stored row as read
         self.stored: set[str] = set()  # cases with a row in the table
         self.changed: set[str] = set()
 
     async def load(self, session: AsyncSession, case_ids: Iterable[str]) -> None:
-        """Read the heads of the cases not read yet."""
+        """Read the heads of the cases not read yet. Another transaction moving one of them
+        before this one commits would have its entry dropped from the heads this one writes:
+        PostgreSQL locks the rows read (FOR UPDATE: a concurrent writer waits, then reads what
+        this one wrote); on SQLite, whose transaction begins only at its first write (after
+        this read), write() moves only heads still as read, else raises HeadsMoved."""
         missing = sorted(c for c in case_ids if c not in self.known)
         if not missing:
             return
         conn = await session.connection()
         rows = await fastsql.select_in(
-            conn, self.table, ("case_id", "heads", "seq"), "case_id", missing
+            conn, self.table, ("case_id", "heads", "seq"), "case_id", missing, lock=True
         )
         for case_id, heads, seq in rows:
             self.known[case_id] = (list(heads or []), int(seq or 0))
+            self.read_seq[case_id] = int(seq or 0)
             self.stored.add(case_id)
         for case_id in missing:
             self.known.setdefault(case_id, ([], 0))
@@ -262,12 +276,21 @@ class HeadStore:
             for k in sorted(self.changed - self.stored)
         ]
         updates = [
-            {"b_case_id": k, "b_heads": self.known[k][0], "b_seq": self.known[k][1]}
+            {
+                "b_case_id": k,
+                "b_read_seq": self.read_seq[k],
+                "b_heads": self.known[k][0],
+                "b_seq": self.known[k][1],
+            }
             for k in sorted(self.changed & self.stored)
         ]
         conn = await session.connection()
         await fastsql.insert_rows(conn, self.table, inserts)
-        await fastsql.update_rows(conn, _heads_update(self.table), updates)
+        moved = await fastsql.update_rows(conn, _heads_update(self.table), updates)
+        if 0 <= moved < len(updates):
+            raise HeadsMoved(f"{len(updates) - moved} cases' trail heads moved meanwhile")
+        for k in self.changed:
+            self.read_seq[k] = self.known[k][1]
         self.stored |= self.changed
         self.changed = set()
 
@@ -289,6 +312,9 @@ class Tx:
         self._trail: list[dict[str, Any]] = []
         self._rows: dict[Any, list[dict[str, Any]]] = {}  # add_rows: table → rows, in order
         self._heads: HeadStore | None = None  # outside a batch: the heads seal() moved
+        # what handlers keep between the entries this transaction applies (a causal gate's
+        # released ones follow the one that freed them): the batch's memo inside a batch
+        self.memo: dict[str, Any] = batch.memo if batch is not None else {}
 
     def emit(self, topic: str, event_type: str, payload: BaseModel, case_id: str) -> Envelope:
         """Queue an event in the outbox (published by the relay after commit)."""
@@ -818,6 +844,11 @@ class CausalStats:
     refused_total: int = 0
 
 
+def _is_v7(event_id: str) -> bool:
+    """Whether an event id is a UUID v7 (it tells when it was made)."""
+    return len(event_id) == 32 and event_id[12] == "7"
+
+
 class CausalGate:
     """Applies one consumer's trail entries in causal order, parking those that come early.
 
@@ -830,10 +861,21 @@ class CausalGate:
     gone, and it was delivered long ago (the retention exceeds what the broker keeps).
     """
 
-    def __init__(self, delivery: Delivery, consumer: str, max_parked: int = 10_000) -> None:
+    def __init__(
+        self,
+        delivery: Delivery,
+        consumer: str,
+        max_parked: int = 10_000,
+        epoch: Callable[[AsyncSession], Awaitable[datetime | None]] | None = None,
+    ) -> None:
         self.delivery, self.consumer, self.max_parked = delivery, consumer, max_parked
         self.stats = CausalStats()
         delivery.gated.add(consumer)
+        # a consumer gated after it had run: what it did not record before the gate began
+        # (read once from its database) counts as applied, or its live cases would wait for
+        # ever on entries it skipped then
+        self._epoch_of, self._epoch_read = epoch, epoch is None
+        self._epoch: str | None = None
 
     async def handle(self, env: Envelope, entry: TrailAppended, apply: TrailApply) -> bool:
         """Apply (or park) an entry once; False when this consumer has seen it before."""
@@ -858,16 +900,25 @@ class CausalGate:
 
     def _looked_up(self, follows: Sequence[str]) -> set[str]:
         """The causes whose inbox rows prove them applied: all of them, but for those made
-        before the inbox retention (their rows may be pruned: taken as applied)."""
+        before the inbox retention (their rows may be pruned: taken as applied) or before the
+        gate's epoch (any id that tells no time is older than the epoch too)."""
         retention = self.delivery.inbox_retention
-        if retention is None:
-            return set(follows)
-        floor = event_id_floor(utcnow() - retention)
-        return {f for f in follows if not made_before(f, floor)}
+        out = set(follows)
+        if retention is not None:
+            floor = event_id_floor(utcnow() - retention)
+            out = {f for f in out if not made_before(f, floor)}
+        if self._epoch is not None:
+            epoch = self._epoch
+            out = {f for f in out if _is_v7(f) and not made_before(f, epoch)}
+        return out
 
     async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:
         if not entry.follows:
             return True
+        if not self._epoch_read and self._epoch_of is not None:
+            since = await self._epoch_of(tx.session)
+            self._epoch = event_id_floor(since) if since is not None else None
+            self._epoch_read = True
         causes, looked_up = set(entry.follows), self._looked_up(entry.follows)
         if tx.batch is not None:
             if len(await tx.batch.applied(self.consumer, looked_up)) < len(looked_up):

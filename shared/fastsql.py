@@ -73,10 +73,12 @@ async def select_in(
     columns: tuple[str, ...],
     key: str,
     ids: Iterable[Any],
+    lock: bool = False,
     **equal: Any,
 ) -> list[tuple[Any, ...]]:
     """Rows (`columns`) of `table` whose `key` is one of `ids` and whose `equal` columns have
-    those values; in chunks of 500 ids."""
+    those values; in chunks of 500 ids. `lock`: the rows are locked until the transaction
+    ends (FOR UPDATE; SQLite has no row locks: its writers take the database's)."""
     wanted = sorted(set(ids))
     out: list[tuple[Any, ...]] = []
     if not wanted:
@@ -87,7 +89,7 @@ async def select_in(
         chunk = wanted[i : i + _CHUNK]
         if raw is None:
             rows = await conn.execute(
-                _in_statement(table, columns, key, names), {"ids": chunk, **equal}
+                _in_statement(table, columns, key, names, lock), {"ids": chunk, **equal}
             )
             out.extend(tuple(r) for r in rows.all())
             continue
@@ -100,14 +102,16 @@ async def select_in(
 
 
 @functools.cache
-def _in_statement(table: Any, columns: tuple[str, ...], key: str, equal: tuple[str, ...]) -> Any:
+def _in_statement(
+    table: Any, columns: tuple[str, ...], key: str, equal: tuple[str, ...], lock: bool = False
+) -> Any:
     c = table.c
     stmt = select(*(c[name] for name in columns)).where(
         c[key].in_(bindparam("ids", expanding=True))
     )
     for name in equal:
         stmt = stmt.where(c[name] == bindparam(name))
-    return stmt
+    return stmt.with_for_update() if lock else stmt
 
 
 async def fetch(
@@ -199,13 +203,15 @@ async def insert_rows(conn: AsyncConnection, table: Any, rows: Sequence[Mapping[
             await raw._execute(raw._connection.executemany, c.sql, c.params(run))
 
 
-async def update_rows(conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """An UPDATE or DELETE whose values are all bound parameters, once per row (an executemany)."""
+async def update_rows(conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+    """An UPDATE or DELETE whose values are all bound parameters, once per row (an executemany);
+    the rows it changed on SQLite, -1 where the driver does not count an executemany's."""
     if not rows:
-        return
+        return 0
     raw = driver(conn)
     if raw is None:
         await conn.execute(stmt, list(rows))
-        return
+        return -1
     c = _compiled(stmt, None, conn.dialect)
-    await raw._execute(raw._connection.executemany, c.sql, c.params(rows))
+    cursor = await raw._execute(raw._connection.executemany, c.sql, c.params(rows))
+    return int(cursor.rowcount)

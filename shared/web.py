@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.audit import audit_router
 from shared.auth import AuthError, StaffPrincipal, verify_token
+from shared.db import HeadsMoved
 from shared.errors import (
     ApiError,
+    Conflict,
     ErrorBody,
     Invalid,
     NotFound,
@@ -83,6 +85,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(NotFound("route", "path"))
         err = ApiError(str(exc.detail), headers=exc.headers)
         return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(HeadsMoved)
+    async def _heads_moved(_req: Request, _exc: HeadsMoved) -> JSONResponse:
+        # another transaction appended to the case's trail as this one committed: nothing of
+        # this request was kept; done again, it follows that entry
+        return error_response(Conflict("the case changed meanwhile; send the request again"))
 
     @app.exception_handler(PiiKeyError)
     async def _pii_key(req: Request, exc: PiiKeyError) -> JSONResponse:

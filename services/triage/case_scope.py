@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.triage.repository import SCOPE_COLUMNS, TriageCase, TriageCaseScope
+from services.triage.repository import SCOPE_COLUMNS, TriageCase, TriageCaseScope, gate_epoch
 from shared.contracts import TrailAppended
-from shared.db import Delivery, Tx
+from shared.db import CausalGate, Delivery, Tx
 from shared.events import Envelope
 from shared.scope import CaseScope, scope_changes
 
@@ -20,34 +20,32 @@ _NEW_SCOPES = "triage.new_scopes"  # batch memo: case id → scope row queued in
 class ScopeProjection:
     """Projects tier, area, organisation, mediator and co-handlers from trail entries.
 
-    In a consumer batch an entry costs no transaction of its own: it is marked seen (inbox),
-    the rows of the batch's cases are read once, a new row is queued for the batch's Core
-    insert and a stored one has only the changed columns set (an entry that changes nothing
-    writes nothing but its inbox row, so a replay after later entries cannot undo them).
+    The entries are applied in causal order (shared.db.CausalGate): one that arrives before an
+    entry it follows (the trail topic carries every service's entries, each sent by its own
+    relay) waits, so a late older entry never undoes a newer tier or organisation. In a
+    consumer batch an entry costs no transaction of its own: it is marked seen (inbox), the
+    rows of the batch's cases are read once, a new row is queued for the batch's Core insert
+    and a stored one has only the changed columns set.
     """
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
+        self.gate = CausalGate(
+            delivery, CONSUMER, epoch=lambda session: gate_epoch(session, CONSUMER)
+        )
 
     async def trail_appended(self, env: Envelope, entry: TrailAppended) -> None:
-        """Keep what the entry says about who handles the case."""
+        """Keep what the entry says about who handles the case (once its causes are kept)."""
+        await self.gate.handle(env, entry, self._apply)
+
+    async def _apply(self, tx: Tx, env: Envelope, entry: TrailAppended) -> None:
         changes = scope_changes(entry.details)
         if not changes:
             return
-        batch = self.delivery.current_batch()
-        if batch is not None:
-            if await batch.claim(CONSUMER, env.event_id):
-                queued: dict[Any, list[dict[str, Any]]] = batch.rows
-                await _apply(batch.memo, batch.get, queued, entry.case_id, changes)
-            return
-
-        async def work(tx: Tx) -> None:
-            rows: dict[Any, list[dict[str, Any]]] = {}
-            await _apply({}, tx.get, rows, entry.case_id, changes)
-            for table, new in rows.items():
-                tx.add_rows(table, new)
-
-        await self.delivery.handle_once(CONSUMER, env, work)
+        rows: dict[Any, list[dict[str, Any]]] = {}
+        await _apply(tx.memo, tx.get, rows, entry.case_id, changes)
+        for table, new in rows.items():
+            tx.add_rows(table, new)
 
 
 async def _apply(

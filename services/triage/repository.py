@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import registry
@@ -141,6 +141,25 @@ class TriageReview(TriageBase, table=True):
 
 REVIEW_COLUMNS = tuple(c for c in column_names(TriageReview) if c != "id")  # queued rows: no id
 SCOPE_COLUMNS = column_names(TriageCaseScope)
+
+
+class CausalGateEpoch(TriageBase, table=True):
+    """When a consumer's causal gate began (shared.db.CausalGate `epoch`): trail entries
+    made before it that the consumer did not record count as applied. Written by the
+    migration that began the gate; a database made without migrations has none (all gated)."""
+
+    __tablename__ = "causal_gate_epochs"
+    consumer: str = Field(primary_key=True, max_length=64)
+    since: datetime = tz(nullable=False)
+
+
+async def gate_epoch(session: AsyncSession, consumer: str) -> datetime | None:
+    """The time a consumer's causal gate began, if recorded."""
+    row = await session.get(CausalGateEpoch, consumer)
+    if row is None:
+        return None
+    return row.since if row.since.tzinfo is not None else row.since.replace(tzinfo=UTC)
+
 
 TABLES = delivery_tables(TriageBase)
 metadata = TriageBase.metadata

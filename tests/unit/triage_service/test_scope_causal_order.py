@@ -1,0 +1,91 @@
+"""Triage's scope projection (`triage.scope`) applies trail entries in causal order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.contracts import TrailAppended
+from shared.db import Delivery, make_engine
+from shared.events import Envelope
+from shared.topics import Topics
+from tests.unit.shared.test_trail_heads_concurrency import open_delivery
+
+
+@pytest.fixture
+async def delivery(tmp_path: Path) -> AsyncIterator[Delivery]:
+    engine, d = await open_delivery(f"sqlite+aiosqlite:///{tmp_path / 'producers.db'}")
+    yield d
+    await engine.dispose()
+
+
+async def test_the_scope_projection_keeps_the_newer_tier_when_an_older_entry_comes_late(
+    delivery: Delivery, tmp_path: Path
+) -> None:
+    """services/triage/case_scope.py:32-50 (and _apply, 53-80).
+
+    The trail topic carries entries of every service, each published by its own relay, so an
+    entry can arrive before one it follows: that is why intake's feedback and followup's ledger
+    go through the CausalGate. Triage's `triage.scope` consumer does not: it sets whatever
+    scope facts an entry carries, in arrival order. Mediation escalates a case to the county
+    (its entry follows triage's routing entry, tier town); if triage's entry reaches the topic
+    late (its produce retried across a leader change while case.triaged went through and
+    mediation acted), the projection ends with the older tier: who may read the case's
+    decisions (shared.scope) is decided on a superseded tier.
+    """
+    from services.triage.case_scope import ScopeProjection
+    from services.triage.repository import TABLES as TRIAGE_TABLES
+    from services.triage.repository import TriageBase, TriageCaseScope
+
+    async with delivery.transaction() as tx:  # the producers' side: triage, then mediation
+        routed = tx.transition(
+            "case-9",
+            action="triage",
+            from_status="received",
+            to_status="triaged",
+            actor="system:triage",
+            details={
+                "dispute_type": "neighbour",
+                "severity": "low",
+                "channel": "people",
+                "tier": "town",
+                "rule_id": "r1",
+                "rules_version": "v1",
+            },
+        )
+    async with delivery.transaction() as tx:
+        escalated = tx.transition(
+            "case-9",
+            action="escalate",
+            from_status="mediating",
+            to_status="mediating",
+            actor="user:m1",
+            details={"from_tier": "town", "to_tier": "county"},
+        )
+    assert escalated.payload["follows"] == [routed.event_id]
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(TriageBase.metadata.create_all)
+        triage = Delivery(
+            async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+            TRIAGE_TABLES,
+            "triage",
+            Topics("review.").trail,
+        )
+        scope = ScopeProjection(triage)
+        for env in (escalated, routed):  # the routing entry arrives after the escalation
+            wire = Envelope.from_bytes(env.to_bytes())
+            await scope.trail_appended(wire, TrailAppended.model_validate(wire.payload))
+        async with triage.sessions() as s:
+            row = await s.get(TriageCaseScope, "case-9")
+    finally:
+        await engine.dispose()
+
+    assert row is not None
+    assert row.tier == "county", f"scope tier {row.tier!r}: the escalation was undone"
