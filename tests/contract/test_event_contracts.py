@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,6 +141,8 @@ class _RecordingRuntime:
     def __init__(self) -> None:
         self.topics = Topics("")
         self.subscriptions: list[tuple[tuple[str, ...], str]] = []
+        # what a projection wired in register() keeps (triage's scope: its causal gate)
+        self.delivery = SimpleNamespace(gated=set())
 
     def on_events(self, topics: list[str], group: str, handlers: dict[str, Any]) -> None:
         self.subscriptions += [(tuple(topics), e) for e in handlers]
