@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,6 +17,20 @@ from shared.db import Delivery, make_engine, migrate
 from shared.events import Envelope
 from shared.topics import Topics
 from tests.unit.shared.test_trail_heads_concurrency import open_delivery
+
+
+def scope_projection(engine: Any) -> tuple[Delivery, Any]:
+    """Triage's delivery on an engine and its scope projection."""
+    from services.triage.case_scope import ScopeProjection
+    from services.triage.repository import TABLES as TRIAGE_TABLES
+
+    triage = Delivery(
+        async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+        TRIAGE_TABLES,
+        "triage",
+        Topics("review.").trail,
+    )
+    return triage, ScopeProjection(triage)
 
 
 @pytest.fixture
@@ -39,8 +54,6 @@ async def test_the_scope_projection_keeps_the_newer_tier_when_an_older_entry_com
     mediation acted), the projection ends with the older tier: who may read the case's
     decisions (shared.scope) is decided on a superseded tier.
     """
-    from services.triage.case_scope import ScopeProjection
-    from services.triage.repository import TABLES as TRIAGE_TABLES
     from services.triage.repository import TriageBase, TriageCaseScope
 
     async with delivery.transaction() as tx:  # the producers' side: triage, then mediation
@@ -74,13 +87,7 @@ async def test_the_scope_projection_keeps_the_newer_tier_when_an_older_entry_com
     try:
         async with engine.begin() as conn:
             await conn.run_sync(TriageBase.metadata.create_all)
-        triage = Delivery(
-            async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
-            TRIAGE_TABLES,
-            "triage",
-            Topics("review.").trail,
-        )
-        scope = ScopeProjection(triage)
+        triage, scope = scope_projection(engine)
         for env in (escalated, routed):  # the routing entry arrives after the escalation
             wire = Envelope.from_bytes(env.to_bytes())
             await scope.trail_appended(wire, TrailAppended.model_validate(wire.payload))
@@ -106,21 +113,13 @@ async def test_causes_from_before_the_gate_began_count_as_applied(
     a live case may follow one it never recorded: made before the epoch (or with an id that
     tells no time, older still) it counts as applied; one made after the epoch and not seen
     yet is waited for."""
-    from services.triage.case_scope import ScopeProjection
     from services.triage.main import MIGRATIONS
-    from services.triage.repository import TABLES as TRIAGE_TABLES
     from services.triage.repository import TriageCaseScope
 
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}")
     try:
         await migrate(engine, MIGRATIONS)
-        triage = Delivery(
-            async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
-            TRIAGE_TABLES,
-            "triage",
-            Topics("review.").trail,
-        )
-        scope = ScopeProjection(triage)
+        triage, scope = scope_projection(engine)
         old = datetime.now(UTC) - timedelta(days=2)
         unseen = {
             "case-old": [_v7_made(old)],  # skipped before the gate began
