@@ -90,6 +90,63 @@ async def test_a_due_time_outside_the_calendar_is_refused_and_the_case_stays(svc
     assert r.status_code == 200 and "履行期限：9999年12月30日" in r.text
 
 
+async def test_an_amount_beyond_its_column_is_refused_and_the_case_stays(svc: Svc) -> None:
+    """agreements.amount_yuan is a 32-bit INTEGER on PostgreSQL: 10,000,000,000 yuan passed the
+    request model and then failed the INSERT with a 500. Past 2**31 - 1 it is a 422 naming it."""
+    cid = await svc.triaged()
+    me = "med-people-town-day"
+    await svc.act(cid, "accept", me)
+    await svc.act(cid, "notes", me, {"text": "已约双方面谈"}, expect=201)
+    for amount in (2**31, 10_000_000_000):
+        body = await svc.act(
+            cid, "agreement", me, {"terms": "赔偿修缮费", "amount_yuan": amount}, expect=422
+        )
+        assert [e["field"] for e in body["errors"]] == ["amount_yuan"], body
+    assert (await svc.case(cid, me))["status"] == "mediating"
+    body = await svc.act(
+        cid, "agreement", me, {"terms": "赔偿修缮费", "amount_yuan": 2**31 - 1}, expect=201
+    )
+    assert (await svc.case(cid, me))["agreement"]["amount_yuan"] == 2**31 - 1
+
+
+async def test_a_nul_character_in_free_text_is_refused_and_the_case_stays(svc: Svc) -> None:
+    """PostgreSQL text cannot hold a NUL character: a reason with one reached the trail row and
+    failed the commit with a 500 (return, failure, escalation, transfer, extension, assignment).
+    A reason or an id with one is a 422 naming the field instead, and nothing moves (notes and
+    terms are stored encrypted: they may hold one)."""
+    nul = {"field": "reason", "reason": "Value error, contains a NUL character"}
+    cid = await svc.triaged()
+    me = "med-people-town-day"
+    assign = {"organisation_id": "people-town", "mediator_id": me, "reason": "指派\x00"}
+    body = await svc.act(cid, "assign", "admin", assign, expect=422)
+    assert body["errors"] == [nul]
+    assign = {"organisation_id": "people-town\x00", "mediator_id": f"{me}\x00"}
+    body = await svc.act(cid, "assign", "admin", assign, expect=422)
+    assert [e["field"] for e in body["errors"]] == ["organisation_id", "mediator_id"], body
+    body = await svc.act(cid, "return", me, {"reason": "非本渠道\x00"}, expect=422)
+    assert body["errors"] == [nul]
+    await svc.act(cid, "accept", me)
+    await svc.act(cid, "notes", me, {"text": "已约双方面谈"}, expect=201)
+    assert (await svc.act(cid, "failure", me, {"reason": "分歧\x00"}, expect=422))["errors"] == [
+        nul
+    ]
+    await svc.act(cid, "failure", me, {"reason": "双方分歧较大"})
+    for action, sent in (
+        ("escalate", {"reason": "上交\x00"}),
+        ("transfer", {"target": "litigation", "reason": "转诉讼\x00"}),
+    ):
+        assert (await svc.act(cid, action, me, sent, expect=422))["errors"] == [nul]
+    assert (await svc.case(cid, me))["status"] == "failed"
+    court = await svc.triaged(channel="court")
+    await svc.act(court, "accept", "med-court-town-day")
+    body = await svc.act(
+        court, "extension", "med-court-town-day", {"reason": "延期\x00"}, expect=422
+    )
+    assert body["errors"] == [nul]
+    assert [t["action"] for t in svc.trail(cid)] == ["assign", "accept", "note", "fail"]
+    assert [t["action"] for t in svc.trail(court)] == ["assign", "accept"]
+
+
 async def test_notes_and_terms_are_encrypted_at_rest(svc: Svc) -> None:
     cid = await svc.triaged()
     me = "med-people-town-day"

@@ -178,6 +178,26 @@ async def test_bad_verdicts_name_the_field(
     assert field in json.dumps(r.json(), ensure_ascii=False)
 
 
+async def test_a_note_with_a_nul_character_is_refused_and_the_review_stays(
+    app: FastAPI, memory_bus: InMemoryBus
+) -> None:
+    """The note goes into the review row and the trail: on PostgreSQL a NUL character in it failed
+    the commit with a 500. It is a 422 naming the note, and the review still waits."""
+    await _report(app, memory_bus, "d1", DOUBTFUL)
+    async with _client(app) as c:
+        for body in (
+            {"confirm": True, "note": "确认\x00"},
+            {"severity": "high", "note": "更正\x00"},
+        ):
+            r = await c.post("/v1/triage/cases/d1/review", json=body, headers=_token(app, COUNTY))
+            assert r.status_code == 422, r.text
+            assert r.json()["errors"] == [
+                {"field": "note", "reason": "Value error, contains a NUL character"}
+            ]
+        queue = await c.get("/v1/triage/review", headers=_token(app, COUNTY))
+    assert [q["case_id"] for q in queue.json()["reviews"]] == ["d1"]
+
+
 async def test_cli_exports_corrections_from_the_service_database(
     app: FastAPI, memory_bus: InMemoryBus, capsys: pytest.CaptureFixture[str]
 ) -> None:
