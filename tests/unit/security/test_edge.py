@@ -155,3 +155,24 @@ async def test_keys_and_callback_urls_stay_out_of_logs(
     )
     assert key not in logged and "SECRET-CALLBACK-TOKEN" not in logged
     assert "crm.example.cn/hook" not in logged
+
+
+async def test_a_nul_in_the_path_or_query_is_refused_before_any_route(running: Running) -> None:
+    """PostgreSQL text holds no NUL: an id or filter carrying one failed in the database (500).
+    Every service refuses it at the edge, naming where it was."""
+    import httpx
+
+    path = {
+        "intake": "/v1/reports/%00",
+        "triage": "/v1/triage/cases/%00/decisions",
+        "mediation": "/v1/mediation/cases/%00",
+        "followup": "/v1/cases/%00",
+    }[running.name]
+    transport = httpx.ASGITransport(app=running.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        r = await client.get(path)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "path", "reason": "contains a NUL character"}]
+        r = await client.get(f"/v1/cases/{running.case_a}", params={"since": "2026\x00"})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "query", "reason": "contains a NUL character"}]
