@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +37,20 @@ Timestamp = Annotated[
     PlainSerializer(_iso, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+NUL_REASON = "contains a NUL character"
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError(NUL_REASON)
+    return text
+
+
+# request text stored as it comes (the trail, lookups, reviews): PostgreSQL text holds no NUL,
+# so one is a 422 naming the field, not a 500 in the database (sealed text may hold one)
+StoredText = Annotated[str, AfterValidator(_no_nul)]
 
 
 class Body(BaseModel):

@@ -29,7 +29,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.pii import PiiKeyError
-from shared.responses import Health, Readiness
+from shared.responses import NUL_REASON, Health, Readiness
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
@@ -197,9 +197,6 @@ class AuthenticateFirstMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
-
-
-NUL_REASON = "contains a NUL character"
 
 
 def _nul_in(scope: Scope) -> str | None:

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from shared.responses import Body, StoredBody, Timestamp
+from shared.responses import Body, StoredBody, StoredText, Timestamp
 
 DUE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 DUE_BEFORE = datetime(9999, 12, 31, tzinfo=UTC)  # every zone's local day is in the calendar
 AMOUNT_MAX = 2**31 - 1  # agreements.amount_yuan is an INTEGER column: 32 bits on PostgreSQL
 
 
-def _no_nul(text: str) -> str:
-    """PostgreSQL text cannot hold a NUL character: reasons and ids are stored as they come (the
-    trail, lookups); notes and terms are stored encrypted, so they may hold one."""
-    if "\x00" in text:
-        raise ValueError("contains a NUL character")
-    return text
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-
-
 class ReasonIn(BaseModel):
     """Why (退单, failure, escalation)."""
 
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: StoredText = Field(min_length=1, max_length=2000)
 
 
 class NoteIn(BaseModel):
@@ -64,15 +53,15 @@ class TransferIn(BaseModel):
     """Where a failed case goes."""
 
     target: Literal["litigation", "arbitration"]
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: StoredText = Field(min_length=1, max_length=2000)
 
 
 class AssignIn(BaseModel):
     """A coordinator's manual assignment."""
 
-    organisation_id: Text = Field(min_length=1, max_length=64)
-    mediator_id: Text | None = Field(default=None, max_length=64)
-    reason: Text = Field(default="协调员指派", max_length=2000)
+    organisation_id: StoredText = Field(min_length=1, max_length=64)
+    mediator_id: StoredText | None = Field(default=None, max_length=64)
+    reason: StoredText = Field(default="协调员指派", max_length=2000)
 
 
 # --- response bodies --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from services.triage.actions import (
@@ -26,6 +26,7 @@ from shared.auth import StaffPrincipal
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import utcnow
 from shared.pii import redact_text
+from shared.responses import StoredText
 from shared.scope import can_see
 from shared.web import CurrentStaff
 
@@ -143,15 +144,7 @@ class ReviewCreate(BaseModel):
     confirm: bool = False
     dispute_type: DisputeType | None = None
     severity: Severity | None = None
-    note: str = Field(default="", max_length=2000)
-
-    @field_validator("note")
-    @classmethod
-    def _no_nul(cls, note: str) -> str:
-        """The note is stored with the review and in the trail: PostgreSQL text holds no NUL."""
-        if "\x00" in note:
-            raise ValueError("contains a NUL character")
-        return note
+    note: StoredText = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _one_verdict(self) -> ReviewCreate:
