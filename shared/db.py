@@ -39,7 +39,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import fastsql
 from shared.bus import Bus, OutgoingMessage
 from shared.contracts import REGISTRY, TrailAppended, produce_trail_details
-from shared.events import Envelope, event_id_floor, made_before, new_event_id, utcnow
+from shared.events import (
+    Envelope,
+    event_id_floor,
+    made_before,
+    new_event_id,
+    tells_time,
+    utcnow,
+)
 from shared.sqlite_inline import inline_creator
 from shared.tracing import headers_for
 
@@ -844,11 +851,6 @@ class CausalStats:
     refused_total: int = 0
 
 
-def _is_v7(event_id: str) -> bool:
-    """Whether an event id is a UUID v7 (it tells when it was made)."""
-    return len(event_id) == 32 and event_id[12] == "7"
-
-
 class CausalGate:
     """Applies one consumer's trail entries in causal order, parking those that come early.
 
@@ -909,7 +911,7 @@ class CausalGate:
             out = {f for f in out if not made_before(f, floor)}
         if self._epoch is not None:
             epoch = self._epoch
-            out = {f for f in out if _is_v7(f) and not made_before(f, epoch)}
+            out = {f for f in out if tells_time(f) and not made_before(f, epoch)}
         return out
 
     async def _ready(self, tx: Tx, entry: TrailAppended) -> bool:

@@ -46,10 +46,15 @@ def event_id_floor(at: datetime) -> str:
     return f"{int(at.timestamp() * 1000):012x}" + "0" * 20
 
 
+def tells_time(event_id: str) -> bool:
+    """Whether an event id is a UUID v7 (hex), which says when it was made."""
+    return len(event_id) == 32 and event_id[12] == "7"
+
+
 def made_before(event_id: str, floor: str) -> bool:
     """Whether an event id is a UUID v7 made before `event_id_floor(at)`. An id of any other
     form (a random v4 id from before event ids carried time) tells no time: never."""
-    return len(event_id) == 32 and event_id[12] == "7" and event_id < floor
+    return tells_time(event_id) and event_id < floor
 
 
 class Envelope(BaseModel):
