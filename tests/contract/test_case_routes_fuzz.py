@@ -120,6 +120,11 @@ class Served:
         """Run a coroutine on the server's loop (the memory bus lives there) and wait for it."""
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
 
+    @property
+    def admin(self) -> dict[str, str]:
+        """An admin's Authorization header."""
+        return self.live.headers
+
     def client(self) -> httpx.AsyncClient:
         """An async client of the live server, for helpers running on its loop."""
         return httpx.AsyncClient(base_url=self.live.base_url, timeout=30)
@@ -443,11 +448,6 @@ class Triage:
     settings: TriageSettings
     slots: dict[str, Slot] = field(default_factory=dict)
 
-    @property
-    def admin(self) -> dict[str, str]:
-        """An admin's Authorization header."""
-        return self.served.live.headers
-
     def reported(self, text: str, **kw: Any) -> str:
         """A new case from a report of `text`, decided by triage."""
         case_id = new_id()
@@ -457,9 +457,11 @@ class Triage:
     def under_review(self) -> tuple[str, dict[str, str]]:
         """A case whose decision waits for the county centre's confirmation."""
         case_id = self.reported(DOUBTFUL, grid_code="520102003")
-        queue = httpx.get(f"{self.served.live.base_url}/v1/triage/review", headers=self.admin)
+        queue = httpx.get(
+            f"{self.served.live.base_url}/v1/triage/review", headers=self.served.admin
+        )
         assert case_id in [r["case_id"] for r in queue.json()["reviews"]], queue.text
-        return case_id, self.admin
+        return case_id, self.served.admin
 
 
 @pytest.fixture(scope="module")
@@ -519,7 +521,7 @@ def test_triage_decisions_of_any_report_never_answer_5xx(
         repeat_count=body.get("repeat_count", 1),
     )
     case = data.draw(requests_of(TRIAGE, "/v1/triage/cases/{case_id}/decisions", "GET"))
-    send(case, triage.served.live, case_id, triage.admin)
+    send(case, triage.served.live, case_id, triage.served.admin)
 
 
 # --- follow-up ----------------------------------------------------------------------------------
@@ -533,11 +535,6 @@ class Followup:
     ledger: Ledger
     slots: dict[str, Slot] = field(default_factory=dict)
 
-    @property
-    def admin(self) -> dict[str, str]:
-        """An admin's Authorization header."""
-        return self.served.live.headers
-
     def in_follow_up(self) -> tuple[str, dict[str, str]]:
         """A new case agreed and in follow-up, its visits scheduled."""
         case_id = new_id()
@@ -547,17 +544,17 @@ class Followup:
             await self.ledger.agree(case_id, T0 + timedelta(hours=6))
 
         self.served.run(agreed())
-        r = read(self.served.live, f"/v1/cases/{case_id}/visits", self.admin)
+        r = read(self.served.live, f"/v1/cases/{case_id}/visits", self.served.admin)
         assert r.json()["status"] == "follow_up", r.text
-        return case_id, self.admin
+        return case_id, self.served.admin
 
     def read_back(self, case_id: str) -> None:
         """Everything follow-up shows of the case, to an admin and to a viewer."""
         viewer = token(self.ledger.settings, VIEWER)
         for path in ("", "/trail", "/trail/verify", "/visits", "/place"):
-            for headers in (self.admin, viewer):
+            for headers in (self.served.admin, viewer):
                 read(self.served.live, f"/v1/cases/{case_id}{path}", headers)
-        r = read(self.served.live, f"/v1/cases/{case_id}/trail/verify", self.admin)
+        r = read(self.served.live, f"/v1/cases/{case_id}/trail/verify", self.served.admin)
         assert r.json()["valid"] is True, r.text
 
 
