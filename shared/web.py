@@ -45,9 +45,10 @@ def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
 
-def error_bytes(exc: ApiError) -> bytes:
-    """The same body, encoded, for ASGI middleware that answers before any route runs."""
-    return json.dumps(exc.body(), ensure_ascii=False, separators=(",", ":")).encode()
+def error_bytes(exc: ApiError, body: Callable[[ApiError], Any] = ApiError.body) -> bytes:
+    """The same body (or a path's own error form, e.g. GeoReport's list), encoded, for ASGI
+    middleware that answers before any route runs."""
+    return json.dumps(body(exc), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # every route may answer these; the OpenAPI documents them with the one error body
@@ -111,26 +112,42 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodyLimitMiddleware:
     """Answer 413 for bodies larger than the route's limit, before they are read whole, and 422
     for a NUL character in the path or the query (PostgreSQL text holds none: an id or filter
-    with one failed in the database as a 500)."""
+    with one failed in the database as a 500).
+
+    `error_forms` maps a path prefix to the error body its clients read (Open311's GeoReport
+    list); other paths answer the one error body."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        per_path: dict[str, int] | None = None,
+        error_forms: dict[str, Callable[[ApiError], Any]] | None = None,
     ) -> None:
         self.app, self.default, self.per_path = app, max_bytes, per_path or {}
+        self.error_forms = error_forms or {}
+
+    def _form(self, path: str) -> Callable[[ApiError], Any]:
+        for prefix, form in self.error_forms.items():
+            if path.startswith(prefix):
+                return form
+        return ApiError.body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        form = self._form(path)
         where = _nul_in(scope)
         if where is not None:
-            await _send_error(send, Invalid.field(where, NUL_REASON))
+            await _send_error(send, Invalid.field(where, NUL_REASON), form)
             return
-        limit = self.per_path.get(scope.get("path", ""), self.default)
+        limit = self.per_path.get(path, self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _send_error(send, PayloadTooLarge(limit), form)
             return
         seen = 0
 
@@ -146,7 +163,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, limit)
+            await _send_error(send, PayloadTooLarge(limit), form)
 
 
 class AuthenticateFirstMiddleware:
@@ -209,12 +226,10 @@ def _nul_in(scope: Scope) -> str | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _send_error(send, PayloadTooLarge(limit))
-
-
-async def _send_error(send: Send, exc: ApiError) -> None:
-    body = error_bytes(exc)
+async def _send_error(
+    send: Send, exc: ApiError, form: Callable[[ApiError], Any] = ApiError.body
+) -> None:
+    body = error_bytes(exc, form)
     await send(
         {
             "type": "http.response.start",
@@ -255,9 +270,11 @@ def service_app(
     max_body_bytes: int = 256 * 1024,
     body_limits: dict[str, int] | None = None,
     key_paths: tuple[str, ...] = (),
+    error_forms: dict[str, Callable[[ApiError], Any]] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app with authentication before bodies, per-route body limits
-    (256 KiB unless a route says otherwise), error handlers and health routes in place."""
+    (256 KiB unless a route says otherwise), error handlers and health routes in place.
+    `error_forms`: path prefixes whose clients read another error body (see BodyLimitMiddleware)."""
     # one schema per model, its declared fields (shared.responses.Body only leaves out the
     # fields a route did not write): the OpenAPI documents real bodies
     app = FastAPI(
@@ -270,7 +287,12 @@ def service_app(
     app.state.settings = settings
     app.add_middleware(AuthenticateFirstMiddleware, settings=settings, key_paths=key_paths)
     # added last, so it runs first: an oversized body is refused before anything else
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, per_path=body_limits)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=max_body_bytes,
+        per_path=body_limits,
+        error_forms=error_forms,
+    )
     install_error_handlers(app)
 
     async def checks() -> dict[str, bool]:

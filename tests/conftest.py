@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from shared.bus import InMemoryBus
+from tests import fuzzing
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -30,6 +31,7 @@ os.environ["FENGQIAO_STRICT_BODIES"] = "1"
 # Every test makes fresh topics: 3 partitions each, not the production default of 12, keeps
 # the shared test broker small.
 os.environ.setdefault("FENGQIAO_KAFKA_PARTITIONS", "3")
+fuzzing.load_profile()  # property and fuzz tests: the same examples each run unless hunting
 
 
 def _port_open(hostport: str) -> bool:

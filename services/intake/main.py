@@ -79,6 +79,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         body_limits={"/v1/reports:batch": settings.max_batch_body_bytes},
         key_paths=("/v1/reports", "/open311/"),
+        error_forms={"/open311/": open311.georeport_body},
     )
     app.include_router(api.router)
     app.include_router(open311.router)

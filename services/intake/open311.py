@@ -66,13 +66,20 @@ FORM_FIELDS = (
 )
 
 
-def open311_error(exc: ApiError) -> JSONResponse:
-    """An error of shared.errors as a GeoReport error list."""
+def georeport_body(exc: ApiError) -> list[dict[str, Any]]:
+    """An error of shared.errors as a GeoReport error list (also the edge's early answers:
+    a NUL in the path or query, an oversized body)."""
     errors = exc.errors or [{"field": "request", "reason": exc.detail}]
-    body = [
+    return [
         {"code": exc.status_code, "description": f"{e['field']}: {e['reason']}"} for e in errors
     ]
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
+
+
+def open311_error(exc: ApiError) -> JSONResponse:
+    """An error of shared.errors as a GeoReport error list."""
+    return JSONResponse(
+        georeport_body(exc), status_code=exc.status_code, headers=exc.headers or None
+    )
 
 
 async def _georeport(fn: Callable[[], Awaitable[Any]]) -> Any:

@@ -22,7 +22,6 @@ import pytest
 import schemathesis
 import uvicorn
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from services.followup.main import create_app as followup_app
@@ -38,9 +37,9 @@ from services.triage.settings import TriageSettings
 from shared.auth import StaffPrincipal, issue_token
 from shared.bus import InMemoryBus
 from shared.settings import ServiceSettings
+from tests.fuzzing import fuzz_settings
 
-MAX_EXAMPLES = 12
-FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = fuzz_settings(12)  # derandomized in CI; tests/fuzzing.py says how to hunt
 
 
 def free_port() -> int:

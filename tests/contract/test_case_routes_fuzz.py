@@ -15,8 +15,9 @@ each field and the reason. Never "no such case" either: the case exists and the 
 that 404 means the fuzzing missed it.
 
 Stable in CI: derandomized, a few examples per route, SQLite. To hunt, run it with
-FENGQIAO_CASE_FUZZ_EXAMPLES=300 FENGQIAO_CASE_FUZZ_RANDOM=1, and FENGQIAO_CASE_FUZZ_PG=1 to serve
-every service from PostgreSQL (scripts/pg.sh), whose columns refuse what SQLite stores.
+FENGQIAO_FUZZ_EXAMPLES=300 FENGQIAO_FUZZ_RANDOM=1 (tests/fuzzing.py), and
+FENGQIAO_CASE_FUZZ_PG=1 to serve every service from PostgreSQL (scripts/pg.sh), whose columns
+refuse what SQLite stores.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -64,6 +65,7 @@ from tests.contract.test_api_fuzz import (
     Live,
     base,
 )
+from tests.fuzzing import fuzz_settings
 from tests.unit.followup.conftest import T0, Ledger
 from tests.unit.intake.conftest import report
 from tests.unit.mediation.conftest import DAY, Svc
@@ -71,14 +73,7 @@ from tests.unit.triage_service.test_review_queue import DOUBTFUL
 from tests.unit.triage_service.test_triage_service import TOPICS as TRIAGE_TOPICS
 from tests.unit.triage_service.test_triage_service import publish, received
 
-EXAMPLES = int(os.environ.get("FENGQIAO_CASE_FUZZ_EXAMPLES", "6"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=os.environ.get("FENGQIAO_CASE_FUZZ_RANDOM") != "1",
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ = fuzz_settings(6)
 T = TypeVar("T")
 ON_POSTGRES = os.environ.get("FENGQIAO_CASE_FUZZ_PG") == "1"
 

@@ -135,3 +135,23 @@ async def test_a_path_no_route_matches_under_the_open311_root_is_a_georeport_404
     assert r.status_code == 404 and r.json()["errors"] == [
         {"field": "path", "reason": "no such route"}
     ]
+
+
+async def test_the_edges_early_answers_under_the_open311_root_are_georeport_lists(
+    intake: Intake,
+) -> None:
+    """A NUL in the path or query and an oversized body are refused before any route runs;
+    under the Open311 root the CRM still reads GeoReport's error list, not the API's body."""
+    key = {"X-API-Key": intake.keys["12345"]}
+    r = await intake.client.get("/open311/v2/services.json", params={"jurisdiction_id": "52\x0027"})
+    assert r.status_code == 422, r.text
+    assert r.json() == [{"code": 422, "description": "query: contains a NUL character"}]
+    r = await intake.client.get("/open311/v2/requests/a%00b.json", headers=key)
+    assert r.status_code == 422, r.text
+    assert r.json() == [{"code": 422, "description": "path: contains a NUL character"}]
+    big = {"service_code": "labour", "description": "漏水", "padding": "x" * (300 * 1024)}
+    r = await intake.client.post("/open311/v2/requests.json", data=big, headers=key)
+    assert r.status_code == 413, r.text
+    assert [e["code"] for e in r.json()] == [413]
+    r = await intake.client.get("/v1/reports/%00", headers=key)  # outside: the API's body
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "path"
