@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
             "       fengqiao pii rekey [SERVICE …]         (re-encrypt with the current PII key)\n"
             "       fengqiao migrate [SERVICE ...]         (databases to the newest schema)\n"
             "       fengqiao admin create NAME [--id ID] [--hours H]\n"
-            "                                              (first admin: stored, token printed)"
+            "                                              (first admin: stored, token printed)\n"
+            "       fengqiao deadletters list [--all] [TOPIC …]\n"
+            "       fengqiao deadletters redrive [--dry-run] [TOPIC …]\n"
+            "                                              (dead letters: see, then send again)"
         )
         return 0 if args else 2
     command, rest = args[0], args[1:]
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(rest)
     if command == "admin":
         return _admin(rest)
+    if command == "deadletters":
+        from shared.deadletters import main as deadletters_main
+
+        return deadletters_main(rest)
     print(f"fengqiao: unknown command {command!r}", file=sys.stderr)
     return 2
 

@@ -25,15 +25,67 @@ class InsecureSettings(ValueError):
     """A secret is missing, a published default or too short outside dev mode."""
 
 
-class ServiceSettings(BaseSettings):
+class BrokerSettings(BaseSettings):
+    """How to reach the brokers and name topics and groups: every service's, and all that the
+    operators' tools (`fengqiao deadletters`) need. FENGQIAO_ variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="FENGQIAO_")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # TLS / SASL towards the brokers, passed through to aiokafka
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    topic_prefix: str = ""
+    group_prefix: str = ""
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security settings for every aiokafka client (producer, consumers, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=self.kafka_ssl_cafile or None,  # compose passes "" for unset
+                certfile=self.kafka_ssl_certfile or None,
+                keyfile=self.kafka_ssl_keyfile or None,
+            )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username or None
+            options["sasl_plain_password"] = self.kafka_sasl_password or None
+        return options
+
+    def group(self, name: str) -> str:
+        """Consumer group name, prefixed for isolated test runs."""
+        return f"{self.group_prefix}{name}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Service prefix first, then the shared FENGQIAO_ prefix."""
+        shared_env = EnvSettingsSource(settings_cls, env_prefix="FENGQIAO_")
+        return init_settings, env_settings, shared_env, file_secret_settings
+
+
+class ServiceSettings(BrokerSettings):
     """Settings every service has; subclasses set `service_name` and their env prefix."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="")
 
     service_name: str = "service"
     # off unless asked for: `make run` and the tests turn it on; a deployment never does
     dev_mode: bool = False
-    kafka_bootstrap: str = "127.0.0.1:9092"
     # topics this service creates: partitions, and replicas (0 = min(3, brokers in the cluster))
     kafka_partitions: int = 12
     # a consumer fetch with only a few records waits this long once for more (larger batches):
@@ -48,19 +100,9 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = 30.0
     inbox_prune_interval_s: float = 3600.0
     kafka_replication_factor: int = 0
-    # TLS / SASL towards the brokers, passed through to aiokafka
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
-    kafka_ssl_cafile: str | None = None
-    kafka_ssl_certfile: str | None = None
-    kafka_ssl_keyfile: str | None = None
     # false where a one-shot `fengqiao migrate` runs before the services (compose, Kubernetes)
     migrate_on_start: bool = True
     bus: Literal["kafka", "memory"] = "kafka"
-    topic_prefix: str = ""
-    group_prefix: str = ""
     database_url: str = ""
     pii_key: str = ""
     # keys being rotated out: they still decrypt until `fengqiao pii rekey` has run
@@ -102,40 +144,6 @@ class ServiceSettings(BaseSettings):
             RUN_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite+aiosqlite:///{RUN_DIR / (self.service_name + '.db')}"
         return self
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Security settings for every aiokafka client (producer, consumers, admin)."""
-        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(
-                cafile=self.kafka_ssl_cafile or None,  # compose passes "" for unset
-                certfile=self.kafka_ssl_certfile or None,
-                keyfile=self.kafka_ssl_keyfile or None,
-            )
-        if self.kafka_security_protocol.startswith("SASL_"):
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username or None
-            options["sasl_plain_password"] = self.kafka_sasl_password or None
-        return options
-
-    def group(self, name: str) -> str:
-        """Consumer group name, prefixed for isolated test runs."""
-        return f"{self.group_prefix}{name}"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Service prefix first, then the shared FENGQIAO_ prefix."""
-        shared_env = EnvSettingsSource(settings_cls, env_prefix="FENGQIAO_")
-        return init_settings, env_settings, shared_env, file_secret_settings
 
 
 def settings_kwargs(**overrides: Any) -> dict[str, Any]:
