@@ -12,10 +12,24 @@ Plain Python and pydantic only (no fastapi): domain modules may raise these too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
+
+# a key a client chose (an unknown field, a key of a free-form map) is named only when it looks
+# like a field name: anything else could be the input itself (a name, a phone number)
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+OTHER_KEY = "<key>"
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """A dotted field path (`reports.2.text`) that never carries the client's input: list
+    indexes and field-like keys as they are, any other key as `<key>`."""
+    return ".".join(
+        str(p) if isinstance(p, int) or _FIELD_NAME.fullmatch(p) else OTHER_KEY for p in parts
+    )
 
 
 class FieldProblem(BaseModel):

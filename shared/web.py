@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
@@ -27,6 +27,7 @@ from shared.errors import (
     PayloadTooLarge,
     Unauthenticated,
     Unavailable,
+    field_path,
 )
 from shared.pii import PiiKeyError
 from shared.responses import NUL_REASON, Health, Readiness
@@ -35,9 +36,12 @@ from shared.settings import ServiceSettings
 log = logging.getLogger("fengqiao.http")
 
 
-def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+def _problem(e: Mapping[str, Any]) -> dict[str, str]:
+    """A framework validation error as {field, reason}: the field's path without the input."""
+    if e.get("type") == "json_invalid":  # its loc is the byte position, not a field
+        return {"field": "body", "reason": "not valid JSON"}
+    parts = [p for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    return {"field": field_path(parts) or "body", "reason": str(e.get("msg", "invalid"))}
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -73,17 +77,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _loc(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
-            for e in exc.errors()
-        ]
-        return error_response(Invalid(errors=errors))
+        return error_response(Invalid(errors=[_problem(e) for e in exc.errors()]))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         # the framework's own refusals (no such route, method not allowed), in the same shape
         if exc.status_code == 404:
             return error_response(NotFound("route", "path"))
+        if exc.status_code == 400:  # a body the framework could not parse (not UTF-8 JSON)
+            return error_response(Invalid.field("body", "not valid UTF-8 JSON"))
         err = ApiError(str(exc.detail), headers=exc.headers)
         return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.contracts import Source
+from shared.errors import field_path
 from shared.topics import SOURCES
 
 PHONE_OK = re.compile(r"^\+?[0-9][0-9 \-]{2,22}$")
@@ -122,7 +123,8 @@ def bad_characters(value: Any, path: str = "") -> list[dict[str, str]]:
         check(value, path)
     elif isinstance(value, dict):
         for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
+            key = field_path([k])
+            sub = f"{path}.{key}" if path else key
             if isinstance(k, str):
                 check(k, path or "body")
             errors.extend(bad_characters(v, sub))
@@ -146,8 +148,7 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]
     """Pydantic errors as {field, reason}; pydantic's messages do not quote the input."""
     out = []
     for e in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in e["loc"])
-        field = ".".join(p for p in (prefix, loc) if p) or "body"
+        field = ".".join(p for p in (prefix, field_path(e["loc"])) if p) or "body"
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "missing":
             msg = "field required"

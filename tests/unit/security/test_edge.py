@@ -176,3 +176,35 @@ async def test_a_nul_in_the_path_or_query_is_refused_before_any_route(running: R
         r = await client.get(f"/v1/cases/{running.case_a}", params={"since": "2026\x00"})
         assert r.status_code == 422, r.text
         assert r.json()["errors"] == [{"field": "query", "reason": "contains a NUL character"}]
+
+
+async def test_an_unreadable_body_is_a_422_naming_the_body_and_keys_are_never_echoed(
+    running: Running,
+) -> None:
+    """A body that is not UTF-8 or not JSON names `body` (not the framework's 400 with no field,
+    nor the byte position as a field); a client's own key is named only when it looks like a
+    field name (it could be the input itself: a name, a phone number)."""
+    path = {
+        "intake": "/v1/reports",
+        "triage": "/v1/triage/preview",
+        "mediation": f"/v1/cases/{running.case_a}/return",
+        "followup": f"/v1/cases/{running.case_a}/visits",
+    }[running.name]
+    headers = {
+        **running.bearer(StaffPrincipal("a", "admin")),
+        "Content-Type": "application/json",
+    }
+    if running.name == "intake":
+        headers["X-API-Key"] = running.extra["keys"]["110"]
+    for body, reason in ((b'{"text": "\x80"}', "UTF-8"), (b'{"text": ', "JSON")):
+        r = await running.client.post(path, content=body, headers=headers)
+        assert r.status_code == 422, r.text
+        [problem] = r.json()["errors"]
+        assert problem["field"] == "body" and reason in problem["reason"], r.text
+    if running.name == "intake":  # its own parser looks at every key
+        r = await running.client.post(
+            path, content='{"张三13912345678": "a\\u0000b"}'.encode(), headers=headers
+        )
+        assert r.status_code == 422, r.text
+        assert "13912345678" not in r.text and "张三" not in r.text
+        assert {"field": "<key>", "reason": "contains a NUL character"} in r.json()["errors"]
