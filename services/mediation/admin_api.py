@@ -20,9 +20,10 @@ from services.mediation.schemas import (
     StaffToken,
     StaffView,
 )
-from services.mediation.staff import principal_for, token_for
+from services.mediation.staff import principal_for, principal_of, token_for
 from services.mediation.supervision import scan_overdue
 from shared.auth import StaffPrincipal
+from shared.db import Tx
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import utcnow
 from shared.staff_status import StaffChanged
@@ -129,6 +130,31 @@ def _invalid(field: str, reason: str) -> Invalid:
     return Invalid.field(field, reason)
 
 
+def _claims(member: StaffMember, org: Organisation | None) -> tuple[object, ...]:
+    """What a member's tokens say (role, channel, tier, organisation, area) and whether they
+    may still be used: when this changes, every token issued before must stop working."""
+    p = principal_of(member, org)
+    return (p.role, p.channel, p.tier, p.organisation, p.grid_codes, member.active)
+
+
+def _revoke_tokens(tx: Tx, ctx: Context, member: StaffMember) -> None:
+    """Every token issued to `member` before stops working, here at once and on the other
+    services over `staff.changed` (shared.staff_status)."""
+    member.token_version += 1
+    tx.emit(
+        ctx.topics.staff,
+        "staff.changed",
+        StaffChanged(
+            staff_id=member.id,
+            active=member.active,
+            token_version=member.token_version,
+            changed_at=utcnow(),
+        ),
+        case_id=member.id,
+    )
+    tx.session.add(member)
+
+
 @router.get("/organisations", response_model=OrganisationList)
 async def list_organisations(ctx: Ctx, staff: CurrentStaff) -> dict[str, Any]:
     """Every organisation."""
@@ -156,6 +182,8 @@ async def create_organisation(
         row = await tx.session.get(Organisation, body.id)
         if row is not None:
             _require_scope(staff, row)  # nobody takes over another area's organisation by id
+        members = [] if row is None else await staff_of(tx.session, row.id)
+        before = {m.id: _claims(m, row) for m in members}
         if row is None:
             row = Organisation(
                 id=body.id, name=body.name, tier=body.tier, created_at=ctx.clock.now()
@@ -163,6 +191,10 @@ async def create_organisation(
         row.name, row.kind, row.channel, row.tier = body.name, body.kind, body.channel, body.tier
         row.grid_codes, row.active = list(body.grid_codes), body.active
         tx.session.add(row)
+        for m in members:  # they carry the organisation's channel and tier, and its area
+            m.channel, m.tier = row.channel, row.tier
+            if _claims(m, row) != before[m.id]:
+                _revoke_tokens(tx, ctx, m)
     ctx.directory.invalidate()  # committed: assignment reads the new facts
     return org_body(row)
 
@@ -192,8 +224,11 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
             raise _invalid("organisation_id", "mediators belong to a mediation organisation")
         _require_scope(staff, org)
         row = await tx.session.get(StaffMember, body.id)
+        before = None
         if row is not None:
-            _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
+            old_org = await tx.session.get(Organisation, row.organisation_id or "")
+            _require_scope(staff, old_org)
+            before = _claims(row, old_org)
         if row is None:
             row = StaffMember(id=body.id, name=body.name, created_at=ctx.clock.now())
         row.name, row.role, row.organisation_id = body.name, body.role, body.organisation_id
@@ -205,6 +240,8 @@ async def create_staff(body: StaffIn, ctx: Ctx, staff: CurrentStaff) -> dict[str
             body.active,
         )
         tx.session.add(row)
+        if before is not None and _claims(row, org) != before:  # an update, as PATCH's
+            _revoke_tokens(tx, ctx, row)
     ctx.directory.invalidate()  # committed: assignment reads the new facts
     return staff_body(row)
 
@@ -219,8 +256,9 @@ async def update_staff(
         row = await tx.session.get(StaffMember, staff_id)
         if row is None:
             raise NotFound("staff member", "staff_id")
-        _require_scope(staff, await tx.session.get(Organisation, row.organisation_id or ""))
-        before = (row.organisation_id, row.channel, row.tier, row.role, row.active)
+        org = await tx.session.get(Organisation, row.organisation_id or "")
+        _require_scope(staff, org)
+        before = _claims(row, org)
         if body.organisation_id is not None:
             org = await tx.session.get(Organisation, body.organisation_id)
             if org is None:
@@ -231,21 +269,9 @@ async def update_staff(
             value = getattr(body, field)
             if value is not None:
                 setattr(row, field, value)
-        if (row.organisation_id, row.channel, row.tier, row.role, row.active) != before:
-            # deactivated or moved: every token issued before stops working (shared.staff_status)
-            row.token_version += 1
-            tx.emit(
-                ctx.topics.staff,
-                "staff.changed",
-                StaffChanged(
-                    staff_id=row.id,
-                    active=row.active,
-                    token_version=row.token_version,
-                    changed_at=utcnow(),
-                ),
-                case_id=row.id,
-            )
         tx.session.add(row)
+        if _claims(row, org) != before:  # deactivated or moved
+            _revoke_tokens(tx, ctx, row)
     ctx.directory.invalidate()  # committed: assignment reads the new facts
     return staff_body(row)
 

@@ -16,6 +16,7 @@ from services.followup.reporting.api import period_of
 from services.followup.reporting.domain import TIME_ZONE
 from services.followup.schemas import CasePlace, MapPoints
 from services.followup.warnings.domain import area_levels
+from shared.audit import audit_clear_read
 from shared.errors import NotFound
 from shared.scope import can_see_clear
 from shared.web import CurrentStaff
@@ -41,6 +42,8 @@ async def case_place(case_id: str, request: Request, staff: CurrentStaff) -> Res
         if can_see_clear(staff, repo.followup_scope_facts(None, case)):
             exact = request.app.state.runtime.cipher.unseal(place.exact_sealed)
             body["location"] = {"lat": exact["lat"], "lon": exact["lon"], "precision_m": None}
+            # exact coordinates point at a home: a clear read of personal data
+            await audit_clear_read(request, staff, [case_id], ["location.exact"])
         else:
             body["location"] = {
                 "lat": place.lat_coarse,

@@ -53,8 +53,12 @@ async def test_place_exact_for_the_case_mediators_coarse_for_viewers(ledger: Led
         "village": "522731-103-007",
         "grid": "522731-103-007-01",
     }
+    # exact coordinates point at a home: shown in clear, they leave a read-audit row
+    [audit] = (await ledger.get("/v1/admin/audit", params={"case_id": "pl1"})).json()["items"]
+    assert audit["fields"] == ["location.exact"] and audit["role"] == "mediator"
     viewer = (await ledger.get("/v1/cases/pl1/place", role="viewer")).json()
     assert viewer["location"] == {"lat": 26.583, "lon": 107.977, "precision_m": 100}
+    assert len((await ledger.get("/v1/admin/audit")).json()["items"]) == 1  # coarse: none
     other = {"channel": "people", "organisation": "org-people-2"}
     assert (await ledger.get("/v1/cases/pl1/place", role="mediator", who=other)).status_code == 404
     # the trail the ledger keeps carries no coordinates, sealed or not

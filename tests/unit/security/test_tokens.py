@@ -216,3 +216,73 @@ def test_a_demo_member_signs_in_with_a_fresh_hour_in_dev_mode_only_with_our_key(
     assert (fresh.subject, fresh.organisation) == (MEDIATOR_A, "people-town")
     forged = issue_token(new_signing_keys()[0], AUDIENCES, ADMIN, ttl=timedelta(seconds=-60))
     assert fresh_demo_token(settings, forged) == forged  # not re-signed: still refused
+
+
+async def _issued(med: Running, staff_id: str) -> dict[str, str]:
+    issued = await med.client.post(
+        f"/v1/admin/mediators/{staff_id}/token", headers=med.bearer(ADMIN)
+    )
+    assert issued.status_code == 200, issued.text
+    old = {"Authorization": f"Bearer {issued.json()['token']}"}
+    assert (
+        await med.client.get(f"/v1/mediation/cases/{med.case_a}", headers=old)
+    ).status_code == 200
+    return old
+
+
+@pytest.mark.parametrize("change", [{"active": False}, {"role": "viewer"}])
+async def test_an_update_by_post_revokes_old_tokens_as_patch_does(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    """POST /v1/admin/mediators on an existing id is an update too: deactivated or given
+    another role there, the old token stops working and staff.changed tells the others."""
+    gen = run_mediation(tmp_path)
+    med = await gen.__anext__()
+    try:
+        old = await _issued(med, MEDIATOR_A)
+        listed = (await med.client.get("/v1/admin/mediators", headers=med.bearer(ADMIN))).json()
+        me = next(m for m in listed["items"] if m["id"] == MEDIATOR_A)
+        same = {k: me[k] for k in ("id", "name", "role", "organisation_id", "active")}
+        r = await med.client.post("/v1/admin/mediators", headers=med.bearer(ADMIN), json=same)
+        assert r.status_code == 201, r.text
+        assert (await med.client.get("/v1/mediation/cases", headers=old)).status_code == 200
+        r = await med.client.post(
+            "/v1/admin/mediators", headers=med.bearer(ADMIN), json={**same, **change}
+        )
+        assert r.status_code == 201, r.text
+        await med.settle()
+        refused = await med.client.get(f"/v1/mediation/cases/{med.case_a}", headers=old)
+        assert refused.status_code == 401 and "revoked" in refused.text
+        changed = med.app.state.runtime.bus.log[med.app.state.runtime.topics.staff]
+        assert len(changed) == 1  # the unchanged save revoked nothing
+    finally:
+        with pytest.raises(StopAsyncIteration):
+            await gen.__anext__()
+
+
+async def test_an_organisations_new_area_revokes_its_members_old_tokens(tmp_path: Path) -> None:
+    """A token carries its organisation's area and tier: narrowed, the centre's coordinator's
+    old token no longer opens a case of the area it lost."""
+    gen = run_mediation(tmp_path)
+    med = await gen.__anext__()
+    try:
+        old = await _issued(med, "coordinator-town")
+        admin = med.bearer(ADMIN)
+        orgs = (await med.client.get("/v1/admin/organisations", headers=admin)).json()["items"]
+        centre = next(o for o in orgs if o["id"] == "coord-town")
+        r = await med.client.post(
+            "/v1/admin/organisations", headers=admin, json={**centre, "grid_codes": ["522731002"]}
+        )
+        assert r.status_code == 201, r.text
+        await med.settle()
+        refused = await med.client.get(f"/v1/mediation/cases/{med.case_a}", headers=old)
+        assert refused.status_code == 401 and "revoked" in refused.text
+        fresh = await med.client.post("/v1/admin/mediators/coordinator-town/token", headers=admin)
+        new = {"Authorization": f"Bearer {fresh.json()['token']}"}
+        # a new token carries the new area: case A is outside it
+        assert (
+            await med.client.get(f"/v1/mediation/cases/{med.case_a}", headers=new)
+        ).status_code == 404
+    finally:
+        with pytest.raises(StopAsyncIteration):
+            await gen.__anext__()
