@@ -43,7 +43,7 @@ from services.intake.schemas import (
     ReportStatus,
 )
 from shared.audit import audit_clear_read
-from shared.errors import Forbidden, NotFound
+from shared.errors import ApiError, Forbidden, NotFound
 from shared.events import utcnow
 from shared.scope import CaseScope, can_see, can_see_clear
 from shared.topics import SOURCES
@@ -175,9 +175,14 @@ async def submit_batch(request: Request, integ: CurrentIntegrator) -> dict[str, 
         results.append({"index": i, "status": 202})
         storing = writer.receive(report, via="batch", integrator_id=integ.id)
         stored.append((len(results) - 1, storing))
-    receipts = await asyncio.gather(*(r for _, r in stored))
+    receipts = await asyncio.gather(*(r for _, r in stored), return_exceptions=True)
     for (at, _), done in zip(stored, receipts, strict=True):
-        results[at].update(receipt_body(done))
+        if isinstance(done, ApiError):  # this report alone (e.g. another sender's source_ref)
+            results[at].update(status=done.status_code, errors=done.errors)
+        elif isinstance(done, BaseException):
+            raise done
+        else:
+            results[at].update(receipt_body(done))
     accepted = sum(1 for r in results if r["status"] == 202)
     return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 

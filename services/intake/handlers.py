@@ -39,6 +39,7 @@ from services.intake.repository import (
 )
 from shared.contracts import CaseStatus, PartyRef, ReportReceived, ReportRepeated, TrailAppended
 from shared.db import Batch, CausalGate, Delivery, Tx
+from shared.errors import Conflict
 from shared.events import Envelope, new_id, utcnow
 from shared.pii import PiiCipher, is_organisation, mask_name, redact_text
 from shared.scope import scope_changes
@@ -58,6 +59,23 @@ class Receipt:
     source_ref: str
     merged: bool
     duplicate: bool
+
+
+class RefTaken(Conflict):
+    """A report's (source, source_ref) is already another integrator's: its receipt (that
+    sender's case) is not this caller's to see, and the report is not stored."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "source_ref is taken",
+            [{"field": "source_ref", "reason": "already used on this source by another sender"}],
+        )
+
+
+def another_senders(owner: str | None, caller: str | None) -> bool:
+    """Whether a report stored by `owner` is another integrator's than `caller`'s. The
+    source's own Kafka feed (None) is every integrator of that source's, and theirs its."""
+    return owner is not None and caller is not None and owner != caller
 
 
 @dataclass(frozen=True)
@@ -132,7 +150,7 @@ class IntakeHandlers:
                 if attempt == 4 or outer:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))  # SQLite writer contention
-        existing = await self.existing(report.source, report.source_ref)
+        existing = await self.existing(report.source, report.source_ref, integrator_id)
         if existing is None:
             raise RuntimeError("report neither stored nor found")
         return existing
@@ -153,12 +171,17 @@ class IntakeHandlers:
                 return await self._store_all(batch, items)
         return await self._store_all(batch, items)
 
-    async def existing(self, source: str, source_ref: str) -> Receipt | None:
-        """The receipt of a report already stored under (source, source_ref)."""
+    async def existing(
+        self, source: str, source_ref: str, integrator_id: str | None = None
+    ) -> Receipt | None:
+        """The receipt of a report already stored under (source, source_ref); RefTaken when
+        it is another integrator's than `integrator_id`'s."""
         async with self.delivery.sessions() as session:
             row = await report_by_ref(session, source, source_ref)
         if row is None:
             return None
+        if another_senders(row.integrator_id, integrator_id):
+            raise RefTaken
         return Receipt(row.case_id, row.report_id, row.source, row.source_ref, row.merged, True)
 
     def _hashes(self, report: CanonicalReport) -> list[tuple[str, str]]:
@@ -183,6 +206,7 @@ class IntakeHandlers:
         group = _Group(cases, by_hash)
         receipts: list[Receipt] = []
         seen: dict[tuple[str, str], Receipt] = {}
+        senders: dict[tuple[str, str], str | None] = {}
         # an id for each report's case should it open one; a new id has no trail heads yet, so
         # the batch knows them without a query (only the cases merged into are read)
         fresh = [new_id() for _ in items]
@@ -191,9 +215,13 @@ class IntakeHandlers:
         for item, hs, case_id in zip(items, hashes, fresh, strict=True):
             key = (item.report.source, item.report.source_ref)
             if key in seen:  # sent twice in this group: the second is a repeat of the first
+                if another_senders(senders[key], item.integrator_id):
+                    raise RefTaken  # the group is stored again one by one: this one alone fails
                 receipts.append(dataclasses.replace(seen[key], duplicate=True))
                 continue
             old = stored.get(key)
+            if old is not None and another_senders(old.integrator_id, item.integrator_id):
+                raise RefTaken
             if old is not None:
                 receipt = Receipt(
                     old.case_id, old.report_id, old.source, old.source_ref, old.merged, True
@@ -201,7 +229,7 @@ class IntakeHandlers:
             else:
                 async with self.delivery.transaction() as tx:
                     receipt = self._store(tx, item, hs, group, case_id)
-            seen[key] = receipt
+            seen[key], senders[key] = receipt, item.integrator_id
             receipts.append(receipt)
         for case_id, row in group.new_rows.items():  # queued, written at commit: final counts
             row["repeat_count"] = cases[case_id].repeat_count

@@ -41,7 +41,7 @@ from shared.events import new_id, utcnow
 # GeoReport errors are a list, not the services' ErrorBody
 GEOREPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": list[Open311Error], "description": "GeoReport error list"}
-    for code in (401, 403, 404, 413, 415, 422, 429)
+    for code in (401, 403, 404, 409, 413, 415, 422, 429)
 }
 router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=GEOREPORT_ERRORS)
 FORM = "application/x-www-form-urlencoded"

@@ -164,7 +164,12 @@ def _reports_by_refs(sources: int, refs: int) -> Any:
     # the sources too: the unique index is (source, source_ref), and without its first column
     # the query scanned every stored report for each group
     return core_select(
-        _R.c.case_id, _R.c.report_id, _R.c.source, _R.c.source_ref, _R.c.merged
+        _R.c.case_id,
+        _R.c.report_id,
+        _R.c.source,
+        _R.c.source_ref,
+        _R.c.merged,
+        _R.c.integrator_id,
     ).where(
         _R.c.source.in_(_binds("s", sources, _R.c.source.type)),
         _R.c.source_ref.in_(_binds("r", refs, _R.c.source_ref.type)),
@@ -234,6 +239,7 @@ class StoredRef:
     source: str
     source_ref: str
     merged: bool
+    integrator_id: str | None  # who sent it (None: the source's own Kafka feed)
 
 
 async def reports_by_refs(
@@ -249,10 +255,10 @@ async def reports_by_refs(
         chunk = names[i : i + BATCH_IN]
         stmt = _reports_by_refs(_shape(len(sources)), _shape(len(chunk)))
         rows = await conn.execute(stmt, _in_values("s", sources) | _in_values("r", chunk))
-        for case_id, report_id, source, source_ref, merged in rows:
+        for case_id, report_id, source, source_ref, merged, integrator_id in rows:
             if (source, source_ref) in wanted:
                 out[(source, source_ref)] = StoredRef(
-                    case_id, report_id, source, source_ref, bool(merged)
+                    case_id, report_id, source, source_ref, bool(merged), integrator_id
                 )
     return out
 

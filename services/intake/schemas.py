@@ -38,10 +38,10 @@ class ReportReceipt(Body):
 
 
 class BatchItem(Body):
-    """One report of a batch: 202 with its receipt, or 422/403 with the fields to blame."""
+    """One report of a batch: 202 with its receipt, or 422/403/409 with the fields to blame."""
 
     index: int
-    status: int = Field(examples=[202, 422, 403])
+    status: int = Field(examples=[202, 422, 403, 409])
     errors: list[FieldProblem] | None = None
     case_id: str | None = None
     source: str | None = None

@@ -106,7 +106,7 @@ def corrected_spec(example_request_id: str | None = None) -> dict[str, Any]:
         if example:
             p["x-example"] = example
     create["responses"].update(
-        {code: ERROR for code in ("401", "403", "404", "413", "415", "422", "429")}
+        {code: ERROR for code in ("401", "403", "404", "409", "413", "415", "422", "429")}
     )
     read = paths.pop("/request/{service_request_id}.{response_format}")["get"]
     read["responses"]["200"]["schema"] = {

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlmodel import func, select
 
+from services.intake.canonical import validate_report
+from services.intake.handlers import Incoming, RefTaken
+from services.intake.integrators import create_integrator
 from services.intake.repository import IntakeReport
 from shared.contracts import ReportReceived
+from shared.events import utcnow
 from tests.unit.intake.conftest import Intake, report
 
 SAMPLE_PARTIES = [
@@ -94,6 +99,55 @@ async def test_concurrent_duplicates_make_one_case(intake: Intake) -> None:
     assert await count_reports(intake) == 1
     await intake.settle()
     assert len(intake.events(intake.topics.reports, "report.received")) == 1
+
+
+async def test_another_integrators_source_ref_is_a_409_that_tells_nothing_of_its_case(
+    intake: Intake,
+) -> None:
+    """(source, source_ref) identifies a report, but an integrator sees nothing of another's
+    (DOMAIN.md §7): a second integrator of the same source sending a reference the first one
+    used is refused with no case id, alone (HTTP, batch, Open311, and in one group with the
+    first sender's repeat), and the first sender's repeat is still its duplicate."""
+    h = intake.app.state.handlers
+    other = (
+        await create_integrator(h.delivery.sessions, h.cipher, name="县热线", source="12345")
+    ).api_key
+    first = await intake.post(report("12345", "WO-1", text="业主张三丰反映物业漏水"))
+    assert first.status_code == 202, first.text
+    case_id = first.json()["case_id"]
+    probe = await intake.post(report("12345", "WO-1", text="试探"), key=other)
+    assert probe.status_code == 409, probe.text
+    assert probe.json()["errors"] == [
+        {"field": "source_ref", "reason": "already used on this source by another sender"}
+    ]
+    batch = await intake.client.post(
+        "/v1/reports:batch",
+        json={"reports": [report("12345", "WO-1"), report("12345", "WO-2")]},
+        headers={"X-API-Key": other},
+    )
+    assert batch.status_code == 200, batch.text
+    assert [r["status"] for r in batch.json()["results"]] == [409, 202]
+    assert batch.json()["accepted"] == 1 and case_id not in batch.text
+    form = {"service_code": "labour", "description": "试探", "source_ref": "WO-1"}
+    o311 = await intake.client.post(
+        "/open311/v2/requests.json", data=form, headers={"X-API-Key": other}
+    )
+    assert o311.status_code == 409 and o311.json()[0]["code"] == 409, o311.text
+    # in one group of the writer: the first sender's repeat and the other's probe together
+    again, probe = await asyncio.gather(
+        intake.post(report("12345", "WO-1")), intake.post(report("12345", "WO-1"), key=other)
+    )
+    assert again.status_code == 202 and again.json()["case_id"] == case_id
+    assert again.json()["duplicate"] is True
+    assert probe.status_code == 409 and case_id not in probe.text
+    assert await count_reports(intake) == 2  # WO-1 once, and the other's WO-2
+    # a group stored together with both senders' WO-3: the second sender's fails the group
+    wo3 = validate_report(
+        report("12345", "WO-3"), max_text_chars=2000, max_future_skew_s=600, now=utcnow()
+    )
+    with pytest.raises(RefTaken):
+        await h.receive_many([Incoming(wo3, "http", "first"), Incoming(wo3, "http", "second")])
+    assert await count_reports(intake) == 2  # rolled back whole (then stored one by one)
 
 
 async def test_status_endpoint_answers_masked_status(intake: Intake) -> None:
