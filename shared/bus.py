@@ -239,7 +239,7 @@ async def try_batch(sub: _Subscription, msgs: list[Message]) -> bool:
     first: it then sees the other's rows."""
     if sub.batch_handler is None:
         return False
-    attempt = 0
+    attempt = waits = 0
     while True:
         CURRENT_HANDLER.set("")
         try:
@@ -249,6 +249,10 @@ async def try_batch(sub: _Subscription, msgs: list[Message]) -> bool:
             raise
         except Exception as exc:
             metrics.retried(msgs[0].topic)
+            if is_unavailable(exc):  # not the records' fault: the batch waits and goes again
+                waits += 1
+                await wait_for_database(msgs[0].topic, sub.group, waits, exc)
+                continue
             detail = db_error_detail(exc)
             if attempt < BATCH_CONFLICT_RETRIES and detail.get("sqlstate") in _CONFLICT_SQLSTATES:
                 attempt += 1
@@ -294,6 +298,66 @@ def db_error_detail(exc: BaseException) -> dict[str, str]:
     return out
 
 
+# A database that is away (restarting, failing over, out of connections) or busy past its
+# timeout fails every record alike: those records are not poison. A consumer waits for it,
+# retrying the same records (a batch whole) with a growing pause, instead of spending their
+# attempts in a fraction of a second and dead-lettering them (which would also hold back every
+# later entry of their cases in the gated groups). It waits for as long as it takes: the
+# handler-retries alert and the consumer lag show it; stopping the service interrupts it.
+# SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57P operator
+# intervention (admin or crash shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+UNAVAILABLE_FIRST_WAIT_S = 0.1
+UNAVAILABLE_MAX_WAIT_S = 5.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error says the database could not be reached or was too busy, rather than
+    that this record's work failed."""
+    import sqlite3
+
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if getattr(e, "connection_invalidated", False):
+            return True
+        sqlstate = getattr(e, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(e, ConnectionError | TimeoutError | PoolTimeout):
+            return True
+        if isinstance(e, sqlite3.OperationalError) and any(
+            word in str(e) for word in ("database is locked", "database is busy")
+        ):
+            return True
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return False
+
+
+async def wait_for_database(topic: str, group: str, waits: int, exc: BaseException) -> None:
+    """Pause before trying records again while the database is unavailable (see above)."""
+    pause = min(UNAVAILABLE_MAX_WAIT_S, UNAVAILABLE_FIRST_WAIT_S * 2 ** (waits - 1))
+    if waits == 1 or pause == UNAVAILABLE_MAX_WAIT_S:
+        log.warning(
+            "database unavailable, waiting to try the records again",
+            extra={
+                "topic": topic,
+                "group": group,
+                "waits": waits,
+                "pause_s": pause,
+                "error": type(exc).__name__,
+                **db_error_detail(exc),
+            },
+        )
+    await asyncio.sleep(pause)
+
+
 class DeadLetterPolicy:
     """Retry a failing message a few times, then send it to `<topic>.dlq` and move on."""
 
@@ -305,7 +369,9 @@ class DeadLetterPolicy:
         """Call the handler; after max_attempts failures dead-letter the raw message."""
         from shared.events import EventDecodeError
 
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = waits = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             CURRENT_HANDLER.set(handler_name(handler))
             try:
                 await handler(msg)
@@ -314,6 +380,12 @@ class DeadLetterPolicy:
                 await self.dead_letter(msg, exc, attempt, group)
                 return
             except Exception as exc:
+                if is_unavailable(exc):  # no attempt spent: the record is not at fault
+                    metrics.retried(msg.topic)
+                    attempt -= 1
+                    waits += 1
+                    await wait_for_database(msg.topic, group, waits, exc)
+                    continue
                 if attempt == self.max_attempts:
                     await self.dead_letter(msg, exc, attempt, group)
                     return
