@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 
 from shared.auth import StaffPrincipal
-from shared.scope import CaseScope, Sight, in_area, sight
+from shared.scope import CaseScope, Sight, in_area, sight, tiers_up_to
 
 __all__ = ["Access", "CaseScope", "access_to", "may_perform", "management_refusal", "actor_of"]
 
@@ -88,6 +88,32 @@ def management_refusal(
         return "an organisation without grid codes covers the whole county: outside your area"
     if not all(in_area(code, p.grid_codes) for code in grid_codes):
         return "the organisation's grid codes reach outside your area"
+    return None
+
+
+def assignment_refusal(
+    p: StaffPrincipal,
+    tier: str | None,
+    grid_codes: Sequence[str],
+    case_grid_code: str | None,
+) -> str | None:
+    """Why the principal may not hand a case to an organisation (its `tier`, `grid_codes`) by
+    hand; None when allowed. An admin may; a coordinator only to an organisation they see
+    (their tier or one below it, every grid code within their area: DOMAIN.md §7) and that
+    works where the case is (a grid prefix of its own covers the case's grid code; one
+    without grid codes covers the whole county, the only one for a case without a place).
+    Its mediators read the case in clear: handing it elsewhere would open it to them.
+    """
+    if p.role == "admin":
+        return None
+    if tier not in tiers_up_to(p.tier):
+        return f"a coordinator assigns only to organisations of their tier or below ({p.tier})"
+    if p.grid_codes and (not grid_codes or not all(in_area(g, p.grid_codes) for g in grid_codes)):
+        return "the organisation works outside your area"
+    if grid_codes and not (
+        case_grid_code and any(case_grid_code.startswith(g) for g in grid_codes)
+    ):
+        return "the organisation does not work where the case is"
     return None
 
 

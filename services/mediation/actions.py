@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.mediation.access import Access, CaseScope, access_to, actor_of, may_perform
+from services.mediation.access import (
+    Access,
+    CaseScope,
+    access_to,
+    actor_of,
+    assignment_refusal,
+    may_perform,
+)
 from services.mediation.assignment import (
     SYSTEM,
     AfterCommit,
@@ -396,6 +403,9 @@ class CaseActions:
             org = await tx.session.get(Organisation, organisation_id)
             if org is None or not org.active or org.kind != "mediation":
                 raise InvalidTarget("organisation_id", "no such mediation organisation")
+            refusal = assignment_refusal(p, org.tier, org.grid_codes, case.grid_code)
+            if refusal is not None:
+                raise ActionForbidden(refusal)
             mediator = None
             if mediator_id is not None:
                 mediator = await tx.session.get(StaffMember, mediator_id)

@@ -319,6 +319,31 @@ async def test_coordinator_assigns_manual_case_after_two_returns(svc: Svc) -> No
     assert r["errors"][0]["field"] == "organisation_id"
 
 
+async def test_a_coordinator_assigns_only_to_organisations_they_see_that_work_where_the_case_is(
+    svc: Svc,
+) -> None:
+    """The mediators of the organisation a case is handed to read it in clear: a coordinator
+    may hand it only within their tier and area (DOMAIN.md §7), to one working at its place."""
+    south = {"id": "people-south", "name": "二镇一网格人民调解委员会", "kind": "mediation"}
+    south |= {"channel": "people", "tier": "grid", "grid_codes": ["522731002001"]}
+    r = await svc.client.post("/v1/admin/organisations", headers=svc.token("admin"), json=south)
+    assert r.status_code == 201, r.text
+    cid = await svc.triaged(tier="grid")  # at grid 522731001001, coordinator-grid's area
+    for who, org, why in (
+        ("coordinator-grid", "people-town", "of their tier or below"),
+        ("coordinator-grid", "people-south", "outside your area"),
+        ("coordinator-county", "people-south", "does not work where the case is"),
+    ):
+        body = {"organisation_id": org, "reason": "改派"}
+        refused = await svc.act(cid, "assign", who, body, expect=403)
+        assert why in refused["detail"], (who, org)
+    assert (await svc.case(cid))["organisation_id"] == "people-grid"  # nothing moved
+    ok = await svc.act(cid, "assign", "coordinator-grid", {"organisation_id": "court-grid"})
+    assert ok["organisation_id"] == "court-grid"
+    admin = await svc.act(cid, "assign", "admin", {"organisation_id": "people-south"})
+    assert admin["organisation_id"] == "people-south"  # an admin may (and is audited)
+
+
 async def test_channel_plugin_told_of_assignment(svc: Svc) -> None:
     cid = await svc.triaged()
     assert ("assigned", cid, "people-town") in svc.people.calls
