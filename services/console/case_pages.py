@@ -19,7 +19,7 @@ from services.console.views import (
     merge_case,
     warning_summary,
 )
-from services.console.web import ApiDep, Csrf, CurrentUser, User, render
+from services.console.web import ApiDep, Csrf, CurrentUser, User, flash_error, render
 
 router = APIRouter()
 
@@ -70,6 +70,7 @@ async def my_cases(request: Request, user: CurrentUser, api: ApiDep) -> Response
             "status_counts": count_by(items, "status"),
             "overdue": sum(1 for c in items if is_overdue(c)),
             "error": error,
+            "done": DONE.get(request.query_params.get("done", "")),
         },
         user=user,
     )
@@ -216,7 +217,7 @@ async def case_page(request: Request, case_id: str, user: CurrentUser, api: ApiD
     if ctx is None:
         return render(request, "not_found.html", {"case_id": case_id}, 404, user=user)
     q = request.query_params
-    ctx |= {"flash": FLASH.get(q.get("flash", "")), "flash_error": q.get("error")}
+    ctx |= {"flash": FLASH.get(q.get("flash", "")), "flash_error": flash_error(request)}
     flash = DONE.get(q.get("done", ""))
     return render(request, "case.html", {**ctx, "error": None, "done": flash}, user=user)
 
@@ -305,7 +306,7 @@ async def act(
     r = await api.post(service, path, user.token, json=body)
     if r.ok:
         if isinstance(r.body, dict) and r.body.get("visible") is False:
-            return RedirectResponse("/my?" + urlencode({"done": DONE[action]}), 303)
+            return RedirectResponse("/my?" + urlencode({"done": action}), 303)
         return RedirectResponse(f"/cases/{case_id}?" + urlencode({"done": action}), 303)
     ctx = await case_context(api, user, case_id)
     if ctx is None:

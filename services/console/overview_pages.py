@@ -15,7 +15,16 @@ from fastapi.responses import RedirectResponse, Response
 from services.console.client import ApiResult
 from services.console.labels import DISPUTE_TYPE, SEVERITY, TIER, WARNING_KIND
 from services.console.views import area_map, period_bounds, trend_of_series, warning_summary
-from services.console.web import ApiDep, Csrf, CurrentUser, SettingsDep, render
+from services.console.web import (
+    ApiDep,
+    Csrf,
+    CurrentUser,
+    SettingsDep,
+    flash_error,
+    flash_error_query,
+    render,
+    settings_of,
+)
 
 router = APIRouter()
 
@@ -114,7 +123,7 @@ async def overview(
             "map": area_map(area_items, point_items, level),
             "points_shown": len(point_items),
             "flash": FLASH.get(request.query_params.get("flash", "")),
-            "flash_error": request.query_params.get("error"),
+            "flash_error": flash_error(request),
             "buckets": EXPORT_BUCKETS,
             "groups": EXPORT_GROUPS,
             "types": DISPUTE_TYPE,
@@ -226,7 +235,7 @@ async def warnings_page(
             "first_url": "/warnings?" + urlencode(keep) if cursor else None,
             "back": "/warnings?" + urlencode(keep),
             "flash": FLASH.get(request.query_params.get("flash", "")),
-            "flash_error": request.query_params.get("error"),
+            "flash_error": flash_error(request),
         },
         user=user,
     )
@@ -238,10 +247,11 @@ def _back(request: Request, fallback: str = "/overview") -> str:
     return back if back.startswith("/") and not back.startswith("//") else fallback
 
 
-def _redirect(back: str, **flash: str) -> RedirectResponse:
-    flash = {k: v[:300] for k, v in flash.items()}
+def _redirect(request: Request, back: str, flash: str = "", error: str = "") -> RedirectResponse:
+    """Back to the page, with a code of FLASH or a signed alert (web.flash_error_query)."""
+    query = {"flash": flash} if flash else flash_error_query(settings_of(request), error)
     sep = "&" if "?" in back else "?"
-    return RedirectResponse(back + sep + urlencode(flash), 303)
+    return RedirectResponse(back + sep + urlencode(query), 303)
 
 
 @router.post("/warnings/{warning_id}/ack")
@@ -253,13 +263,13 @@ async def acknowledge(
     note = str(form.get("note") or "").strip()
     back = _back(request)
     if not note:
-        return _redirect(back, error="请填写研判意见")
+        return _redirect(request, back, error="请填写研判意见")
     r = await api.post(
         "followup", f"/v1/warnings/{warning_id}/acknowledge", user.token, json={"note": note}
     )
     if r.ok:
-        return _redirect(back, flash="acked")
-    return _redirect(back, error=f"研判未保存（{r.status}）：{r.reason()}")
+        return _redirect(request, back, flash="acked")
+    return _redirect(request, back, error=f"研判未保存（{r.status}）：{r.reason()}")
 
 
 # --- the triage review queue -------------------------------------------------------------------
@@ -283,5 +293,5 @@ async def review(
     r = await api.post("triage", f"/v1/triage/cases/{case_id}/review", user.token, json=body)
     if r.ok and isinstance(r.body, dict):
         done = str(r.body.get("status"))
-        return _redirect(back, flash="rerouted" if r.body.get("rerouted") else done)
-    return _redirect(back, error=f"复核未保存（{r.status}）：{r.reason()}")
+        return _redirect(request, back, flash="rerouted" if r.body.get("rerouted") else done)
+    return _redirect(request, back, error=f"复核未保存（{r.status}）：{r.reason()}")

@@ -44,6 +44,23 @@ def csrf_for(settings: ConsoleSettings, seed: str) -> str:
     return hmac.new(key, f"csrf:{seed}".encode(), "sha256").hexdigest()
 
 
+def flash_error_query(settings: ConsoleSettings, text: str) -> dict[str, str]:
+    """The query of a redirect that shows `text` (a refusal's reason) as the console's alert:
+    signed, so that a link cannot put words in the console's mouth."""
+    text = text[:300]
+    key = settings.csrf_secret.encode()
+    return {"error": text, "sig": hmac.new(key, f"flash:{text}".encode(), "sha256").hexdigest()}
+
+
+def flash_error(request: Request) -> str | None:
+    """The alert a redirect asked for, if the console signed it (else nothing)."""
+    text = request.query_params.get("error")
+    if not text:
+        return None
+    expected = flash_error_query(settings_of(request), text)["sig"]
+    return text if hmac.compare_digest(request.query_params.get("sig", ""), expected) else None
+
+
 class CsrfSeedMiddleware(BaseHTTPMiddleware):
     """Gives every browser a random seed cookie (HttpOnly, SameSite=Strict) for its form token."""
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -317,6 +318,21 @@ async def test_overview_reads_the_real_shapes_and_acknowledges_a_warning_with_a_
         "/warnings/w1/ack?back=/overview", data={"csrf_token": token.group(1), "note": " "}
     )
     assert empty.status_code == 303 and acks == []  # a note is required, as followup requires
+    # the refusal shows on the page it returns to; the same words in a link of anyone's do not
+    shown = await client.get(empty.headers["location"])
+    assert "请填写研判意见" in shown.text and 'data-testid="flash-error"' in shown.text
+    for forged in (
+        "/overview?error=请将令牌发送至某邮箱",
+        "/warnings?error=请将令牌发送至某邮箱",
+        "/my?done=请将令牌发送至某邮箱",  # 我的案件 says only what a code of DONE says
+    ):
+        page = await client.get(forged)
+        assert page.status_code == 200 and "请将令牌发送至某邮箱" not in page.text, forged
+    path, _, query = empty.headers["location"].partition("?")
+    signed = dict(parse_qsl(query))
+    assert signed["error"] == "请填写研判意见"
+    other_words = urlencode({**signed, "error": "请将令牌发送至某邮箱"})  # its signature kept
+    assert "flash-error" not in (await client.get(f"{path}?{other_words}")).text
     r = await client.post(
         "/warnings/w1/ack?back=/overview%3Fdays%3D30",
         data={"csrf_token": token.group(1), "note": "已约谈"},
