@@ -34,6 +34,7 @@ from shared.responses import NUL_REASON, Health, Readiness
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("fengqiao.http")
+RETRY_SOON = {"Retry-After": "1"}
 
 
 def _problem(e: Mapping[str, Any]) -> dict[str, str]:
@@ -107,6 +108,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+        from shared.bus import is_unavailable
+
+        if is_unavailable(exc):  # the database is away or busy: the caller tries again later
+            log.warning(
+                "database unavailable", extra={"path": req.url.path, "error": type(exc).__name__}
+            )
+            return error_response(
+                Unavailable("the database is unavailable; send again", headers=RETRY_SOON)
+            )
         log.error("unhandled error", extra={"path": req.url.path, "error": type(exc).__name__})
         return JSONResponse(ApiError("internal error").body(), status_code=500)
 

@@ -208,3 +208,36 @@ async def test_an_unreadable_body_is_a_422_naming_the_body_and_keys_are_never_ec
         assert r.status_code == 422, r.text
         assert "13912345678" not in r.text and "张三" not in r.text
         assert {"field": "<key>", "reason": "contains a NUL character"} in r.json()["errors"]
+
+
+async def test_a_database_that_is_away_is_a_503_to_send_again_never_a_500(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that found the database away or locked: the caller is told to send it again
+    (503, Retry-After), not that the service failed; any other error stays a 500 that says
+    nothing."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from services.intake import api
+
+    async def away(*_a: object, **_k: object) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+
+    async def broken(*_a: object, **_k: object) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: x"))
+
+    import httpx
+
+    key = {"X-API-Key": intake.keys["110"]}
+    # the server's answer, as a client sees it (the test transport would re-raise the error)
+    transport = httpx.ASGITransport(app=intake.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        monkeypatch.setattr(api, "report_by_ref", away)
+        r = await client.get("/v1/reports/110/R-1", headers=key)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+        assert r.json()["detail"] == "the database is unavailable; send again"
+        monkeypatch.setattr(api, "report_by_ref", broken)
+        r = await client.get("/v1/reports/110/R-1", headers=key)
+        assert r.status_code == 500 and r.json() == {"detail": "internal error", "errors": []}
