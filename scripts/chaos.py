@@ -4,7 +4,9 @@ checked. Never touches the shared broker on 9092: it starts one on --kafka-port.
 The four services run as separate processes (bench.stack). While reports are submitted:
 (a) random services are SIGKILLed and restarted every few seconds; (b) the broker is SIGKILLed
 and restarted after an outage; (c) poison records (not an event) go to every consumed topic;
-(d) delivered events are published again (a rewind: consumers see them a second time).
+(d) delivered events are published again (a rewind: consumers see them a second time);
+(e) with --db pg, PostgreSQL is stopped (fast: every connection cut) and started again after
+an outage, while the broker is up.
 Then, for every submitted report: exactly one case; `assigned` reached exactly once; the trail
 verified (the chain covers causal order); the ledger's status equal to mediation's; feedback
 to the source in causal order; consumer lag back to 0; dead letters per group = poison sent.
@@ -58,6 +60,7 @@ class Config:
     kills: int = 10
     kill_every_s: float = 4.0
     broker_outage_s: float = 40.0
+    db_outage_s: float = 6.0  # with --db pg
     poison_rate: float = 0.015
     replay_rate: float = 0.05
     kafka_port: int = 19392
@@ -91,6 +94,8 @@ class Result:
     kills: int = 0
     supervisor_restarts: int = 0
     broker_outage_s: float = 0.0
+    db_outage_s: float = 0.0
+    db_waits: int = 0  # service log lines: a consumer or request met the database away
     poison: dict[str, int] = field(default_factory=dict)
     dlq: dict[str, int] = field(default_factory=dict)
     records: dict[str, int] = field(default_factory=dict)
@@ -128,6 +133,8 @@ class Result:
             ("services SIGKILLed", self.kills),
             ("restarted after exiting", self.supervisor_restarts),
             ("broker outage (s)", round(self.broker_outage_s, 1)),
+            ("database outage (s)", round(self.db_outage_s, 1)),
+            ("met it (log lines)", self.db_waits),
             ("poison sent (per topic)", sum(self.poison.values())),
             ("dead letters (per group)", json.dumps(self.dlq, sort_keys=True)),
             ("drain time (s)", round(self.drain_s, 1)),
@@ -463,6 +470,19 @@ async def outage(cfg: Config, result: Result, after_s: float) -> None:
     result.broker_outage_s = time.monotonic() - t0
 
 
+async def db_outage(cfg: Config, result: Result, after_s: float) -> None:
+    """Stop PostgreSQL (fast shutdown: every connection cut), keep it down, start it again."""
+    if cfg.db != "pg" or cfg.db_outage_s <= 0:
+        return
+    await asyncio.sleep(after_s)
+    pg = ["bash", str(ROOT / "scripts" / "pg.sh")]
+    t0 = time.monotonic()
+    await asyncio.to_thread(subprocess.run, [*pg, "stop"], check=True)
+    await asyncio.sleep(cfg.db_outage_s)
+    await asyncio.to_thread(subprocess.run, [*pg, "start"], check=True, capture_output=True)
+    result.db_outage_s = time.monotonic() - t0
+
+
 async def poison_and_replay(
     bootstrap: str, topics: Topics, cfg: Config, rng: random.Random, result: Result
 ) -> None:
@@ -783,6 +803,10 @@ async def run(cfg: Config) -> Result:
         faults = [
             asyncio.create_task(killer(stack, cfg, rng, result)),
             asyncio.create_task(outage(cfg, result, after_s=load_s / 3)),
+            # under load, before the broker outage: consumers and HTTP writes meet it
+            asyncio.create_task(
+                db_outage(cfg, result, after_s=max(1.0, load_s / 3 - cfg.db_outage_s - 2))
+            ),
         ]
         accepting = asyncio.create_task(
             acceptor(stack, staff, admin, live_cases, wanted, accepted, stop)
@@ -820,6 +844,10 @@ async def run(cfg: Config) -> Result:
             result.found.append(f"  topics over 2x: {json.dumps(over, sort_keys=True)}")
         if stack.dead():
             result.notes.append(f"exited on their own: {stack.dead()}")
+        result.db_waits = sum(
+            log.read_text(errors="replace").count("database unavailable")
+            for log in workdir.glob("*.log")
+        )
         if not result.ok():
             result.notes.append(f"service logs: {workdir}")
     finally:
@@ -843,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=Config.rate)
     p.add_argument("--kills", type=int, default=Config.kills)
     p.add_argument("--broker-outage", type=float, default=Config.broker_outage_s)
+    p.add_argument("--db-outage", type=float, default=Config.db_outage_s, help="with --db pg")
     p.add_argument("--poison-rate", type=float, default=Config.poison_rate)
     p.add_argument("--kafka-port", type=int, default=Config.kafka_port)
     p.add_argument("--controller-port", type=int, default=Config.controller_port)
@@ -856,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
         rate=a.rate,
         kills=a.kills,
         broker_outage_s=a.broker_outage,
+        db_outage_s=a.db_outage,
         poison_rate=a.poison_rate,
         kafka_port=a.kafka_port,
         controller_port=a.controller_port,

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -283,6 +283,17 @@ def db_error_detail(exc: BaseException) -> dict[str, str]:
     """The SQLSTATE and constraint name of a database error, if it carries them: what failed,
     never the values (an error's message may quote a row's personal data)."""
     out: dict[str, str] = {}
+    for e in error_chain(exc):
+        for attr, key in (("sqlstate", "sqlstate"), ("constraint_name", "constraint")):
+            value = getattr(e, attr, None)
+            if isinstance(value, str) and value and key not in out:
+                out[key] = value[:100]
+    return out
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """An error and, once each, what it wraps: a driver's error (`orig`), its cause, its
+    context."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -290,12 +301,8 @@ def db_error_detail(exc: BaseException) -> dict[str, str]:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        for attr, key in (("sqlstate", "sqlstate"), ("constraint_name", "constraint")):
-            value = getattr(e, attr, None)
-            if isinstance(value, str) and value and key not in out:
-                out[key] = value[:100]
+        yield e
         todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
-    return out
 
 
 # A database that is away (restarting, failing over, out of connections) or busy past its
@@ -318,13 +325,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in error_chain(exc):
         if getattr(e, "connection_invalidated", False):
             return True
         sqlstate = getattr(e, "sqlstate", None)
@@ -336,7 +337,6 @@ def is_unavailable(exc: BaseException) -> bool:
             word in str(e) for word in ("database is locked", "database is busy")
         ):
             return True
-        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
     return False
 
 
