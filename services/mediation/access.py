@@ -20,7 +20,15 @@ from enum import IntEnum
 from shared.auth import StaffPrincipal
 from shared.scope import CaseScope, Sight, in_area, sight, tiers_up_to
 
-__all__ = ["Access", "CaseScope", "access_to", "may_perform", "management_refusal", "actor_of"]
+__all__ = [
+    "Access",
+    "CaseScope",
+    "access_to",
+    "may_perform",
+    "management_refusal",
+    "assignment_refusal",
+    "actor_of",
+]
 
 MEDIATOR_ACTIONS = frozenset(
     {"accept", "return", "note", "agree", "fail", "escalate", "transfer", "extend"}
