@@ -15,10 +15,12 @@ until it is handled, so "fix the cause, then re-drive" is how those cases move a
   `fengqiao.redrive`) marks what has been dealt with: `redrive` moves it past what it
   re-drove, only after the broker acknowledged every record; a run that fails half-way moves
   nothing and the next run sends those records again (which the inboxes skip).
-- Records whose bytes are no event envelope cannot be mended by sending them again: `redrive`
-  passes them (the cursor moves, they stay in the dead-letter topic to be inspected) and says
-  how many. A record that is an envelope but failed its payload's schema is re-driven (a
-  newer consumer may read it).
+- Records dead-lettered because their bytes are no event (`EventDecodeError`: not an envelope,
+  or a payload no registered schema reads) cannot be mended by sending them again unless a
+  release now reads them: `redrive` passes them (the cursor moves, they stay in the
+  dead-letter topic to be inspected) and says how many; `--undecodable` sends them too. A
+  source's native record (a report, not an envelope) that failed for another reason is
+  re-driven like an event.
 - Nothing of a payload is printed: the listing shows where a record came from, which group and
   handler failed, the error (redacted when dead-lettered), and the envelope's type and ids.
 """
@@ -64,8 +66,15 @@ class DeadLetter:
         return self.header("dlq.origin.topic") or self.topic.removesuffix(DLQ_SUFFIX)
 
     @property
+    def undecodable(self) -> bool:
+        """Dead-lettered because its bytes are no event (sending them again changes nothing
+        until a release reads them)."""
+        return self.header("dlq.error").startswith(EventDecodeError.__name__)
+
+    @property
     def envelope(self) -> Envelope | None:
-        """The event, or None when its bytes are no envelope (re-driving cannot mend them)."""
+        """The event, or None when its bytes are no envelope (a source's native record, or
+        bytes that are nothing)."""
         try:
             return Envelope.from_bytes(self.value)
         except EventDecodeError:
@@ -74,7 +83,7 @@ class DeadLetter:
     def line(self) -> str:
         """One line for the listing: where, who failed, why, which event. No payload."""
         env = self.envelope
-        event = f"{env.event_type} {env.event_id} case {env.case_id}" if env else "not an event"
+        event = f"{env.event_type} {env.event_id} case {env.case_id}" if env else "no envelope"
         origin = (
             f"{self.origin_topic}[{self.header('dlq.origin.partition')}]"
             f"@{self.header('dlq.origin.offset')}"
@@ -153,14 +162,18 @@ async def read(
 
 
 async def redrive(
-    settings: BrokerSettings, topics: Sequence[str] = (), dry_run: bool = False
+    settings: BrokerSettings,
+    topics: Sequence[str] = (),
+    dry_run: bool = False,
+    undecodable: bool = False,
 ) -> tuple[Redriven, list[DeadLetter]]:
-    """Send every pending dead letter back onto its topic, then move the cursor past them."""
+    """Send every pending dead letter back onto its topic (those whose bytes are no event only
+    when `undecodable`), then move the cursor past them."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     letters = [d for d in await read(settings, topics) if d.pending]
     done = Redriven()
-    to_send = [d for d in letters if d.envelope is not None]
+    to_send = [d for d in letters if undecodable or not d.undecodable]
     done.redriven, done.passed = len(to_send), len(letters) - len(to_send)
     if dry_run or not letters:
         return done, letters
@@ -243,6 +256,9 @@ def main(argv: list[str]) -> int:
     listing.add_argument("--all", action="store_true", help="also those already dealt with")
     again = sub.add_parser("redrive", help="send pending dead letters back onto their topics")
     again.add_argument("--dry-run", action="store_true", help="list what would be sent")
+    again.add_argument(
+        "--undecodable", action="store_true", help="also those whose bytes were no event"
+    )
     for sp in (listing, again):
         sp.add_argument(
             "topics", nargs="*", metavar="TOPIC", help="a topic or its .dlq (default: all)"
@@ -256,9 +272,12 @@ def main(argv: list[str]) -> int:
         pending = sum(d.pending for d in letters)
         print(f"{pending} pending dead letter(s)", file=sys.stderr)
         return 0
-    done, letters = asyncio.run(redrive(settings, args.topics, dry_run=args.dry_run))
+    done, letters = asyncio.run(
+        redrive(settings, args.topics, dry_run=args.dry_run, undecodable=args.undecodable)
+    )
     verb = "would re-drive" if args.dry_run else "re-drove"
     for d in letters:
-        print(f"{verb if d.envelope is not None else 'passed (not an event)'}\t{d.line()}")
-    print(f"{verb} {done.redriven} record(s); {done.passed} not an event, passed", file=sys.stderr)
+        sent = args.undecodable or not d.undecodable
+        print(f"{verb if sent else 'passed (no event in its bytes)'}\t{d.line()}")
+    print(f"{verb} {done.redriven} record(s); passed {done.passed} (no event)", file=sys.stderr)
     return 0
