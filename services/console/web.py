@@ -38,18 +38,22 @@ def api_of(request: Request) -> Api:
     return api
 
 
+def _signature(settings: ConsoleSettings, purpose: str, value: str) -> str:
+    """An HMAC of the console's secret over a value, for one purpose (never valid for another)."""
+    key = settings.csrf_secret.encode()
+    return hmac.new(key, f"{purpose}:{value}".encode(), "sha256").hexdigest()
+
+
 def csrf_for(settings: ConsoleSettings, seed: str) -> str:
     """The form token of a browser: an HMAC of its random seed cookie."""
-    key = settings.csrf_secret.encode()
-    return hmac.new(key, f"csrf:{seed}".encode(), "sha256").hexdigest()
+    return _signature(settings, "csrf", seed)
 
 
 def flash_error_query(settings: ConsoleSettings, text: str) -> dict[str, str]:
     """The query of a redirect that shows `text` (a refusal's reason) as the console's alert:
     signed, so that a link cannot put words in the console's mouth."""
     text = text[:300]
-    key = settings.csrf_secret.encode()
-    return {"error": text, "sig": hmac.new(key, f"flash:{text}".encode(), "sha256").hexdigest()}
+    return {"error": text, "sig": _signature(settings, "flash", text)}
 
 
 def flash_error(request: Request) -> str | None:
