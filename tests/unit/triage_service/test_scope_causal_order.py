@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,7 +14,7 @@ from shared.contracts import TrailAppended
 from shared.db import Delivery, make_engine, migrate
 from shared.events import Envelope
 from shared.topics import Topics
-from tests.unit.shared.test_trail_heads_concurrency import open_delivery
+from tests.unit.shared.test_trail_heads_concurrency import delivery  # noqa: F401
 
 
 def scope_projection(engine: Any) -> tuple[Delivery, Any]:
@@ -33,15 +31,9 @@ def scope_projection(engine: Any) -> tuple[Delivery, Any]:
     return triage, ScopeProjection(triage)
 
 
-@pytest.fixture
-async def delivery(tmp_path: Path) -> AsyncIterator[Delivery]:
-    engine, d = await open_delivery(f"sqlite+aiosqlite:///{tmp_path / 'producers.db'}")
-    yield d
-    await engine.dispose()
-
-
 async def test_the_scope_projection_keeps_the_newer_tier_when_an_older_entry_comes_late(
-    delivery: Delivery, tmp_path: Path
+    delivery: Delivery,  # noqa: F811 - the fixture of test_trail_heads_concurrency
+    tmp_path: Path,
 ) -> None:
     """services/triage/case_scope.py:32-50 (and _apply, 53-80).
 
@@ -106,7 +98,8 @@ def _v7_made(at: datetime) -> str:
 
 
 async def test_causes_from_before_the_gate_began_count_as_applied(
-    delivery: Delivery, tmp_path: Path
+    delivery: Delivery,  # noqa: F811 - the fixture of test_trail_heads_concurrency
+    tmp_path: Path,
 ) -> None:
     """A triage database upgraded by its migrations: the gate began then (causal_gate_epochs).
     Before, the projection recorded only the entries that changed a scope fact, so an entry of
